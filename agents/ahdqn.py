@@ -1,0 +1,417 @@
+"""The Action-Head DQN (AH-DQN) of Tomasi et al., "Automatic Music Playlist Generation via
+Simulation-based Reinforcement Learning" (KDD 2023), and its learner.
+
+:class:`AHDQN` is the agent: an :class:`~agents.networks.ActionHeadQNetwork` and a masked
+argmax. :class:`AHDQNLearner` trains it on a
+:class:`~musicenv.vector_env.ListeningSessionVectorEnv`:
+
+* **Collection**: N sessions side by side, one batched forward pass per step for all of them;
+  epsilon-greedy over the *valid* slots only (a random action is a uniformly random unplayed
+  track, never a wasted step).
+* **Replay**: :class:`~agents.replay.ReplayBuffer` stores each transition as indices (user,
+  context, pool, the session's plays) and rebuilds observations when it samples, so memory is
+  bounded and independent of the feature width (DESIGN.md, "Memory and resume").
+* **Targets**: double DQN (van Hasselt et al. 2016): the online network picks the next slot among
+  the valid ones, the target network values it; optional n-step returns (Sutton 1988; Rainbow).
+  The Huber loss and gradient clipping follow the Nature DQN (Mnih et al. 2015); the target
+  network is copied every ``target_update_interval`` gradient steps (or Polyak-averaged with
+  ``tau < 1``).
+* **The end of a session is terminal**, whether the listener left (``terminated``) or the
+  playlist reached its length (``truncated``): the length cap is part of the task, not a time
+  limit imposed from outside, and the observation shows the position (``history_mask``), so
+  nothing lies beyond the last slot to bootstrap from.
+
+Every default and where it comes from is documented on :class:`~agents.config.AHDQNConfig`.
+
+Exact resume: :meth:`AHDQNLearner.save` / :meth:`AHDQNLearner.load` hold everything the run
+depends on (both networks, the optimiser, the replay buffer and its sampling stream, the
+exploration stream, step counters, the partial n-step returns, and the vector env's own state
+through its ``get_state`` / ``set_state``), so a run stopped and resumed reaches the same
+weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from agents.base import Agent, Observation, masked_argmax, register_agent
+from agents.config import AHDQNConfig, config_from_dict, config_to_dict
+from agents.networks import ActionHeadQNetwork, observation_tensors
+from agents.replay import ReplayBatch, ReplayBuffer
+from musicenv.observation import build_observations
+from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES, World, context_features
+
+RESPONSE_CODES = {name: code for code, name in enumerate(RESPONSES)}
+
+
+@register_agent
+class AHDQN(Agent):
+    """Action-Head DQN: Q(s, a) for each candidate from a state and a candidate encoder; acts greedily.
+
+    Args:
+        world: the world whose observations it reads (their widths size the network).
+        hidden_size: width of the network (:class:`~agents.config.AHDQNConfig`).
+        seed: seeds the network's initialisation (through a private torch generator state, so
+            building an agent never disturbs the caller's torch random stream).
+        device: torch device of the network.
+    """
+
+    name = "ahdqn"
+
+    def __init__(self, world: World, hidden_size: int = 64, seed: int = 0, device: str = "cpu") -> None:
+        super().__init__(world)
+        self.hidden_size = hidden_size
+        self.seed = seed
+        self.device = torch.device(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = ActionHeadQNetwork(
+                user_dim=world.user_features.shape[1],
+                track_dim=world.track_features.shape[1],
+                context_dim=CONTEXT_FEATURES_DIM,
+                hidden_size=hidden_size,
+            )
+        self.q_network = network.to(self.device)
+
+    @torch.no_grad()
+    def q_values(self, obs: Observation) -> np.ndarray:
+        """``(N, M)`` float32 Q-values of every slot (masked slots included, unmasked)."""
+        return self.q_network(observation_tensors(obs, self.device)).float().cpu().numpy()
+
+    def act(self, obs: Observation, oracle: Any = None) -> np.ndarray:
+        return masked_argmax(self.q_values(obs), obs["action_mask"])
+
+    def config(self) -> dict[str, Any]:
+        return {"hidden_size": self.hidden_size, "seed": self.seed, "device": str(self.device)}
+
+    def _save_state(self, folder: Path) -> None:
+        torch.save(self.q_network.state_dict(), folder / "q_network.pt")
+
+    def _load_state(self, folder: Path) -> None:
+        state = torch.load(folder / "q_network.pt", map_location=self.device, weights_only=True)
+        self.q_network.load_state_dict(state)
+
+
+@dataclass
+class EpisodeStats:
+    """Sums over the training sessions that ended since the last :meth:`AHDQNLearner.pop_stats`."""
+
+    episodes: int = 0
+    returns: float = 0.0
+    lengths: int = 0
+    completions: int = 0
+    skips: int = 0
+
+    def as_charts(self) -> dict[str, float]:
+        """Means for the ``charts/`` tags (empty when no session ended)."""
+        if self.episodes == 0:
+            return {}
+        plays = max(self.lengths, 1)
+        return {
+            "charts/episodic_return": self.returns / self.episodes,
+            "charts/session_length": self.lengths / self.episodes,
+            "charts/completion_rate": self.completions / plays,
+            "charts/skip_rate": self.skips / plays,
+        }
+
+
+@dataclass
+class TrainMetrics:
+    """The last gradient step's figures (for ``losses/``) and its Q-values (for the histogram)."""
+
+    td_loss: float = float("nan")
+    q_mean: float = float("nan")
+    q_values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+class AHDQNLearner:
+    """Trains an :class:`AHDQN` on a vector env; see the module docstring.
+
+    Args:
+        agent: the agent to train (its ``q_network`` is the online network).
+        env: a :class:`~musicenv.vector_env.ListeningSessionVectorEnv` over ``agent.world``.
+        config: hyperparameters.
+        total_steps: the run's length in agent steps (transitions over all envs); the epsilon
+            schedule is laid over it.
+        seed: seeds the env's episodes (sub-env ``i`` gets ``seed + i``), the exploration stream
+            and the replay sampling.
+    """
+
+    def __init__(self, agent: AHDQN, env: Any, config: AHDQNConfig, total_steps: int, seed: int = 0) -> None:
+        self.agent = agent
+        self.env = env
+        self.config = config
+        self.total_steps = total_steps
+        self.seed = seed
+        self.device = agent.device
+        self.online = agent.q_network
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate)
+        world = agent.world
+        self.replay = ReplayBuffer(
+            config.buffer_size,
+            env.pool_size,
+            env.playlist_length,
+            CONTEXT_FEATURES_DIM,
+            world.track_features,
+            world.user_features,
+            seed=seed + 1,
+        )
+        self.rng = np.random.default_rng(seed)
+        self.global_step = 0
+        self.gradient_steps = 0
+        self.stats = EpisodeStats()
+        self.metrics = TrainMetrics()
+        n, length = env.num_envs, env.playlist_length
+        # Rewards and slots of the current sessions by position: the makings of n-step returns.
+        self.session_rewards = np.zeros((n, length), np.float32)
+        self.session_actions = np.zeros((n, length), np.int64)
+        self.obs, _ = env.reset(seed=seed)
+
+    # -- schedule ----------------------------------------------------------------------------------
+
+    def epsilon(self) -> float:
+        """The exploration rate now: linear from ``start_epsilon`` to ``end_epsilon`` over
+        ``exploration_fraction * total_steps`` agent steps, then constant."""
+        c = self.config
+        span = max(c.exploration_fraction * self.total_steps, 1.0)
+        progress = min(self.global_step / span, 1.0)
+        return c.start_epsilon + progress * (c.end_epsilon - c.start_epsilon)
+
+    # -- collection --------------------------------------------------------------------------------
+
+    def explore(self, obs: Observation, epsilon: float) -> np.ndarray:
+        """Epsilon-greedy slots: with probability epsilon a uniformly random valid slot.
+
+        Both uniforms are drawn for every row whatever epsilon is, so the exploration stream
+        advances the same way on every step (a resumed run stays in step).
+        """
+        mask = obs["action_mask"].astype(bool)
+        coins = self.rng.random(len(mask))
+        picks = np.floor(self.rng.random(len(mask)) * mask.sum(axis=1)).astype(np.int64)
+        random_slots = (np.cumsum(mask, axis=1) <= picks[:, None]).sum(axis=1)
+        greedy = self.agent.act(obs) if (coins >= epsilon).any() else random_slots
+        return np.where(coins < epsilon, random_slots, greedy).astype(np.int64)
+
+    def collect(self) -> None:
+        """One vector step: act on all N sessions, store the transitions, tally ended sessions."""
+        env = self.env
+        # Copies: the env updates these arrays in place when it steps and autoresets.
+        users, pools = env.users.copy(), env.pools.copy()
+        contexts = context_features(env.contexts)
+        history_tracks, history_responses = env.history_tracks.copy(), env.history_responses.copy()
+        positions = env.lengths.copy()
+        actions = self.explore(self.obs, self.epsilon())
+        self.obs, rewards, terminated, truncated, info = env.step(actions)
+        if info["invalid_action"].any():
+            raise RuntimeError("the learner played an invalid slot; the action mask and the env disagree")
+        rows = np.arange(env.num_envs)
+        responses = np.array([RESPONSE_CODES[name] for name in info["response"]], dtype=np.int8)
+        done = terminated | truncated
+        # The state after this play: the plays before it, plus this one.
+        next_tracks = history_tracks.copy()
+        next_tracks[rows, positions] = pools[rows, actions]
+        next_responses = history_responses.copy()
+        next_responses[rows, positions] = responses
+        self.session_rewards[rows, positions] = rewards
+        self.session_actions[rows, positions] = actions
+        self._store(users, contexts, pools, next_tracks, next_responses, positions, done)
+        self.global_step += env.num_envs
+        if done.any():
+            session = info["session"]
+            ended = info["_session"]
+            self.stats.episodes += int(ended.sum())
+            self.stats.returns += float(session["return"][ended].sum())
+            self.stats.lengths += int(session["length"][ended].sum())
+            self.stats.completions += int(session["completions"][ended].sum())
+            self.stats.skips += int(session["skips"][ended].sum())
+
+    def _store(
+        self,
+        users: np.ndarray,
+        contexts: np.ndarray,
+        pools: np.ndarray,
+        next_tracks: np.ndarray,
+        next_responses: np.ndarray,
+        positions: np.ndarray,
+        done: np.ndarray,
+    ) -> None:
+        """Add the n-step transitions that this step completes.
+
+        A transition starting at position ``s`` is complete once ``n`` plays are in (``s = t - n
+        + 1`` for the play at ``t``) or when its session ends (every pending ``s`` in
+        ``(t - n, t]``), with return ``sum_k gamma^k r_{s+k}`` and bootstrap weight ``gamma^(t+1-s)``
+        (0 after the end).
+        """
+        gamma, n = self.config.gamma, self.config.n_step
+        for back in range(n):
+            starts = positions - back
+            emit = (starts >= 0) & (done | (back == n - 1))
+            if not emit.any():
+                continue
+            rows = np.flatnonzero(emit)
+            start = starts[rows]
+            steps = back + 1
+            powers = gamma ** np.arange(steps, dtype=np.float64)
+            window = np.stack([self.session_rewards[rows, start + k] for k in range(steps)], axis=1)
+            self.replay.add(
+                users=users[rows],
+                contexts=contexts[rows],
+                pools=pools[rows],
+                history_tracks=next_tracks[rows],
+                history_responses=next_responses[rows],
+                lengths=start,
+                next_lengths=positions[rows] + 1,
+                actions=self.session_actions[rows, start],
+                rewards=window @ powers,
+                discounts=np.where(done[rows], 0.0, gamma**steps),
+            )
+
+    # -- learning ----------------------------------------------------------------------------------
+
+    def train_step(self) -> None:
+        """One gradient step of double DQN on a replay batch."""
+        batch = self.replay.sample(self.config.batch_size)
+        loss, q_taken = self.td_loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.gradient_steps += 1
+        if self.gradient_steps % self.config.target_update_interval == 0:
+            self._update_target()
+        self.metrics = TrainMetrics(
+            td_loss=float(loss.detach()), q_mean=float(q_taken.mean()), q_values=q_taken.cpu().numpy()
+        )
+
+    def td_loss(self, batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Huber TD loss of a batch and the (detached) Q-values of the actions taken.
+
+        The state's history is a prefix of the next state's, so one GRU pass per network serves
+        both; the candidates are the same pool in both states.
+        """
+        obs = observation_tensors(batch.next_observations, self.device)
+        lengths = torch.as_tensor(batch.lengths, device=self.device)
+        next_lengths = obs["lengths"]
+        actions = torch.as_tensor(batch.actions, device=self.device)
+        rows = torch.arange(len(actions), device=self.device)
+        candidates = obs["candidates"]
+        state, next_state = self.online.states(obs["user"], obs["context"], obs["history"], lengths, next_lengths)
+        q_taken = self.online.q_values(state, candidates[rows, actions][:, None])[:, 0]
+        with torch.no_grad():
+            (target_state,) = self.target.states(obs["user"], obs["context"], obs["history"], next_lengths)
+            chooser = (
+                self.online.q_values(next_state.detach(), candidates)
+                if self.config.double_dqn
+                else self.target.q_values(target_state, candidates)
+            )
+            # A session's last state has no valid slot; its discount is 0, any slot will do.
+            next_actions = chooser.masked_fill(~obs["action_mask"], -torch.inf).argmax(dim=1)
+            next_q = self.target.q_values(target_state, candidates[rows, next_actions][:, None])[:, 0]
+            discounts = torch.as_tensor(batch.discounts, device=self.device)
+            targets = torch.as_tensor(batch.rewards, device=self.device) + discounts * next_q
+        return F.smooth_l1_loss(q_taken, targets), q_taken.detach()
+
+    def _update_target(self) -> None:
+        tau = self.config.tau
+        with torch.no_grad():
+            for target, online in zip(self.target.parameters(), self.online.parameters(), strict=True):
+                target.lerp_(online, tau)
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def gradient_steps_due(self) -> int:
+        """Gradient steps owed by now: one per ``train_frequency`` agent steps after ``learning_starts``."""
+        c = self.config
+        if self.global_step < c.learning_starts:
+            return 0
+        return (self.global_step - c.learning_starts) // c.train_frequency + 1 - self.gradient_steps
+
+    def iteration(self) -> None:
+        """Collect one vector step, then take the gradient steps it made due."""
+        self.collect()
+        for _ in range(self.gradient_steps_due()):
+            self.train_step()
+
+    def run(
+        self,
+        until_step: int,
+        callback: Callable[[AHDQNLearner], bool] | None = None,
+    ) -> None:
+        """Iterate until ``global_step >= until_step``, or until ``callback(self)`` returns True.
+
+        The callback runs after every iteration (logging, checkpoints, a stop request).
+        """
+        while self.global_step < until_step:
+            self.iteration()
+            if callback is not None and callback(self):
+                return
+
+    def pop_stats(self) -> EpisodeStats:
+        """The ended-session sums since the last call (and reset them)."""
+        stats, self.stats = self.stats, EpisodeStats()
+        return stats
+
+    # -- saving and resuming -------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        """Write the learner's whole state into ``folder`` (inside a checkpoint being written atomically)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.target.state_dict(), folder / "target.pt")
+        torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
+        self.replay.save(folder)
+        np.savez(folder / "env.npz", **self.env.get_state())
+        np.savez(folder / "sessions.npz", rewards=self.session_rewards, actions=self.session_actions)
+        state = {
+            "global_step": self.global_step,
+            "gradient_steps": self.gradient_steps,
+            "rng": self.rng.bit_generator.state,
+            "stats": self.stats.__dict__,
+            "config": config_to_dict(self.config),
+            "saved_at": time.time(),
+        }
+        (folder / "state.json").write_text(json.dumps(state))
+
+    def load(self, folder: Path) -> None:
+        """Restore what :meth:`save` wrote (the agent's online network is loaded with the agent)."""
+        state = json.loads((folder / "state.json").read_text())
+        if config_from_dict(AHDQNConfig, state["config"]) != self.config:
+            raise ValueError(f"{folder}: the checkpoint was written with another AH-DQN configuration")
+        self.target.load_state_dict(torch.load(folder / "target.pt", map_location=self.device, weights_only=True))
+        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True))
+        self.replay.load(folder)
+        with np.load(folder / "env.npz") as env_state:
+            self.env.set_state({key: env_state[key] for key in env_state.files})
+        with np.load(folder / "sessions.npz") as sessions:
+            self.session_rewards = sessions["rewards"].copy()
+            self.session_actions = sessions["actions"].copy()
+        self.global_step = int(state["global_step"])
+        self.gradient_steps = int(state["gradient_steps"])
+        self.rng.bit_generator.state = state["rng"]
+        self.stats = EpisodeStats(**state["stats"])
+        self.obs = current_observations(self.env)
+
+
+def current_observations(env: Any) -> Observation:
+    """The vector env's current observations, rebuilt from its compact state."""
+    catalogue = env.catalogue
+    return build_observations(
+        catalogue.track_features,
+        catalogue.user_features,
+        env.users,
+        context_features(env.contexts),
+        env.pools,
+        env.history_tracks,
+        env.history_responses,
+        env.played,
+    )

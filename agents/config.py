@@ -1,0 +1,307 @@
+"""Typed configuration of ``train.py``, and the command line generated from it.
+
+The configuration is a tree of dataclasses (CleanRL's style: one typed field per option, its
+docstring right below it). :func:`parse_config` turns the tree into an ``argparse`` command line
+whose ``--help`` is those docstrings, so an option and its documentation cannot drift apart.
+Nested dataclasses become dotted flags: ``TrainConfig.ahdqn.learning_rate`` is
+``--ahdqn.learning-rate``.
+
+Example::
+
+    python train.py --total-steps 50000 --num-envs 32 --ahdqn.n-step 3 --seed 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import functools
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AgentName = Literal["ahdqn", "maskable_ppo", "ppo", "dqn"]
+
+TRAIN_SEED_LIMIT = 2**30
+"""Training seeds lie below this; evaluation seeds at or above it, so the two never meet."""
+
+
+@dataclass
+class AHDQNConfig:
+    """Hyperparameters of the Action-Head DQN (network and learning).
+
+    Where a default comes from is said in its docstring: the paper (Tomasi et al. 2023), CleanRL's
+    ``dqn.py``, the Nature DQN (Mnih et al. 2015), or chosen here (and why). Sessions last at most
+    ``playlist_length`` (20) steps and the world answers in microseconds, so several defaults are
+    smaller than Atari's: the horizon is short and the replay cheap to refill.
+    """
+
+    hidden_size: int = 64
+    """Width of the state and candidate encoders and of the Q head. Chosen here: the largest width
+    whose training step stays near 10 ms on one CPU core (the paper does not give its sizes)."""
+    learning_rate: float = 5e-4
+    """Adam step size. CleanRL uses 2.5e-4 for Atari; chosen here twice that because the inputs are
+    low-dimensional standardised features and the run is short."""
+    gamma: float = 0.95
+    """Discount. Chosen here: a 20-track session is the whole horizon, and 0.95 (an effective
+    horizon of 20 plays) values keeping the listener in the session without the variance of 1.0."""
+    batch_size: int = 128
+    """Transitions per gradient step (CleanRL's default)."""
+    buffer_size: int = 100_000
+    """Replay capacity in transitions. Compact storage (track indices, never feature matrices)
+    costs about half a kilobyte a transition at M = 100, so this is ~50 MB."""
+    learning_starts: int = 2_000
+    """Transitions collected with the exploration policy before the first gradient step. Chosen
+    here: enough for the first batches to cover hundreds of sessions (CleanRL: 10,000 Atari frames)."""
+    train_frequency: int = 32
+    """Env transitions between gradient steps (all envs together). With 32 envs, one gradient step
+    per vector step: a replay ratio of ``batch_size / train_frequency`` = 4 (CleanRL: 128/10)."""
+    target_update_interval: int = 250
+    """Gradient steps between hard copies of the online network into the target network
+    (``tau`` = 1 as in the Nature DQN and CleanRL; their 10,000 and 500 steps count frames of far
+    longer episodes)."""
+    tau: float = 1.0
+    """Weight of the online network in each target update: 1.0 copies (periodic hard update),
+    below 1 blends (Polyak averaging, e.g. 0.005 with an interval of 1)."""
+    start_epsilon: float = 1.0
+    """Exploration rate at the start (Nature DQN, CleanRL)."""
+    end_epsilon: float = 0.05
+    """Exploration rate after the decay (CleanRL's 0.05; the Nature DQN's 0.1)."""
+    exploration_fraction: float = 0.3
+    """Share of ``total_steps`` over which epsilon decays linearly (CleanRL: 0.5 of a much longer run)."""
+    n_step: int = 1
+    """Steps of reward in each bootstrapped target (1 is the DQN; 3 to 5 are common, Rainbow)."""
+    max_grad_norm: float = 10.0
+    """Gradient-norm clip (the Nature DQN clips the TD error; SB3's DQN clips the norm at 10)."""
+    double_dqn: bool = True
+    """Choose the next action with the online network and value it with the target network
+    (van Hasselt et al. 2016), which removes the max operator's overestimation."""
+
+
+@dataclass
+class SB3Config:
+    """Hyperparameters of the stable-baselines3 agents (MaskablePPO, PPO, DQN).
+
+    Defaults are SB3's own except where said; the policy is SB3's ``MultiInputPolicy``, which
+    flattens every observation array and concatenates them.
+    """
+
+    learning_rate: float = 3e-4
+    """Adam step size (SB3's PPO default; SB3's DQN uses 1e-4)."""
+    n_steps: int = 256
+    """PPO / MaskablePPO: steps per env between updates (SB3: 2048; chosen here so that a short
+    run with many envs still makes dozens of updates)."""
+    batch_size: int = 256
+    """Minibatch size of the gradient steps (SB3: 64 for PPO, 32 for DQN; larger for speed on CPU)."""
+    n_epochs: int = 4
+    """PPO / MaskablePPO: passes over each rollout (SB3: 10; fewer for speed)."""
+    gamma: float = 0.95
+    """Discount; the same as the AH-DQN's so that returns are compared on one footing."""
+    ent_coef: float = 0.01
+    """PPO / MaskablePPO entropy bonus (SB3: 0.0; a little keeps a 100-way softmax exploring)."""
+    buffer_size: int = 100_000
+    """DQN replay capacity (SB3: 1,000,000 full observations, far too much memory at M = 100)."""
+    learning_starts: int = 2_000
+    """DQN: transitions before the first gradient step (SB3: 100)."""
+    exploration_fraction: float = 0.3
+    """DQN: share of the run over which epsilon decays (SB3: 0.1)."""
+    net_arch: tuple[int, ...] = (128, 128)
+    """Hidden layers of the policy and value (or Q) MLPs (SB3: 64, 64)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``train.py`` needs; ``python train.py --help`` prints these docstrings."""
+
+    agent: AgentName = "ahdqn"
+    """Which agent to train: the Action-Head DQN, or an SB3 baseline (MaskablePPO from sb3-contrib;
+    plain PPO / DQN through ``musicenv.wrappers``, which cannot mask)."""
+    world: str = "default"
+    """The world to train in: ``default`` (the embedded learned world, built and cached on first
+    use), a saved world folder, or ``groundtruth`` (observations and pools from the default learned
+    world, responses from its ground truth: a sim-to-real run)."""
+    total_steps: int = 100_000
+    """Agent steps (env transitions over all envs) to train for."""
+    num_envs: int = 32
+    """Sessions run side by side in the vector env; the agent scores all of them in one batched pass."""
+    seed: int = 1
+    """Seeds the network's initialisation, exploration, the replay sampling and the training
+    episodes. Must be below 2**30: evaluation seeds start there, so the two never overlap."""
+    device: str = "cpu"
+    """Torch device for the agent's networks (``cpu`` or ``cuda``)."""
+    threads: int = 1
+    """Torch CPU threads. One leaves the other core of a small machine to the environment."""
+    log_dir: str = "runs"
+    """TensorBoard root; each run writes to ``log_dir/run_name``."""
+    checkpoint_dir: str = "checkpoints"
+    """Checkpoint root; each run's latest checkpoint is ``checkpoint_dir/run_name``."""
+    run_name: str | None = None
+    """Name of the run (default: ``ListeningSession-v0__<agent>__<world>__<seed>__<unix time>``)."""
+    log_interval: int = 2_000
+    """Agent steps between TensorBoard points of the training curves."""
+    checkpoint_interval: int = 25_000
+    """Agent steps between periodic checkpoints (0: only at the end and on Ctrl-C / SIGTERM)."""
+    resume: str | None = field(default=None, metadata={"const": "latest"})
+    """Continue an interrupted run from its checkpoint: a run name, a checkpoint folder, or (the
+    flag alone) the most recent checkpoint under ``checkpoint_dir``. The run's saved configuration
+    is used; only ``total_steps``, ``stop_at_step`` and ``device`` may be changed on resuming."""
+    stop_at_step: int | None = None
+    """Checkpoint and stop once this many agent steps are done (for time-sliced jobs: continue
+    later with ``--resume``; the result equals one uninterrupted run)."""
+    eval_episodes: int = 300
+    """Held-out evaluation episodes per agent and world in the closing comparison (0 skips it)."""
+    eval_seed: int = 0
+    """First evaluation episode's seed, counted from 2**30 (so disjoint from training seeds)."""
+    playlist_length: int = 20
+    """Tracks per playlist (the MSSD's cap): episode length cap and history size."""
+    pool_size: int = 100
+    """Candidate tracks per session (M), from the world's ANN index."""
+    progress: bool = True
+    """Show a tqdm progress bar."""
+    ahdqn: AHDQNConfig = field(default_factory=AHDQNConfig)
+    """Action-Head DQN hyperparameters (``--agent ahdqn``)."""
+    sb3: SB3Config = field(default_factory=SB3Config)
+    """stable-baselines3 hyperparameters (``--agent maskable_ppo|ppo|dqn``)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < TRAIN_SEED_LIMIT:
+            raise ValueError(f"seed must lie in [0, 2**30) (evaluation seeds start at 2**30), got {self.seed}")
+        if self.seed + self.num_envs > TRAIN_SEED_LIMIT:
+            raise ValueError("seed + num_envs must stay below 2**30 (sub-environment i is seeded seed + i)")
+        for name in ("total_steps", "num_envs", "playlist_length", "pool_size", "log_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.checkpoint_interval < 0 or self.eval_episodes < 0:
+            raise ValueError("checkpoint_interval and eval_episodes must be >= 0")
+        if self.ahdqn.n_step < 1:
+            raise ValueError(f"ahdqn.n_step must be >= 1, got {self.ahdqn.n_step}")
+        if not 0.0 < self.ahdqn.tau <= 1.0:
+            raise ValueError(f"ahdqn.tau must lie in (0, 1], got {self.ahdqn.tau}")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config tree (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls: type, payload: dict[str, Any]) -> Any:
+    """Rebuild a config tree of class ``cls`` from :func:`config_to_dict`'s output.
+
+    Raises:
+        ValueError: the payload names a field ``cls`` does not have (e.g. a checkpoint written
+            by another version).
+    """
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(payload) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+    kwargs = {}
+    for name, value in payload.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            value = config_from_dict(kind, value)
+        elif typing.get_origin(kind) is tuple and value is not None:
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of dataclass ``cls`` (read from its source), by field name."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # no source (e.g. a frozen app): flags still work, undocumented
+        return {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    group = parser.add_argument_group(cls.__name__, (cls.__doc__ or "").strip().splitlines()[0]) if prefix else parser
+    for item in dataclasses.fields(cls):
+        kind = hints[item.name]
+        if dataclasses.is_dataclass(kind):
+            _add_arguments(parser, kind, f"{prefix}{item.name}.")
+            continue
+        flag = "--" + prefix + item.name.replace("_", "-")
+        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
+        text = docs.get(item.name, "").replace("%", "%%")
+        options: dict[str, Any] = {
+            "dest": prefix + item.name,
+            "default": argparse.SUPPRESS,
+            "metavar": item.name.upper(),
+        }
+        help_text = f"{text} (default: {default})"
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+        optional = origin in (typing.Union, types.UnionType) and type(None) in args
+        if optional:
+            kind = next(arg for arg in args if arg is not type(None))
+            origin, args = typing.get_origin(kind), typing.get_args(kind)
+        if kind is bool:
+            options.update(action=argparse.BooleanOptionalAction, metavar=None)
+        elif origin is Literal:
+            options.update(choices=list(args), type=type(args[0]), metavar=None)
+        elif origin is tuple:
+            options.update(nargs="+", type=args[0])
+        else:
+            options["type"] = kind
+            if "const" in item.metadata:
+                options.update(nargs="?", const=item.metadata["const"])
+        group.add_argument(flag, help=help_text, **options)
+
+
+def build_parser(cls: type = TrainConfig, prog: str = "train.py") -> argparse.ArgumentParser:
+    """An ``argparse`` parser with one flag per field of the config tree ``cls``."""
+    parser = argparse.ArgumentParser(prog=prog, description=(cls.__doc__ or "").strip())
+    _add_arguments(parser, cls)
+    return parser
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
+    """``config`` with dotted-name ``overrides`` (``{"ahdqn.n_step": 3}``) applied, validated anew."""
+    nested: dict[str, dict[str, Any]] = {}
+    flat: dict[str, Any] = {}
+    for name, value in overrides.items():
+        head, _, rest = name.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            flat[name] = value
+    for head, inner in nested.items():
+        flat[head] = apply_overrides(getattr(config, head), inner)
+    for name, value in list(flat.items()):
+        if isinstance(value, list):
+            flat[name] = tuple(value)
+    return dataclasses.replace(config, **flat)
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[TrainConfig, dict[str, Any]]:
+    """Parse ``argv`` into a :class:`TrainConfig`; also return the options given explicitly.
+
+    The explicit options matter on ``--resume``: the saved configuration is used, and these
+    (where allowed) are applied on top of it.
+    """
+    parser = build_parser()
+    given = vars(parser.parse_args(argv))
+    try:
+        return apply_overrides(TrainConfig(), given), given
+    except ValueError as error:
+        parser.error(str(error))

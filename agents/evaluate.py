@@ -1,0 +1,540 @@
+"""``eval.py``: every agent in the learned world and in its ground truth, on the same held-out episodes.
+
+What it does
+    Each agent plays the same ``episodes`` evaluation episodes (held-out users, ``split="eval"``;
+    seeds from :func:`agents.rollout.evaluation_seed`, at ``2**30`` and above, disjoint from every
+    training seed) twice: in the **learned world** (the world's own user-response and session-end
+    models answer) and in the **ground-truth world** (the same observations and pools, answered by
+    the ground truth the world was learned from). All agents and both worlds meet the same
+    listeners, contexts, pools and response uniforms episode by episode (common random numbers,
+    DESIGN.md), so every comparison is paired. Agents that read the truth (``greedy_truth``,
+    ``planner_truth``) play only in the ground-truth world; their learned-world cells read ``n/a``.
+
+    For every agent and world it reports the metrics of :mod:`agents.metrics` (mean return with a
+    95% t interval, completion and skip rates, session length, the share of listeners who left,
+    artist diversity, novelty, catalogue coverage), the paired difference to the reference agent
+    (default ``greedy_learned``, the paper's strongest baseline) with its 95% t interval, and the
+    learned world's fidelity: each agent's relative return gap ``(learned - truth) / truth`` and
+    Kendall's tau between the two worlds' rankings of the agents, also printed as
+    ``fidelity_kendall_tau=...`` and ``max_relative_return_gap=...`` lines.
+
+Speed
+    An agent's episodes run side by side in one :class:`~musicenv.vector_env.ListeningSessionVectorEnv`
+    (``--batch-size`` sessions, default all of them), one batched ``act`` per step, through
+    :func:`agents.rollout.rollout`: a thousand episodes of a cheap baseline take seconds.
+
+Outputs (in ``--out``, default ``eval_out/<date-time>``)
+    ``results.csv`` and ``results.md`` (the table), ``fidelity.csv``, ``mean_return.png``,
+    ``skip_by_position.png``, and ``tensorboard/`` (scalars per agent, the figures as images, the
+    report as text: ``tensorboard --logdir <out>/tensorboard``). See :mod:`agents.report`.
+
+Usage::
+
+    python eval.py                                   # baselines + the latest checkpoint under checkpoints/
+    python eval.py --agents random,greedy_learned --checkpoints checkpoints/my_run --episodes 500
+    python eval.py --world worlds/mine --checkpoints none --out eval_out/mine
+
+The API is :func:`evaluate` (and :func:`run` for the whole command, returning the :class:`Evaluation`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import agents.planner  # noqa: F401  (registers planner_truth and planner_learned with make_agent)
+from agents import report
+from agents.base import AGENT_FORMAT, Agent, load_agent, make_agent
+from agents.config import apply_overrides, build_parser
+from agents.metrics import (
+    AgentResult,
+    Fidelity,
+    episode_metrics,
+    fidelity,
+    paired_difference,
+    popularity_percentiles,
+)
+from agents.rollout import RolloutResult, evaluation_seed, rollout
+from musicenv.artifacts import MANIFEST
+from musicenv.vector_env import ListeningSessionVectorEnv
+from musicenv.world import World
+
+DEFAULT_AGENTS: tuple[str, ...] = (
+    "random",
+    "popular",
+    "als",
+    "content",
+    "greedy_learned",
+    "greedy_truth",
+    "planner_learned",
+    "planner_truth",
+)
+"""The agents that need no training: the baselines and the lookahead planners."""
+
+RUN_RECORD = "run.json"
+"""How the run was made and how fast it went (everything of a run that is not deterministic)."""
+LATEST = "latest"
+NO_CHECKPOINTS = "none"
+WORLDS = ("learned", "groundtruth")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluate playlist agents in the learned world and in its ground truth, on the same episodes."""
+
+    world: str = "default"
+    """The learned world to evaluate in: ``default`` (the embedded world, built and cached on first
+    use; ``groundtruth`` means the same) or a saved world folder. Its ground truth (the synthetic
+    world whose logs it was learned from) is found from it; a world learned from logs without one
+    (the MSSD) is evaluated alone."""
+    agents: tuple[str, ...] = DEFAULT_AGENTS
+    """Registered agents to evaluate with their default settings (names separated by spaces or
+    commas). Default: every baseline and both lookahead planners."""
+    checkpoints: tuple[str, ...] = (LATEST,)
+    """Saved agents to evaluate (checkpoint folders written by ``train.py``, or ``Agent.save``
+    folders). ``latest``: the newest checkpoint of each kind of agent under ``checkpoint_dir`` (the
+    AH-DQN's, and each SB3 agent's if one was trained), if any; ``none``: no checkpoint."""
+    checkpoint_dir: str = "checkpoints"
+    """Where ``latest`` looks for checkpoints (``train.py``'s default checkpoint root)."""
+    episodes: int = 1000
+    """Evaluation episodes per agent and world (the same episodes for all of them)."""
+    seed: int = 0
+    """Evaluation seed, counted from 2**30 (so disjoint from every training seed); the same seed
+    gives the same episodes and the same table."""
+    reference: str = "greedy_learned"
+    """The agent every other is compared with (paired per-episode return differences); added to
+    the agents if missing."""
+    batch_size: int = 1000
+    """Sessions stepped side by side (sub-environments of the vector env); at most ``episodes``.
+    Part of the episodes' identity: keep it fixed to compare tables across runs."""
+    playlist_length: int = 20
+    """Tracks per playlist (the MSSD's cap): episode length cap and history size."""
+    pool_size: int = 100
+    """Candidate tracks per session (M), from the world's ANN index."""
+    out: str | None = None
+    """Output folder for the tables, figures and TensorBoard logs (default: ``eval_out/<date-time>``)."""
+    threads: int = 1
+    """Torch CPU threads."""
+    progress: bool = True
+    """Show a tqdm progress bar."""
+    tensorboard: bool = True
+    """Write the scalars and figures to ``<out>/tensorboard``."""
+
+    def __post_init__(self) -> None:
+        # Accept "a,b" as well as "a b" on the command line.
+        self.agents = _split_names(self.agents)
+        self.checkpoints = _split_names(self.checkpoints)
+        for name in ("episodes", "batch_size", "playlist_length", "pool_size", "threads"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+
+def _split_names(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(part for value in values for part in str(value).split(",") if part)
+
+
+# -- which agents -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """How to build one agent of the evaluation, afresh for each world.
+
+    Every world gets a new agent, so an agent with its own random stream (``random``) makes the
+    same draws in both, and the comparison between worlds stays paired.
+
+    Attributes:
+        label: the agent's name in tables and figures (unique within an evaluation).
+        name: the registered agent name.
+        checkpoint: the saved agent folder, or None for a fresh agent with default settings.
+        kwargs: constructor arguments of a fresh agent besides the world.
+    """
+
+    label: str
+    name: str
+    checkpoint: Path | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, world: World) -> Agent:
+        """A fresh agent over ``world`` (loaded from the checkpoint, if any)."""
+        if self.checkpoint is not None:
+            return load_agent(self.checkpoint, world)
+        return make_agent(self.name, world, **self.kwargs)
+
+
+def agent_folder(path: str | Path) -> Path:
+    """The saved agent inside ``path``: ``path`` itself, or the agent folder a checkpoint holds.
+
+    A ``train.py`` checkpoint keeps the agent beside the learner's state; any folder whose
+    ``manifest.json`` has the agent format (searched to two levels down, ``agent`` first) is it.
+
+    Raises:
+        FileNotFoundError: ``path`` holds no saved agent.
+    """
+    path = Path(path)
+    candidates = [path, path / "agent", *sorted(path.glob("*")), *sorted(path.glob("*/*"))]
+    for candidate in candidates:
+        if _is_agent_folder(candidate):
+            return candidate
+    raise FileNotFoundError(f"{path} holds no saved agent (no {MANIFEST} of format {AGENT_FORMAT!r})")
+
+
+def _is_agent_folder(folder: Path) -> bool:
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        return json.loads(manifest.read_text()).get("format") == AGENT_FORMAT
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def latest_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
+    """The most recent checkpoint of each kind of agent under ``checkpoint_dir``, oldest first.
+
+    A checkpoint is a folder directly under ``checkpoint_dir`` that holds a saved agent
+    (``train.py`` writes ``checkpoint_dir/<run name>/agent``); its age is that of its
+    ``manifest.json``, rewritten at every save. So after training an AH-DQN (and perhaps a
+    MaskablePPO) ``python eval.py`` evaluates the newest run of each.
+    """
+    root = Path(checkpoint_dir)
+    if not root.is_dir():
+        return []
+    newest: dict[str, tuple[float, Path]] = {}
+    # Names starting with a dot are the atomic writer's unfinished folders.
+    for run in sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")):
+        try:
+            folder = agent_folder(run)
+        except FileNotFoundError:
+            continue
+        name = json.loads((folder / MANIFEST).read_text())["config"]["agent"]
+        manifest = run / MANIFEST if (run / MANIFEST).is_file() else folder / MANIFEST
+        saved = manifest.stat().st_mtime
+        if name not in newest or saved > newest[name][0]:
+            newest[name] = (saved, run)
+    return [run for _, run in sorted(newest.values())]
+
+
+def checkpoint_spec(path: str | Path) -> AgentSpec:
+    """An :class:`AgentSpec` for a saved agent, labelled with its registry name."""
+    folder = agent_folder(path)
+    name = json.loads((folder / MANIFEST).read_text())["config"]["agent"]
+    return AgentSpec(label=name, name=name, checkpoint=folder)
+
+
+def agent_specs(config: EvalConfig) -> tuple[list[AgentSpec], list[str]]:
+    """The agents ``config`` names, the reference first if it was missing, and notes for the user."""
+    notes = []
+    names = list(dict.fromkeys(config.agents))
+    if config.reference not in names:
+        names.insert(0, config.reference)
+        notes.append(f"added the reference agent {config.reference!r} (every agent is compared with it)")
+    specs = [AgentSpec(label=name, name=name) for name in names]
+    paths: list[Path] = []
+    for entry in config.checkpoints:
+        if entry == NO_CHECKPOINTS:
+            continue
+        if entry == LATEST:
+            found = latest_checkpoints(config.checkpoint_dir)
+            if not found:
+                notes.append(
+                    f"no checkpoint under {config.checkpoint_dir}/: evaluating the baselines only "
+                    "(train one with `python train.py`, or name one with --checkpoints)"
+                )
+            paths.extend(found)
+        else:
+            paths.append(Path(entry))
+    checkpoints = [checkpoint_spec(path) for path in dict.fromkeys(paths)]
+    names = [spec.name for spec in checkpoints]
+    for path, spec in zip(dict.fromkeys(paths), checkpoints, strict=True):
+        # The agent's name alone where it is unambiguous; else with the run (checkpoint folder) name.
+        label = spec.name
+        if names.count(spec.name) > 1 or any(other.label == label for other in specs):
+            label = f"{spec.name}:{Path(path).resolve().name}"
+        specs.append(dataclasses.replace(spec, label=label))
+        notes.append(f"checkpoint {spec.checkpoint} evaluated as {label!r}")
+    return specs, notes
+
+
+# -- evaluation ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluation:
+    """The outcome of :func:`evaluate`.
+
+    Attributes:
+        results: one :class:`~agents.metrics.AgentResult` per agent and world (n/a ones included),
+            agents in evaluation order, the learned world first.
+        rollouts: the per-episode records by ``(label, world)``, for paired analyses of your own.
+        fidelity: the learned world's fidelity over the agents evaluated in both worlds; None
+            when there was no ground truth.
+        reference: the label of the reference agent.
+        episodes: episodes per agent and world.
+        seconds: total wall time of the rollouts.
+    """
+
+    results: list[AgentResult]
+    rollouts: dict[tuple[str, str], RolloutResult]
+    fidelity: Fidelity | None
+    reference: str
+    episodes: int
+    seconds: float
+
+    @property
+    def episodes_per_second(self) -> float:
+        """Evaluation throughput over all agents and worlds."""
+        return len(self.rollouts) * self.episodes / self.seconds if self.seconds > 0 else float("nan")
+
+    def result(self, agent: str, world: str) -> AgentResult:
+        """The result of ``agent`` (its label) in ``world``."""
+        for result in self.results:
+            if result.agent == agent and result.world == world:
+                return result
+        raise KeyError(f"no result for agent {agent!r} in world {world!r}")
+
+
+def popularity_of(world: World) -> np.ndarray:
+    """Per-track popularity for the novelty metric: the catalogue's ``us_pop_estimate`` where the track
+    table has it (the service's own popularity estimate, as in the MSSD's track features), else the
+    world's ``popularity`` feature (plays in the logs it was learned from)."""
+    tracks = world.tracks
+    if "us_pop_estimate" in tracks.columns:
+        values = tracks["us_pop_estimate"].to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.isnan(values).all():
+            return values
+    block = getattr(world, "track_feature_layout", {}).get("popularity")
+    if block is None:
+        return np.full(len(tracks), np.nan)
+    start, stop = (block.start, block.stop) if isinstance(block, slice) else block
+    return np.asarray(world.track_features[:, start:stop], dtype=np.float64).sum(axis=1)
+
+
+def evaluate(
+    world: World,
+    specs: Sequence[AgentSpec],
+    groundtruth: Any = None,
+    episodes: int = 1000,
+    seed: int = 0,
+    reference: str = "greedy_learned",
+    batch_size: int = 1000,
+    playlist_length: int = 20,
+    pool_size: int = 100,
+    progress: bool = False,
+) -> Evaluation:
+    """Evaluate agents in the learned world and (given ``groundtruth``) in the ground-truth world.
+
+    Args:
+        world: the learned world (observations and pools in both runs).
+        specs: the agents (:func:`agent_specs`); labels must be unique.
+        groundtruth: the ground-truth world ``world`` was learned from
+            (:func:`world_model.world.groundtruth_for`), or None to evaluate the learned world only.
+        episodes: episodes per agent and world.
+        seed: evaluation seed (counted from ``2**30``).
+        reference: label of the agent the others are paired with (no comparisons if absent).
+        batch_size: sessions stepped side by side (at most ``episodes``).
+        playlist_length, pool_size: the env's settings.
+        progress: show a tqdm bar (one tick per episode, counted when an agent's run ends).
+
+    Returns:
+        The :class:`Evaluation`.
+    """
+    labels = [spec.label for spec in specs]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"agent labels must be unique, got {labels}")
+    worlds = WORLDS if groundtruth is not None else WORLDS[:1]
+    env_seed = evaluation_seed(seed)
+    num_envs = min(episodes, batch_size)
+    percentiles = popularity_percentiles(popularity_of(world))
+    bar = tqdm(total=len(worlds) * len(specs) * episodes, unit="episode", disable=not progress, desc="evaluating")
+    rollouts: dict[tuple[str, str], RolloutResult] = {}
+    seconds: dict[tuple[str, str], float] = {}
+    notes: dict[tuple[str, str], str] = {}
+    for name in worlds:
+        env = ListeningSessionVectorEnv(
+            num_envs=num_envs,
+            world=world,
+            playlist_length=playlist_length,
+            pool_size=pool_size,
+            split="eval",
+            responder=groundtruth if name == "groundtruth" else None,
+        )
+        for spec in specs:
+            bar.set_postfix_str(f"{spec.label} · {name}")
+            try:
+                agent = spec.build(world)
+            except ValueError as error:  # e.g. a world whose features lack the block the agent reads
+                notes[spec.label, name] = f"cannot run on this world: {error}"
+                agent = None
+            if agent is not None and agent.needs_oracle and env.oracle is None:
+                notes[spec.label, name] = "reads the ground truth: ground-truth world only"
+            elif agent is not None:
+                start = time.perf_counter()
+                rollouts[spec.label, name] = rollout(agent, env, episodes, env_seed, world=name)
+                seconds[spec.label, name] = time.perf_counter() - start
+            bar.update(episodes)
+    bar.close()
+
+    results = []
+    for name in worlds:
+        base = rollouts.get((reference, name))
+        for spec in specs:
+            run = rollouts.get((spec.label, name))
+            if run is None:
+                results.append(AgentResult(spec.label, name, None, note=notes.get((spec.label, name), "")))
+                continue
+            metrics = episode_metrics(run.returns, run.tracks, run.responses, run.artists, run.terminated, percentiles)
+            versus = None
+            if base is not None and spec.label != reference:
+                if not run.paired_with(base):
+                    raise RuntimeError(f"{spec.label} and {reference} did not play the same episodes in {name}")
+                versus = paired_difference(run.returns, base.returns)
+            results.append(AgentResult(spec.label, name, metrics, versus, seconds[spec.label, name]))
+    means = {
+        world_name: {r.agent: r.metrics.mean_return.mean for r in results if r.world == world_name and r.metrics}
+        for world_name in worlds
+    }
+    world_fidelity = fidelity(means["learned"], means["groundtruth"]) if groundtruth is not None else None
+    return Evaluation(results, rollouts, world_fidelity, reference, episodes, sum(seconds.values()))
+
+
+# -- the command ---------------------------------------------------------------------------------------
+
+
+def parse_config(argv: list[str] | None = None) -> EvalConfig:
+    """Parse ``argv`` into an :class:`EvalConfig` (the command line is generated from its fields)."""
+    parser = build_parser(EvalConfig, prog="eval.py")
+    given = vars(parser.parse_args(argv))
+    try:
+        return apply_overrides(EvalConfig(), given)
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def load_worlds(name: str) -> tuple[World, Any]:
+    """The learned world named on the command line and its ground truth (None if it has none)."""
+    from world_model.world import default_world, groundtruth_for, load_world
+
+    # "groundtruth" names the default world's sim-to-real run in train.py; here both runs happen anyway.
+    world = default_world() if name in ("default", "groundtruth") else load_world(name)
+    try:
+        return world, groundtruth_for(world)
+    except ValueError:
+        return world, None
+
+
+def _output_folder(config: EvalConfig) -> Path:
+    if config.out is not None:
+        return Path(config.out)
+    return Path("eval_out") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _header(config: EvalConfig, argv: Sequence[str]) -> str:
+    # No date or timing here: the same command and seed must give the same file.
+    command = " ".join(["python eval.py", *map(shlex.quote, argv)])
+    return (
+        f"`{command}`: world `{config.world}`, {config.episodes} held-out episodes per agent and world, "
+        f"evaluation seed {config.seed} (episode seeds from 2**30 + {config.seed})."
+    )
+
+
+def _write_run_record(path: Path, config: EvalConfig, evaluation: Evaluation, notes: list[str]) -> None:
+    """What varies between identical runs (date, timings) and how the run was made, as JSON."""
+    record = {
+        "config": dataclasses.asdict(config),
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "notes": notes,
+        "episodes_per_second": evaluation.episodes_per_second,
+        "seconds": {
+            f"{result.agent} / {result.world}": result.seconds for result in evaluation.results if result.metrics
+        },
+    }
+    path.write_text(json.dumps(record, indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console entry point (``python eval.py``, ``musicenv-eval``): :func:`run` on ``sys.argv``."""
+    run(argv)
+
+
+def run(argv: list[str] | None = None) -> Evaluation:
+    """Parse ``argv`` (default ``sys.argv[1:]``), evaluate, print the table, write the tables, figures
+    and TensorBoard logs, and say where they went."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config = parse_config(argv)
+    torch.set_num_threads(config.threads)
+    try:
+        specs, notes = agent_specs(config)
+    except FileNotFoundError as error:  # a --checkpoints entry that holds no saved agent
+        raise SystemExit(f"eval.py: error: {error}") from error
+    print(f"loading world {config.world!r} ...", flush=True)
+    world, groundtruth = load_worlds(config.world)
+    if groundtruth is None:
+        notes.append("this world has no ground truth (learned from logs such as the MSSD's): learned world only")
+    for note in notes:
+        print(f"note: {note}")
+
+    try:
+        evaluation = evaluate(
+            world,
+            specs,
+            groundtruth,
+            episodes=config.episodes,
+            seed=config.seed,
+            reference=config.reference,
+            batch_size=config.batch_size,
+            playlist_length=config.playlist_length,
+            pool_size=config.pool_size,
+            progress=config.progress,
+        )
+    except KeyError as error:  # an agent name the registry does not know; the message lists those it does
+        raise SystemExit(f"eval.py: error: {error.args[0]}") from error
+
+    results, reference = evaluation.results, evaluation.reference
+    print()
+    print(report.text_table(*report.display_rows(results, reference)))
+    for line in report.not_available_notes(results):
+        print(f"n/a: {line}")
+    print(
+        "return: mean with its 95% t interval; "
+        f"vs {reference}: mean paired per-episode difference with its 95% t interval "
+        "(better/worse: the interval excludes 0)"
+    )
+    if evaluation.fidelity is not None and evaluation.fidelity.agents:
+        print()
+        print(report.text_table(*report.fidelity_rows(results, evaluation.fidelity)))
+        print(report.fidelity_lines(evaluation.fidelity))
+    print(
+        f"episodes_per_second={evaluation.episodes_per_second:.1f} "
+        f"({len(evaluation.rollouts)} agent-world runs x {evaluation.episodes} episodes "
+        f"in {evaluation.seconds:.1f} s)"
+    )
+
+    out = _output_folder(config)
+    report.publish(
+        out,
+        results,
+        reference,
+        evaluation.fidelity,
+        header=_header(config, argv),
+        tensorboard=config.tensorboard,
+    )
+    _write_run_record(out / RUN_RECORD, config, evaluation, notes)
+    print(f"outputs in {out}/: {', '.join(sorted(p.name for p in out.iterdir()))}")
+    if config.tensorboard:
+        print(f"TensorBoard: tensorboard --logdir {out / 'tensorboard'}")
+    return evaluation

@@ -1,0 +1,230 @@
+"""A replay buffer that stores sessions as indices and rebuilds observations when it samples.
+
+An observation of ``ListeningSession-v0`` carries the pool's feature matrix, ``(M, d_track)``
+float32: tens of kilobytes, the same for every step of a session. Storing it per transition
+would make a DQN's replay gigabytes. Everything in an observation is a function of a few
+integers (DESIGN.md, "Memory and resume"), so this buffer stores only those, and rebuilds the
+arrays with :func:`musicenv.observation.build_observations` (the function the environments build
+theirs with) when a batch is sampled.
+
+What a transition stores (bytes at M = 100, L = 20; :meth:`ReplayBuffer.bytes_per_transition`)
+    ==================  ===========  =================================================
+    ``users``           4            the listener's user index
+    ``contexts``        32           the context features (8 float32)
+    ``pools``           4 M          the pool's track indices (int32, ``-1`` padding)
+    ``history_tracks``  4 L          track indices played, up to and including the
+                                     transition's last play (the *next* state's history)
+    ``history_responses`` L          their responses (int8)
+    ``lengths``         1            plays before the action (the state's history length)
+    ``next_lengths``    1            plays in the next state
+    ``actions``         2            the slot played
+    ``rewards``         4            the (n-step, discounted) reward
+    ``discounts``       4            gamma^k for the bootstrap, 0 where the session ended
+    ==================  ===========  =================================================
+
+    About 550 bytes at M = 100 and L = 20, whatever the feature width; memory is fixed at
+    construction (``capacity`` rows of each array) and never grows.
+
+One history serves both states
+    A session's history only grows, so the state's history is the first ``lengths`` plays of the
+    next state's. The pool, user and context do not change within a session. A slot counts as
+    played when its track is among a state's plays (pools hold each track once).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musicenv.observation import build_observations
+
+Observation = dict[str, np.ndarray]
+
+
+@dataclass
+class ReplayBatch:
+    """A sampled batch; observations are rebuilt from the stored indices.
+
+    Attributes:
+        next_observations: the observations after the transitions (B rows).
+        lengths: ``(B,)`` plays before the action: the state's history is the first ``lengths``
+            rows of ``next_observations["history"]`` (see :meth:`observations`).
+        next_lengths: ``(B,)`` plays in the next state.
+        actions: ``(B,)`` int64 slots played.
+        rewards: ``(B,)`` float32 (n-step discounted sums).
+        discounts: ``(B,)`` float32 bootstrap weights: gamma^k, or 0 where the session ended.
+        action_masks: ``(B, M)`` int8 ``action_mask`` of the states before the actions.
+        indices: ``(B,)`` rows of the buffer the batch came from.
+    """
+
+    next_observations: Observation
+    lengths: np.ndarray
+    next_lengths: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    discounts: np.ndarray
+    action_masks: np.ndarray
+    indices: np.ndarray
+
+    def observations(self) -> Observation:
+        """The observations before the actions (materialised; the learner reads ``lengths`` instead)."""
+        positions = np.arange(self.next_observations["history_mask"].shape[1])
+        keep = positions[None, :] < self.lengths[:, None]
+        return {
+            **self.next_observations,
+            "history": np.where(keep[..., None], self.next_observations["history"], 0.0).astype(np.float32),
+            "history_mask": keep.astype(np.float32),
+            "action_mask": self.action_masks,
+        }
+
+
+class ReplayBuffer:
+    """A ring buffer of compact transitions (see the module docstring).
+
+    Args:
+        capacity: transitions kept; the oldest are overwritten first.
+        pool_size: M.
+        playlist_length: L.
+        context_dim: width of the context features.
+        track_features, user_features: the world's feature tables, read when sampling.
+        seed: seeds the sampling stream.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        pool_size: int,
+        playlist_length: int,
+        context_dim: int,
+        track_features: np.ndarray,
+        user_features: np.ndarray,
+        seed: int = 0,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        if playlist_length > np.iinfo(np.int8).max:
+            raise ValueError(f"playlist_length {playlist_length} does not fit the int8 lengths")
+        self.capacity = capacity
+        self.track_features = track_features
+        self.user_features = user_features
+        self.arrays: dict[str, np.ndarray] = {
+            "users": np.zeros(capacity, np.int32),
+            "contexts": np.zeros((capacity, context_dim), np.float32),
+            "pools": np.full((capacity, pool_size), -1, np.int32),
+            "history_tracks": np.full((capacity, playlist_length), -1, np.int32),
+            "history_responses": np.zeros((capacity, playlist_length), np.int8),
+            "lengths": np.zeros(capacity, np.int8),
+            "next_lengths": np.zeros(capacity, np.int8),
+            "actions": np.zeros(capacity, np.int16),
+            "rewards": np.zeros(capacity, np.float32),
+            "discounts": np.zeros(capacity, np.float32),
+        }
+        self.position = 0
+        self.size = 0
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the stored arrays (fixed at construction)."""
+        return sum(array.nbytes for array in self.arrays.values())
+
+    def bytes_per_transition(self) -> int:
+        """Bytes one transition takes."""
+        return self.nbytes // self.capacity
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(
+        self,
+        users: np.ndarray,
+        contexts: np.ndarray,
+        pools: np.ndarray,
+        history_tracks: np.ndarray,
+        history_responses: np.ndarray,
+        lengths: np.ndarray,
+        next_lengths: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        discounts: np.ndarray,
+    ) -> None:
+        """Store K transitions (every argument has K rows; see the module docstring for each)."""
+        count = len(users)
+        rows = (self.position + np.arange(count)) % self.capacity
+        values = {
+            "users": users,
+            "contexts": contexts,
+            "pools": pools,
+            "history_tracks": history_tracks,
+            "history_responses": history_responses,
+            "lengths": lengths,
+            "next_lengths": next_lengths,
+            "actions": actions,
+            "rewards": rewards,
+            "discounts": discounts,
+        }
+        for key, value in values.items():
+            self.arrays[key][rows] = value
+        self.position = int((self.position + count) % self.capacity)
+        self.size = min(self.size + count, self.capacity)
+
+    def sample(self, batch_size: int) -> ReplayBatch:
+        """A uniform batch (with replacement) of stored transitions, observations rebuilt."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        return self.batch(self.rng.integers(0, self.size, batch_size))
+
+    def batch(self, indices: np.ndarray) -> ReplayBatch:
+        """The transitions at ``indices``, observations rebuilt."""
+        a = {key: value[indices] for key, value in self.arrays.items()}
+        pools = a["pools"].astype(np.int64)
+        tracks = a["history_tracks"].astype(np.int64)
+        positions = np.arange(tracks.shape[1])
+        lengths = a["lengths"].astype(np.int64)
+        next_lengths = a["next_lengths"].astype(np.int64)
+        tracks = np.where(positions[None, :] < next_lengths[:, None], tracks, -1)
+        # Slot m was played before step t when its track is among the first t plays.
+        same = (pools[:, :, None] == tracks[:, None, :]) & (pools[:, :, None] >= 0)
+        played_before = (same & (positions < lengths[:, None])[:, None, :]).any(axis=2)
+        played_next = same.any(axis=2)
+        next_observations = build_observations(
+            self.track_features,
+            self.user_features,
+            a["users"],
+            a["contexts"],
+            pools,
+            tracks,
+            a["history_responses"],
+            played_next,
+        )
+        return ReplayBatch(
+            next_observations=next_observations,
+            lengths=lengths,
+            next_lengths=next_lengths,
+            actions=a["actions"].astype(np.int64),
+            rewards=a["rewards"],
+            discounts=a["discounts"],
+            action_masks=((pools >= 0) & ~played_before).astype(np.int8),
+            indices=np.asarray(indices),
+        )
+
+    def save(self, folder: Path) -> None:
+        """Write the stored transitions and the sampling stream into ``folder`` (``replay.npz``, ``replay.json``)."""
+        np.savez(folder / "replay.npz", **{key: value[: self.size] for key, value in self.arrays.items()})
+        (folder / "replay.json").write_text(
+            json.dumps({"position": self.position, "size": self.size, "rng": self.rng.bit_generator.state})
+        )
+
+    def load(self, folder: Path) -> None:
+        """Read what :meth:`save` wrote (into a buffer of the same capacity and shapes)."""
+        meta = json.loads((folder / "replay.json").read_text())
+        with np.load(folder / "replay.npz") as stored:
+            for key, array in self.arrays.items():
+                if stored[key].shape[1:] != array.shape[1:] or len(stored[key]) > self.capacity:
+                    raise ValueError(f"saved replay array {key!r} has shape {stored[key].shape}, buffer {array.shape}")
+                array[: len(stored[key])] = stored[key]
+        self.position, self.size = int(meta["position"]), int(meta["size"])
+        self.rng.bit_generator.state = meta["rng"]

@@ -1,0 +1,581 @@
+"""Training entry point: ``python train.py`` (or ``musicenv-train``) trains an agent and compares it.
+
+With no arguments it trains the Action-Head DQN on the embedded default world (built from the
+synthetic ground-truth world's logs on first use, then cached), then evaluates it and the
+baselines on held-out listeners in the learned world and in the ground-truth world, with common
+random numbers, and prints the comparison. Every option is a field of
+:class:`agents.config.TrainConfig` (``python train.py --help``).
+
+What a run leaves behind
+    - ``runs/<run_name>/``: TensorBoard logs (:mod:`agents.logging` lists the tags), including
+      the hyperparameters, sample playlists and the track-embedding projector.
+    - ``checkpoints/<run_name>/``: the latest checkpoint, written atomically
+      (:mod:`musicenv.artifacts`) every ``checkpoint_interval`` steps, at the end, and on Ctrl-C
+      or SIGTERM. ``agent/`` inside it is a saved agent (``agents.load_agent(path, world)``);
+      the rest is what ``--resume`` needs to continue the run exactly.
+
+Resuming
+    ``--resume`` (the latest run), ``--resume RUN_NAME`` or ``--resume PATH`` reloads the run's
+    configuration and state. For the AH-DQN the state is complete (networks, optimiser, replay
+    buffer, exploration and sampling streams, the vector env's sessions and generators), so an
+    interrupted run ends with exactly the weights of an uninterrupted one (tested). SB3 runs
+    resume from their policy, optimiser and step count; SB3 keeps its rollout and replay buffers
+    in memory only, so those restart (a resumed SB3 run is close to, not equal to, an
+    uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from agents import logging as tb
+from agents.ahdqn import AHDQN, AHDQNLearner
+from agents.base import Agent, make_agent
+from agents.config import TrainConfig, apply_overrides, config_from_dict, config_to_dict, parse_config
+from agents.metrics import mean_interval, paired_difference
+from agents.rollout import RolloutResult, evaluation_seed, rollout
+from musicenv.artifacts import atomic_folder, read_manifest, write_manifest
+from musicenv.registration import ENV_ID
+from musicenv.vector_env import ListeningSessionVectorEnv
+from musicenv.world import World
+
+CHECKPOINT_FORMAT = "musicenv.run"
+CHECKPOINT_FORMAT_VERSION = 1
+RESUME_OVERRIDABLE = frozenset(
+    {
+        "total_steps",
+        "stop_at_step",
+        "device",
+        "threads",
+        "progress",
+        "eval_episodes",
+        "eval_seed",
+        "checkpoint_interval",
+        "log_interval",
+        "resume",
+    }
+)
+"""Options that may differ from the saved configuration on ``--resume`` (they do not change the run)."""
+
+BASELINES = ("greedy_learned", "als", "content", "popular", "random", "greedy_truth")
+"""Agents in the closing comparison, strongest reference first."""
+
+EVAL_ENVS = 64
+"""Sessions run side by side in the closing evaluation."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`main` returns (and prints).
+
+    Attributes:
+        run_name: the run's name.
+        log_dir: its TensorBoard folder.
+        checkpoint: its checkpoint folder (``checkpoint / "agent"`` is the saved agent).
+        agent: the trained agent.
+        global_step: agent steps done.
+        finished: False when the run stopped early (signal or ``stop_at_step``).
+        evaluation: rollouts by world (``"learned"``, ``"groundtruth"``) and agent name.
+    """
+
+    run_name: str
+    log_dir: Path
+    checkpoint: Path
+    agent: Agent
+    global_step: int
+    finished: bool
+    evaluation: dict[str, dict[str, RolloutResult]] = field(default_factory=dict)
+
+
+class StopSignal:
+    """Turns the first Ctrl-C / SIGTERM into a request to checkpoint and stop; a second one aborts.
+
+    Used as a context manager around the training loop; the previous handlers come back on exit.
+    """
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: types.FrameType | None) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        print(f"\n{self.requested}: saving a checkpoint, then stopping (again to abort)", file=sys.stderr)
+
+    def __enter__(self) -> StopSignal:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+# -- worlds, names, checkpoints -----------------------------------------------------------------------
+
+
+def load_world(spec: str) -> tuple[World, Any]:
+    """The learned world of ``spec`` and its ground truth (None when it has none).
+
+    ``"default"`` and ``"groundtruth"`` give the embedded default world; anything else is a saved
+    world folder. The ground truth is rebuilt from the world's provenance (its seed and config).
+    """
+    from world_model.world import default_world, groundtruth_for
+    from world_model.world import load_world as load_saved_world
+
+    world = default_world() if spec in ("default", "groundtruth") else load_saved_world(spec)
+    try:
+        truth = groundtruth_for(world)
+    except ValueError:
+        if spec == "groundtruth":
+            raise
+        truth = None
+    return world, truth
+
+
+def default_run_name(config: TrainConfig) -> str:
+    """``ListeningSession-v0__<agent>__<world>__<seed>__<unix time>`` (CleanRL's pattern)."""
+    world = config.world if config.world in ("default", "groundtruth") else Path(config.world).name
+    return f"{ENV_ID}__{config.agent}__{world}__{config.seed}__{int(time.time())}"
+
+
+def find_checkpoint(resume: str, checkpoint_dir: str) -> Path:
+    """The checkpoint folder ``--resume`` names: ``"latest"``, a run name, or a path.
+
+    Raises:
+        FileNotFoundError: nothing matches (the message says where it looked).
+    """
+    root = Path(checkpoint_dir)
+    if resume == "latest":
+        runs = [path for path in root.glob("*") if (path / "manifest.json").is_file()]
+        if not runs:
+            raise FileNotFoundError(f"--resume: no checkpoint under {root}/ to continue")
+        return max(runs, key=lambda path: (path / "manifest.json").stat().st_mtime)
+    for candidate in (root / resume, Path(resume)):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    raise FileNotFoundError(f"--resume {resume}: neither {root / resume} nor {resume} is a checkpoint")
+
+
+def resume_config(config: TrainConfig, given: dict[str, Any]) -> tuple[TrainConfig, Path, str, int]:
+    """The saved run's configuration with the allowed overrides, its checkpoint, name and step.
+
+    Raises:
+        ValueError: an option that would change the run (not in :data:`RESUME_OVERRIDABLE`)
+            was given with a value other than the saved one.
+    """
+    folder = find_checkpoint(config.resume or "latest", config.checkpoint_dir)
+    manifest = read_manifest(folder, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION)
+    saved = config_from_dict(TrainConfig, manifest["config"]["train_config"])
+    changed = [
+        name
+        for name, value in given.items()
+        if name not in RESUME_OVERRIDABLE and name != "checkpoint_dir" and _get(saved, name) != _as_field(value)
+    ]
+    if changed:
+        raise ValueError(
+            f"--resume continues {folder} with its saved configuration; these options would change the run: "
+            f"{', '.join(sorted(changed))} (only {', '.join(sorted(RESUME_OVERRIDABLE - {'resume'}))} may change)"
+        )
+    overrides = {name: value for name, value in given.items() if name in RESUME_OVERRIDABLE}
+    meta = manifest["config"]
+    return apply_overrides(saved, overrides), folder, meta["run_name"], int(meta["global_step"])
+
+
+def _get(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def _as_field(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def save_checkpoint(
+    folder: Path, config: TrainConfig, run_name: str, agent: Agent, global_step: int, state_writer: Any
+) -> None:
+    """Write the run's checkpoint atomically: the agent, the trainer's state, a manifest."""
+    with atomic_folder(folder) as staging:
+        agent.save(staging / "agent")
+        state_writer(staging / "trainer")
+        write_manifest(
+            staging,
+            CHECKPOINT_FORMAT,
+            CHECKPOINT_FORMAT_VERSION,
+            {
+                "train_config": config_to_dict(config),
+                "run_name": run_name,
+                "agent": agent.name,
+                "global_step": global_step,
+            },
+        )
+
+
+# -- training -------------------------------------------------------------------------------------------
+
+
+class RunLogger:
+    """Charts, losses, SPS, progress bar and checkpoints of one run, driven after every iteration.
+
+    Logging happens each time ``global_step`` crosses a multiple of ``log_interval``, so the logged
+    curve depends on the steps alone (and is the same for a resumed run).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        writer: Any,
+        global_step: int,
+        save: Any,
+        stop: StopSignal,
+    ) -> None:
+        self.config = config
+        self.writer = writer
+        self.save = save
+        self.stop = stop
+        self.bar = tqdm(
+            total=config.total_steps,
+            initial=min(global_step, config.total_steps),
+            unit="step",
+            unit_scale=True,
+            disable=not config.progress,
+            dynamic_ncols=True,
+            desc=config.agent,
+        )
+        self.last_step = global_step
+        self.last_time = time.perf_counter()
+        self.last_checkpoint = global_step
+        self.stopped = False
+
+    def after(self, global_step: int, charts: dict[str, float] | None, losses: dict[str, float]) -> bool:
+        """Update everything for ``global_step``; True when the run must stop now (checkpoint saved).
+
+        ``charts`` is None when it is not a logging step (no need to gather the episode sums).
+        """
+        self.bar.update(min(global_step, self.config.total_steps) - self.bar.n)
+        if charts is not None:
+            now = time.perf_counter()
+            for tag, value in {**charts, **losses}.items():
+                self.writer.add_scalar(tag, value, global_step)
+            sps = (global_step - self.last_step) / max(now - self.last_time, 1e-9)
+            self.writer.add_scalar("charts/SPS", sps, global_step)
+            self.last_step, self.last_time = global_step, now
+            if "charts/episodic_return" in charts:
+                self.bar.set_postfix(ret=f"{charts['charts/episodic_return']:.2f}", sps=f"{sps:.0f}")
+        interval = self.config.checkpoint_interval
+        if interval and global_step // interval > self.last_checkpoint // interval:
+            self.save()
+            self.last_checkpoint = global_step
+        stop_at = self.config.stop_at_step
+        if self.stop.requested is not None or (stop_at is not None and global_step >= stop_at):
+            self.save()
+            self.stopped = True
+            return True
+        return False
+
+    def is_log_step(self, before: int, after: int) -> bool:
+        """Whether the steps from ``before`` to ``after`` crossed a multiple of ``log_interval``."""
+        return after // self.config.log_interval > before // self.config.log_interval
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def train_ahdqn(
+    config: TrainConfig,
+    world: World,
+    responder: Any,
+    writer: Any,
+    checkpoint: Path,
+    run_name: str,
+    resume_from: Path | None,
+    stop: StopSignal,
+) -> tuple[Agent, int, bool]:
+    """Train the AH-DQN; return the agent, the steps done and whether the run finished."""
+    env = ListeningSessionVectorEnv(
+        config.num_envs,
+        world=world,
+        responder=responder,
+        split="train",
+        playlist_length=config.playlist_length,
+        pool_size=config.pool_size,
+    )
+    agent = AHDQN(world, hidden_size=config.ahdqn.hidden_size, seed=config.seed, device=config.device)
+    learner = AHDQNLearner(agent, env, config.ahdqn, config.total_steps, seed=config.seed)
+    if resume_from is not None:
+        learner.load(resume_from / "trainer")
+
+    def save() -> None:
+        save_checkpoint(checkpoint, config, run_name, agent, learner.global_step, learner.save)
+
+    logger = RunLogger(config, writer, learner.global_step, save, stop)
+
+    def callback(learner: AHDQNLearner) -> bool:
+        charts = None
+        if logger.is_log_step(learner.global_step - env.num_envs, learner.global_step):
+            charts = learner.pop_stats().as_charts()
+            metrics = learner.metrics
+            losses = {"losses/epsilon": learner.epsilon()}
+            if learner.gradient_steps:
+                losses.update({"losses/td_loss": metrics.td_loss, "losses/q_values": metrics.q_mean})
+                writer.add_histogram("q_values", metrics.q_values, learner.global_step)
+            return logger.after(learner.global_step, charts, losses)
+        return logger.after(learner.global_step, None, {})
+
+    try:
+        learner.run(config.total_steps, callback)
+    finally:
+        logger.close()
+    if not logger.stopped:
+        save()
+    return agent, learner.global_step, not logger.stopped
+
+
+def train_sb3(
+    config: TrainConfig,
+    world: World,
+    responder: Any,
+    writer: Any,
+    checkpoint: Path,
+    run_name: str,
+    resume_from: Path | None,
+    stop: StopSignal,
+) -> tuple[Agent, int, bool]:
+    """Train an SB3 agent (MaskablePPO, PPO or DQN); return the agent, the steps done, whether it finished."""
+    from stable_baselines3.common.logger import configure
+
+    from agents.sb3_agents import SessionStatsCallback, make_model
+
+    agent = make_agent(
+        config.agent,
+        world,
+        net_arch=config.sb3.net_arch,
+        playlist_length=config.playlist_length,
+        pool_size=config.pool_size,
+        seed=config.seed,
+        device=config.device,
+    )
+    env_kwargs = {"responder": responder} if responder is not None else {}
+    model = make_model(agent, config.sb3, config.num_envs, config.seed, env_kwargs)
+    model.set_logger(configure(str(writer.log_dir), ["tensorboard"]))
+    if resume_from is not None:
+        trainer = resume_from / "trainer"
+        model.policy.load_state_dict(torch.load(trainer / "policy.pt", weights_only=True, map_location=config.device))
+        model.policy.optimizer.load_state_dict(
+            torch.load(trainer / "optimizer.pt", weights_only=True, map_location=config.device)
+        )
+        model.num_timesteps = int(np.load(trainer / "steps.npy"))
+
+    def write_state(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        torch.save(model.policy.state_dict(), folder / "policy.pt")
+        torch.save(model.policy.optimizer.state_dict(), folder / "optimizer.pt")
+        np.save(folder / "steps.npy", np.int64(model.num_timesteps))
+
+    def save() -> None:
+        agent.policy.load_state_dict(model.policy.state_dict())  # type: ignore[attr-defined]
+        save_checkpoint(checkpoint, config, run_name, agent, model.num_timesteps, write_state)
+
+    logger = RunLogger(config, writer, model.num_timesteps, save, stop)
+    sums = {"episodes": 0, "return": 0.0, "length": 0, "completions": 0, "skips": 0}
+    previous = [model.num_timesteps]
+
+    def on_step(global_step: int, ended: list[dict[str, Any]]) -> bool:
+        for session in ended:
+            sums["episodes"] += 1
+            for key in ("return", "length", "completions", "skips"):
+                sums[key] += session[key]
+        charts = None
+        if logger.is_log_step(previous[0], global_step) and sums["episodes"]:
+            plays = max(sums["length"], 1)
+            charts = {
+                "charts/episodic_return": sums["return"] / sums["episodes"],
+                "charts/session_length": sums["length"] / sums["episodes"],
+                "charts/completion_rate": sums["completions"] / plays,
+                "charts/skip_rate": sums["skips"] / plays,
+            }
+            sums.update(episodes=0, **{"return": 0.0, "length": 0, "completions": 0, "skips": 0})
+        previous[0] = global_step
+        return logger.after(global_step, charts, {})
+
+    remaining = config.total_steps - model.num_timesteps
+    try:
+        if remaining > 0:
+            model.learn(remaining, callback=SessionStatsCallback(on_step), reset_num_timesteps=resume_from is None)
+    finally:
+        logger.close()
+    agent.policy.load_state_dict(model.policy.state_dict())  # type: ignore[attr-defined]
+    if not logger.stopped:
+        save()
+    return agent, model.num_timesteps, not logger.stopped
+
+
+# -- evaluation -------------------------------------------------------------------------------------------
+
+
+def evaluate(agents: list[Agent], world: World, truth: Any, config: TrainConfig) -> dict[str, dict[str, RolloutResult]]:
+    """Roll every agent out on the same held-out episodes in the learned world and, when it has one,
+    in the ground-truth world (agents that read the truth only there)."""
+    worlds: dict[str, Any] = {"learned": None}
+    if truth is not None:
+        worlds["groundtruth"] = truth
+    results: dict[str, dict[str, RolloutResult]] = {}
+    for label, responder in worlds.items():
+        env = ListeningSessionVectorEnv(
+            min(EVAL_ENVS, config.eval_episodes),
+            world=world,
+            responder=responder,
+            split="eval",
+            playlist_length=config.playlist_length,
+            pool_size=config.pool_size,
+        )
+        results[label] = {
+            agent.name: rollout(agent, env, config.eval_episodes, evaluation_seed(config.eval_seed), world=label)
+            for agent in agents
+            if responder is not None or not agent.needs_oracle
+        }
+    return results
+
+
+def comparison_table(results: dict[str, dict[str, RolloutResult]], trained: str) -> str:
+    """The closing comparison as text: mean return ± 95% CI per agent and world, and the trained
+    agent's paired difference to each (``Δ``, with its 95% CI; positive: the trained agent is better)."""
+    worlds = list(results)
+    names = list(dict.fromkeys(name for world in worlds for name in results[world]))
+    header = f"{'agent':<16}" + "".join(f"{_world_title(world):<40}" for world in worlds)
+    lines = [
+        header,
+        f"{'':<16}" + "".join(f"{'return ± 95% CI   Δ ' + trained + ' − agent':<40}" for _ in worlds),
+    ]
+    for name in names:
+        cells = []
+        for world in worlds:
+            result = results[world].get(name)
+            if result is None:
+                cells.append(f"{'n/a (reads the ground truth)':<40}")
+                continue
+            interval = mean_interval(result.returns)
+            cell = f"{interval.mean:6.2f} ± {interval.half_width:4.2f}"
+            reference = results[world].get(trained)
+            if name != trained and reference is not None and reference.paired_with(result):
+                diff = paired_difference(reference.returns, result.returns)
+                mark = "*" if diff.excludes_zero else " "
+                cell += f"   {diff.mean:+5.2f} [{diff.low:+5.2f}, {diff.high:+5.2f}]{mark}"
+            cells.append(f"{cell:<40}")
+        lines.append(f"{name:<16}" + "".join(cells))
+    lines.append("* the paired 95% interval excludes zero (common random numbers: the same listeners, pools and luck)")
+    return "\n".join(lines)
+
+
+def _world_title(world: str) -> str:
+    return {"learned": "learned world", "groundtruth": "ground-truth world"}.get(world, world)
+
+
+# -- main ---------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console entry point (``python train.py``, ``musicenv-train``): :func:`run` on ``sys.argv``."""
+    run(argv)
+
+
+def run(argv: list[str] | None = None, world: World | None = None, truth: Any = None) -> TrainResult:
+    """Parse ``argv`` (default ``sys.argv[1:]``), train, evaluate, print where everything went.
+
+    Args:
+        argv: command-line options (:class:`~agents.config.TrainConfig`).
+        world: train in this already-loaded world instead of loading ``--world`` (which then
+            only names the run); for programs that build their own worlds.
+        truth: ``world``'s ground truth (a ground-truth world object), or None when it has none.
+    """
+    config, given = parse_config(argv)
+    resume_from: Path | None = None
+    global_step = 0
+    if config.resume is not None:
+        try:
+            config, resume_from, run_name, global_step = resume_config(config, given)
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(f"train.py: error: {error}") from error
+    else:
+        run_name = config.run_name or default_run_name(config)
+    torch.set_num_threads(config.threads)
+    log_dir = Path(config.log_dir) / run_name
+    checkpoint = Path(config.checkpoint_dir) / run_name
+
+    if world is None:
+        world, truth = load_world(config.world)
+    if config.world == "groundtruth" and truth is None:
+        raise SystemExit("train.py: error: --world groundtruth needs a world with a ground truth")
+    responder = truth if config.world == "groundtruth" else None
+    writer = tb.make_writer(log_dir, purge_step=global_step if resume_from is not None else None)
+    if resume_from is None:
+        tb.log_hyperparameters_text(writer, config_to_dict(config))
+        tb.log_track_projector(writer, world)
+    print(f"{'resuming' if resume_from else 'training'} {config.agent} in the {config.world} world: run {run_name}")
+
+    trainer = train_ahdqn if config.agent == "ahdqn" else train_sb3
+    with StopSignal() as stop:
+        agent, global_step, finished = trainer(
+            config, world, responder, writer, checkpoint, run_name, resume_from, stop
+        )
+    result = TrainResult(run_name, log_dir, checkpoint, agent, global_step, finished)
+    if not finished:
+        print(f"stopped at step {global_step:,}; checkpoint: {checkpoint}")
+        print(f"continue with: python train.py --resume {run_name} --checkpoint-dir {config.checkpoint_dir}")
+        writer.close()
+        return result
+
+    if config.eval_episodes:
+        agents = [agent] + [make_agent(name, world, **_baseline_kwargs(name, config)) for name in BASELINES]
+        print(f"evaluating {len(agents)} agents on {config.eval_episodes} held-out episodes per world ...")
+        result.evaluation = evaluate(agents, world, truth, config)
+        print()
+        print(comparison_table(result.evaluation, agent.name))
+        _log_evaluation(writer, result, config, world)
+    writer.close()
+    print()
+    print(f"TensorBoard: tensorboard --logdir {config.log_dir}   (this run: {log_dir})")
+    print(f"checkpoint:  {checkpoint}   (agent: agents.load_agent('{checkpoint / 'agent'}', world))")
+    return result
+
+
+def _baseline_kwargs(name: str, config: TrainConfig) -> dict[str, Any]:
+    return {"seed": config.seed} if name == "random" else {}
+
+
+def _log_evaluation(writer: Any, result: TrainResult, config: TrainConfig, world: World) -> None:
+    metrics: dict[str, float] = {}
+    for label, by_agent in result.evaluation.items():
+        for name, rollout_result in by_agent.items():
+            value = float(rollout_result.returns.mean())
+            writer.add_scalar(f"eval/{label}/{name}", value, result.global_step)
+            metrics[f"eval/{label}/{name}"] = value
+        trained = by_agent.get(result.agent.name)
+        if trained is not None:
+            for episode in range(min(3, len(trained))):
+                title = (
+                    f"{label} world · user {world.user_ids[trained.users[episode]]} · "
+                    f"return {trained.returns[episode]:.2f}"
+                )
+                text = tb.playlist_markdown(world, trained.tracks[episode], trained.responses[episode], title)
+                writer.add_text(f"playlists/{label}", text, episode)
+    tb.log_hparams(
+        writer, config_to_dict(config), {key: value for key, value in metrics.items() if math.isfinite(value)}
+    )
+
+
+__all__ = ["TrainResult", "evaluate", "main", "run"]

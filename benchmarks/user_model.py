@@ -1,0 +1,275 @@
+"""Benchmark of the user-response and session-end models against the ground truth.
+
+What it measures (one ``name=value`` per line on stdout):
+
+1. The default ground-truth world's logs (``GroundTruthWorld(seed=0).simulate(20_000, seed=0)``),
+   ALS retrieval and features as the default learned world builds them.
+2. On the evaluation users' sessions (never trained on), for every logged play: the learned
+   model's probabilities (as the learned world answers: shuffled flag 1) against the ground
+   truth's exact probabilities of the same play (``oracle_*``, from replaying each session
+   through ``gt.session_model``): AUC of skip and of complete, log-loss, ECE, the ratios
+   ``auc / oracle_auc`` and the lift ratios ``(auc - 0.5) / (oracle_auc - 0.5)``, and the mean
+   KL divergence from the truth (``kl_to_oracle``, nats per play).
+3. Baselines on the same plays: the track's historical response rates from training plays
+   (``track_rate_*``, smoothed towards the global rates) and the non-sequential model
+   (``nonsequential_*``).
+4. The shuffled-share handling variants (``flag``, ``weight``, ``pooled``), each on all
+   evaluation plays and on the shuffled sessions' plays alone (``*_shuffled``: responses to
+   choices the logging policy did not make, which is what an agent's choices are).
+5. The session-end model's log-loss on the evaluation sessions against the ground-truth hazard's
+   (``oracle_session_end_logloss``).
+6. A smoke run on ``../shared/data/mssd/log_real_11_sessions.csv`` (load, ALS, features, train,
+   score), skipped with a message when ``shared`` is absent.
+7. Training time and the cost of one B=1 call on the numpy and the torch path.
+
+Run::
+
+    python benchmarks/user_model.py            # about five minutes on a 2-core CPU
+    python benchmarks/user_model.py --quick    # default model only, no variants
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import timeit
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musicenv.data import ListeningLog, load_mssd
+from musicenv.groundtruth import GroundTruthWorld
+from musicenv.groundtruth.simulate import log_frames
+from musicenv.world import Contexts
+from world_model.features import (
+    FeatureStats,
+    SessionTable,
+    listener_premium,
+    track_feature_matrix,
+    user_feature_matrix,
+)
+from world_model.learned_session import LearnedSessionModel
+from world_model.metrics import binary_log_loss, lift_ratio, response_metrics
+from world_model.retrieval import Retrieval, RetrievalConfig
+from world_model.session_end import SessionEndModel, session_end_examples
+from world_model.user_model import SessionSplit, UserModelConfig, logged_response_probs, train_user_model
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+TRACK_RATE_PRIOR = 20.0
+"""Pseudo-plays of the global response mix added to every track's counts (the baseline's smoothing)."""
+
+
+def emit(name: str, value: float | int | str) -> None:
+    print(f"{name}={value:.6g}" if isinstance(value, float) else f"{name}={value}", flush=True)
+
+
+def features_of(log: ListeningLog, retrieval: Retrieval) -> tuple[np.ndarray, np.ndarray]:
+    """Track and user features as the learned world builds them."""
+    _, premium = listener_premium(log)
+    stats = FeatureStats.fit(log.tracks, retrieval.track_vectors, retrieval.user_vectors, retrieval.popularity)
+    track_features = track_feature_matrix(log.tracks, retrieval.track_vectors, retrieval.popularity, stats)
+    return track_features, user_feature_matrix(retrieval.user_vectors, premium, stats)
+
+
+def oracle_replay(
+    gt: GroundTruthWorld, sims, rows: np.ndarray, sessions: SessionTable
+) -> tuple[np.ndarray, np.ndarray]:
+    """Replay ``sessions`` (rows ``rows`` of the simulation) through ``gt.session_model``.
+
+    Returns the exact response probabilities ``(S, L, 3)`` of each logged play and the exact
+    leaving probabilities ``(S, L)`` after it.
+    """
+    model = gt.session_model
+    state = model.initial_state(sims.users[rows], sims.contexts.take(rows))
+    n, length = sessions.tracks.shape
+    probs = np.zeros((n, length, 3))
+    leave = np.zeros((n, length))
+    for t in range(length):
+        tracks = np.maximum(sessions.tracks[:, t], 0)
+        probs[:, t] = model.response_probs(state, tracks[:, None])[:, 0]
+        state = model.advance(state, tracks, np.maximum(sessions.responses[:, t], 0).astype(np.int8))
+        leave[:, t] = model.leave_probs(state)
+    return probs, leave
+
+
+def report(prefix: str, probs: np.ndarray, responses: np.ndarray, oracle: dict[str, float], truth: np.ndarray) -> dict:
+    metrics = response_metrics(probs, responses)
+    metrics["kl_to_oracle"] = float(
+        np.mean(np.sum(truth * (np.log(np.clip(truth, 1e-12, 1)) - np.log(np.clip(probs, 1e-12, 1))), axis=1))
+    )
+    for name in ("auc_skip", "auc_complete"):
+        metrics[f"{name}_ratio"] = metrics[name] / oracle[name]
+        metrics[f"{name}_lift_ratio"] = lift_ratio(metrics[name], oracle[name])
+    for name, value in metrics.items():
+        emit(f"{prefix}{name}", value)
+    return metrics
+
+
+def track_rate_probs(train: SessionTable, n_tracks: int, tracks: np.ndarray) -> np.ndarray:
+    """The historical-rate baseline: each track's smoothed response mix in the training plays."""
+    mask = train.play_mask()
+    counts = np.zeros((n_tracks, 3))
+    np.add.at(counts, (train.tracks[mask], train.responses[mask]), 1.0)
+    overall = counts.sum(axis=0) / counts.sum()
+    rates = (counts + TRACK_RATE_PRIOR * overall) / (counts.sum(axis=1, keepdims=True) + TRACK_RATE_PRIOR)
+    return rates[tracks]
+
+
+def call_microseconds(fn, number: int = 2000) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
+
+
+def path_timings(session_model: LearnedSessionModel) -> None:
+    users = np.array([0])
+    contexts = Contexts(np.array([0], np.int8), np.array([12], np.int8), np.zeros(1, np.float32))
+    state = session_model.initial_state(users, contexts)
+    track, response, candidate = np.array([1]), np.array([1]), np.array([[1]])
+    emit("numpy_us_response_probs_b1", call_microseconds(lambda: session_model.response_probs(state, candidate)))
+    emit("torch_us_response_probs_b1", call_microseconds(lambda: session_model.torch_response_probs(state, candidate)))
+    emit("numpy_us_advance_b1", call_microseconds(lambda: session_model.advance(state, track, response)))
+    emit("torch_us_advance_b1", call_microseconds(lambda: session_model._torch_step(state["hidden"], track, response)))
+    emit("numpy_us_leave_probs_b1", call_microseconds(lambda: session_model.leave_probs(state)))
+    rng = np.random.default_rng(0)
+    for batch, k in ((1, 100), (4, 100), (16, 100), (64, 100)):
+        big = session_model.initial_state(
+            np.zeros(batch, np.int64), Contexts(*(np.zeros(batch, t) for t in (np.int8, np.int8, np.float32)))
+        )
+        candidates = rng.integers(0, len(session_model.track_features), (batch, k))
+        saved = session_model.numpy_threshold
+        session_model.numpy_threshold = 1 << 30
+        numpy_us = call_microseconds(
+            lambda big=big, candidates=candidates: session_model.response_probs(big, candidates), number=50
+        )
+        session_model.numpy_threshold = saved
+        torch_us = call_microseconds(
+            lambda big=big, candidates=candidates: session_model.torch_response_probs(big, candidates), number=50
+        )
+        emit(f"numpy_us_response_probs_bk{batch * k}", numpy_us)
+        emit(f"torch_us_response_probs_bk{batch * k}", torch_us)
+
+
+def mssd_smoke() -> None:
+    path = SHARED / "data" / "mssd" / "log_real_11_sessions.csv"
+    if not path.is_file():
+        print(f"# MSSD smoke run skipped: {path} is absent", flush=True)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        log = load_mssd(path)
+    retrieval = Retrieval.fit(log, RetrievalConfig(factors=8, n_trees=2))
+    track_features, user_features = features_of(log, retrieval)
+    sessions = SessionTable.from_log(log)
+    # Eleven sessions: no evaluation split can be held out of so few, so the smoke run trains on
+    # all of them (the validation split is what early stopping reads) and scores them back.
+    config = UserModelConfig(max_epochs=3, validation_share=0.2, test_share=0.0)
+    model, _ = train_user_model(sessions, track_features, user_features, config, progress=False)
+    probs = logged_response_probs(model, sessions, track_features, user_features)
+    mask = sessions.play_mask()
+    metrics = response_metrics(probs[mask], sessions.responses[mask])
+    emit("mssd_plays", int(mask.sum()))
+    for name, value in metrics.items():
+        emit(f"mssd_{name}", value)
+    emit("mssd_finite", int(bool(np.isfinite(probs[mask]).all() and np.isfinite(metrics["logloss"]))))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=20_000, help="logged sessions to learn from")
+    parser.add_argument("--seed", type=int, default=0, help="ground-truth world and log seed")
+    parser.add_argument("--eval-sessions", type=int, default=20_000, help="later sessions simulated to hold out")
+    parser.add_argument("--quick", action="store_true", help="only the default model (no variants, no baselines)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    gt = GroundTruthWorld(seed=args.seed)
+    log = gt.simulate_logs(args.sessions, seed=args.seed)
+    emit("plays", log.n_plays)
+    emit("shuffled_share", float(log.plays["shuffled"].mean()))
+    started = time.perf_counter()
+    retrieval = Retrieval.fit(log)
+    emit("retrieval_seconds", time.perf_counter() - started)
+    track_features, user_features = features_of(log, retrieval)
+
+    config = UserModelConfig()
+    sessions = SessionTable.from_log(log, config.max_session_length)
+    # Held out: later sessions of the evaluation users, simulated with another seed. Their plays
+    # are in no log the world saw (ALS reads every logged play, outcomes included, so scoring
+    # logged plays would let the ALS vectors leak the answers).
+    future = gt.simulate(args.eval_sessions, seed=args.seed + 1)
+    future_log = ListeningLog.from_frames(
+        log_frames(future, gt.config, gt.user_ids, gt.track_ids, gt.catalogue.premium), gt.tracks
+    )
+    held_out = SessionTable.from_log(future_log, config.max_session_length, listener_ids=sessions.listener_ids)
+    keep = held_out.eval_sessions()
+    held_out = held_out.take(keep)
+    sim_rows = np.char.lstrip(held_out.session_ids.astype(str), "s").astype(np.int64)
+    oracle_probs, oracle_leave = oracle_replay(gt, future, sim_rows, held_out)
+    mask = held_out.play_mask()
+    responses = held_out.responses[mask]
+    truth = oracle_probs[mask]
+    shuffled_mask = mask & held_out.shuffled[:, None]
+    emit("evaluation_plays", int(mask.sum()))
+    oracle = response_metrics(truth, responses)
+    oracle_shuffled = response_metrics(oracle_probs[shuffled_mask], held_out.responses[shuffled_mask])
+    for name, value in oracle.items():
+        emit(f"oracle_{name}", value)
+    for name, value in oracle_shuffled.items():
+        emit(f"oracle_{name}_shuffled", value)
+
+    def evaluate(prefix: str, model_config: UserModelConfig) -> None:
+        model, training = train_user_model(sessions, track_features, user_features, model_config, progress=False)
+        emit(f"{prefix}train_seconds", training.train_seconds)
+        emit(f"{prefix}epochs", training.epochs)
+        probs = logged_response_probs(model, held_out, track_features, user_features, shuffled=True)
+        report(prefix, probs[mask], responses, oracle, truth)
+        shuffled_metrics = response_metrics(probs[shuffled_mask], held_out.responses[shuffled_mask])
+        shuffled_metrics["kl_to_oracle"] = float(
+            np.mean(
+                np.sum(
+                    oracle_probs[shuffled_mask]
+                    * (np.log(np.clip(oracle_probs[shuffled_mask], 1e-12, 1)) - np.log(probs[shuffled_mask])),
+                    axis=1,
+                )
+            )
+        )
+        for name, value in shuffled_metrics.items():
+            emit(f"{prefix}{name}_shuffled", value)
+        return model
+
+    model = evaluate("", config)
+    if not args.quick:
+        split = SessionSplit.of(sessions, config.validation_share, config.test_share, config.seed)
+        train_sessions = sessions.take(split.train)
+        report(
+            "track_rate_",
+            track_rate_probs(train_sessions, log.n_tracks, held_out.tracks)[mask],
+            responses,
+            oracle,
+            truth,
+        )
+        evaluate("nonsequential_", dataclasses.replace(config, sequential=False))
+        for handling in ("flag", "weight", "pooled"):
+            if handling != config.shuffled_handling:
+                evaluate(f"{handling}_", dataclasses.replace(config, shuffled_handling=handling))
+
+    session_end = SessionEndModel.fit(sessions)
+    _, labels, end_mask = session_end_examples(held_out)
+    features, _, _ = session_end_examples(held_out)
+    learned_leave = 1.0 / (1.0 + np.exp(-(features @ session_end.weights)))
+    emit("session_end_logloss", binary_log_loss(learned_leave[end_mask], labels[end_mask]))
+    emit("oracle_session_end_logloss", binary_log_loss(oracle_leave[end_mask], labels[end_mask]))
+    emit(
+        "session_end_base_rate_logloss",
+        binary_log_loss(np.full(end_mask.sum(), labels[end_mask].mean()), labels[end_mask]),
+    )
+
+    path_timings(LearnedSessionModel(model, session_end, track_features, user_features))
+    mssd_smoke()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

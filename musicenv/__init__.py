@@ -1,0 +1,3 @@
+from musicenv.registration import register_envs
+
+register_envs()

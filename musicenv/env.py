@@ -1,0 +1,555 @@
+"""``ListeningSession-v0``: build a listening session one track at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+from gymnasium import error, spaces
+
+from musicenv.observation import build_observations, observation_space
+from musicenv.responders import GroundTruthLike, Oracle, resolve_world
+from musicenv.rewards import RewardConfig
+from musicenv.world import (
+    CONTEXT_TYPES,
+    RESPONSES,
+    Contexts,
+    SessionModel,
+    SessionState,
+    Split,
+    World,
+    context_features,
+)
+
+SESSION_STATS = ("return", "length", "completions", "listens", "skips", "invalid_actions")
+"""Keys of ``info["session"]``, the statistics of an episode that just ended."""
+
+COUNTS = ("completions", "listens", "skips", "invalid_actions")
+"""The counts among the session statistics."""
+RESPONSE_COUNTS = ("skips", "listens", "completions")
+"""The count each response code adds to, by code."""
+
+SPLITS = ("train", "eval", "all")
+
+
+class CatalogueArrays:
+    """A world's tables as the environments read them on every step: plain arrays, made once.
+
+    Attributes:
+        track_features: ``(n_tracks, d_track)`` float32.
+        user_features: ``(n_users, d_user)`` float32.
+        track_ids: ``(n_tracks,)`` object array of str.
+        artist_ids: ``(n_tracks,)`` object array of str, None where the artist is unknown.
+        artist_codes: ``(n_tracks,)`` int64 artist codes for the diversity bonus; a track whose
+            artist is unknown gets a code of its own, so it counts as its own artist.
+        discovery: ``(n_tracks,)`` bool discovery flags, or None when the boost is off.
+        user_ids: ``(n_users,)`` object array of str.
+    """
+
+    def __init__(self, world: World, reward: RewardConfig) -> None:
+        tracks = world.tracks
+        n_tracks = len(tracks)
+        self.track_features = np.ascontiguousarray(world.track_features, dtype=np.float32)
+        self.user_features = np.ascontiguousarray(world.user_features, dtype=np.float32)
+        self.track_ids = tracks["track_id"].to_numpy(dtype=object)
+        self.user_ids = np.asarray(world.user_ids, dtype=object)
+        if "artist_id" in tracks.columns:
+            artists = tracks["artist_id"]
+            self.artist_ids = artists.astype(object).where(artists.notna(), None).to_numpy(dtype=object)
+            codes, uniques = pd.factorize(artists)
+        else:
+            self.artist_ids = np.full(n_tracks, None, dtype=object)
+            codes, uniques = np.full(n_tracks, -1), []
+        self.artist_codes = np.where(codes >= 0, codes, len(uniques) + np.arange(n_tracks)).astype(np.int64)
+        self.discovery = reward.discovery_flags(tracks)
+
+
+class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
+    """
+    ## Description
+
+    A music streaming service builds a listening session for one listener, one track at a time,
+    after Tomasi et al., "Automatic Music Playlist Generation via Simulation-based Reinforcement
+    Learning" (KDD 2023). At the start of an episode a listener and a listening context (context
+    type, hour) are drawn, and the listener's candidate pool of M tracks is retrieved (an
+    approximate-nearest-neighbour search over ALS embeddings in a learned world). At each step the
+    agent picks one track of the pool; the simulated listener **skips** it, **listens** past N
+    seconds, or **completes** it, and may **leave** the session. The listener's responses depend
+    on the whole session so far (position and fatigue, skip runs, artist repetition, satiation,
+    mood), so building a good session is a sequential problem, not a ranking one.
+
+    The listener is a *world* (:mod:`musicenv.world`): by default the embedded learned world, whose
+    user-response and session-end models were trained on listening logs. With
+    ``world="groundtruth"`` the same observations and pools come from the learned world (all a
+    deployed recommender sees) but the responses and leaving come from the exact ground-truth
+    model the logs were drawn from: the sim-to-real run. The difference of an agent's returns in
+    the two is its sim-to-real gap.
+
+    ## Action Space
+
+    `Discrete(M)` (M = `pool_size`, default 100): the slot of the candidate pool to play next.
+    Slots are ordered best first by the retrieval score. A slot is **invalid** if its track was
+    already played in this session or if it is padding (the pool of a catalogue smaller than M);
+    `observation["action_mask"]` and `action_masks()` (for sb3-contrib's `MaskablePPO`) mark the
+    valid ones. An invalid action does not crash: see Rewards. Actions outside `[0, M)` raise
+    `ValueError`.
+
+    ## Observation Space
+
+    A `Dict` of fixed-shape arrays (L = `playlist_length`), built by
+    :func:`musicenv.observation.build_observations`:
+
+    | Key            | Shape              | Dtype   | Content                                              |
+    |----------------|--------------------|---------|------------------------------------------------------|
+    | `user`         | `(d_user,)`        | float32 | the listener's features (`world.user_features[u]`)   |
+    | `context`      | `(8,)`             | float32 | one-hot context type (6), sin and cos of the hour    |
+    | `history`      | `(L, d_track + 3)` | float32 | played tracks' features + response one-hot (skip,    |
+    |                |                    |         | listen, complete), in order; zero rows after the last|
+    | `history_mask` | `(L,)`             | float32 | 1.0 where a track was played                         |
+    | `candidates`   | `(M, d_track)`     | float32 | the pool's track features, zero rows for padding     |
+    | `action_mask`  | `(M,)`             | int8    | 1 where the slot can be played                       |
+
+    The feature boxes are bounded by the world's feature tables (and 0). Every call returns new
+    arrays.
+
+    ## Rewards
+
+    From :class:`musicenv.rewards.RewardConfig` (its docstring justifies the defaults): complete
+    1.0, listen 0.5, skip 0.0 — the reward is the listening value of a play; a skip is a lost slot,
+    and the session-end model already punishes skips by ending sessions early. Optional terms, off
+    by default: a diversity bonus for a play whose artist is new to the session, and a
+    multiplier for tracks flagged for discovery (Spotify's Discovery Mode).
+
+    An invalid action earns `reward.invalid_action` (default -1.0, below any play), sets
+    `info["invalid_action"] = True` and changes nothing but the step counter: it counts toward
+    `playlist_length`, so an agent cannot stall forever. With `strict=True` it raises
+    `ValueError` naming the slot instead.
+
+    ## Starting State
+
+    `reset(seed=...)` draws, from `self.np_random` only: the listener and the context
+    (`world.sample_sessions`, from the users of `split`), then one uniform per position for the
+    response and one for leaving. Responses are the inverse CDF of (skip, listen, complete) at the
+    position's uniform, and the listener leaves when the position's leaving uniform is below the
+    leaving probability: **common random numbers**, so two agents that meet the same seed meet
+    the same listener, pool and luck, and their returns differ only through their choices. The
+    pool is `world.candidate_pools(user, M, explicit_filter)`, with the tracks and artists the
+    listener blocked (and, with `explicit_filter`, explicit tracks) already removed and refilled
+    from further down the ranking. The session is empty.
+
+    ## Episode End
+
+    1. Termination: the listener leaves (the session-end model), after the play that was just
+       rewarded.
+    2. Truncation: `playlist_length` steps were taken (invalid ones included), or no valid slot is
+       left in the pool. The environment truncates by itself, so the registered id carries no
+       `TimeLimit` (`max_episode_steps=None`) and `gymnasium.make("ListeningSession-v0",
+       playlist_length=30)` gives 30-track sessions. When the listener leaves on the last step
+       only `terminated` is set.
+
+    Stepping after the end raises `gymnasium.error.ResetNeeded`.
+
+    ## Info
+
+    Every step: `response` (`"skip"`, `"listen"` or `"complete"`; None for an invalid action),
+    `response_probs` (3,) float64 (zeros for an invalid action), `track_id`, `artist_id` (None when
+    unknown), `track_index` (the world's track index of the slot, -1 for padding), `p_complete`
+    (the responder's completion probability of the chosen track; 0.0 for an invalid action),
+    `invalid_action`, `position` (the 1-based session position of the play). At the end,
+    `session`: a dict of `return`, `length` (tracks played), `completions`, `listens`, `skips`,
+    `invalid_actions`. (Not `episode`: that key belongs to `RecordEpisodeStatistics` and SB3's
+    `Monitor`, which would otherwise collide with it.)
+
+    ## Arguments
+
+    ```python
+    >>> import gymnasium as gym, musicenv
+    >>> env = gym.make("ListeningSession-v0", playlist_length=30, render_mode="ansi")
+    >>> obs, info = env.reset(seed=7)
+    >>> obs, reward, terminated, truncated, info = env.step(int(obs["action_mask"].argmax()))
+    >>> print(env.render())
+    ```
+
+    | Parameter          | Type                 | Default     | Description                                  |
+    |--------------------|----------------------|-------------|----------------------------------------------|
+    | `world`            | str, path or World   | `"default"` | `"default"` (the embedded learned world), a  |
+    |                    |                      |             | saved world folder, `"groundtruth"` (the     |
+    |                    |                      |             | default world answered by its ground truth), |
+    |                    |                      |             | or a `World`                                 |
+    | `playlist_length`  | int                  | `20`        | L: the cap on steps (the MSSD's 20; 30 for a |
+    |                    |                      |             | Discover-Weekly-length playlist)             |
+    | `pool_size`        | int                  | `100`       | M: candidate pool size and number of actions |
+    | `reward`           | RewardConfig or None | `None`      | the reward mapping (None: the defaults)      |
+    | `explicit_filter`  | bool                 | `False`     | remove explicit tracks from pools            |
+    | `strict`           | bool                 | `False`     | raise on invalid actions instead of          |
+    |                    |                      |             | penalising                                   |
+    | `split`            | str                  | `"train"`   | listeners from `"train"`, `"eval"` (the      |
+    |                    |                      |             | held-out 20%) or `"all"` users               |
+    | `render_mode`      | str or None          | `None`      | `"ansi"`: `render()` returns the playlist so |
+    |                    |                      |             | far as a table                               |
+    | `responder`        | str, object or None  | `None`      | who answers: None (the world's own model),   |
+    |                    |                      |             | `"groundtruth"` or a ground-truth world      |
+    |                    |                      |             | object (sim-to-real run), or any             |
+    |                    |                      |             | `SessionModel`                               |
+    | `groundtruth_seed` | int or None          | `None`      | with `world="groundtruth"`: the seed of the  |
+    |                    |                      |             | ground truth (and of the learned world built |
+    |                    |                      |             | from its logs)                               |
+
+    In a ground-truth run `env.oracle` is an :class:`musicenv.responders.Oracle`: the true
+    `session_model` (in the learned world's indices), the current `state`, and
+    `response_probs(pool_slots)` / `leave_probs()`, for agents allowed to read the truth; it is
+    None otherwise, and no observation exposes it. `get_state()` / `set_state()` save and restore
+    the whole environment, random generator included, as a flat dict of arrays (`np.savez`-able
+    without pickle), for an exact resume. `env.user` and `env.pool` give the current listener's
+    user index and the pool's track indices, for baselines that rank by the world's tables.
+
+    ## Vectorized environment
+
+    :class:`musicenv.vector_env.ListeningSessionVectorEnv` steps N sessions with one batched model
+    call (same-step autoreset):
+
+    ```python
+    >>> envs = gym.make_vec("ListeningSession-v0", num_envs=256, vectorization_mode="vector_entry_point")
+    ```
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012  (Gymnasium's convention)
+
+    def __init__(
+        self,
+        world: str | os.PathLike[str] | World = "default",
+        playlist_length: int = 20,
+        pool_size: int = 100,
+        reward: RewardConfig | None = None,
+        explicit_filter: bool = False,
+        strict: bool = False,
+        split: Split = "train",
+        render_mode: str | None = None,
+        responder: str | SessionModel | GroundTruthLike | None = None,
+        groundtruth_seed: int | None = None,
+    ) -> None:
+        _check_arguments(playlist_length, pool_size, split)
+        self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
+        self.playlist_length = playlist_length
+        self.pool_size = pool_size
+        self.reward_config = reward if reward is not None else RewardConfig()
+        self.explicit_filter = explicit_filter
+        self.strict = strict
+        self.split = split
+        self.render_mode = render_mode
+        self.catalogue = CatalogueArrays(self.world, self.reward_config)
+        self._response_values = self.reward_config.response_values.tolist()
+        self._d_track = self.catalogue.track_features.shape[1]
+
+        self.observation_space = observation_space(
+            self.catalogue.track_features, self.catalogue.user_features, playlist_length, pool_size
+        )
+        self.action_space = spaces.Discrete(pool_size)
+        self.oracle = (
+            Oracle(
+                self._responder,
+                state=lambda: self._session(),
+                pools=lambda: self._session_pool()[None],
+                action_mask=lambda: self.action_masks()[None],
+            )
+            if groundtruth
+            else None
+        )
+        self._started = False
+        self._done = True
+
+    # -- episode ------------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        users, contexts = self.world.sample_sessions(self.np_random, 1, self.split)
+        uniforms = self.np_random.random((2, self.playlist_length))
+        pool = self.world.candidate_pools(users, self.pool_size, self.explicit_filter)[0]
+        self._begin(int(users[0]), contexts, np.asarray(pool, dtype=np.int64), uniforms)
+        return self._observation(), {}
+
+    def _begin(self, user: int, contexts: Contexts, pool: np.ndarray, uniforms: np.ndarray) -> None:
+        length = self.playlist_length
+        self._user = user
+        self._contexts = contexts
+        self._pool = pool
+        self._pool_list = pool.tolist()
+        self._pool_tracks = int((pool >= 0).sum())
+        self._played = np.zeros(self.pool_size, dtype=bool)
+        self._history_tracks = np.full(length, -1, dtype=np.int64)
+        self._history_responses = np.zeros(length, dtype=np.int8)
+        self._history_p_complete = np.zeros(length, dtype=np.float64)
+        self._response_uniforms, self._leave_uniforms = uniforms[0].tolist(), uniforms[1].tolist()
+        self._uniforms = uniforms
+        self._steps = 0
+        self._length = 0
+        self._return = 0.0
+        self._counts = dict.fromkeys(COUNTS, 0)
+        self._state = self._responder.initial_state(np.array([user]), contexts)
+        self._done = False
+        self._started = True
+        self._obs = self._rebuild_observation()
+
+    def _rebuild_observation(self) -> dict[str, np.ndarray]:
+        batch = build_observations(
+            self.catalogue.track_features,
+            self.catalogue.user_features,
+            np.array([self._user]),
+            context_features(self._contexts),
+            self._pool[None],
+            self._history_tracks[None],
+            self._history_responses[None],
+            self._played[None],
+        )
+        return {key: value[0] for key, value in batch.items()}
+
+    def step(self, action: np.int64 | int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise error.ResetNeeded(
+                "ListeningSession-v0: the episode is over (or never began); call reset() before step()"
+            )
+        slot = int(action)
+        if not 0 <= slot < self.pool_size:
+            raise ValueError(f"action {action!r} is outside the action space Discrete({self.pool_size})")
+        track = self._pool_list[slot]
+        if track < 0 or self._played[slot]:
+            return self._invalid_step(slot, track)
+
+        # This path is the single env's speed (DESIGN.md, "Speed"): one responder call per model
+        # method with a batch of one, scalars as Python numbers, and no rebuilt matrices.
+        self._steps += 1
+        position = self._length
+        responder = self._responder
+        probs = responder.response_probs(self._state, np.array([[track]]))[0, 0].tolist()
+        p_skip, p_listen, p_complete = probs
+        # Inverse CDF at the position's uniform: the scalar form of world.sample_responses.
+        uniform = self._response_uniforms[position]
+        response = int(uniform >= p_skip) + int(uniform >= p_skip + p_listen)
+        self._state = responder.advance(self._state, np.array([track]), np.array([response], dtype=np.int8))
+        terminated = self._leave_uniforms[position] < float(responder.leave_probs(self._state)[0])
+
+        reward = self._play_reward(track, response, position)
+        self._history_tracks[position] = track
+        self._history_responses[position] = response
+        self._history_p_complete[position] = p_complete
+        self._played[slot] = True
+        self._length = position + 1
+        self._return += reward
+        self._counts[RESPONSE_COUNTS[response]] += 1
+
+        obs = self._obs
+        # The history row of build_observations, written in place: features, then the one-hot.
+        row = obs["history"][position]
+        row[: self._d_track] = self.catalogue.track_features[track]
+        row[self._d_track + response] = 1.0
+        obs["history_mask"][position] = 1.0
+        obs["action_mask"][slot] = 0
+
+        info = {
+            "response": RESPONSES[response],
+            "response_probs": np.array(probs),
+            "track_id": self.catalogue.track_ids[track],
+            "artist_id": self.catalogue.artist_ids[track],
+            "track_index": track,
+            "p_complete": p_complete,
+            "invalid_action": False,
+            "position": position + 1,
+        }
+        return self._observation(), reward, terminated, self._end(terminated, info), info
+
+    def _play_reward(self, track: int, response: int, position: int) -> float:
+        reward = self._response_values[response]
+        config = self.reward_config
+        if self.catalogue.discovery is not None and self.catalogue.discovery[track]:
+            reward *= config.discovery_boost
+        if config.diversity_bonus != 0.0:
+            codes = self.catalogue.artist_codes
+            if not (codes[self._history_tracks[:position]] == codes[track]).any():
+                reward += config.diversity_bonus
+        return float(reward)
+
+    def _invalid_step(self, slot: int, track: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        reason = "padding (the pool has fewer tracks)" if track < 0 else "already played in this session"
+        if self.strict:
+            raise ValueError(f"slot {slot} is invalid: {reason}")
+        self._steps += 1
+        reward = self.reward_config.invalid_action
+        self._return += reward
+        self._counts["invalid_actions"] += 1
+        info = {
+            "response": None,
+            "response_probs": np.zeros(len(RESPONSES)),
+            "track_id": self.catalogue.track_ids[track] if track >= 0 else None,
+            "artist_id": self.catalogue.artist_ids[track] if track >= 0 else None,
+            "track_index": track,
+            "p_complete": 0.0,
+            "invalid_action": True,
+            "position": self._length + 1,
+        }
+        return self._observation(), reward, False, self._end(False, info), info
+
+    def _end(self, terminated: bool, info: dict[str, Any]) -> bool:
+        """Whether the step truncates the episode; on any end, add the session's statistics."""
+        truncated = not terminated and (self._steps >= self.playlist_length or self._length >= self._pool_tracks)
+        if terminated or truncated:
+            self._done = True
+            info["session"] = {"return": self._return, "length": self._length, **self._counts}
+        return truncated
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        # New arrays on every call: callers keep observations, and must not see later steps in them.
+        return {key: value.copy() for key, value in self._obs.items()}
+
+    def action_masks(self) -> np.ndarray:
+        """``(M,)`` bool, the slots that can be played now (for sb3-contrib's ``MaskablePPO``)."""
+        self._require_started()
+        return (self._pool >= 0) & ~self._played
+
+    # -- views for agents and the oracle ---------------------------------------------------------
+
+    @property
+    def user(self) -> int:
+        """The current listener's user index in the world."""
+        self._require_started()
+        return self._user
+
+    @property
+    def pool(self) -> np.ndarray:
+        """``(M,)`` track indices of the current pool, ``-1`` for padding (a copy)."""
+        return self._session_pool().copy()
+
+    def _session_pool(self) -> np.ndarray:
+        self._require_started()
+        return self._pool
+
+    def _session(self) -> SessionState:
+        self._require_started()
+        return self._state
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise error.ResetNeeded("ListeningSession-v0: call reset() first")
+
+    # -- rendering ---------------------------------------------------------------------------------
+
+    def render(self) -> str | None:
+        """With ``render_mode="ansi"``, the playlist so far as a table; otherwise None.
+
+        Other render modes are accepted at construction (SB3's ``make_vec_env`` asks for
+        ``"rgb_array"`` by default) and render nothing.
+        """
+        if self.render_mode != "ansi":
+            gym.logger.warn(
+                f"render() with render_mode={self.render_mode!r} renders nothing; "
+                "create the env with render_mode='ansi' to get a table"
+            )
+            return None
+        self._require_started()
+        return render_playlist(
+            self.catalogue,
+            user=self._user,
+            context_type=int(self._contexts.context_type[0]),
+            hour=int(self._contexts.hour[0]),
+            tracks=self._history_tracks[: self._length],
+            responses=self._history_responses[: self._length],
+            p_complete=self._history_p_complete[: self._length],
+            playlist_length=self.playlist_length,
+        )
+
+    # -- saving and restoring --------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The whole environment state as a flat dict of arrays, for an exact resume.
+
+        It holds the random generator (as JSON text), the episode's draws, the session so far and
+        the responder's state (keys ``session_model/...``), so ``set_state`` on a new env over the
+        same world continues step for step, and later resets draw the same episodes.
+        ``np.savez(path, **state)`` saves it without pickle.
+        """
+        self._require_started()
+        state = {
+            "rng": np.array(json.dumps(self.np_random.bit_generator.state)),
+            "user": np.array(self._user, dtype=np.int64),
+            "context_type": self._contexts.context_type.copy(),
+            "hour": self._contexts.hour.copy(),
+            "attention": self._contexts.attention.copy(),
+            "pool": self._pool.copy(),
+            "played": self._played.copy(),
+            "history_tracks": self._history_tracks.copy(),
+            "history_responses": self._history_responses.copy(),
+            "history_p_complete": self._history_p_complete.copy(),
+            "uniforms": self._uniforms.copy(),
+            "steps": np.array(self._steps, dtype=np.int64),
+            "done": np.array(self._done),
+            "return": np.array(self._return, dtype=np.float64),
+            "counts": np.array(list(self._counts.values()), dtype=np.int64),
+        }
+        state.update({f"session_model/{key}": np.array(value) for key, value in self._state.items()})
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a :meth:`get_state` snapshot (taken on an env over the same world and settings)."""
+        pool = np.asarray(state["pool"], dtype=np.int64)
+        history_tracks = np.asarray(state["history_tracks"], dtype=np.int64)
+        if pool.shape != (self.pool_size,) or history_tracks.shape != (self.playlist_length,):
+            raise ValueError(
+                f"state has pool {pool.shape} and history {history_tracks.shape}; this env has "
+                f"pool_size={self.pool_size}, playlist_length={self.playlist_length}"
+            )
+        self.np_random.bit_generator.state = json.loads(str(state["rng"]))
+        contexts = Contexts(np.array(state["context_type"]), np.array(state["hour"]), np.array(state["attention"]))
+        self._begin(int(state["user"]), contexts, pool.copy(), np.array(state["uniforms"], dtype=np.float64))
+        self._played = np.array(state["played"], dtype=bool)
+        self._history_tracks = history_tracks.copy()
+        self._history_responses = np.array(state["history_responses"], dtype=np.int8)
+        self._history_p_complete = np.array(state["history_p_complete"], dtype=np.float64)
+        self._length = int((history_tracks >= 0).sum())
+        self._steps = int(state["steps"])
+        self._done = bool(state["done"])
+        self._return = float(state["return"])
+        self._counts = dict(zip(self._counts, np.asarray(state["counts"]).tolist(), strict=True))
+        prefix = "session_model/"
+        self._state = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
+        self._obs = self._rebuild_observation()
+
+
+def render_playlist(
+    catalogue: CatalogueArrays,
+    user: int,
+    context_type: int,
+    hour: int,
+    tracks: np.ndarray,
+    responses: np.ndarray,
+    p_complete: np.ndarray,
+    playlist_length: int,
+) -> str:
+    """The playlist of one session as a text table (position, track, artist, response, p(complete))."""
+    lines = [
+        f"listener {catalogue.user_ids[user]} · {CONTEXT_TYPES[context_type]} · {hour:02d}:00 · "
+        f"{len(tracks)} of {playlist_length} played",
+        f"{'pos':>4}  {'track':<24} {'artist':<20} {'response':<9} {'p(complete)':>11}",
+    ]
+    for position, (track, response, p) in enumerate(zip(tracks, responses, p_complete, strict=True), start=1):
+        artist = catalogue.artist_ids[track] or "?"
+        track_id = catalogue.track_ids[track]
+        lines.append(f"{position:>4}  {track_id!s:<24.24} {artist!s:<20.20} {RESPONSES[response]:<9} {p:>11.2f}")
+    return "\n".join(lines) + "\n"
+
+
+def _check_arguments(playlist_length: int, pool_size: int, split: str) -> None:
+    if playlist_length < 1:
+        raise ValueError(f"playlist_length must be at least 1, got {playlist_length}")
+    if pool_size < 1:
+        raise ValueError(f"pool_size must be at least 1, got {pool_size}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

@@ -1,0 +1,135 @@
+"""Observations of ``ListeningSession-v0``, built from compact indices.
+
+An observation is a flat ``Dict`` of fixed-shape arrays (L = ``playlist_length``, M = ``pool_size``,
+``d_user`` / ``d_track`` the widths of the world's feature tables):
+
+==================  ======================  =========  ==============================================
+key                 shape                   dtype      content
+==================  ======================  =========  ==============================================
+``user``            ``(d_user,)``           float32    ``world.user_features[u]``
+``context``         ``(8,)``                float32    :func:`musicenv.world.context_features`
+``history``         ``(L, d_track + 3)``    float32    played tracks' features, then the response
+                                                       one-hot (skip, listen, complete); zero rows
+                                                       after the last play
+``history_mask``    ``(L,)``                float32    1.0 where a track was played
+``candidates``      ``(M, d_track)``        float32    ``world.track_features[pool]``, zero rows for
+                                                       padding (a catalogue smaller than M)
+``action_mask``     ``(M,)``                int8       1 where the slot can be played: not padding
+                                                       and not played yet
+==================  ======================  =========  ==============================================
+
+Every one of them is a function of a few integers per session: the user, the context, the pool's
+track indices, the history's track indices and responses, and which slots were played. That is
+what :func:`build_observations` takes, so a replay buffer stores those (DESIGN.md, "Memory and
+resume": a transition's candidate matrix alone is tens of KB) and rebuilds observations when it
+samples; both environments build theirs with the same function, so the layouts cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES
+
+RESPONSE_ONE_HOT = np.eye(len(RESPONSES), dtype=np.float32)
+"""Row ``r`` is the one-hot of response code ``r``, as written into ``history``."""
+
+
+def observation_space(
+    track_features: np.ndarray, user_features: np.ndarray, playlist_length: int, pool_size: int
+) -> spaces.Dict:
+    """The observation space of one session over a world's feature tables.
+
+    The bounds of the feature boxes are the per-column extremes of the tables, widened to include
+    0 (the padding rows), so an observation is always inside the space and the bounds tell a
+    normalising wrapper the true range.
+    """
+    track_low = np.minimum(track_features.min(axis=0), 0.0).astype(np.float32)
+    track_high = np.maximum(track_features.max(axis=0), 0.0).astype(np.float32)
+    user_low = np.minimum(user_features.min(axis=0), 0.0).astype(np.float32)
+    user_high = np.maximum(user_features.max(axis=0), 0.0).astype(np.float32)
+    n_responses = len(RESPONSES)
+    history_low = np.concatenate([track_low, np.zeros(n_responses, np.float32)])
+    history_high = np.concatenate([track_high, np.ones(n_responses, np.float32)])
+    d_track = track_features.shape[1]
+    return spaces.Dict(
+        {
+            "user": spaces.Box(user_low, user_high, dtype=np.float32),
+            "context": spaces.Box(-1.0, 1.0, (CONTEXT_FEATURES_DIM,), dtype=np.float32),
+            "history": spaces.Box(
+                np.broadcast_to(history_low, (playlist_length, d_track + n_responses)),
+                np.broadcast_to(history_high, (playlist_length, d_track + n_responses)),
+                dtype=np.float32,
+            ),
+            "history_mask": spaces.Box(0.0, 1.0, (playlist_length,), dtype=np.float32),
+            "candidates": spaces.Box(
+                np.broadcast_to(track_low, (pool_size, d_track)),
+                np.broadcast_to(track_high, (pool_size, d_track)),
+                dtype=np.float32,
+            ),
+            "action_mask": spaces.Box(0, 1, (pool_size,), dtype=np.int8),
+        }
+    )
+
+
+def history_rows(track_features: np.ndarray, tracks: np.ndarray, responses: np.ndarray) -> np.ndarray:
+    """``history`` rows of plays: track features then the response one-hot, ``(N, d_track + 3)``.
+
+    ``tracks`` must be valid indices (no padding); the environments call this for one new play per
+    session on each step instead of rebuilding the whole history.
+    """
+    return np.concatenate([track_features[tracks], RESPONSE_ONE_HOT[responses]], axis=-1)
+
+
+def build_observations(
+    track_features: np.ndarray,
+    user_features: np.ndarray,
+    users: np.ndarray,
+    context_features: np.ndarray,
+    pools: np.ndarray,
+    history_tracks: np.ndarray,
+    history_responses: np.ndarray,
+    played: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """A batch of N observations from compact indices.
+
+    Args:
+        track_features: ``(n_tracks, d_track)`` float32, the world's ``track_features``.
+        user_features: ``(n_users, d_user)`` float32, the world's ``user_features``.
+        users: ``(N,)`` user indices.
+        context_features: ``(N, 8)`` float32, :func:`musicenv.world.context_features`.
+        pools: ``(N, M)`` track indices of the candidate pools, ``-1`` for padding.
+        history_tracks: ``(N, L)`` track indices played so far in order, ``-1`` after the last.
+        history_responses: ``(N, L)`` response codes of those plays (ignored where padded).
+        played: ``(N, M)`` bool, which pool slots were played.
+
+    Returns:
+        The observation keys of this module's table, each with a leading batch axis N, in freshly
+        allocated arrays.
+    """
+    n, length = history_tracks.shape
+    in_history = history_tracks >= 0
+    if in_history.any():
+        history = np.concatenate(
+            [
+                track_features[np.where(in_history, history_tracks, 0)],
+                RESPONSE_ONE_HOT[np.where(in_history, history_responses, 0)],
+            ],
+            axis=-1,
+        )
+        history[~in_history] = 0.0
+    else:  # new sessions, the common case of a reset
+        history = np.zeros((n, length, track_features.shape[1] + len(RESPONSES)), dtype=track_features.dtype)
+    in_pool = pools >= 0
+    candidates = track_features[np.where(in_pool, pools, 0)]
+    if not in_pool.all():
+        candidates[~in_pool] = 0.0
+    return {
+        "user": user_features[users].astype(np.float32, copy=True),
+        "context": np.asarray(context_features, dtype=np.float32).copy(),
+        "history": history,
+        "history_mask": in_history.astype(np.float32),
+        "candidates": candidates,
+        "action_mask": (in_pool & ~played).astype(np.int8),
+    }

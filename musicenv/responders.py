@@ -1,0 +1,231 @@
+"""Who answers: the learned world's model, or the ground truth in a sim-to-real run.
+
+DESIGN.md, "Sim-to-real run": the observation, the pool and the (user, context) draw always come
+from the *learned* world, because that is all a deployed recommender sees. What changes between a
+learned run and a ground-truth run is only the *responder*: the :class:`~musicenv.world.SessionModel`
+that gives the response probabilities and the probability of leaving. In a ground-truth run that
+is the ground-truth world's exact model, asked about the same user, context, session so far and
+track. The two worlds share ids, not indices, so :class:`GroundTruthResponder` translates the
+learned world's user and track indices into the ground truth's, once, as arrays.
+
+:func:`resolve_world` turns the environment's ``world=`` / ``responder=`` arguments into a world
+and a responder; :class:`Oracle` is the handle through which agents that are allowed to read the
+truth (greedy by the true model, a lookahead planner) see it. No observation exposes it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from musicenv.world import Contexts, SessionModel, SessionState, World
+
+
+@runtime_checkable
+class GroundTruthLike(Protocol):
+    """What a responder needs of a ground-truth world (``musicenv.groundtruth.GroundTruthWorld``)."""
+
+    session_model: SessionModel
+
+    def user_index(self, ids: np.ndarray) -> np.ndarray:
+        """Indices of user ids in this world."""
+        ...
+
+    def track_index(self, ids: np.ndarray) -> np.ndarray:
+        """Indices of track ids in this world."""
+        ...
+
+
+class GroundTruthResponder:
+    """The ground-truth :class:`~musicenv.world.SessionModel`, spoken in a learned world's indices.
+
+    Every method takes and returns what the learned world's own model would (user and track
+    indices of ``learned``); the states it returns are the ground truth's own.
+
+    Args:
+        groundtruth: the ground-truth world the learned world was built from.
+        learned: the learned world whose indices the environment uses.
+
+    Raises:
+        ValueError: a user or track of the learned world is unknown to the ground truth (the
+            learned world was built from other logs).
+    """
+
+    def __init__(self, groundtruth: GroundTruthLike, learned: World) -> None:
+        self.groundtruth = groundtruth
+        self.session_model = groundtruth.session_model
+        track_ids = learned.tracks["track_id"].to_numpy()
+        self._users = _translate(groundtruth.user_index, np.asarray(learned.user_ids), "user")
+        # One extra entry so that padding (-1) translates to padding.
+        self._tracks = np.append(_translate(groundtruth.track_index, track_ids, "track"), -1)
+
+    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
+        return self.session_model.initial_state(self._users[users], contexts)
+
+    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        return self.session_model.response_probs(state, self._tracks[tracks])
+
+    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
+        return self.session_model.advance(state, self._tracks[tracks], responses)
+
+    def leave_probs(self, state: SessionState) -> np.ndarray:
+        return self.session_model.leave_probs(state)
+
+
+def _translate(index: Callable[[np.ndarray], np.ndarray], ids: np.ndarray, what: str) -> np.ndarray:
+    try:
+        translated = np.asarray(index(ids), dtype=np.int64)
+    except KeyError as error:
+        raise ValueError(
+            f"the ground truth does not know {what} {error}: the learned world was not built from its logs"
+        ) from error
+    unknown = np.flatnonzero(translated < 0)
+    if unknown.size:
+        raise ValueError(
+            f"the ground truth does not know {unknown.size} of the learned world's {what}s "
+            f"(e.g. {ids[unknown[0]]!r}): the learned world was not built from its logs"
+        )
+    return translated
+
+
+class Oracle:
+    """Read access to the truth in a ground-truth run (``env.oracle``; None in a learned run).
+
+    For agents that are allowed to read the truth: greedy by the true model, the lookahead planner.
+    Everything is in the learned world's indices and batched over the environment's sessions
+    (B = 1 for :class:`~musicenv.env.ListeningSessionEnv`, N for the vector env). States are
+    values: branch them with :func:`musicenv.world.take_state` and ``session_model.advance``;
+    nothing here changes the environment.
+
+    Attributes:
+        session_model: the ground-truth :class:`~musicenv.world.SessionModel` in learned-world
+            indices (a :class:`GroundTruthResponder`).
+    """
+
+    def __init__(
+        self,
+        session_model: SessionModel,
+        state: Callable[[], SessionState],
+        pools: Callable[[], np.ndarray],
+        action_mask: Callable[[], np.ndarray],
+    ) -> None:
+        self.session_model = session_model
+        self._state = state
+        self._pools = pools
+        self._action_mask = action_mask
+
+    @property
+    def state(self) -> SessionState:
+        """The ground-truth states of the current sessions (B rows)."""
+        return dict(self._state())
+
+    @property
+    def pools(self) -> np.ndarray:
+        """``(B, M)`` track indices of the current pools, ``-1`` for padding."""
+        return self._pools().copy()
+
+    @property
+    def action_mask(self) -> np.ndarray:
+        """``(B, M)`` bool, the slots that can be played now."""
+        return self._action_mask().copy()
+
+    def response_probs(self, pool_slots: np.ndarray | None = None) -> np.ndarray:
+        """True (skip, listen, complete) probabilities of pool slots as the next play.
+
+        Args:
+            pool_slots: ``(B, K)`` slots of each session's pool; default every slot, ``(B, M)``.
+
+        Returns:
+            ``(B, K, 3)`` float64. Padded slots get ``(1, 0, 0)``, a certain skip, so that a greedy
+            argmax over completions never picks them.
+        """
+        pools = self._pools()
+        tracks = pools if pool_slots is None else np.take_along_axis(pools, np.asarray(pool_slots), axis=1)
+        probs = np.array(self.session_model.response_probs(self._state(), tracks), dtype=np.float64)
+        probs[tracks < 0] = (1.0, 0.0, 0.0)
+        return probs
+
+    def leave_probs(self) -> np.ndarray:
+        """``(B,)`` true probability that each listener leaves now."""
+        return self.session_model.leave_probs(self._state())
+
+
+def resolve_world(
+    world: str | os.PathLike[str] | World,
+    responder: str | SessionModel | GroundTruthLike | None = None,
+    groundtruth_seed: int | None = None,
+) -> tuple[World, SessionModel, bool]:
+    """The world, the responder and whether it is the ground truth, from the env's arguments.
+
+    Args:
+        world: ``"default"`` (the embedded default learned world), ``"groundtruth"`` (the default
+            learned world answered by its ground truth), a path to a saved world folder, or a
+            :class:`~musicenv.world.World`.
+        responder: None (the world's own ``session_model``), ``"groundtruth"`` (the ground truth
+            the learned world was built from), a ground-truth world object (anything with
+            ``session_model``, ``user_index`` and ``track_index``, e.g.
+            ``musicenv.groundtruth.GroundTruthWorld``), or any
+            :class:`~musicenv.world.SessionModel` in the world's indices (no oracle then).
+        groundtruth_seed: only with ``world="groundtruth"``: the seed of the ground-truth world
+            whose logs the learned world is built from (default: the default ground truth).
+
+    Raises:
+        ValueError: the arguments contradict each other, or a ground-truth run was asked of a
+            world that has no ground truth (e.g. one learned from MSSD logs).
+    """
+    if isinstance(world, str) and world == "groundtruth":
+        if responder not in (None, "groundtruth"):
+            raise ValueError(f"world='groundtruth' already names the responder; got responder={responder!r}")
+        responder = "groundtruth"
+        world = _default_world(groundtruth_seed)
+    elif groundtruth_seed is not None:
+        raise ValueError(
+            "groundtruth_seed picks the ground truth of world='groundtruth'; with any other world the "
+            "ground truth is the one that world was built from"
+        )
+    elif isinstance(world, (str, os.PathLike)):
+        world = _default_world(None) if world == "default" else _load_world(world)
+    if not isinstance(world, World):
+        raise TypeError(f"world must be 'default', 'groundtruth', a saved world folder or a World, not {world!r}")
+
+    if responder is None:
+        return world, world.session_model, False
+    if isinstance(responder, str):
+        if responder != "groundtruth":
+            raise ValueError(f"responder must be None, 'groundtruth' or an object, not {responder!r}")
+        return world, GroundTruthResponder(_groundtruth_for(world), world), True
+    if isinstance(responder, GroundTruthLike):
+        return world, GroundTruthResponder(responder, world), True
+    if isinstance(responder, SessionModel):
+        return world, responder, False
+    raise TypeError(f"responder {responder!r} is neither a ground-truth world nor a SessionModel")
+
+
+def _default_world(groundtruth_seed: int | None) -> World:
+    from world_model.world import default_world
+
+    if groundtruth_seed is None:
+        return default_world()
+    return default_world(groundtruth_seed=groundtruth_seed)
+
+
+def _load_world(path: str | os.PathLike[str]) -> World:
+    from world_model.world import load_world
+
+    return load_world(path)
+
+
+def _groundtruth_for(world: World) -> Any:
+    from world_model.world import groundtruth_for
+
+    groundtruth = groundtruth_for(world)
+    if groundtruth is None:
+        raise ValueError(
+            f"world {getattr(world, 'name', world)!r} has no ground truth (it was learned from logs such as "
+            "the MSSD's, whose listeners cannot be asked again); a ground-truth run needs a world built "
+            "from the synthetic ground-truth world's logs"
+        )
+    return groundtruth

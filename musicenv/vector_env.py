@@ -1,0 +1,470 @@
+"""``ListeningSession-v0`` as a batched vector environment: N sessions, one model call a step."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import error, spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from musicenv.env import COUNTS, RESPONSE_COUNTS, CatalogueArrays, _check_arguments, render_playlist
+from musicenv.observation import build_observations, history_rows, observation_space
+from musicenv.responders import GroundTruthLike, Oracle, resolve_world
+from musicenv.rewards import RewardConfig
+from musicenv.world import (
+    RESPONSES,
+    Contexts,
+    SessionModel,
+    SessionState,
+    Split,
+    World,
+    context_features,
+    sample_responses,
+    take_state,
+)
+
+_RESPONSE_NAMES = np.array([*RESPONSES, None], dtype=object)
+"""Response names by code, with code -1 (no play: an invalid action) as None."""
+_RESPONSE_COUNT = np.array([COUNTS.index(key) for key in RESPONSE_COUNTS])
+"""Column of the session counts that each response code adds to."""
+_INVALID_COUNT = COUNTS.index("invalid_actions")
+
+
+class ListeningSessionVectorEnv(VectorEnv):
+    """N listening sessions stepped together: the batched form of :class:`~musicenv.env.ListeningSessionEnv`.
+
+    Each step asks the responder once for all N sessions (``response_probs``, ``advance`` and
+    ``leave_probs`` on the whole batch), so a batched model (the learned world's torch networks)
+    pays its per-call cost once per step instead of N times. The episode, the observation, the
+    reward and the info are those of the single environment (read its docstring); this one adds:
+
+    **Seeding.** Sub-environment ``i`` has its own generator, seeded as a single environment would
+    be: ``reset(seed=s)`` gives sub-environment ``i`` the generator of ``ListeningSessionEnv``'s
+    ``reset(seed=s + i)`` (Gymnasium's ``SyncVectorEnv`` convention; a list of N seeds sets them
+    one by one). Every episode a sub-environment plays, first and autoreset ones alike, is drawn
+    from its own generator only, so ``num_envs=1`` matches the single environment step for step,
+    and sub-environment ``i`` replays the episodes of a single environment seeded ``s + i``.
+
+    **Autoreset: same step** (``metadata["autoreset_mode"] = AutoresetMode.SAME_STEP``). When a
+    session ends, ``step`` returns its reward, ``terminated`` / ``truncated`` and step info, and
+    already the *first observation of the next session* in that row. The last observation of the
+    ended session is in ``info["final_obs"]`` (an object array of N, a single-env observation dict
+    where ``info["_final_obs"]`` is True, None elsewhere) and its statistics in ``info["session"]``
+    (a dict of arrays, valid where ``info["_session"]``). Chosen because every action of every step
+    then plays a track: no step is spent on a reset, and a replay buffer needs no special case.
+    (Gymnasium's vector *observation* wrappers accept only next-step autoreset; normalise features
+    in the agent instead.) The other info keys describe the step just taken, for every row.
+
+    **Compact state.** For replay buffers that store indices instead of observations (DESIGN.md,
+    "Memory and resume"), the current sessions are exposed as arrays. They are the environment's
+    own, updated in place by ``step`` and ``reset``: copy what you keep.
+
+    =====================  =============  =====================================================
+    attribute              shape          content
+    =====================  =============  =====================================================
+    ``users``              ``(N,)``       user indices
+    ``contexts``           ``Contexts``   context type and hour (``attention``, a latent of the
+                                          ground truth, reads as 0: it is not observable)
+    ``pools``              ``(N, M)``     track indices of the pools, -1 for padding
+    ``history_tracks``     ``(N, L)``     tracks played, in order, -1 after the last
+    ``history_responses``  ``(N, L)``     their response codes (int8)
+    ``played``             ``(N, M)``     bool, the slots played
+    ``lengths``            ``(N,)``       tracks played
+    ``steps``              ``(N,)``       steps taken (invalid ones included)
+    =====================  =============  =====================================================
+
+    :func:`musicenv.observation.build_observations` of these (with ``context_features(contexts)``)
+    equals the observation. The next state of a play is the state before it plus
+    ``(pools[i, action], response)`` (``info["response"]``), so a transition that ended a
+    session needs nothing more.
+
+    **Observations** are new arrays on every call, by default. With ``copy=False`` (as for
+    Gymnasium's ``SyncVectorEnv``) they are the environment's own buffers, overwritten by the next
+    ``step``: that saves copying the ``(N, M, d_track)`` candidate matrix every step, for agents
+    that use an observation before the next step and store compact indices, never observations.
+
+    Args:
+        num_envs: N, the number of sessions.
+        device: where the state lives; only ``"cpu"`` (numpy) for now.
+        copy: return new observation arrays on every call (default), or the env's buffers.
+        world, playlist_length, pool_size, reward, explicit_filter, strict, split, render_mode,
+        responder, groundtruth_seed: as for :class:`~musicenv.env.ListeningSessionEnv`. With
+            ``strict=True`` a batch with an invalid action raises before any session changes.
+            ``render_mode="ansi"``: ``render()`` returns a tuple of N tables.
+    """
+
+    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}  # noqa: RUF012
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        world: str | os.PathLike[str] | World = "default",
+        playlist_length: int = 20,
+        pool_size: int = 100,
+        reward: RewardConfig | None = None,
+        explicit_filter: bool = False,
+        strict: bool = False,
+        split: Split = "train",
+        render_mode: str | None = None,
+        responder: str | SessionModel | GroundTruthLike | None = None,
+        groundtruth_seed: int | None = None,
+        device: str = "cpu",
+        copy: bool = True,
+    ) -> None:
+        _check_arguments(playlist_length, pool_size, split)
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        if device != "cpu":
+            raise ValueError(f"device={device!r}: only 'cpu' is supported so far (a torch state is planned)")
+        self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
+        self.num_envs = num_envs
+        self.playlist_length = playlist_length
+        self.pool_size = pool_size
+        self.reward_config = reward if reward is not None else RewardConfig()
+        self.explicit_filter = explicit_filter
+        self.strict = strict
+        self.split = split
+        self.render_mode = render_mode
+        self.device = device
+        self.copy = copy
+        self.catalogue = CatalogueArrays(self.world, self.reward_config)
+        # Padding (-1) reads the extra last entry: no track, no artist.
+        self._track_ids = np.append(self.catalogue.track_ids, None)
+        self._artist_ids = np.append(self.catalogue.artist_ids, None)
+
+        self.single_observation_space = observation_space(
+            self.catalogue.track_features, self.catalogue.user_features, playlist_length, pool_size
+        )
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.single_action_space = spaces.Discrete(pool_size)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.oracle = (
+            Oracle(self._responder, state=self._session, pools=self._current_pools, action_mask=self.action_masks)
+            if groundtruth
+            else None
+        )
+        self._rows = np.arange(num_envs)
+        self._rngs: list[np.random.Generator | None] = [None] * num_envs
+        self._started = False
+
+    # -- episodes ------------------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start N new sessions; ``seed`` seeds sub-environment ``i`` with ``seed + i`` (or ``seed[i]``)."""
+        if seed is None:
+            seeds: Sequence[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-environments")
+        for i, sub_seed in enumerate(seeds):
+            # As Env.reset: a seed reseeds; no seed keeps the generator, or makes one if there is none.
+            if sub_seed is not None or self._rngs[i] is None:
+                self._rngs[i] = seeding.np_random(sub_seed)[0]
+        n, length, size = self.num_envs, self.playlist_length, self.pool_size
+        self.users = np.zeros(n, dtype=np.int64)
+        self._contexts = Contexts(np.zeros(n, np.int8), np.zeros(n, np.int8), np.zeros(n, np.float32))
+        self.pools = np.full((n, size), -1, dtype=np.int64)
+        self.history_tracks = np.full((n, length), -1, dtype=np.int64)
+        self.history_responses = np.zeros((n, length), dtype=np.int8)
+        self.played = np.zeros((n, size), dtype=bool)
+        self.lengths = np.zeros(n, dtype=np.int64)
+        self.steps = np.zeros(n, dtype=np.int64)
+        self._history_p_complete = np.zeros((n, length), dtype=np.float64)
+        self._uniforms = np.zeros((n, 2, length), dtype=np.float64)
+        self._pool_tracks = np.zeros(n, dtype=np.int64)
+        self._returns = np.zeros(n, dtype=np.float64)
+        self._counts = np.zeros((n, len(COUNTS)), dtype=np.int64)
+        self._state: SessionState = {}
+        self._obs = {
+            key: np.zeros(space.shape, dtype=space.dtype) for key, space in self.observation_space.spaces.items()
+        }
+        self._started = True
+        self._begin(self._rows)
+        return self._observations(), {}
+
+    def _begin(self, rows: np.ndarray) -> None:
+        """Start new sessions in ``rows``, each drawn from its own generator as a single env would."""
+        draws = []
+        # The one per-session loop: each session's draws must come from its own generator.
+        for row in rows:
+            rng = self._rngs[row]
+            draws.append((*self.world.sample_sessions(rng, 1, self.split), rng.random((2, self.playlist_length))))
+        users = np.concatenate([user for user, _, _ in draws]).astype(np.int64)
+        context_type = np.concatenate([contexts.context_type for _, contexts, _ in draws])
+        hour = np.concatenate([contexts.hour for _, contexts, _ in draws])
+        attention = np.concatenate([contexts.attention for _, contexts, _ in draws])
+        uniforms = np.stack([uniforms for _, _, uniforms in draws])
+        contexts = Contexts(context_type, hour, attention)
+        pools = np.asarray(self.world.candidate_pools(users, self.pool_size, self.explicit_filter), dtype=np.int64)
+
+        self.users[rows] = users
+        self._contexts.context_type[rows] = context_type
+        self._contexts.hour[rows] = hour
+        self._contexts.attention[rows] = attention
+        self.pools[rows] = pools
+        self.history_tracks[rows] = -1
+        self.history_responses[rows] = 0
+        self.played[rows] = False
+        self.lengths[rows] = 0
+        self.steps[rows] = 0
+        self._history_p_complete[rows] = 0.0
+        self._uniforms[rows] = uniforms
+        self._pool_tracks[rows] = (pools >= 0).sum(axis=1)
+        self._returns[rows] = 0.0
+        self._counts[rows] = 0
+        fresh = self._responder.initial_state(users, contexts)
+        # States are values (the oracle may hold this one): replace rows in new arrays.
+        self._state = fresh if len(rows) == self.num_envs else _state_with_rows(self._state, rows, fresh)
+        self._write_observation_rows(rows)
+
+    def _write_observation_rows(self, rows: np.ndarray) -> None:
+        fresh = build_observations(
+            self.catalogue.track_features,
+            self.catalogue.user_features,
+            self.users[rows],
+            context_features(self._contexts.take(rows)),
+            self.pools[rows],
+            self.history_tracks[rows],
+            self.history_responses[rows],
+            self.played[rows],
+        )
+        for key, value in fresh.items():
+            self._obs[key][rows] = value
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._started:
+            raise error.ResetNeeded("ListeningSessionVectorEnv: call reset() before step()")
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(f"actions must be {self.num_envs} integers, got {actions!r}")
+        if actions.min() < 0 or actions.max() >= self.pool_size:
+            raise ValueError(f"actions {actions!r} are outside the action space Discrete({self.pool_size})")
+        rows = self._rows
+        tracks = self.pools[rows, actions]
+        valid = (tracks >= 0) & ~self.played[rows, actions]
+        all_valid = bool(valid.all())
+        if self.strict and not all_valid:
+            i = int(np.flatnonzero(~valid)[0])
+            reason = "padding (the pool has fewer tracks)" if tracks[i] < 0 else "already played in this session"
+            raise ValueError(f"sub-environment {i}: slot {int(actions[i])} is invalid: {reason}")
+        positions = self.lengths.copy()
+
+        # One batched call per model method for all sessions that play (all of them, when the
+        # agent reads the mask); sessions with an invalid action keep their state.
+        if all_valid:
+            playing = rows
+            probs = np.asarray(self._responder.response_probs(self._state, tracks[:, None])[:, 0], np.float64)
+            responses = sample_responses(probs, self._uniforms[rows, 0, positions])
+            self._state = self._responder.advance(self._state, tracks, responses)
+        else:
+            playing = np.flatnonzero(valid)
+            probs = np.zeros((self.num_envs, len(RESPONSES)))
+            responses = np.full(self.num_envs, -1, dtype=np.int8)
+            if len(playing):
+                before = take_state(self._state, playing)
+                probs[playing] = self._responder.response_probs(before, tracks[playing, None])[:, 0]
+                responses[playing] = sample_responses(probs[playing], self._uniforms[playing, 0, positions[playing]])
+                after = self._responder.advance(before, tracks[playing], responses[playing])
+                self._state = _state_with_rows(self._state, playing, after)
+        terminated = valid & (self._uniforms[rows, 1, positions] < self._responder.leave_probs(self._state))
+
+        rewards = np.full(self.num_envs, self.reward_config.invalid_action, dtype=np.float64)
+        rewards[playing] = self._play_rewards(tracks[playing], responses[playing], playing)
+        self._record_plays(playing, actions[playing], tracks[playing], responses[playing], probs[playing, 2])
+        self.steps += 1
+        self._returns += rewards
+        np.add.at(self._counts, (playing, _RESPONSE_COUNT[responses[playing]]), 1)
+        self._counts[:, _INVALID_COUNT] += ~valid
+
+        truncated = ~terminated & ((self.steps >= self.playlist_length) | (self.lengths >= self._pool_tracks))
+        info: dict[str, Any] = {
+            "response": _RESPONSE_NAMES[responses],
+            "response_probs": probs,
+            "track_id": self._track_ids[tracks],
+            "artist_id": self._artist_ids[tracks],
+            "track_index": tracks,
+            "p_complete": probs[:, 2].copy(),
+            "invalid_action": ~valid,
+            "position": positions + 1,
+        }
+        ended = terminated | truncated
+        if ended.any():
+            info.update(self._end(np.flatnonzero(ended), ended))
+        return self._observations(), rewards, terminated, truncated, info
+
+    def _play_rewards(self, tracks: np.ndarray, responses: np.ndarray, playing: np.ndarray) -> np.ndarray:
+        config = self.reward_config
+        discovery = self.catalogue.discovery[tracks] if self.catalogue.discovery is not None else None
+        new_artist = None
+        if config.diversity_bonus != 0.0:
+            codes = self.catalogue.artist_codes
+            history = self.history_tracks[playing]
+            seen = (codes[np.maximum(history, 0)] == codes[tracks][:, None]) & (history >= 0)
+            new_artist = ~seen.any(axis=1)
+        return config.play_rewards(responses, discovery, new_artist)
+
+    def _record_plays(
+        self,
+        rows: np.ndarray,
+        slots: np.ndarray,
+        tracks: np.ndarray,
+        responses: np.ndarray,
+        p_complete: np.ndarray,
+    ) -> None:
+        """Append the plays of ``rows`` to their sessions."""
+        positions = self.lengths[rows]
+        self.history_tracks[rows, positions] = tracks
+        self.history_responses[rows, positions] = responses
+        self._history_p_complete[rows, positions] = p_complete
+        self.played[rows, slots] = True
+        self.lengths[rows] = positions + 1
+        self._obs["history"][rows, positions] = history_rows(self.catalogue.track_features, tracks, responses)
+        self._obs["history_mask"][rows, positions] = 1.0
+        self._obs["action_mask"][rows, slots] = 0
+
+    def _end(self, rows: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
+        """Info of the sessions in ``rows`` that just ended, then start their next sessions."""
+        session = {
+            "return": np.where(ended, self._returns, 0.0),
+            "length": np.where(ended, self.lengths, 0),
+            **{key: np.where(ended, self._counts[:, column], 0) for column, key in enumerate(COUNTS)},
+        }
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        last = {key: value[rows] for key, value in self._obs.items()}  # copies: the rows reset next
+        for k, row in enumerate(rows):
+            final_obs[row] = {key: value[k] for key, value in last.items()}
+        self._begin(rows)
+        return {"session": session, "_session": ended, "final_obs": final_obs, "_final_obs": ended}
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        if self.copy:
+            return {key: value.copy() for key, value in self._obs.items()}
+        return dict(self._obs)
+
+    def action_masks(self) -> np.ndarray:
+        """``(N, M)`` bool, the slots each session can play now."""
+        self._require_started()
+        return (self.pools >= 0) & ~self.played
+
+    # -- views -----------------------------------------------------------------------------------------
+
+    @property
+    def contexts(self) -> Contexts:
+        """The sessions' contexts as observed: the latent ``attention`` reads as 0."""
+        self._require_started()
+        return Contexts(self._contexts.context_type, self._contexts.hour, np.zeros(self.num_envs, dtype=np.float32))
+
+    def _session(self) -> SessionState:
+        self._require_started()
+        return self._state
+
+    def _current_pools(self) -> np.ndarray:
+        self._require_started()
+        return self.pools
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise error.ResetNeeded("ListeningSessionVectorEnv: call reset() first")
+
+    def render(self) -> tuple[str, ...] | None:
+        """With ``render_mode="ansi"``, one playlist table per session; otherwise None."""
+        if self.render_mode != "ansi":
+            return None
+        self._require_started()
+        return tuple(
+            render_playlist(
+                self.catalogue,
+                user=int(self.users[i]),
+                context_type=int(self._contexts.context_type[i]),
+                hour=int(self._contexts.hour[i]),
+                tracks=self.history_tracks[i, : self.lengths[i]],
+                responses=self.history_responses[i, : self.lengths[i]],
+                p_complete=self._history_p_complete[i, : self.lengths[i]],
+                playlist_length=self.playlist_length,
+            )
+            for i in range(self.num_envs)
+        )
+
+    # -- saving and restoring ----------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """All N sessions and generators as a flat dict of arrays (``np.savez``-able), for an exact resume."""
+        self._require_started()
+        state = {
+            "rng": np.array(json.dumps([rng.bit_generator.state for rng in self._rngs])),
+            "users": self.users,
+            "context_type": self._contexts.context_type,
+            "hour": self._contexts.hour,
+            "attention": self._contexts.attention,
+            "pools": self.pools,
+            "played": self.played,
+            "history_tracks": self.history_tracks,
+            "history_responses": self.history_responses,
+            "history_p_complete": self._history_p_complete,
+            "uniforms": self._uniforms,
+            "steps": self.steps,
+            "returns": self._returns,
+            "counts": self._counts,
+        }
+        state.update({f"session_model/{key}": value for key, value in self._state.items()})
+        return {key: np.array(value) for key, value in state.items()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a :meth:`get_state` snapshot (taken on a vector env over the same world and settings)."""
+        pools = np.array(state["pools"], dtype=np.int64)
+        expected = (self.num_envs, self.pool_size)
+        history = np.shape(state["history_tracks"])
+        if pools.shape != expected or history != (self.num_envs, self.playlist_length):
+            raise ValueError(
+                f"state has pools {pools.shape} and history {history}; this env has num_envs="
+                f"{self.num_envs}, pool_size={self.pool_size}, playlist_length={self.playlist_length}"
+            )
+        self._rngs = []
+        for bit_state in json.loads(str(state["rng"])):
+            rng = seeding.np_random(0)[0]
+            rng.bit_generator.state = bit_state
+            self._rngs.append(rng)
+        self.users = np.array(state["users"], dtype=np.int64)
+        self._contexts = Contexts(
+            np.array(state["context_type"]), np.array(state["hour"]), np.array(state["attention"])
+        )
+        self.pools = pools
+        self.played = np.array(state["played"], dtype=bool)
+        self.history_tracks = np.array(state["history_tracks"], dtype=np.int64)
+        self.history_responses = np.array(state["history_responses"], dtype=np.int8)
+        self._history_p_complete = np.array(state["history_p_complete"], dtype=np.float64)
+        self.lengths = (self.history_tracks >= 0).sum(axis=1)
+        self.steps = np.array(state["steps"], dtype=np.int64)
+        self._uniforms = np.array(state["uniforms"], dtype=np.float64)
+        self._pool_tracks = (pools >= 0).sum(axis=1)
+        self._returns = np.array(state["returns"], dtype=np.float64)
+        self._counts = np.array(state["counts"], dtype=np.int64)
+        prefix = "session_model/"
+        self._state = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
+        self._started = True
+        self._obs = {
+            key: np.zeros(space.shape, dtype=space.dtype) for key, space in self.observation_space.spaces.items()
+        }
+        self._write_observation_rows(self._rows)
+
+
+def _state_with_rows(state: SessionState, rows: np.ndarray, rows_state: SessionState) -> SessionState:
+    """``state`` with ``rows`` replaced by ``rows_state``, in new arrays (states are values)."""
+    replaced = {}
+    for key, value in state.items():
+        replaced[key] = value.copy()
+        replaced[key][rows] = rows_state[key]
+    return replaced

@@ -1,0 +1,205 @@
+"""The one World protocol that both worlds implement, and the vocabulary they share.
+
+musicenv has two worlds (see DESIGN.md, "Two worlds"): the synthetic **ground-truth world**
+(:mod:`musicenv.groundtruth`), whose response probabilities are known exactly, and the
+**learned world** (:mod:`world_model.world`), built from listening logs. The environment, the
+agents and the evaluation talk to either through the protocols below, so one trained agent runs
+in both unchanged.
+
+Indices, not ids
+    Inside a world, users and tracks are integer indices: row ``i`` of ``world.tracks`` is track
+    ``i``; ``world.user_ids[u]`` is the id of user ``u``. Ids are strings and are shared by the
+    two worlds (the learned world is built from the ground-truth world's logs), so translating
+    between them is ``np.searchsorted`` or a dict, done once.
+
+Session state
+    A :class:`SessionModel` keeps what it needs to know about a session so far in a
+    ``SessionState``: a ``dict[str, np.ndarray]`` whose arrays all have the batch as their first
+    axis. Methods never modify a state in place; :meth:`SessionModel.advance` returns a new one.
+    That makes a state cheap to branch (a planner repeats rows with :func:`take_state`) and to
+    save (``get_state`` of an env is a copy of the dict).
+
+Responses
+    The three the whole project uses, in this order (the order is the inverse-CDF order of the
+    common-random-numbers draw, see :func:`sample_responses`): ``0 = skip`` (left within the first
+    N seconds), ``1 = listen`` (past N seconds, not to the end), ``2 = complete``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+RESPONSES: tuple[str, str, str] = ("skip", "listen", "complete")
+"""Response names; their position is the integer code used in arrays."""
+SKIP, LISTEN, COMPLETE = 0, 1, 2
+
+CONTEXT_TYPES: tuple[str, ...] = (
+    "editorial_playlist",
+    "user_collection",
+    "catalog",
+    "radio",
+    "charts",
+    "personalized_playlist",
+)
+"""The MSSD's six context types; their position is the integer code used in arrays."""
+
+CONTEXT_FEATURES_DIM = len(CONTEXT_TYPES) + 2
+"""Context as the agent observes it: one-hot context type, then sin and cos of the hour."""
+
+EVAL_USER_SHARE = 0.2
+"""Share of users held out for evaluation (DESIGN.md, "Users")."""
+
+SessionState = dict[str, np.ndarray]
+Split = Literal["train", "eval", "all"]
+
+
+@dataclass(frozen=True)
+class Contexts:
+    """The listening contexts of a batch of sessions (arrays of length B).
+
+    Attributes:
+        context_type: int8 codes into :data:`CONTEXT_TYPES`.
+        hour: int8 hour of day, 0..23.
+        attention: float32 standard-normal draw, the session's latent mood/attention. Real
+            sessions differ in skip rate far more than chance allows (DESIGN.md, "Realism");
+            the ground-truth world reads this to reproduce that, the learned world cannot
+            observe it and ignores it, and no observation exposes it.
+    """
+
+    context_type: np.ndarray
+    hour: np.ndarray
+    attention: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.context_type)
+
+    def take(self, index: np.ndarray | slice) -> Contexts:
+        """Rows ``index`` of every field."""
+        return Contexts(self.context_type[index], self.hour[index], self.attention[index])
+
+
+def context_features(contexts: Contexts) -> np.ndarray:
+    """Observed context features, shape ``(B, CONTEXT_FEATURES_DIM)`` float32."""
+    n = len(contexts)
+    out = np.zeros((n, CONTEXT_FEATURES_DIM), dtype=np.float32)
+    out[np.arange(n), contexts.context_type.astype(np.int64)] = 1.0
+    angle = 2.0 * np.pi * contexts.hour.astype(np.float32) / 24.0
+    out[:, len(CONTEXT_TYPES)] = np.sin(angle)
+    out[:, len(CONTEXT_TYPES) + 1] = np.cos(angle)
+    return out
+
+
+def take_state(state: SessionState, index: np.ndarray | slice) -> SessionState:
+    """Rows ``index`` of every array of ``state`` (for branching, e.g. ``np.repeat(arange, k)``)."""
+    return {key: value[index] for key, value in state.items()}
+
+
+def sample_responses(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Responses by the inverse CDF of (skip, listen, complete) at the given uniforms.
+
+    This is the common-random-numbers draw of DESIGN.md: with the same uniform, two agents whose
+    chosen tracks have the same probabilities get the same response, and a track with a higher
+    completion probability never gets a worse response.
+
+    Args:
+        probs: ``(..., 3)`` response probabilities.
+        uniforms: uniforms in [0, 1) of shape ``probs.shape[:-1]``.
+
+    Returns:
+        int8 response codes of shape ``uniforms.shape``.
+    """
+    cdf = np.cumsum(probs, axis=-1)
+    return (uniforms[..., None] >= cdf[..., :2]).sum(axis=-1).astype(np.int8)
+
+
+def is_eval_user(user_ids: np.ndarray | pd.Series | list[str], salt: str = "musicenv") -> np.ndarray:
+    """Seeded-hash split of users: True for the ~20% held out for evaluation.
+
+    The hash depends only on the id and the salt, so the ground-truth and the learned world agree
+    on the split without sharing state.
+    """
+    threshold = int(EVAL_USER_SHARE * 2**32)
+    out = np.empty(len(user_ids), dtype=bool)
+    for i, user_id in enumerate(user_ids):
+        digest = hashlib.blake2b(f"{salt}:{user_id}".encode(), digest_size=4).digest()
+        out[i] = int.from_bytes(digest, "little") < threshold
+    return out
+
+
+@runtime_checkable
+class SessionModel(Protocol):
+    """How a listener responds, and when they leave, given the session so far.
+
+    Both worlds implement it: the ground-truth world exactly, the learned world with its
+    user-response and session-end models. All methods are batched over sessions.
+    """
+
+    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
+        """State of B empty sessions for ``users`` (int indices) in ``contexts``."""
+        ...
+
+    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        """Probabilities of (skip, listen, complete) for candidate tracks.
+
+        Args:
+            state: B session states.
+            tracks: ``(B, K)`` track indices, K candidates per session, scored as the *next*
+                play of each session. Entries ``< 0`` are padding; their rows are arbitrary
+                but finite.
+
+        Returns:
+            ``(B, K, 3)`` float64 probabilities summing to 1 over the last axis.
+        """
+        ...
+
+    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
+        """New state after each session played ``tracks[b]`` (B,) with ``responses[b]`` (B,)."""
+        ...
+
+    def leave_probs(self, state: SessionState) -> np.ndarray:
+        """``(B,)`` probability that each listener leaves now, after the plays so far."""
+        ...
+
+
+@runtime_checkable
+class World(Protocol):
+    """What the environment and the agents need of a world.
+
+    Attributes:
+        name: short label for tables and logs ("learned", "groundtruth").
+        tracks: the track table, one row per track index (columns of
+            :data:`musicenv.data.TRACK_COLUMNS` at least ``track_id``, ``artist_id``,
+            ``us_pop_estimate``, ``explicit``).
+        user_ids: ``(n_users,)`` str ids; index ``u`` is user ``u``.
+        track_features: ``(n_tracks, d_track)`` float32, what an agent observes of a track.
+        user_features: ``(n_users, d_user)`` float32, what an agent observes of a user.
+        eval_users: ``(n_users,)`` bool, :func:`is_eval_user` of ``user_ids``.
+        session_model: the world's :class:`SessionModel`.
+    """
+
+    name: str
+    tracks: pd.DataFrame
+    user_ids: np.ndarray
+    track_features: np.ndarray
+    user_features: np.ndarray
+    eval_users: np.ndarray
+    session_model: SessionModel
+
+    def sample_sessions(self, rng: np.random.Generator, n: int, split: Split) -> tuple[np.ndarray, Contexts]:
+        """Draw ``n`` (user, context) pairs from ``split``'s users, using ``rng`` only."""
+        ...
+
+    def candidate_pools(self, users: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
+        """``(len(users), size)`` int64 track indices, best first, ``-1`` where the catalogue runs out.
+
+        The tracks and artists each user blocked (the world's own per-user block lists) and,
+        with ``explicit_filter``, explicit tracks are removed and the pool refilled from further
+        down the ranking (DESIGN.md, "Pools and masks"). The ground-truth world has no pools of
+        its own: in a sim-to-real run pools always come from the learned world.
+        """
+        ...

@@ -1,0 +1,197 @@
+"""Fit the ground-truth world's free parameters to the MSSD aggregates, by simulation.
+
+Usage::
+
+    python scripts/calibrate_groundtruth.py                 # refine musicenv/groundtruth/calibration.json
+    python scripts/calibrate_groundtruth.py --from-scratch  # start from neutral parameters
+
+Each of ``--rounds`` rounds builds the world (seed ``--seed``) with the current parameters, simulates
+``--sessions`` logged sessions, looks at them through the MSSD's filter
+(:func:`musicenv.groundtruth.calibration.log_figures`) and moves every fitted parameter
+(:data:`musicenv.groundtruth.config.FITTED`) by the gap between target and simulation on its
+own scale:
+
+* ``position_offsets`` and ``utility_level``: per position, ``logit(simulated skip rate) -
+  logit(MSSD skip rate)`` is added to the utility; the mean goes to the level, the rest to the
+  centred offsets.
+* ``context_offsets`` / ``hour_offsets``: the same per context type / hour, centred (weighted by
+  the MSSD's play mix / the simulated hours) so that they do not move the level.
+* ``complete_threshold``: ``logit(MSSD P(skip or listen)) - logit(simulated)``.
+* ``skip_after_skip``: the log odds ratio of skipping after a skip versus after another response
+  in the real rows (``log_real_11_sessions.csv``: 0.73 vs 0.20, about 11) minus the simulated one.
+* ``leave_offsets``: at positions 10..19, ``logit(MSSD hazard) - logit(simulated hazard)``, where
+  the hazard at ``p`` is P(session ends at ``p`` | it reached ``p``) among sessions of 10 or more;
+  positions 1..9 and 20 take the mean of the fitted ones (unidentified by the MSSD).
+* ``context_weights``: ``log(MSSD share of plays) - log(simulated share)`` added to the log weight.
+
+The structural strengths (taste, satiation, mood, ...) are assumptions and stay as configured.
+The script then simulates fresh logs (another seed) with the fitted parameters, prints their
+figures next to the MSSD's and the first round's, and writes the parameters and those figures to
+``calibration.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musicenv.artifacts import write_json_atomic
+from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
+from musicenv.groundtruth.calibration import MAX_LENGTH, MIN_LENGTH, compare, log_figures, mssd_targets
+from musicenv.groundtruth.config import CALIBRATION_FILE, FITTED, MAX_FITTED_POSITION
+from musicenv.groundtruth.simulate import log_frames
+from musicenv.world import CONTEXT_TYPES
+
+FIT_LOG_SEED, CHECK_LOG_SEED = 1, 2
+"""Seeds of the logs simulated while fitting and of the logs the fit is judged on."""
+
+NEUTRAL: dict[str, Any] = {
+    "utility_level": 0.0,
+    "position_offsets": (0.0,) * MAX_FITTED_POSITION,
+    "complete_threshold": 1.0,
+    "context_offsets": (0.0,) * len(CONTEXT_TYPES),
+    "hour_offsets": (0.0,) * 24,
+    "context_weights": (1.0,) * len(CONTEXT_TYPES),
+    "leave_offsets": (-2.3,) * MAX_FITTED_POSITION,
+    "skip_after_skip": 0.8,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_shared = Path(__file__).resolve().parents[2] / "shared"
+    parser.add_argument("--shared", type=Path, default=default_shared, help="folder with calibration/mssd")
+    parser.add_argument("--sessions", type=int, default=50_000, help="sessions simulated per round")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0, help="world seed used while fitting")
+    parser.add_argument("--from-scratch", action="store_true", help="start from neutral parameters")
+    parser.add_argument("--output", type=Path, default=CALIBRATION_FILE)
+    args = parser.parse_args()
+
+    targets = mssd_targets(args.shared)
+    params = dict(NEUTRAL) if args.from_scratch else _current()
+    before = None
+    for round_ in range(args.rounds):
+        start = time.perf_counter()
+        figures = _simulate(params, args.seed, args.sessions, FIT_LOG_SEED)
+        before = before or (figures, compare(figures, targets))
+        _print_round(f"round {round_}", compare(figures, targets), start)
+        params = _update(params, figures, targets)
+
+    # The fit follows one sample of logs; judge it on another.
+    start = time.perf_counter()
+    after = _simulate(params, args.seed, args.sessions, CHECK_LOG_SEED)
+    summary = compare(after, targets)
+    _print_round("check", summary, start)
+    _print_table(targets, before, (after, summary))
+    payload = {
+        "parameters": {key: list(value) if isinstance(value, tuple) else value for key, value in params.items()},
+        "fitted_with": {"sessions": args.sessions, "rounds": args.rounds, "world_seed": args.seed},
+        "figures": summary,
+    }
+    write_json_atomic(args.output, payload)
+    print(f"wrote {args.output}")
+
+
+def _print_round(label: str, summary: dict[str, float], start: float) -> None:
+    figures = ", ".join(f"{key}={value:.3f}" for key, value in summary.items())
+    print(f"{label}: {figures} ({time.perf_counter() - start:.1f} s)", flush=True)
+
+
+def _current() -> dict[str, Any]:
+    config = GroundTruthConfig()
+    return {name: getattr(config, name) for name in FITTED}
+
+
+def _simulate(params: dict[str, Any], seed: int, n_sessions: int, log_seed: int) -> dict[str, Any]:
+    config = GroundTruthConfig(**params)  # every fitted field explicit: no calibration.json needed
+    world = GroundTruthWorld(seed=seed, config=config)
+    sessions = world.simulate(n_sessions, seed=log_seed)
+    plays = log_frames(sessions, config, world.user_ids, world.track_ids, world.catalogue.premium)
+    return log_figures(plays)
+
+
+def _logit(p: np.ndarray | float) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def _update(params: dict[str, Any], figures: dict[str, Any], targets: dict[str, Any]) -> dict[str, Any]:
+    new = dict(params)
+    # Too many skips in the simulation means too little utility: add logit(sim) - logit(target).
+    position = np.asarray(params["position_offsets"]) + params["utility_level"]
+    position += _logit(figures["skip_by_position"]) - _logit(targets["skip_by_position"])
+    new["utility_level"] = float(position.mean())
+    new["position_offsets"] = tuple(position - position.mean())
+
+    context_step = _logit(figures["context_skip"]) - _logit(targets["context_skip"])
+    context = np.asarray(params["context_offsets"]) + context_step
+    new["context_offsets"] = tuple(context - targets["context_share"] @ context)
+    hour_step = _logit(figures["hour_skip"]) - _logit(targets["hour_skip"])
+    hour = np.asarray(params["hour_offsets"]) + hour_step
+    new["hour_offsets"] = tuple(hour - hour.mean())
+
+    mix, target_mix = figures["response_mix"], targets["response_mix"]
+    new["complete_threshold"] = float(params["complete_threshold"] + _logit(1 - target_mix[2]) - _logit(1 - mix[2]))
+    odds_ratio = _logit(figures["skip_after_skip"]) - _logit(figures["skip_after_other"])
+    target_odds_ratio = _logit(targets["skip_after_skip"]) - _logit(targets["skip_after_other"])
+    new["skip_after_skip"] = float(max(0.0, params["skip_after_skip"] + target_odds_ratio - odds_ratio))
+
+    leave = np.asarray(params["leave_offsets"], dtype=np.float64)
+    fitted = slice(MIN_LENGTH - 1, MAX_LENGTH - 1)  # leaving after plays 10..19
+    leave[fitted] += _logit(_hazard(targets["length_share"])) - _logit(_hazard(figures["length_share"]))
+    leave[: MIN_LENGTH - 1] = leave[fitted].mean()
+    leave[MAX_LENGTH - 1 :] = leave[fitted].mean()
+    new["leave_offsets"] = tuple(leave)
+
+    weights = np.log(params["context_weights"]) + np.log(targets["context_share"]) - np.log(figures["context_share"])
+    weights = np.exp(weights - weights.max())
+    new["context_weights"] = tuple(weights / weights.sum())
+    return {key: tuple(float(v) for v in value) if isinstance(value, tuple) else value for key, value in new.items()}
+
+
+def _hazard(length_share: np.ndarray) -> np.ndarray:
+    """P(length = p | length >= p) for p = 10..19 from the shares of lengths 10..20."""
+    at_least = np.cumsum(length_share[::-1])[::-1]
+    return length_share[:-1] / np.maximum(at_least[:-1], 1e-12)
+
+
+def _print_table(targets: dict[str, Any], before: tuple[dict, dict], after: tuple[dict, dict]) -> None:
+    rows = [
+        *(
+            (f"skip rate, position {p}", targets["skip_by_position"][p - 1], "skip_by_position", p - 1)
+            for p in range(1, MAX_LENGTH + 1)
+        ),
+        *(
+            (f"length share, {n} plays", targets["length_share"][n - MIN_LENGTH], "length_share", n - MIN_LENGTH)
+            for n in range(MIN_LENGTH, MAX_LENGTH + 1)
+        ),
+        *((f"play share, {c}", targets["context_share"][i], "context_share", i) for i, c in enumerate(CONTEXT_TYPES)),
+        *((f"skip rate, {c}", targets["context_skip"][i], "context_skip", i) for i, c in enumerate(CONTEXT_TYPES)),
+        *(
+            (f"response share, {r}", targets["response_mix"][i], "response_mix", i)
+            for i, r in enumerate(("skip", "listen", "complete"))
+        ),
+        ("premium share of plays", targets["premium_share"], "premium_share", None),
+        ("plays-per-track slope", targets["plays_per_track_slope"], "plays_per_track_slope", None),
+        ("P(skip | previous skip)", targets.get("skip_after_skip", float("nan")), "skip_after_skip", None),
+        ("P(skip | previous not skip)", targets.get("skip_after_other", float("nan")), "skip_after_other", None),
+        ("session skip-rate dispersion", targets.get("skip_dispersion", float("nan")), "skip_dispersion", None),
+    ]  # fmt: skip
+    print(f"\n{'figure':<40}{'MSSD':>10}{'before':>10}{'after':>10}")
+    for label, target, key, index in rows:
+        values = [f[key] if index is None else f[key][index] for f, _ in (before, after)]
+        print(f"{label:<40}{target:>10.3f}{values[0]:>10.3f}{values[1]:>10.3f}")
+    print(f"\n{'summary':<40}{'':>10}{'before':>10}{'after':>10}")
+    for key in after[1]:
+        print(f"{key:<40}{'':>10}{before[1][key]:>10.3f}{after[1][key]:>10.3f}")
+    print(json.dumps({"after": after[1]}, indent=None))
+
+
+if __name__ == "__main__":
+    main()

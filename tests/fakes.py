@@ -1,0 +1,180 @@
+"""Small, fast stand-ins for the worlds, for the environment's tests and smoke benchmarks.
+
+:class:`FakeWorld` implements :class:`musicenv.world.World` with random features, a ranked candidate
+pool per user, per-user block lists and explicit flags, and a :class:`FakeSessionModel` whose
+probabilities are deterministic functions of (user, track, session so far). :class:`FakeGroundTruth`
+is the matching "ground truth": the same user and track ids in a *different* index order (so a
+forgotten id translation shows up as wrong numbers) with its own model, and the ``user_index`` /
+``track_index`` / ``session_model`` surface of :class:`musicenv.groundtruth.GroundTruthWorld`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from musicenv.world import CONTEXT_TYPES, Contexts, SessionState, Split, is_eval_user
+
+
+class FakeSessionModel:
+    """Logistic listener: affinity, fatigue, skip runs and attention; leaves after runs of skips.
+
+    Args:
+        user_taste: ``(n_users, k)`` latent tastes.
+        track_style: ``(n_tracks, k)`` latent styles.
+        leave_scale: multiplies the leaving probability; 0 makes a listener who never leaves.
+    """
+
+    def __init__(self, user_taste: np.ndarray, track_style: np.ndarray, leave_scale: float = 1.0) -> None:
+        self.user_taste = user_taste
+        self.track_style = track_style
+        self.leave_scale = leave_scale
+
+    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
+        n = len(users)
+        return {
+            "users": np.asarray(users, dtype=np.int64).copy(),
+            "attention": np.asarray(contexts.attention, dtype=np.float64).copy(),
+            "position": np.zeros(n, dtype=np.int64),
+            "skip_run": np.zeros(n, dtype=np.int64),
+        }
+
+    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        tracks = np.asarray(tracks)
+        safe = np.where(tracks >= 0, tracks, 0)
+        affinity = (self.user_taste[state["users"]][:, None, :] * self.track_style[safe]).sum(axis=-1)
+        drive = affinity + (0.4 * state["attention"] - 0.04 * state["position"] - 0.5 * state["skip_run"])[:, None]
+        # Softmax of logits (-drive, -0.7, drive), written out: this model sits on the env's hot path.
+        weights = np.empty((*drive.shape, 3))
+        weights[..., 0] = np.exp(-drive)
+        weights[..., 1] = np.exp(-0.7)
+        weights[..., 2] = np.exp(drive)
+        return weights / weights.sum(axis=-1, keepdims=True)
+
+    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
+        skipped = np.asarray(responses) == 0
+        return {
+            "users": state["users"],
+            "attention": state["attention"],
+            "position": state["position"] + 1,
+            "skip_run": np.where(skipped, state["skip_run"] + 1, 0),
+        }
+
+    def leave_probs(self, state: SessionState) -> np.ndarray:
+        logit = -3.5 + 0.9 * state["skip_run"] + 0.05 * state["position"]
+        return self.leave_scale / (1.0 + np.exp(-logit))
+
+
+class FakeWorld:
+    """A learned-world stand-in: random features, ranked pools, block lists, explicit tracks.
+
+    Args:
+        seed: seeds everything the world holds (not the episodes: those come from the env's rng).
+        n_users, n_tracks, n_artists: catalogue sizes; ``n_tracks`` below the pool size gives
+            padded pools.
+        d_user, d_track: observed feature sizes.
+        leave_scale: passed to the session model (0: listeners never leave).
+        artists: False gives a catalogue without artists (``artist_id`` all missing), as MSSD logs.
+    """
+
+    name = "fake"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        n_users: int = 40,
+        n_tracks: int = 300,
+        n_artists: int = 30,
+        d_user: int = 5,
+        d_track: int = 6,
+        leave_scale: float = 1.0,
+        artists: bool = True,
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        self.user_ids = np.array([f"u{i:04d}" for i in range(n_users)], dtype=object)
+        artist_of = rng.integers(0, n_artists, n_tracks)
+        self.tracks = pd.DataFrame(
+            {
+                "track_id": [f"t{i:05d}" for i in range(n_tracks)],
+                "artist_id": [f"a{a:03d}" for a in artist_of] if artists else [None] * n_tracks,
+                "us_pop_estimate": rng.uniform(0.0, 100.0, n_tracks),
+                "explicit": rng.random(n_tracks) < 0.15,
+            }
+        )
+        self.track_features = rng.normal(size=(n_tracks, d_track)).astype(np.float32)
+        self.user_features = rng.normal(size=(n_users, d_user)).astype(np.float32)
+        self.eval_users = is_eval_user(self.user_ids)
+        # A log of sessions to draw (user, context type, hour) from, three per user.
+        self._session_users = np.repeat(np.arange(n_users), 3)
+        self._session_context_types = rng.integers(0, len(CONTEXT_TYPES), len(self._session_users)).astype(np.int8)
+        self._session_hours = rng.integers(0, 24, len(self._session_users)).astype(np.int8)
+        eval_sessions = self.eval_users[self._session_users]
+        self._split_sessions = {
+            "all": np.arange(len(self._session_users)),
+            "train": np.flatnonzero(~eval_sessions),
+            "eval": np.flatnonzero(eval_sessions),
+        }
+        taste = rng.normal(size=(n_users, 3)) * 0.8
+        style = rng.normal(size=(n_tracks, 3)) * 0.8
+        self.session_model = FakeSessionModel(taste, style, leave_scale)
+        # Ranking by the latent affinity plays the part of the ANN retrieval.
+        self._ranking = np.argsort(-(taste @ style.T), axis=1, kind="stable")
+        self.blocked_tracks = {u: set(rng.choice(n_tracks, 3, replace=False).tolist()) for u in range(n_users)}
+        self.blocked_artists = {u: {f"a{rng.integers(n_artists):03d}"} for u in range(n_users)}
+        self._artist_ids = self.tracks["artist_id"].to_numpy(dtype=object)
+        self._explicit = self.tracks["explicit"].to_numpy(dtype=bool)
+        # Pools of every user, per (size, explicit_filter), computed on first use as a retrieval
+        # stage would precompute them.
+        self._pools: dict[tuple[int, bool], np.ndarray] = {}
+
+    def sample_sessions(self, rng: np.random.Generator, n: int, split: Split) -> tuple[np.ndarray, Contexts]:
+        # As the learned world: a logged (user, context, hour) row, and a fresh attention.
+        rows = self._split_sessions[split][rng.integers(0, len(self._split_sessions[split]), n)]
+        attention = rng.standard_normal(n).astype(np.float32)
+        contexts = Contexts(self._session_context_types[rows], self._session_hours[rows], attention)
+        return self._session_users[rows], contexts
+
+    def candidate_pools(self, users: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
+        key = (size, explicit_filter)
+        if key not in self._pools:
+            self._pools[key] = np.stack([self._pool(user, size, explicit_filter) for user in range(len(self.user_ids))])
+        return self._pools[key][np.asarray(users)]
+
+    def _pool(self, user: int, size: int, explicit_filter: bool) -> np.ndarray:
+        ranked = self._ranking[user]
+        keep = ~np.isin(ranked, list(self.blocked_tracks[user]))
+        keep &= ~np.isin(self._artist_ids[ranked], list(self.blocked_artists[user]))
+        if explicit_filter:
+            keep &= ~self._explicit[ranked]
+        chosen = ranked[keep][:size]
+        return np.concatenate([chosen, np.full(size - len(chosen), -1, dtype=np.int64)])
+
+
+class FakeGroundTruth:
+    """The ground truth behind a :class:`FakeWorld`: same ids, shuffled indices, its own listener.
+
+    Args:
+        learned: the fake learned world whose ids this truth shares.
+        seed: seeds the shuffles and the truth's own (different) tastes.
+        leave_scale: passed to the truth's session model.
+    """
+
+    name = "groundtruth"
+
+    def __init__(self, learned: FakeWorld, seed: int = 1, leave_scale: float = 1.0) -> None:
+        rng = np.random.default_rng(seed)
+        user_order = rng.permutation(len(learned.user_ids))
+        track_order = rng.permutation(len(learned.tracks))
+        self.user_ids = learned.user_ids[user_order]
+        self.tracks = learned.tracks.iloc[track_order].reset_index(drop=True)
+        taste = learned.session_model.user_taste[user_order] + rng.normal(scale=0.3, size=(len(user_order), 3))
+        style = learned.session_model.track_style[track_order]
+        self.session_model = FakeSessionModel(taste, style, leave_scale)
+        self._user_position = {uid: i for i, uid in enumerate(self.user_ids)}
+        self._track_position = {tid: i for i, tid in enumerate(self.tracks["track_id"])}
+
+    def user_index(self, ids: np.ndarray) -> np.ndarray:
+        return np.array([self._user_position[i] for i in ids], dtype=np.int64)
+
+    def track_index(self, ids: np.ndarray) -> np.ndarray:
+        return np.array([self._track_position[i] for i in ids], dtype=np.int64)

@@ -1,0 +1,316 @@
+"""Agents: the shared contract every agent passes, the AH-DQN's learning, the compact replay buffer."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+import torch
+from fakes import FakeGroundTruth, FakeWorld
+
+from agents.ahdqn import AHDQN, AHDQNLearner
+from agents.base import AGENTS, Agent, _registry, load_agent, make_agent, masked_argmax
+from agents.config import AHDQNConfig
+from agents.metrics import paired_difference
+from agents.replay import ReplayBuffer
+from agents.rollout import evaluation_seed, rollout
+from musicenv.artifacts import ArtifactError
+from musicenv.env import ListeningSessionEnv
+from musicenv.vector_env import ListeningSessionVectorEnv
+from musicenv.world import Contexts, SessionState
+
+POOL, LENGTH = 24, 8
+
+
+class LayoutWorld(FakeWorld):
+    """The fake learned world with named feature blocks and an (untrained) user-response model.
+
+    Track features: ALS (3 columns), acoustic (2), popularity (1); user features: ALS (3),
+    premium (1), one more. Enough for every baseline to find the columns it reads.
+    """
+
+    track_feature_layout: ClassVar = {"als": (0, 3), "acoustic": (3, 5), "popularity": (5, 6)}
+    user_feature_layout: ClassVar = {"als": (0, 3), "premium": (3, 4)}
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed=seed, n_tracks=120, d_user=5, d_track=6)
+        from world_model.user_model import UserResponseModel
+
+        torch.manual_seed(seed)
+        self.session_model.response_model = UserResponseModel(user_dim=5, track_dim=6, hidden_size=8, mlp_size=16)
+
+
+@pytest.fixture(scope="module")
+def world() -> LayoutWorld:
+    return LayoutWorld(seed=0)
+
+
+@pytest.fixture(scope="module")
+def truth(world: LayoutWorld) -> FakeGroundTruth:
+    return FakeGroundTruth(world, seed=1)
+
+
+def vector_env(world: Any, truth: Any, n: int = 6, split: str = "train") -> ListeningSessionVectorEnv:
+    return ListeningSessionVectorEnv(
+        n, world=world, responder=truth, split=split, playlist_length=LENGTH, pool_size=POOL
+    )
+
+
+def agent_kwargs(name: str) -> dict[str, Any]:
+    """Small settings for the agents that have a network, so the contract runs fast."""
+    if name == "ahdqn":
+        return {"hidden_size": 16, "seed": 3}
+    if name in ("maskable_ppo", "ppo", "dqn"):
+        return {"net_arch": (16,), "playlist_length": LENGTH, "pool_size": POOL, "seed": 3}
+    if name == "random":
+        return {"seed": 3}
+    return {}
+
+
+ALL_AGENTS = sorted(_registry())
+
+
+class RowOracle:
+    """One session's view of a batched oracle: what a single env's oracle would give."""
+
+    def __init__(self, oracle: Any, row: int) -> None:
+        self.oracle, self.row = oracle, row
+
+    def response_probs(self) -> np.ndarray:
+        return self.oracle.response_probs()[self.row : self.row + 1]
+
+
+def rows(obs: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
+    return {key: value[index : index + 1] for key, value in obs.items()}
+
+
+@pytest.mark.parametrize("name", ALL_AGENTS)
+class TestAgentContract:
+    """What every registered agent promises (agents.base: "Contract")."""
+
+    def test_valid_actions_under_any_mask(self, name: str, world: LayoutWorld, truth: FakeGroundTruth) -> None:
+        env = vector_env(world, truth)
+        obs, _ = env.reset(seed=0)
+        agent = make_agent(name, world, **agent_kwargs(name))
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            mask = (rng.random((env.num_envs, POOL)) < rng.uniform(0.02, 0.9)).astype(np.int8)
+            mask[np.arange(env.num_envs), rng.integers(0, POOL, env.num_envs)] = 1  # at least one valid slot
+            actions = agent.act({**obs, "action_mask": mask}, env.oracle)
+            assert actions.shape == (env.num_envs,) and actions.dtype == np.int64
+            assert mask[np.arange(env.num_envs), actions].all()
+
+    def test_batch_equals_single_calls(self, name: str, world: LayoutWorld, truth: FakeGroundTruth) -> None:
+        env = vector_env(world, truth)
+        obs, _ = env.reset(seed=1)
+        obs, *_ = env.step(np.argmax(obs["action_mask"], axis=1))  # a history of one play
+        batched = make_agent(name, world, **agent_kwargs(name)).act(obs, env.oracle)
+        single = make_agent(name, world, **agent_kwargs(name))
+        one_by_one = [single.act(rows(obs, i), RowOracle(env.oracle, i))[0] for i in range(env.num_envs)]
+        np.testing.assert_array_equal(batched, one_by_one)
+
+    def test_deterministic_given_seed(self, name: str, world: LayoutWorld, truth: FakeGroundTruth) -> None:
+        first = rollout(make_agent(name, world, **agent_kwargs(name)), vector_env(world, truth), 6, seed=5)
+        second = rollout(make_agent(name, world, **agent_kwargs(name)), vector_env(world, truth), 6, seed=5)
+        np.testing.assert_array_equal(first.tracks, second.tracks)
+        np.testing.assert_array_equal(first.returns, second.returns)
+
+    def test_save_load_round_trip(self, name: str, world: LayoutWorld, truth: FakeGroundTruth, tmp_path) -> None:
+        env = vector_env(world, truth)
+        obs, _ = env.reset(seed=2)
+        agent = make_agent(name, world, **agent_kwargs(name))
+        agent.act(obs, env.oracle)  # move any random stream past its start
+        agent.save(tmp_path / "agent")
+        loaded = load_agent(tmp_path / "agent", world)
+        assert type(loaded) is type(agent)
+        for _ in range(3):
+            np.testing.assert_array_equal(loaded.act(obs, env.oracle), agent.act(obs, env.oracle))
+        assert type(agent).load(tmp_path / "agent", world).name == name
+
+    def test_plays_full_episode_in_single_env(self, name: str, world: LayoutWorld, truth: FakeGroundTruth) -> None:
+        env = ListeningSessionEnv(world=world, responder=truth, playlist_length=LENGTH, pool_size=POOL)
+        agent = make_agent(name, world, **agent_kwargs(name))
+        obs, _ = env.reset(seed=4)
+        done, steps = False, 0
+        while not done:
+            action = agent.act({key: value[None] for key, value in obs.items()}, env.oracle)[0]
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert not info["invalid_action"] and np.isfinite(reward)
+            done, steps = terminated or truncated, steps + 1
+        assert 1 <= steps <= LENGTH and "session" in info
+
+
+def test_registry_lists_every_agent() -> None:
+    expected = {"ahdqn", "random", "popular", "als", "content", "greedy_learned", "greedy_truth"}
+    assert expected | {"maskable_ppo", "ppo", "dqn"} <= set(AGENTS)
+    with pytest.raises(KeyError, match="known agents"):
+        make_agent("nope", FakeWorld())
+
+
+def test_greedy_truth_needs_the_oracle(world: LayoutWorld) -> None:
+    env = vector_env(world, None)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match="ground-truth run"):
+        make_agent("greedy_truth", world).act(obs, env.oracle)
+
+
+def test_greedy_truth_is_the_best_myopic_agent(world: LayoutWorld, truth: FakeGroundTruth) -> None:
+    env = vector_env(world, truth)
+    obs, _ = env.reset(seed=0)
+    probs = env.oracle.response_probs()
+    expected = np.where(obs["action_mask"] > 0, probs @ np.array([0.0, 0.5, 1.0]), -np.inf).argmax(axis=1)
+    np.testing.assert_array_equal(make_agent("greedy_truth", world).act(obs, env.oracle), expected)
+
+
+def test_baselines_need_the_feature_blocks() -> None:
+    with pytest.raises(ValueError, match=r"names no (user|track) feature blocks"):
+        make_agent("als", FakeWorld())
+
+
+def test_masked_argmax_rejects_a_mask_without_slots() -> None:
+    with pytest.raises(ValueError, match="allows no slot"):
+        masked_argmax(np.zeros((2, 3)), np.array([[1, 0, 0], [0, 0, 0]]))
+
+
+def test_load_agent_rejects_a_corrupted_save(world: LayoutWorld, tmp_path) -> None:
+    folder = make_agent("ahdqn", world, hidden_size=8).save(tmp_path / "agent")
+    (folder / "q_network.pt").write_bytes(b"corrupted")
+    with pytest.raises(ArtifactError, match="checksum"):
+        load_agent(folder, world)
+
+
+# -- AH-DQN learns -------------------------------------------------------------------------------------
+
+
+class OneGoodTrackModel:
+    """A toy listener with a known best action: tracks whose first feature is positive are completed
+    with probability 0.95; every other track is skipped with probability 0.95. Nobody leaves."""
+
+    def __init__(self, good: np.ndarray) -> None:
+        self.good = good
+
+    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
+        return {"users": np.asarray(users)}
+
+    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        good = self.good[np.maximum(tracks, 0)]
+        return np.where(good[..., None], [0.025, 0.025, 0.95], [0.95, 0.025, 0.025])
+
+    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
+        return state
+
+    def leave_probs(self, state: SessionState) -> np.ndarray:
+        return np.zeros(len(state["users"]))
+
+
+def test_ahdqn_beats_random_where_the_best_action_is_known() -> None:
+    world = FakeWorld(seed=2, n_tracks=200)
+    world.session_model = OneGoodTrackModel(world.track_features[:, 0] > 0.8)  # about one track in five
+    config = AHDQNConfig(
+        hidden_size=32,
+        batch_size=64,
+        learning_starts=300,
+        train_frequency=8,
+        target_update_interval=50,
+        exploration_fraction=0.5,
+        learning_rate=1e-3,
+        buffer_size=5_000,
+    )
+    env = ListeningSessionVectorEnv(16, world=world, playlist_length=5, pool_size=20)
+    agent = AHDQN(world, hidden_size=32, seed=0)
+    AHDQNLearner(agent, env, config, total_steps=2_500, seed=0).run(2_500)
+    evaluation = ListeningSessionVectorEnv(16, world=world, split="eval", playlist_length=5, pool_size=20)
+    trained = rollout(agent, evaluation, 96, evaluation_seed())
+    random = rollout(make_agent("random", world), evaluation, 96, evaluation_seed())
+    difference = paired_difference(trained.returns, random.returns)
+    assert difference.low > 1.0, difference  # random earns about 1.2 of at most 4.75
+
+
+# -- replay buffer ------------------------------------------------------------------------------------
+
+
+class RecordingEnv:
+    """Wraps a vector env and keeps each step's observations before and after (final ones for ended rows)."""
+
+    def __init__(self, env: ListeningSessionVectorEnv) -> None:
+        self.env = env
+        self.steps: list[tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.last, info = self.env.reset(**kwargs)
+        return self.last, info
+
+    def step(self, actions: np.ndarray) -> Any:
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        after = {key: value.copy() for key, value in obs.items()}
+        for row in np.flatnonzero(terminated | truncated):
+            for key, value in info["final_obs"][row].items():
+                after[key][row] = value
+        self.steps.append((self.last, actions.copy(), after))
+        self.last = obs
+        return obs, rewards, terminated, truncated, info
+
+
+def test_replay_rebuilds_the_observations_the_env_gave(world: LayoutWorld) -> None:
+    env = RecordingEnv(vector_env(world, None, n=5))
+    config = AHDQNConfig(learning_starts=10**9, buffer_size=10_000, n_step=1)
+    learner = AHDQNLearner(AHDQN(world, hidden_size=8), env, config, total_steps=10**6, seed=0)
+    learner.run(5 * 40)  # 40 vector steps, several sessions ended and reset
+    batch = learner.replay.batch(np.arange(len(learner.replay)))
+    before, after = batch.observations(), batch.next_observations
+    for step, (obs, actions, next_obs) in enumerate(env.steps):
+        index = slice(5 * step, 5 * step + 5)
+        np.testing.assert_array_equal(batch.actions[index], actions)
+        for key in obs:
+            np.testing.assert_array_equal(before[key][index], obs[key], err_msg=f"{key} before step {step}")
+            np.testing.assert_array_equal(after[key][index], next_obs[key], err_msg=f"{key} after step {step}")
+
+
+def test_replay_n_step_returns_and_discounts(world: LayoutWorld) -> None:
+    env = vector_env(world, None, n=1)
+    config = AHDQNConfig(learning_starts=10**9, n_step=3, gamma=0.5)
+    learner = AHDQNLearner(AHDQN(world, hidden_size=8), env, config, total_steps=10**6, seed=0)
+    rewards = []
+    while True:
+        learner.collect()
+        rewards.append(learner.session_rewards[0, len(rewards)])
+        if learner.stats.episodes:
+            break
+    stored = learner.replay.batch(np.arange(len(learner.replay)))
+    assert len(learner.replay) == len(rewards)  # one transition per play, the last ones truncated by the end
+    order = np.argsort(stored.lengths)
+    for start, row in enumerate(order):
+        window = rewards[start : start + 3]
+        assert stored.rewards[row] == pytest.approx(sum(r * 0.5**k for k, r in enumerate(window)))
+        ends = start + 3 >= len(rewards)
+        assert stored.discounts[row] == (0.0 if ends else 0.125)
+        assert stored.next_lengths[row] == min(start + 3, len(rewards))
+
+
+def test_replay_memory_is_bounded_and_independent_of_feature_width() -> None:
+    def buffer(d_track: int) -> ReplayBuffer:
+        features = np.zeros((50, d_track), np.float32)
+        return ReplayBuffer(1_000, 100, 20, 8, features, np.zeros((5, 4), np.float32))
+
+    narrow, wide = buffer(6), buffer(600)
+    assert narrow.nbytes == wide.nbytes == 1_000 * narrow.bytes_per_transition()
+    assert narrow.bytes_per_transition() < 600  # an (M, d) observation at d = 48 would be 19,200 bytes
+    before = narrow.nbytes
+    k = 64
+    for _ in range(40):  # 2,560 transitions into 1,000 slots
+        narrow.add(
+            users=np.zeros(k, int), contexts=np.zeros((k, 8)), pools=np.zeros((k, 100), int),
+            history_tracks=np.zeros((k, 20), int), history_responses=np.zeros((k, 20), int),
+            lengths=np.zeros(k, int), next_lengths=np.ones(k, int), actions=np.zeros(k, int),
+            rewards=np.zeros(k), discounts=np.zeros(k),
+        )  # fmt: skip
+    assert len(narrow) == 1_000 and narrow.nbytes == before
+
+
+def test_agent_interface_is_small() -> None:
+    public = {name for name in vars(Agent) if not name.startswith("_")}
+    assert public == {"act", "config", "save", "load", "needs_oracle"}

@@ -1,0 +1,195 @@
+"""Candidate pools: the M tracks an agent may choose from for one user's session.
+
+A pool is the user's ``M`` best tracks by the retrieval score (ALS inner product, ranked by the
+Annoy index), best first, after the removals of DESIGN.md ("Pools and masks"):
+
+- tracks the user blocked, and every track of an artist the user blocked;
+- with ``explicit_filter=True``, explicit tracks.
+
+Removed tracks are replaced from further down the ranking: the index is asked for more
+neighbours (twice as many each time) until ``M`` tracks survive, and when the whole catalogue has
+been asked for, the rest of the pool is ``-1`` (padding, only when the catalogue runs out).
+Annoy may return fewer items than asked when ``search_k`` is small, so that last step ranks the
+catalogue exactly instead, and the padding then really means "no allowed track left".
+
+Exact ranking
+    A catalogue of at most ``exact_max_tracks`` tracks (default 20,000) is ranked exactly: every
+    inner product, one matrix-vector product per user, ties broken by track index. Below that
+    size brute force is both exact and faster than Annoy at the same recall (on the default
+    ground-truth world's 5,000 tracks, ~8,000 against ~1,500 pools/s on one core; see
+    ``benchmarks/retrieval.py``), while Annoy's cost grows only logarithmically with the
+    catalogue, so larger catalogues go through the index. The Annoy index is built either way,
+    so a retrieval stage saved for one size of catalogue serves any setting.
+
+Tracks the user has already heard are allowed: familiar tracks are legitimate, often the best,
+recommendations (much of real listening is repeat listening), and the response models know the
+user's history. A user whose vector is all zeros (no play with a non-zero weight) has no taste to
+rank by and gets the catalogue by popularity (play count in the log) instead.
+
+Exploration
+    With ``exploration_share > 0``, ``round(exploration_share * M)`` slots at the end of the pool
+    go to popular tracks the user has never played (in the log the retrieval was fitted on) and
+    that the ranked part does not already hold: drawn without replacement, with probability
+    proportional to their play count, from the ``EXPLORATION_UNIVERSE * M`` most played tracks.
+    The draw is seeded by ``(seed, user)``, so a user's pool is the same in every batch and
+    every run. The default share is 0: the pool is pure retrieval, as in Tomasi et al. (KDD
+    2023); exploration is there for agents that should discover beyond the collaborative filter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from world_model.ann_index import TrackIndex, top_k
+
+EXPLORATION_UNIVERSE = 10
+"""Exploration draws from the ``EXPLORATION_UNIVERSE * M`` most played tracks: popular enough to
+be safe discoveries, many enough that users get different ones."""
+
+
+def _row(matrix: sp.csr_matrix, row: int) -> np.ndarray:
+    return matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]
+
+
+class CandidatePool:
+    """Builds candidate pools for users, one at a time or in batches.
+
+    Args:
+        user_vectors: ``(n_users, f)`` float32 ALS user factors.
+        track_vectors: ``(n_tracks, f)`` float32 ALS track factors, row = track index.
+        index: the Annoy index over ``track_vectors``.
+        explicit: ``(n_tracks,)`` bool explicit flags.
+        blocked: ``(n_users, n_tracks)`` CSR whose row ``u`` lists the tracks user ``u`` must never
+            be offered (blocked tracks and the tracks of blocked artists).
+        heard: ``(n_users, n_tracks)`` CSR whose row ``u`` lists the tracks ``u`` played.
+        popularity: ``(n_tracks,)`` play counts.
+        exploration_share: share of each pool given to exploration (see the module docstring).
+        seed: seeds the exploration draws.
+        exact_max_tracks: catalogues up to this size are ranked exactly instead of through
+            ``index`` (see the module docstring, "Exact ranking"); 0 always uses the index.
+    """
+
+    def __init__(
+        self,
+        user_vectors: np.ndarray,
+        track_vectors: np.ndarray,
+        index: TrackIndex,
+        explicit: np.ndarray,
+        blocked: sp.csr_matrix,
+        heard: sp.csr_matrix,
+        popularity: np.ndarray,
+        exploration_share: float = 0.0,
+        seed: int = 0,
+        exact_max_tracks: int = 20_000,
+    ) -> None:
+        n_users, n_tracks = len(user_vectors), len(track_vectors)
+        if index.n_items != n_tracks:
+            raise ValueError(f"index holds {index.n_items} items, expected {n_tracks} tracks")
+        for name, matrix in (("blocked", blocked), ("heard", heard)):
+            if matrix.shape != (n_users, n_tracks):
+                raise ValueError(f"{name} has shape {matrix.shape}, expected {(n_users, n_tracks)}")
+        if not 0.0 <= exploration_share <= 1.0:
+            raise ValueError(f"exploration_share must lie in [0, 1], got {exploration_share}")
+        self.user_vectors = user_vectors
+        self.track_vectors = track_vectors
+        self.index = index
+        self.explicit = np.asarray(explicit, dtype=bool)
+        self.blocked = blocked
+        self.heard = heard
+        self.popularity = np.asarray(popularity, dtype=np.int64)
+        self.exploration_share = float(exploration_share)
+        self.seed = int(seed)
+        self.n_tracks = n_tracks
+        self.exact = n_tracks <= exact_max_tracks
+        self._by_popularity = np.argsort(-self.popularity, kind="stable")
+        self._has_taste = np.any(user_vectors != 0, axis=1)
+        # The expected share of explicit tracks sizes the first index query under the filter,
+        # so that one query usually suffices.
+        self._explicit_share = float(self.explicit.mean()) if n_tracks else 0.0
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_vectors)
+
+    def pools(self, user_indices: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
+        """Pools of ``size`` track indices for each user: ``(len(user_indices), size)`` int64.
+
+        Row ``b`` is exactly :meth:`pool` of ``user_indices[b]``; ``-1`` pads a pool only when
+        the catalogue has fewer allowed tracks than ``size``.
+        """
+        users = np.asarray(user_indices, dtype=np.int64).reshape(-1)
+        if len(users) and (users.min() < 0 or users.max() >= self.n_users):
+            raise IndexError(f"user indices must lie in [0, {self.n_users}), got {users.min()}..{users.max()}")
+        out = np.full((len(users), size), -1, dtype=np.int64)
+        for row, user in enumerate(users):
+            pool = self._pool(int(user), size, explicit_filter)
+            out[row, : len(pool)] = pool
+        return out
+
+    def pool(self, user: int, size: int, explicit_filter: bool = False) -> np.ndarray:
+        """One user's pool, ``(size,)`` int64, best first, ``-1`` padded."""
+        return self.pools(np.array([user]), size, explicit_filter)[0]
+
+    def _pool(self, user: int, size: int, explicit_filter: bool) -> np.ndarray:
+        if size < 0:
+            raise ValueError(f"size must be non-negative, got {size}")
+        ranked = self._ranked(user, size, explicit_filter)
+        n_explore = int(round(self.exploration_share * size))
+        if n_explore == 0:
+            return ranked
+        explore = self._explore(user, n_explore, size, explicit_filter, ranked)
+        return np.concatenate([ranked[: size - len(explore)], explore])
+
+    def _allowed(self, tracks: np.ndarray, user: int, explicit_filter: bool) -> np.ndarray:
+        keep = ~self.explicit[tracks] if explicit_filter else np.ones(len(tracks), dtype=bool)
+        blocked = _row(self.blocked, user)
+        if len(blocked):
+            keep &= ~np.isin(tracks, blocked)
+        return tracks[keep]
+
+    def _ranked(self, user: int, n: int, explicit_filter: bool) -> np.ndarray:
+        """Up to ``n`` allowed tracks by decreasing score (fewer only if the catalogue runs out)."""
+        if n == 0:
+            return np.empty(0, dtype=np.int64)
+        if not self._has_taste[user]:
+            return self._allowed(self._by_popularity, user, explicit_filter)[:n]
+        vector = self.user_vectors[user]
+        if self.exact:
+            scores = self.track_vectors @ vector
+
+            def ranking(k: int) -> np.ndarray:
+                return top_k(scores, k)
+
+        else:
+
+            def ranking(k: int) -> np.ndarray:
+                return self.index.query(vector, k)
+
+        wanted = n + len(_row(self.blocked, user))
+        if explicit_filter:
+            wanted = wanted / max(1.0 - self._explicit_share, 0.05)
+        k = min(int(wanted * 1.1) + 10, self.n_tracks)
+        while True:
+            candidates = ranking(k)
+            allowed = self._allowed(candidates, user, explicit_filter)
+            if len(allowed) >= n:
+                return allowed[:n]
+            if k == self.n_tracks:
+                break
+            k = min(2 * k, self.n_tracks)
+        if len(candidates) == self.n_tracks:
+            return allowed
+        # Annoy returned less than the catalogue it was asked for; rank it exactly instead.
+        return self._allowed(top_k(self.track_vectors @ vector, self.n_tracks), user, explicit_filter)[:n]
+
+    def _explore(self, user: int, n: int, size: int, explicit_filter: bool, ranked: np.ndarray) -> np.ndarray:
+        """Up to ``n`` popular tracks ``user`` never played, outside ``ranked``, drawn ∝ plays."""
+        universe = self._by_popularity[: EXPLORATION_UNIVERSE * size]
+        universe = universe[self.popularity[universe] > 0]
+        rng = np.random.default_rng([self.seed, user])
+        # Gumbel-top-k: sorting log-weights plus Gumbel noise draws without replacement ∝ weight.
+        keys = np.log(self.popularity[universe]) + rng.gumbel(size=len(universe))
+        drawn = universe[np.argsort(-keys, kind="stable")]
+        drawn = drawn[~np.isin(drawn, _row(self.heard, user)) & ~np.isin(drawn, ranked)]
+        return self._allowed(drawn, user, explicit_filter)[:n]

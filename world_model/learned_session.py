@@ -1,0 +1,351 @@
+"""The learned world's :class:`~musicenv.world.SessionModel`: the user-response and session-end models together.
+
+:class:`LearnedSessionModel` answers what the environment asks of a world (DESIGN.md, "One World
+protocol"): the probabilities of (skip, listen, complete) for candidate tracks as the next play,
+the new state after a play, and the probability that the listener leaves now. It reads the
+trained :class:`~world_model.user_model.UserResponseModel` and
+:class:`~world_model.session_end.SessionEndModel` and the world's feature tables.
+
+Two ways to compute, one answer
+    A batch-1 torch call costs 40 to 60 µs on a CPU, more than everything else a single
+    environment step does (DESIGN.md, "Speed"). So for small batches (``B * K`` at most
+    ``numpy_threshold`` rows) the trained weights run in numpy, reading per-track tables
+    precomputed once (each track's share of the head's first layer, of the key and of the GRU's
+    input), so that scoring a candidate is a few gathers and two small matrix products. Larger
+    batches (a vector environment, an agent scoring whole pools) go through the torch module on
+    ``device``. The two agree within 1e-5 (tested); ``benchmarks/user_model.py`` measures both.
+
+Session state
+    A ``dict[str, np.ndarray]`` with the batch first (see :mod:`musicenv.world`):
+
+    ==================  ============  =============================================================
+    key                 shape/dtype   meaning
+    ==================  ============  =============================================================
+    ``users``           (B,) int64    user indices
+    ``hidden``          (B, H) f32    GRU state after the plays so far
+    ``static_base``     (B, M) f32    the user's and context's share of the head's first layer
+    ``static_query``    (B, E) f32    their share of the interaction query
+    ``head_base``       (B, M) f32    first-layer pre-activation shared by every candidate
+    ``query``           (B, E) f32    interaction query of the session so far
+    ``position``        (B,) int64    plays so far
+    ``skip_run``        (B,) int64    consecutive skips ending at the last play
+    ``last_response``   (B,) int64    the last response, -1 before any play
+    ``response_counts`` (B, 3) int64  plays so far per response
+    ==================  ============  =============================================================
+
+    ``head_base`` and ``query`` are caches of the others (recomputed by :meth:`advance`), kept in
+    the state so that scoring reads them instead of recomputing them for every call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import expit
+
+from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
+from musicenv.world import SKIP, Contexts, SessionState, context_features
+from world_model.features import (
+    POSITION_SCALE,
+    STANDARDISED_COLUMNS,
+    FeatureStats,
+    track_feature_layout,
+    user_feature_layout,
+)
+from world_model.session_end import SessionEndModel
+from world_model.user_model import UserResponseModel
+
+DEFAULT_NUMPY_THRESHOLD = 256
+"""Largest ``B * K`` scored in numpy; above it torch is faster (measured by
+``benchmarks/user_model.py`` on a 2-core CPU)."""
+
+MODELS_FORMAT = "musicenv.user_models"
+MODELS_FORMAT_VERSION = 1
+
+
+class LearnedSessionModel:
+    """The learned world's session model (protocol :class:`musicenv.world.SessionModel`).
+
+    Args:
+        response_model: a trained :class:`UserResponseModel` (with the shuffled flag, the flag
+            is set to 1: responses to arbitrary choices).
+        session_end: a fitted :class:`SessionEndModel`.
+        track_features: ``(n_tracks, d_track)`` float32, the world's track features.
+        user_features: ``(n_users, d_user)`` float32, the world's user features.
+        feature_stats: the statistics the features were made with (saved with the models so a
+            loaded world can featurise new tracks the same way), or None.
+        numpy_threshold: largest ``B * K`` computed in numpy (:data:`DEFAULT_NUMPY_THRESHOLD`).
+        device: where the torch path runs.
+    """
+
+    def __init__(
+        self,
+        response_model: UserResponseModel,
+        session_end: SessionEndModel,
+        track_features: np.ndarray,
+        user_features: np.ndarray,
+        feature_stats: FeatureStats | None = None,
+        numpy_threshold: int = DEFAULT_NUMPY_THRESHOLD,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.response_model = response_model.to(device).eval()
+        self.session_end = session_end
+        self.track_features = np.ascontiguousarray(track_features, dtype=np.float32)
+        self.user_features = np.ascontiguousarray(user_features, dtype=np.float32)
+        self.feature_stats = feature_stats
+        self.numpy_threshold = numpy_threshold
+        self.device = torch.device(device)
+        if self.track_features.shape[1] != response_model.track_dim:
+            raise ValueError(
+                f"track features have {self.track_features.shape[1]} columns, the model {response_model.track_dim}"
+            )
+        if self.user_features.shape[1] != response_model.user_dim:
+            raise ValueError(
+                f"user features have {self.user_features.shape[1]} columns, the model {response_model.user_dim}"
+            )
+        self._compile()
+
+    @property
+    def track_feature_layout(self) -> dict[str, tuple[int, int]]:
+        """Named column blocks of :attr:`track_features` (:func:`~world_model.features.track_feature_layout`)."""
+        return track_feature_layout(self.track_features.shape[1] - len(STANDARDISED_COLUMNS) - 1)
+
+    @property
+    def user_feature_layout(self) -> dict[str, tuple[int, int]]:
+        """Named column blocks of :attr:`user_features`."""
+        return user_feature_layout(self.user_features.shape[1] - 1)
+
+    def _compile(self) -> None:
+        """Precompute the numpy path's per-track tables and transposed weights."""
+        model = self.response_model
+
+        def weight(layer: torch.nn.Linear) -> np.ndarray:
+            return layer.weight.detach().cpu().numpy().astype(np.float32)
+
+        def bias(layer: torch.nn.Linear) -> np.ndarray:
+            return layer.bias.detach().cpu().numpy().astype(np.float32)
+
+        features = self.track_features
+        mlp = model.mlp_size
+        # Each track's share of the head's first layer and its interaction key, side by side, so
+        # that scoring a candidate gathers one row.
+        self._track_table = np.ascontiguousarray(
+            np.concatenate([features @ weight(model.track_in).T, features @ weight(model.track_key).T], axis=1)
+        )
+        self._interaction = np.ascontiguousarray(weight(model.interaction_in).T)
+        self._hidden_layer_w = np.ascontiguousarray(weight(model.hidden_layer).T)
+        self._hidden_layer_b = bias(model.hidden_layer)
+        self._output_w, self._output_b = np.ascontiguousarray(weight(model.output).T), bias(model.output)
+        self._static_w = np.concatenate([weight(model.static_in), weight(model.static_query)], axis=0).T
+        self._static_b = np.concatenate([bias(model.static_in), bias(model.static_query)])
+        self._position_w = np.zeros(mlp + model.interaction_size, dtype=np.float32)
+        self._position_w[:mlp] = weight(model.position_in)[:, 0] / np.float32(POSITION_SCALE)
+        if model.sequential:
+            gru = model.gru
+            w_ih = gru.weight_ih_l0.detach().cpu().numpy()
+            d = model.track_dim
+            track_gate = features @ w_ih[:, :d].T + gru.bias_ih_l0.detach().cpu().numpy()
+            # The GRU's input gates for every (track, response) pair: one gather per step.
+            self._gate_table = np.ascontiguousarray(track_gate[:, None, :] + w_ih[:, d:].T[None, :, :])
+            self._w_hh = np.ascontiguousarray(gru.weight_hh_l0.detach().cpu().numpy().T)
+            self._b_hh = gru.bias_hh_l0.detach().cpu().numpy()
+            self._initial_w, self._initial_b = weight(model.initial).T, bias(model.initial)
+            # The hidden state's share of the head and of the query, in one product.
+            self._hidden_w = np.ascontiguousarray(
+                np.concatenate([weight(model.hidden_in), weight(model.hidden_query)], axis=0).T
+            )
+        self._response_one_hot = np.eye(3, dtype=np.int64)
+        self._torch_tracks = torch.as_tensor(self.track_features, device=self.device)
+
+    # --- SessionModel protocol -------------------------------------------------------------
+
+    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
+        """State of B empty sessions for ``users`` in ``contexts`` (the latent attention is ignored)."""
+        users = np.asarray(users, dtype=np.int64)
+        n = len(users)
+        parts = [self.user_features[users], context_features(contexts)]
+        if self.response_model.shuffled_flag:
+            parts.append(np.ones((n, 1), dtype=np.float32))
+        static = np.concatenate(parts, axis=1)
+        if self.response_model.sequential:
+            hidden = np.tanh(static @ self._initial_w + self._initial_b).astype(np.float32)
+        else:
+            hidden = np.zeros((n, self.response_model.hidden_size), dtype=np.float32)
+        position = np.zeros(n, dtype=np.int64)
+        static_context = (static @ self._static_w + self._static_b).astype(np.float32)
+        return {
+            "users": users,
+            "hidden": hidden,
+            "static_context": static_context,
+            "context": self._context(static_context, hidden, position),
+            "position": position,
+            "skip_run": np.zeros(n, dtype=np.int64),
+            "last_response": np.full(n, -1, dtype=np.int64),
+            "response_counts": np.zeros((n, 3), dtype=np.int64),
+        }
+
+    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        """``(B, K, 3)`` float64 probabilities of (skip, listen, complete) for ``tracks`` ``(B, K)`` next.
+
+        Padding (``tracks < 0``) is scored as track 0: finite, and to be ignored by the caller.
+        """
+        tracks = np.maximum(tracks, 0)
+        if tracks.size > self.numpy_threshold:
+            return self.torch_response_probs(state, tracks)
+        mlp = self.response_model.mlp_size
+        rows = self._track_table.take(tracks, axis=0)
+        context = state["context"][:, None, :]
+        pre = rows[..., :mlp] + context[..., :mlp]
+        pre += (rows[..., mlp:] * context[..., mlp:]) @ self._interaction
+        np.maximum(pre, 0.0, out=pre)
+        hidden = pre @ self._hidden_layer_w
+        hidden += self._hidden_layer_b
+        np.maximum(hidden, 0.0, out=hidden)
+        logits = (hidden @ self._output_w + self._output_b).astype(np.float64)
+        logits -= logits.max(axis=-1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=-1, keepdims=True)
+        return logits
+
+    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
+        """New state after each session played ``tracks`` ``(B,)`` with ``responses`` ``(B,)``."""
+        tracks = np.maximum(tracks, 0)
+        responses = np.asarray(responses, dtype=np.int64)
+        hidden = state["hidden"]
+        if self.response_model.sequential:
+            if len(tracks) <= self.numpy_threshold:
+                hidden = self._numpy_step(hidden, tracks, responses)
+            else:
+                hidden = self._torch_step(hidden, tracks, responses)
+        position = state["position"] + 1
+        return {
+            "users": state["users"],
+            "hidden": hidden,
+            "static_context": state["static_context"],
+            "context": self._context(state["static_context"], hidden, position),
+            "position": position,
+            "skip_run": (state["skip_run"] + 1) * (responses == SKIP),
+            "last_response": responses,
+            "response_counts": state["response_counts"] + self._response_one_hot[responses],
+        }
+
+    def leave_probs(self, state: SessionState) -> np.ndarray:
+        """``(B,)`` float64 probability that each listener leaves now (the session-end model)."""
+        return self.session_end.leave_probs(
+            state["position"], state["skip_run"], state["last_response"], state["response_counts"]
+        )
+
+    @property
+    def context_layout(self) -> dict[str, tuple[int, int]]:
+        """Column blocks of the state's ``context`` and ``static_context``."""
+        mlp = self.response_model.mlp_size
+        return {"head_base": (0, mlp), "query": (mlp, mlp + self.response_model.interaction_size)}
+
+    # --- the two paths ----------------------------------------------------------------------
+
+    def _context(self, static_context: np.ndarray, hidden: np.ndarray, position: np.ndarray) -> np.ndarray:
+        """Head base and query for the play at ``position + 1`` (numpy twin of ``session_context``)."""
+        context = static_context + (position + 1).astype(np.float32)[:, None] * self._position_w
+        if self.response_model.sequential:
+            context += hidden @ self._hidden_w
+        return context
+
+    def _numpy_step(self, hidden: np.ndarray, tracks: np.ndarray, responses: np.ndarray) -> np.ndarray:
+        """One GRU step in numpy (PyTorch's GRU equations, gates in its order: reset, update, new)."""
+        size = self.response_model.hidden_size
+        gate_input = self._gate_table[tracks, responses]
+        gate_hidden = hidden @ self._w_hh
+        gate_hidden += self._b_hh
+        reset_update = expit(gate_input[:, : 2 * size] + gate_hidden[:, : 2 * size])
+        candidate = np.tanh(gate_input[:, 2 * size :] + reset_update[:, :size] * gate_hidden[:, 2 * size :])
+        return candidate + reset_update[:, size:] * (hidden - candidate)
+
+    @torch.inference_mode()
+    def torch_response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        """:meth:`response_probs` through the torch module on ``device``, whatever the batch size."""
+        mlp = self.response_model.mlp_size
+        context = torch.as_tensor(state["context"], device=self.device)
+        tracks_t = torch.as_tensor(np.maximum(tracks, 0), device=self.device)
+        logits = self.response_model.score(context[:, :mlp], context[:, mlp:], self._torch_tracks[tracks_t])
+        return torch.softmax(logits.double(), dim=-1).cpu().numpy()
+
+    @torch.inference_mode()
+    def _torch_step(self, hidden: np.ndarray, tracks: np.ndarray, responses: np.ndarray) -> np.ndarray:
+        tracks_t = torch.as_tensor(tracks, device=self.device)
+        out = self.response_model.step(
+            torch.as_tensor(hidden, device=self.device),
+            self._torch_tracks[tracks_t],
+            torch.as_tensor(responses, device=self.device),
+        )
+        return out.cpu().numpy()
+
+
+def save_models(folder: str | os.PathLike[str], session_model: LearnedSessionModel) -> Path:
+    """Save a :class:`LearnedSessionModel` atomically to ``folder``.
+
+    Layout: ``response_model.pt`` (the torch state dict), ``response_model.json`` (its
+    constructor arguments), ``session_end.json``, ``features.npz`` (the track and user feature
+    tables), ``feature_stats.json`` (when known) and ``manifest.json`` with every file's
+    checksum (:mod:`musicenv.artifacts`). No pickled objects: :func:`load_models` reads the state
+    dict with ``weights_only=True``.
+    """
+    folder = Path(folder)
+    with atomic_folder(folder) as staging:
+        model = session_model.response_model
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, staging / "response_model.pt")
+        (staging / "response_model.json").write_text(json.dumps(model.config, indent=2))
+        session_model.session_end.save(staging / "session_end.json")
+        np.savez(
+            staging / "features.npz",
+            track_features=session_model.track_features,
+            user_features=session_model.user_features,
+        )
+        if session_model.feature_stats is not None:
+            (staging / "feature_stats.json").write_text(json.dumps(session_model.feature_stats.to_dict(), indent=2))
+        write_manifest(
+            staging,
+            MODELS_FORMAT,
+            MODELS_FORMAT_VERSION,
+            {"response_model": model.config, "numpy_threshold": session_model.numpy_threshold},
+        )
+    return folder
+
+
+def load_models(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> LearnedSessionModel:
+    """Load what :func:`save_models` wrote, checking the manifest and every checksum first.
+
+    Raises:
+        ArtifactError: the folder is not a saved model set, was written by another format
+            version, or a file is missing, corrupted or unreadable (the message names it).
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder, MODELS_FORMAT, MODELS_FORMAT_VERSION)
+    current = "response_model.json"
+    try:
+        model = UserResponseModel(**json.loads((folder / current).read_text()))
+        current = "response_model.pt"
+        model.load_state_dict(torch.load(folder / current, map_location="cpu", weights_only=True))
+        current = "session_end.json"
+        session_end = SessionEndModel.load(folder / current)
+        current = "features.npz"
+        with np.load(folder / current) as arrays:
+            track_features, user_features = arrays["track_features"], arrays["user_features"]
+        current = "feature_stats.json"
+        stats = (
+            FeatureStats.from_dict(json.loads((folder / current).read_text())) if (folder / current).is_file() else None
+        )
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, json.JSONDecodeError) as error:
+        raise ArtifactError(f"{folder / current}: cannot be read ({error})") from error
+    return LearnedSessionModel(
+        model,
+        session_end,
+        track_features,
+        user_features,
+        feature_stats=stats,
+        numpy_threshold=manifest["config"].get("numpy_threshold", DEFAULT_NUMPY_THRESHOLD),
+        device=device,
+    )

@@ -1,0 +1,419 @@
+"""The retrieval stage: ALS factors, an Annoy index and per-user candidate pools, as one object.
+
+Tomasi et al. (KDD 2023) give every user a pool of candidate tracks before the agent sequences a
+session from it; the pool comes from collaborative filtering. Here that is:
+
+1. an interaction matrix of listeners x tracks from the log, weighted by response
+   (:mod:`world_model.interactions`);
+2. implicit-feedback ALS (Hu, Koren & Volinsky, ICDM 2008) through ``implicit``
+   (:mod:`world_model.embeddings`);
+3. an Annoy index that ranks tracks by their inner product with a user's vector
+   (:mod:`world_model.ann_index`);
+4. pools of ``M`` tracks per user without blocked tracks, blocked artists and (on request)
+   explicit tracks, refilled from further down the ranking (:mod:`world_model.candidates`).
+
+Usage::
+
+    from world_model.retrieval import Retrieval, RetrievalConfig
+
+    retrieval = Retrieval.fit(log, RetrievalConfig(seed=0))
+    pools = retrieval.candidate_pools(np.arange(8), size=100)   # (8, 100) int64, best first
+    retrieval.save("runs/world/retrieval")
+    retrieval = Retrieval.load("runs/world/retrieval")
+
+The learned world delegates its ``candidate_pools`` (:class:`musicenv.world.World`) here. Users
+are the log's listeners (``log.listener_ids()``: user ids, or sessions where a log has none) in
+sorted order; tracks are the rows of ``log.tracks``. ALS is fitted on every listener's history:
+a service has a vector for every listener (DESIGN.md, "Users").
+
+Skips as evidence
+    The default skip weight is 0: a skipped play adds nothing, so a track a user only ever
+    skipped is an unobserved pair (preference 0, confidence 1), while a listen or a completion
+    is positive evidence. ``benchmarks/retrieval.py`` measures the alternatives on the
+    ground-truth world (``pool_recall_at_100`` for skip weights -0.5, 0 and 0.25 in one run): a
+    skip is a play the logging policy chose for the user, so it carries a little evidence that
+    the track was plausible for them; calling it a confident dislike removes that.
+    See :class:`RetrievalConfig` for the figures behind the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
+from world_model.ann_index import TrackIndex
+from world_model.candidates import CandidatePool
+from world_model.embeddings import DEVICES, fit_als
+from world_model.interactions import confidence_matrix, interaction_matrix, listener_codes
+
+if TYPE_CHECKING:
+    from musicenv.data import ListeningLog
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Retrieval", "RetrievalConfig"]
+
+FORMAT = "musicenv.retrieval"
+FORMAT_VERSION = 1
+_VECTORS = "vectors.npz"
+_INDEX = "index"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Settings of the retrieval stage. Defaults are for the default ground-truth world.
+
+    Attributes:
+        factors: ALS latent dimension. 32 suffices for the default world's taste structure (its
+            users and tracks live in a low-dimensional taste space); larger catalogues of real
+            listening use 64 to 256.
+        regularization: L2 penalty ``lambda`` on the factors (Hu et al.'s eq. 3).
+        alpha: confidence slope, ``c = 1 + alpha * w`` for summed play weight ``w`` (Hu et al.
+            used 40 on raw watch counts; our weights are ~1 per play).
+        iterations: ALS sweeps; implicit's default 15, after which the factors barely move.
+        skip_weight: weight of a skipped play (see the module docstring, "Skips as evidence").
+        listen_weight: weight of a play listened past the first seconds, not to the end.
+        complete_weight: weight of a play listened to the end.
+        half_life_days: recency decay of play weights on ``date``; None (default) weighs all
+            plays alike, right for logs spanning weeks where taste does not drift.
+        n_trees: Annoy trees per norm band. With ``n_bands`` and ``search_k`` it sets recall
+            against speed; the defaults reach ``ann_recall_at_100`` >= 0.95 on the default world
+            (``benchmarks/retrieval.py``). At a fixed ``search_k`` more trees *lower* recall (the
+            inspected nodes are spread over more trees); raise both together for big catalogues.
+        n_bands: norm bands of the index (:mod:`world_model.ann_index`); ALS norms are long-tailed
+            and one band reaches only ~0.8 recall at 100 on the default world.
+        search_k: Annoy nodes inspected per band and query; -1 for Annoy's default ``n_trees * n``.
+        exact_max_tracks: catalogues up to this size are ranked exactly for pools, faster than
+            Annoy there (:mod:`world_model.candidates`); 0 always ranks through Annoy.
+        pool_size: M, tracks per candidate pool (Tomasi et al. use 100 per user).
+        exploration_share: share of each pool given to popular tracks the user never played
+            (:mod:`world_model.candidates`); 0 keeps the pool pure retrieval.
+        seed: seeds ALS's initial factors, the Annoy build and the exploration draws.
+        device: ``"cpu"``, or ``"cuda"`` for implicit's GPU ALS (needs implicit built with CUDA).
+        num_threads: ALS threads on the CPU, 0 for all cores; results do not depend on it.
+        show_progress: implicit's progress bar over the ALS sweeps.
+    """
+
+    factors: int = 32
+    regularization: float = 10.0
+    alpha: float = 10.0
+    iterations: int = 15
+    skip_weight: float = 0.25
+    listen_weight: float = 0.5
+    complete_weight: float = 1.0
+    half_life_days: float | None = None
+    n_trees: int = 10
+    n_bands: int = 16
+    search_k: int = 1000
+    exact_max_tracks: int = 20_000
+    pool_size: int = 100
+    exploration_share: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int = 0
+    show_progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if min(self.factors, self.iterations, self.n_trees, self.n_bands) < 1 or self.pool_size < 0:
+            raise ValueError("factors, iterations, n_trees and n_bands must be positive, pool_size non-negative")
+
+    @property
+    def response_weights(self) -> tuple[float, float, float]:
+        """Weights of (skip, listen, complete), in response-code order."""
+        return (self.skip_weight, self.listen_weight, self.complete_weight)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RetrievalConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown RetrievalConfig fields {unknown}")
+        return cls(**values)
+
+
+class Retrieval:
+    """Fitted retrieval stage: ids, ALS vectors, the Annoy index, block lists and pools.
+
+    Build one with :meth:`fit` or :meth:`load`; the constructor takes fitted parts as they are.
+
+    Attributes:
+        config: the :class:`RetrievalConfig` it was fitted with.
+        listener_ids: ``(n_users,)`` str, sorted; index ``u`` is user ``u``: ``log.listener_ids()``,
+            i.e. user ids, or session ids for plays without a user (the MSSD).
+        track_ids: ``(n_tracks,)`` str, ``log.tracks.track_id`` in row order.
+        user_vectors: ``(n_users, factors)`` float32.
+        track_vectors: ``(n_tracks, factors)`` float32, row = track index; all zeros for a track
+            no listener played with a non-zero weight.
+        index: :class:`~world_model.ann_index.TrackIndex` over ``track_vectors``.
+        explicit: ``(n_tracks,)`` bool.
+        blocked: ``(n_users, n_tracks)`` CSR, the tracks each user must never be offered (blocked
+            tracks and tracks of blocked artists).
+        heard: ``(n_users, n_tracks)`` CSR of play counts in the fitted log.
+        popularity: ``(n_tracks,)`` int64 play counts in the fitted log.
+        pool: the :class:`~world_model.candidates.CandidatePool` serving :meth:`candidate_pools`.
+        timings: seconds spent by :meth:`fit` (``als_seconds``, ``index_build_seconds``); empty
+            after :meth:`load`.
+    """
+
+    def __init__(
+        self,
+        config: RetrievalConfig,
+        listener_ids: np.ndarray,
+        track_ids: np.ndarray,
+        user_vectors: np.ndarray,
+        track_vectors: np.ndarray,
+        index: TrackIndex,
+        explicit: np.ndarray,
+        blocked: sp.csr_matrix,
+        heard: sp.csr_matrix,
+        popularity: np.ndarray,
+    ) -> None:
+        self.config = config
+        self.listener_ids = np.asarray(listener_ids, dtype=str)
+        self.track_ids = np.asarray(track_ids, dtype=str)
+        self.user_vectors = np.ascontiguousarray(user_vectors, dtype=np.float32)
+        self.track_vectors = np.ascontiguousarray(track_vectors, dtype=np.float32)
+        self.index = index
+        self.explicit = np.asarray(explicit, dtype=bool)
+        self.blocked = sp.csr_matrix(blocked)
+        self.heard = sp.csr_matrix(heard)
+        self.popularity = np.asarray(popularity, dtype=np.int64)
+        self.timings: dict[str, float] = {}
+        self.pool = CandidatePool(
+            self.user_vectors,
+            self.track_vectors,
+            index,
+            self.explicit,
+            self.blocked,
+            self.heard,
+            self.popularity,
+            exploration_share=config.exploration_share,
+            seed=config.seed,
+            exact_max_tracks=config.exact_max_tracks,
+        )
+
+    @property
+    def n_users(self) -> int:
+        return len(self.listener_ids)
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.track_ids)
+
+    @property
+    def factors(self) -> int:
+        return self.user_vectors.shape[1]
+
+    @classmethod
+    def fit(cls, log: ListeningLog, config: RetrievalConfig | None = None, device: str | None = None) -> Retrieval:
+        """Fit ALS on ``log``, index its track vectors, and gather block lists.
+
+        Args:
+            log: a :class:`musicenv.data.ListeningLog`.
+            config: settings; the defaults when None.
+            device: overrides ``config.device`` when given (a world passes its own device).
+        """
+        config = config or RetrievalConfig()
+        if device is not None:
+            config = dataclasses.replace(config, device=device)
+        listeners = listener_codes(log)
+        weights, user_ids = interaction_matrix(log, config.response_weights, config.half_life_days, listeners)
+        started = time.perf_counter()
+        user_vectors, track_vectors = fit_als(
+            confidence_matrix(weights, config.alpha),
+            factors=config.factors,
+            regularization=config.regularization,
+            iterations=config.iterations,
+            seed=config.seed,
+            device=config.device,
+            num_threads=config.num_threads,
+            show_progress=config.show_progress,
+        )
+        als_seconds = time.perf_counter() - started
+        logger.info(
+            "ALS on %d listeners x %d tracks (%d pairs): %.2fs", len(user_ids), log.n_tracks, weights.nnz, als_seconds
+        )
+        started = time.perf_counter()
+        index = TrackIndex.build(track_vectors, config.n_trees, config.seed, config.search_k, config.n_bands)
+        index_seconds = time.perf_counter() - started
+        logger.info("Annoy index of %d trees: %.2fs", config.n_trees, index_seconds)
+
+        _, codes = listeners
+        tracks = np.asarray(log.track_codes(), dtype=np.int64)
+        shape = (len(user_ids), log.n_tracks)
+        heard = sp.csr_matrix((np.ones(len(codes), dtype=np.int32), (codes, tracks)), shape=shape)
+        heard.sum_duplicates()
+        retrieval = cls(
+            config=config,
+            listener_ids=user_ids,
+            track_ids=log.tracks["track_id"].to_numpy(dtype=str),
+            user_vectors=user_vectors,
+            track_vectors=track_vectors,
+            index=index,
+            explicit=log.tracks["explicit"].to_numpy(dtype=bool),
+            blocked=_block_matrix(log, user_ids),
+            heard=heard,
+            popularity=np.bincount(tracks, minlength=log.n_tracks),
+        )
+        retrieval.timings = {"als_seconds": als_seconds, "index_build_seconds": index_seconds}
+        return retrieval
+
+    def candidate_pools(self, users: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
+        """``(len(users), size)`` int64 track indices, best first, ``-1`` where the catalogue runs out.
+
+        The contract of :meth:`musicenv.world.World.candidate_pools`: blocked tracks, tracks of
+        blocked artists and, with ``explicit_filter``, explicit tracks are removed and the pool
+        refilled from further down the ranking.
+        """
+        return self.pool.pools(users, size, explicit_filter)
+
+    def scores(self, users: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+        """ALS scores ``user . track`` for ``(B,)`` users and ``(B, K)`` tracks: ``(B, K)`` float32.
+
+        Entries of ``tracks`` below 0 (pool padding) score ``-inf``.
+        """
+        users = np.asarray(users, dtype=np.int64)
+        tracks = np.asarray(tracks, dtype=np.int64)
+        out = np.einsum("bf,bkf->bk", self.user_vectors[users], self.track_vectors[np.maximum(tracks, 0)])
+        out[tracks < 0] = -np.inf
+        return out
+
+    def user_index(self, user_ids: np.ndarray | list[str]) -> np.ndarray:
+        """User indices of ``user_ids`` (int64); a KeyError names ids this retrieval does not know."""
+        ids = np.asarray(user_ids, dtype=str)
+        found = np.searchsorted(self.listener_ids, ids)
+        found = np.minimum(found, max(self.n_users - 1, 0))
+        missing = (self.n_users == 0) | (self.listener_ids[found] != ids)
+        if np.any(missing):
+            raise KeyError(f"unknown user ids: {ids[missing][:5].tolist()}")
+        return found.astype(np.int64)
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """Write the retrieval stage to ``folder`` atomically.
+
+        The folder holds ``vectors.npz`` (ids, vectors, flags, block and play lists as plain
+        arrays, no pickle), ``index/`` (one Annoy file per norm band and ``bands.npz``) and
+        ``manifest.json`` (format, version, the config as JSON, shapes, and the SHA-256 of each
+        file).
+        """
+        with atomic_folder(folder) as staging:
+            np.savez(
+                staging / _VECTORS,
+                listener_ids=self.listener_ids,
+                track_ids=self.track_ids,
+                user_vectors=self.user_vectors,
+                track_vectors=self.track_vectors,
+                explicit=self.explicit,
+                popularity=self.popularity,
+                blocked_indptr=self.blocked.indptr,
+                blocked_indices=self.blocked.indices,
+                heard_indptr=self.heard.indptr,
+                heard_indices=self.heard.indices,
+                heard_counts=self.heard.data.astype(np.int32),
+            )
+            self.index.save(staging / _INDEX)
+            shapes = {"n_users": self.n_users, "n_tracks": self.n_tracks, "factors": self.factors}
+            write_manifest(staging, FORMAT, FORMAT_VERSION, {"retrieval": self.config.to_dict(), **shapes})
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> Retrieval:
+        """Read a folder written by :meth:`save`.
+
+        Raises:
+            ArtifactError: no manifest, another format or format version, a missing or corrupted
+                file (checksums are verified before anything is read), or contents whose shapes
+                disagree with the manifest.
+        """
+        folder = Path(folder)
+        manifest = read_manifest(folder, FORMAT, FORMAT_VERSION)
+        settings = manifest["config"]
+        try:
+            config = RetrievalConfig.from_dict(settings["retrieval"])
+            n_users, n_tracks, factors = settings["n_users"], settings["n_tracks"], settings["factors"]
+            with np.load(folder / _VECTORS, allow_pickle=False) as arrays:
+                data = {name: arrays[name] for name in arrays.files}
+            blocked = sp.csr_matrix(
+                (np.ones(len(data["blocked_indices"]), dtype=np.int8), data["blocked_indices"], data["blocked_indptr"]),
+                shape=(n_users, n_tracks),
+            )
+            heard = sp.csr_matrix(
+                (data["heard_counts"], data["heard_indices"], data["heard_indptr"]), shape=(n_users, n_tracks)
+            )
+        except (KeyError, TypeError, ValueError, OSError) as error:
+            raise ArtifactError(f"{folder}: unreadable retrieval artifact ({error!r})") from error
+        expected = {
+            "user_vectors": (n_users, factors),
+            "track_vectors": (n_tracks, factors),
+            "listener_ids": (n_users,),
+            "track_ids": (n_tracks,),
+            "explicit": (n_tracks,),
+            "popularity": (n_tracks,),
+        }
+        for name, shape in expected.items():
+            if name not in data:
+                raise ArtifactError(f"{folder / _VECTORS}: no {name} array")
+            if data[name].shape != shape:
+                raise ArtifactError(f"{folder / _VECTORS}: {name} has shape {data[name].shape}, expected {shape}")
+        try:
+            index = TrackIndex.load(folder / _INDEX, config.search_k)
+        except (KeyError, ValueError, OSError) as error:
+            raise ArtifactError(f"{folder / _INDEX}: unreadable track index ({error})") from error
+        if (index.n_items, index.factors) != (n_tracks, factors):
+            raise ArtifactError(
+                f"{folder / _INDEX}: indexes {index.n_items} tracks of {index.factors} factors, "
+                f"expected {n_tracks} of {factors}"
+            )
+        return cls(
+            config=config,
+            listener_ids=data["listener_ids"],
+            track_ids=data["track_ids"],
+            user_vectors=data["user_vectors"],
+            track_vectors=data["track_vectors"],
+            index=index,
+            explicit=data["explicit"],
+            blocked=blocked,
+            heard=heard,
+            popularity=data["popularity"],
+        )
+
+
+def _block_matrix(log: ListeningLog, user_ids: np.ndarray) -> sp.csr_matrix:
+    """Per user, the tracks never to offer: blocked tracks and every track of a blocked artist.
+
+    Blocks of users the log has no plays of are dropped (they have no user index here).
+    """
+    shape = (len(user_ids), log.n_tracks)
+    blocks = log.blocks
+    if blocks is None or len(blocks) == 0:
+        return sp.csr_matrix(shape, dtype=np.int8)
+    users = pd.Index(user_ids).get_indexer(blocks["user_id"].astype(str))
+    track_rows = pd.Index(log.tracks["track_id"]).get_indexer(blocks["track_id"].astype(object))
+    by_track = (users >= 0) & blocks["track_id"].notna().to_numpy() & (track_rows >= 0)
+    rows, cols = [users[by_track]], [track_rows[by_track]]
+    by_artist = (users >= 0) & blocks["artist_id"].notna().to_numpy()
+    if by_artist.any():
+        artist_of = pd.DataFrame({"artist_id": log.tracks["artist_id"], "track": np.arange(log.n_tracks)})
+        wanted = pd.DataFrame({"user": users[by_artist], "artist_id": blocks["artist_id"][by_artist].to_numpy()})
+        pairs = wanted.merge(artist_of.dropna(subset=["artist_id"]), on="artist_id")
+        rows.append(pairs["user"].to_numpy())
+        cols.append(pairs["track"].to_numpy())
+    rows_all, cols_all = np.concatenate(rows), np.concatenate(cols)
+    matrix = sp.csr_matrix((np.ones(len(rows_all), dtype=np.int8), (rows_all, cols_all)), shape=shape)
+    matrix.sum_duplicates()
+    matrix.data[:] = 1
+    return matrix

@@ -1,0 +1,551 @@
+"""The user-response model: how a listener responds to a track, given the session so far.
+
+Tomasi et al. ("Automatic Music Playlist Generation via Simulation-based Reinforcement
+Learning", KDD 2023) learn from logs a model that predicts, for a track played at a point of a
+listening session, whether the listener skips it, listens past the first seconds, or completes
+it, and use it as the simulator RL agents are trained in. They found a sequential model (one
+that reads the session so far) more accurate than a non-sequential one. This module is that
+model and its training; :mod:`world_model.learned_session` wraps it as the learned world's
+:class:`~musicenv.world.SessionModel`.
+
+Architecture (:class:`UserResponseModel`)
+    - *Static input* ``s``: the user's features (ALS vector and premium,
+      :func:`~world_model.features.user_feature_matrix`), the context
+      (:func:`musicenv.world.context_features`: context type one-hot, hour sin/cos) and, with
+      ``shuffled_handling="flag"``, a flag for "this session was shuffled uniformly" (1 at
+      inference, see below).
+    - *Session so far*: a GRU reads one play at a time, the track's feature row
+      (:func:`~world_model.features.track_feature_matrix`) and the response one-hot; its hidden
+      state ``h`` starts at ``tanh(W s + b)``. :meth:`UserResponseModel.step` advances it by one
+      play, so an environment updates it incrementally.
+    - *Head*: for a candidate track ``c`` at 1-based position ``p``, a first layer
+      ``A s + B h + w p / 20 + C c + D (q ⊙ k)`` with the query ``q = Q s + R h`` and the key
+      ``k = K c`` (the product lets affinity between listener, session and track enter without
+      the MLP having to learn multiplication), then ReLU, a hidden layer of half the width,
+      ReLU, and three logits (skip, listen, complete). Everything left of ``C c`` and ``q`` is
+      the same for every candidate of a session, so one call scores ``(B, K)`` candidates at
+      the price of ``B`` states.
+    - ``sequential=False`` drops the GRU (no ``B h``, no ``R h``): the non-sequential baseline.
+
+    ``P(listen past N seconds) = P(listen) + P(complete)``.
+
+Training (:func:`train_user_model`)
+    Users are split by :func:`musicenv.world.is_eval_user`: evaluation users' sessions are never
+    trained on. The train users' sessions are split by a seeded permutation into train,
+    validation and test sessions. Minibatches are whole sessions, padded to the length cap, with
+    teacher forcing (the GRU reads the logged plays; every play is a training example of the
+    response to its track given the plays before it). Adam, cross-entropy, early stopping on
+    the validation log-loss (the best epoch's weights are kept). The same seed gives identical
+    weights on the CPU.
+
+The logging policy's shuffled share
+    A log's organic sessions were chosen by a recommender that knew something about the
+    listener, so in them the response is confounded with the choice: the tracks it played were
+    the ones it expected to go well. The learned world must answer for arbitrary choices, which
+    is what the uniformly shuffled sessions show. ``shuffled_handling`` says what to do:
+    ``"flag"`` (default) gives the model the shuffled flag as an input and sets it to 1 at
+    inference, so organic sessions still teach it about listeners and tracks while the flag
+    absorbs the selection effect; ``"weight"`` up-weights shuffled sessions so that both kinds
+    carry equal total weight in the loss; ``"pooled"`` ignores the distinction.
+    ``benchmarks/user_model.py`` measures the three against the ground truth (see its output
+    for the figures behind the default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from musicenv.world import CONTEXT_FEATURES_DIM, context_features
+from world_model.features import POSITION_SCALE, SessionTable
+from world_model.metrics import response_metrics
+
+if TYPE_CHECKING:
+    from musicenv.data import ListeningLog
+
+N_RESPONSES = 3
+ShuffledHandling = Literal["flag", "weight", "pooled"]
+
+
+@dataclass
+class UserModelConfig:
+    """Architecture and training of the user-response model.
+
+    The sizes are small on purpose: the default world (about 20,000 sessions, 200,000 plays)
+    must be learned, ALS included, in under two minutes on a two-core CPU (DESIGN.md, "Speed").
+    """
+
+    hidden_size: int = 64
+    """GRU hidden size: enough for the run-length, position and mood effects of a 20-play session."""
+    mlp_size: int = 128
+    """Width of the head's first layer (its second has half)."""
+    interaction_size: int = 32
+    """Dimension of the query/key product of listener and session with the candidate."""
+    sequential: bool = True
+    """Read the session so far through the GRU; ``False`` is the non-sequential baseline."""
+    shuffled_handling: ShuffledHandling = "flag"
+    """How the logging policy's shuffled share is used (module docstring); chosen by the benchmark."""
+    max_session_length: int = 20
+    """Length cap: plays beyond it are not read (the MSSD's and the default playlist length)."""
+    batch_size: int = 256
+    """Sessions per minibatch."""
+    learning_rate: float = 3e-3
+    """Adam step size."""
+    weight_decay: float = 0.0
+    """Adam L2 penalty (early stopping is the regulariser)."""
+    max_epochs: int = 40
+    """Upper bound on passes over the training sessions."""
+    patience: int = 3
+    """Stop after this many epochs without a better validation log-loss."""
+    validation_share: float = 0.1
+    """Share of the train users' sessions held out for early stopping."""
+    test_share: float = 0.1
+    """Share of the train users' sessions held out for the report's test metrics."""
+    seed: int = 0
+    """Seeds the initial weights and the minibatch order."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class UserResponseModel(nn.Module):
+    """Logits of (skip, listen, complete) for candidate tracks given the listener and the session so far.
+
+    See the module docstring for the architecture. Shapes: ``B`` sessions, ``K`` candidates per
+    session, ``T`` plays so far; ``d_user``, ``d_track`` the feature widths.
+
+    Args:
+        user_dim: ``d_user``.
+        track_dim: ``d_track``.
+        hidden_size, mlp_size, interaction_size, sequential: as in :class:`UserModelConfig`.
+        shuffled_flag: the static input ends with the shuffled flag.
+    """
+
+    def __init__(
+        self,
+        user_dim: int,
+        track_dim: int,
+        hidden_size: int = 64,
+        mlp_size: int = 128,
+        interaction_size: int = 32,
+        sequential: bool = True,
+        shuffled_flag: bool = True,
+    ) -> None:
+        super().__init__()
+        self.user_dim = user_dim
+        self.track_dim = track_dim
+        self.hidden_size = hidden_size
+        self.mlp_size = mlp_size
+        self.interaction_size = interaction_size
+        self.sequential = sequential
+        self.shuffled_flag = shuffled_flag
+        self.static_dim = user_dim + CONTEXT_FEATURES_DIM + int(shuffled_flag)
+        if sequential:
+            self.initial = nn.Linear(self.static_dim, hidden_size)
+            self.gru = nn.GRU(track_dim + N_RESPONSES, hidden_size, batch_first=True)
+            self.hidden_in = nn.Linear(hidden_size, mlp_size, bias=False)
+            self.hidden_query = nn.Linear(hidden_size, interaction_size, bias=False)
+        self.static_in = nn.Linear(self.static_dim, mlp_size)
+        self.static_query = nn.Linear(self.static_dim, interaction_size)
+        self.position_in = nn.Linear(1, mlp_size, bias=False)
+        self.track_in = nn.Linear(track_dim, mlp_size, bias=False)
+        self.track_key = nn.Linear(track_dim, interaction_size, bias=False)
+        self.interaction_in = nn.Linear(interaction_size, mlp_size, bias=False)
+        self.hidden_layer = nn.Linear(mlp_size, mlp_size // 2)
+        self.output = nn.Linear(mlp_size // 2, N_RESPONSES)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-ready (saved beside the state dict)."""
+        return {
+            "user_dim": self.user_dim,
+            "track_dim": self.track_dim,
+            "hidden_size": self.hidden_size,
+            "mlp_size": self.mlp_size,
+            "interaction_size": self.interaction_size,
+            "sequential": self.sequential,
+            "shuffled_flag": self.shuffled_flag,
+        }
+
+    def static_input(
+        self, user_features: torch.Tensor, context: torch.Tensor, shuffled: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``(B, static_dim)``: user features, context features and (with the flag) ``shuffled``.
+
+        ``shuffled`` ``(B,)`` defaults to all ones, the setting for responses to arbitrary choices.
+        """
+        parts = [user_features, context]
+        if self.shuffled_flag:
+            if shuffled is None:
+                shuffled = torch.ones(len(user_features), device=user_features.device)
+            parts.append(shuffled.to(user_features.dtype)[:, None])
+        return torch.cat(parts, dim=-1)
+
+    def initial_hidden(self, static: torch.Tensor) -> torch.Tensor:
+        """``(B, H)`` hidden state of an empty session (zeros for the non-sequential model)."""
+        if not self.sequential:
+            return static.new_zeros(len(static), self.hidden_size)
+        return torch.tanh(self.initial(static))
+
+    def step(self, hidden: torch.Tensor, track_features: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """``(B, H)`` hidden state after one more play: ``track_features`` ``(B, d)``, ``responses`` ``(B,)``."""
+        if not self.sequential:
+            return hidden
+        x = torch.cat([track_features, F.one_hot(responses.long(), N_RESPONSES).to(track_features.dtype)], dim=-1)
+        _, out = self.gru(x[:, None, :], hidden[None])
+        return out[0]
+
+    def encode(self, static: torch.Tensor, track_features: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """Hidden states over whole sessions: ``(B, T + 1, H)``, entry ``t`` after the first ``t`` plays.
+
+        ``track_features`` ``(B, T, d_track)`` and ``responses`` ``(B, T)`` are the plays in order;
+        padding after a session's last play changes only the states after it (the GRU is causal),
+        so padded sessions need no packing. Negative responses (padding) read as an all-zero one-hot.
+        """
+        h0 = self.initial_hidden(static)
+        if not self.sequential or track_features.shape[1] == 0:
+            return h0[:, None, :].expand(-1, track_features.shape[1] + 1, -1)
+        onehot = F.one_hot(responses.long().clamp(min=0), N_RESPONSES) * (responses >= 0)[..., None]
+        x = torch.cat([track_features, onehot.to(track_features.dtype)], dim=-1)
+        out, _ = self.gru(x, h0[None])
+        return torch.cat([h0[:, None, :], out], dim=1)
+
+    def static_context(self, static: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The static input's share of the head's first layer ``(B, M)`` and of the query ``(B, E)``."""
+        return self.static_in(static), self.static_query(static)
+
+    def session_context(
+        self,
+        static_base: torch.Tensor,
+        static_query: torch.Tensor,
+        hidden: torch.Tensor,
+        position: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """First-layer pre-activation shared by all candidates ``(..., M)`` and the query ``(..., E)``.
+
+        Args:
+            static_base, static_query: from :meth:`static_context` (broadcast against ``hidden``).
+            hidden: GRU state ``(..., H)`` before the play being scored.
+            position: 1-based position of that play ``(...)``.
+        """
+        base = static_base + self.position_in((position.to(static_base.dtype) / POSITION_SCALE)[..., None])
+        query = static_query
+        if self.sequential:
+            base = base + self.hidden_in(hidden)
+            query = query + self.hidden_query(hidden)
+        return base, query
+
+    def score(self, base: torch.Tensor, query: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, 3)`` of candidates ``(B, K, d_track)`` given :meth:`session_context`'s base and query."""
+        pre = (
+            base[:, None, :]
+            + self.track_in(candidates)
+            + self.interaction_in(query[:, None, :] * self.track_key(candidates))
+        )
+        return self.output(F.relu(self.hidden_layer(F.relu(pre))))
+
+    def forward(
+        self, static: torch.Tensor, hidden: torch.Tensor, position: torch.Tensor, candidates: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits ``(B, K, 3)`` for candidates ``(B, K, d_track)`` as the play at ``position`` ``(B,)``."""
+        base, query = self.session_context(*self.static_context(static), hidden, position)
+        return self.score(base, query, candidates)
+
+    def played_logits(
+        self,
+        static: torch.Tensor,
+        track_table: torch.Tensor,
+        tracks: torch.Tensor,
+        responses: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> torch.Tensor:
+        """Teacher-forced logits ``(P, 3)`` of the P logged plays of B padded sessions.
+
+        Each play is scored given the plays before it in its session. The rows follow the
+        plays in row-major order of ``tracks >= 0`` (session by session, in position order);
+        the head runs on those rows only (about half of a padded batch).
+
+        Args:
+            static: ``(B, static_dim)``.
+            track_table: ``(n_tracks, d_track)`` track features.
+            tracks, responses, positions: ``(B, L)`` as in :class:`~world_model.features.SessionTable`
+                (padding ``-1``, ``-1``, ``0``).
+        """
+        played = tracks >= 0
+        features = track_table[tracks.clamp(min=0)]
+        hidden = self.encode(static, features, responses)[:, :-1]
+        static_base, static_query = self.static_context(static)
+        session = played.nonzero(as_tuple=True)[0]
+        base, query = self.session_context(
+            static_base[session], static_query[session], hidden[played], positions[played]
+        )
+        return self.score(base, query, features[played][:, None, :])[:, 0]
+
+
+@dataclass(frozen=True)
+class SessionSplit:
+    """Session indices into a :class:`SessionTable` by role.
+
+    Attributes:
+        train, validation, test: train users' sessions, split by a seeded permutation.
+        evaluation: evaluation users' sessions (never trained on).
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    evaluation: np.ndarray
+
+    @classmethod
+    def of(cls, sessions: SessionTable, validation_share: float, test_share: float, seed: int) -> SessionSplit:
+        """Split ``sessions``: evaluation users out, then a permutation seeded by ``seed``."""
+        evaluation = sessions.eval_sessions()
+        train_users = np.flatnonzero(~evaluation)
+        order = train_users[np.random.default_rng(seed).permutation(len(train_users))]
+        n_validation = int(round(validation_share * len(order)))
+        n_test = int(round(test_share * len(order)))
+        return cls(
+            train=np.sort(order[n_validation + n_test :]),
+            validation=np.sort(order[:n_validation]),
+            test=np.sort(order[n_validation : n_validation + n_test]),
+            evaluation=np.flatnonzero(evaluation),
+        )
+
+
+@dataclass
+class TrainingReport:
+    """What :func:`train_user_model` did.
+
+    Attributes:
+        train_seconds: wall time of the epochs (data preparation excluded).
+        epochs: epochs run; ``best_epoch``: the one whose weights were kept (1-based).
+        sessions: sessions per role (train, validation, test, evaluation).
+        history: per epoch, ``train_loss``, ``validation_loss`` and the validation metrics.
+        validation, test: metrics of the kept weights on those sessions (shuffled flag as logged).
+    """
+
+    train_seconds: float
+    epochs: int
+    best_epoch: int
+    sessions: dict[str, int]
+    history: list[dict[str, float]]
+    validation: dict[str, float]
+    test: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def static_inputs(
+    model: UserResponseModel,
+    sessions: SessionTable,
+    user_features: np.ndarray,
+    shuffled: bool | None = None,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """``(S, static_dim)`` static input of every session; ``shuffled=None`` uses the logged flags."""
+    flags = sessions.shuffled if shuffled is None else np.full(len(sessions), shuffled)
+    return model.static_input(
+        torch.as_tensor(user_features[sessions.listeners], device=device),
+        torch.as_tensor(context_features(sessions.contexts()), device=device),
+        torch.as_tensor(flags, dtype=torch.float32, device=device),
+    )
+
+
+@torch.inference_mode()
+def logged_response_probs(
+    model: UserResponseModel,
+    sessions: SessionTable,
+    track_features: np.ndarray,
+    user_features: np.ndarray,
+    shuffled: bool | None = True,
+    batch_size: int = 1024,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Teacher-forced probabilities ``(S, L, 3)`` float64 of every logged play of ``sessions``.
+
+    ``shuffled=True`` (default) asks what the learned world answers (flag set as at inference);
+    ``None`` uses each session's logged flag. Padded entries are uniform.
+    """
+    was_training = model.training
+    model.eval()
+    table = torch.as_tensor(track_features, device=device)
+    probs = np.full((len(sessions), sessions.max_session_length, N_RESPONSES), 1.0 / N_RESPONSES)
+    for start in range(0, len(sessions), batch_size):
+        rows = slice(start, min(start + batch_size, len(sessions)))
+        part = sessions.take(rows)
+        logits = model.played_logits(
+            static_inputs(model, part, user_features, shuffled, device),
+            table,
+            torch.as_tensor(part.tracks, device=device),
+            torch.as_tensor(part.responses, device=device),
+            torch.as_tensor(part.positions, device=device),
+        )
+        # probs[rows] is a view, so the masked assignment fills probs itself.
+        probs[rows][part.play_mask()] = torch.softmax(logits.double(), dim=-1).cpu().numpy()
+    model.train(was_training)
+    return probs
+
+
+def _session_weights(sessions: SessionTable, handling: ShuffledHandling) -> np.ndarray:
+    """Per-session loss weights: with ``"weight"``, shuffled and organic sessions weigh the same in total."""
+    weights = np.ones(len(sessions))
+    if handling == "weight":
+        plays = sessions.n_plays.astype(np.float64)
+        shuffled_plays = plays[sessions.shuffled].sum()
+        organic_plays = plays[~sessions.shuffled].sum()
+        if shuffled_plays > 0 and organic_plays > 0:
+            weights[sessions.shuffled] = organic_plays / shuffled_plays
+    return weights
+
+
+def _metrics(probs: np.ndarray, sessions: SessionTable) -> dict[str, float]:
+    mask = sessions.play_mask()
+    return response_metrics(probs[mask], sessions.responses[mask])
+
+
+def train_user_model(
+    log: ListeningLog | SessionTable,
+    track_features: np.ndarray,
+    user_features: np.ndarray,
+    config: UserModelConfig | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    log_dir: str | None = None,
+    progress: bool = True,
+) -> tuple[UserResponseModel, TrainingReport]:
+    """Train a :class:`UserResponseModel` on the train users' sessions of ``log``.
+
+    Args:
+        log: the listening log (or its :class:`SessionTable`, for callers that reuse one).
+        track_features: ``(n_tracks, d_track)`` float32, rows aligned to ``log.tracks``.
+        user_features: ``(n_listeners, d_user)`` float32, rows aligned to sorted listener ids.
+        config: defaults documented on :class:`UserModelConfig`.
+        device: where training runs (``"cpu"``, or ``"cuda"`` when available); the returned
+            model is on the CPU.
+        log_dir: TensorBoard folder for ``losses/train``, ``losses/val``, ``metrics/val_*`` and
+            ``charts/plays_per_second``; ``None`` writes nothing.
+        progress: show a tqdm bar over the epochs.
+
+    Returns:
+        The model with the best validation log-loss's weights, in eval mode, and a
+        :class:`TrainingReport`.
+    """
+    config = config or UserModelConfig()
+    sessions = log if isinstance(log, SessionTable) else SessionTable.from_log(log, config.max_session_length)
+    track_features = np.asarray(track_features, dtype=np.float32)
+    user_features = np.asarray(user_features, dtype=np.float32)
+    if user_features.shape[0] != len(sessions.listener_ids):
+        raise ValueError(f"{user_features.shape[0]} user feature rows for {len(sessions.listener_ids)} listeners")
+    split = SessionSplit.of(sessions, config.validation_share, config.test_share, config.seed)
+    if len(split.train) == 0 or len(split.validation) == 0:
+        raise ValueError(
+            f"too few train users' sessions to train on ({len(split.train)} train, {len(split.validation)} validation)"
+        )
+    train, validation, test = (sessions.take(split.train), sessions.take(split.validation), sessions.take(split.test))
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = UserResponseModel(
+            user_features.shape[1],
+            track_features.shape[1],
+            hidden_size=config.hidden_size,
+            mlp_size=config.mlp_size,
+            interaction_size=config.interaction_size,
+            sequential=config.sequential,
+            shuffled_flag=config.shuffled_handling == "flag",
+        )
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    table = torch.as_tensor(track_features, device=device)
+    users = torch.as_tensor(user_features, device=device)
+    context = torch.as_tensor(context_features(train.contexts()), device=device)
+    listeners = torch.as_tensor(train.listeners, device=device)
+    shuffled = torch.as_tensor(train.shuffled, dtype=torch.float32, device=device)
+    tracks = torch.as_tensor(train.tracks, device=device)
+    responses = torch.as_tensor(train.responses, device=device)
+    positions = torch.as_tensor(train.positions, device=device)
+    weights = torch.as_tensor(_session_weights(train, config.shuffled_handling), dtype=torch.float32, device=device)
+    rng = np.random.default_rng(config.seed)
+
+    writer = None
+    if log_dir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir)
+        writer.add_text("hyperparameters", "\n".join(f"{k}: {v}" for k, v in config.to_dict().items()))
+
+    best_loss, best_epoch, best_state = float("inf"), 0, None
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    bar = tqdm(range(1, config.max_epochs + 1), desc="user model", unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        epoch_start = time.perf_counter()
+        loss_sum, weight_sum = 0.0, 0.0
+        for batch in np.array_split(rng.permutation(len(train)), max(1, -(-len(train) // config.batch_size))):
+            index = torch.as_tensor(batch, device=device)
+            batch_responses = responses[index]
+            static = model.static_input(users[listeners[index]], context[index], shuffled[index])
+            logits = model.played_logits(static, table, tracks[index], batch_responses, positions[index])
+            mask = batch_responses >= 0
+            play_weights = weights[index][:, None].expand_as(batch_responses)[mask]
+            losses = F.cross_entropy(logits, batch_responses[mask], reduction="none")
+            loss = (losses * play_weights).sum() / play_weights.sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            batch_weight = float(play_weights.sum())
+            loss_sum += float(loss.detach()) * batch_weight
+            weight_sum += batch_weight
+        plays_per_second = int(train.n_plays.sum()) / (time.perf_counter() - epoch_start)
+        val_metrics = _metrics(
+            logged_response_probs(model, validation, track_features, user_features, shuffled=None, device=device),
+            validation,
+        )
+        record = {"epoch": epoch, "train_loss": loss_sum / weight_sum, "validation_loss": val_metrics["logloss"]}
+        record.update({f"validation_{k}": v for k, v in val_metrics.items()})
+        history.append(record)
+        if writer is not None:
+            writer.add_scalar("losses/train", record["train_loss"], epoch)
+            writer.add_scalar("losses/val", val_metrics["logloss"], epoch)
+            for name in ("auc_skip", "auc_complete", "ece"):
+                writer.add_scalar(f"metrics/val_{name}", val_metrics[name], epoch)
+            writer.add_scalar("charts/plays_per_second", plays_per_second, epoch)
+        bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{val_metrics['logloss']:.4f}")
+        if val_metrics["logloss"] < best_loss:
+            best_loss, best_epoch = val_metrics["logloss"], epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - best_epoch >= config.patience:
+            break
+    train_seconds = time.perf_counter() - start
+    if writer is not None:
+        writer.close()
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.to("cpu").eval()
+    report = TrainingReport(
+        train_seconds=train_seconds,
+        epochs=len(history),
+        best_epoch=best_epoch,
+        sessions={
+            "train": len(split.train),
+            "validation": len(split.validation),
+            "test": len(split.test),
+            "evaluation": len(split.evaluation),
+        },
+        history=history,
+        validation=_metrics(logged_response_probs(model, validation, track_features, user_features, None), validation),
+        test=(
+            _metrics(logged_response_probs(model, test, track_features, user_features, None), test) if len(test) else {}
+        ),
+    )
+    return model, report

@@ -1,0 +1,377 @@
+"""The learned world: everything musicenv learns from listening logs, in one saved folder.
+
+A :class:`LearnedWorld` bundles the retrieval stage (implicit-ALS vectors, the Annoy index and the
+candidate pools), the user-response model and the session-end model (together its
+:class:`~world_model.learned_session.LearnedSessionModel`), the track table, the listeners, and
+the empirical listening contexts of the logs. It implements :class:`musicenv.world.World`, so
+``ListeningSession-v0`` runs on it, and it remembers the ground-truth world it was built from
+(when it was), so the same agent can be judged against the truth (DESIGN.md, "Two worlds").
+
+Building::
+
+    from musicenv.groundtruth import GroundTruthWorld
+    from world_model.world import WorldConfig, build_world
+
+    truth = GroundTruthWorld(seed=0)
+    log = truth.simulate_logs(20_000, seed=0)
+    world = build_world(log, WorldConfig(), provenance=GroundTruthProvenance.of(truth, 20_000, 0))
+    world.save("worlds/default")
+    same = load_world("worlds/default")
+
+The embedded default world (:func:`default_world`) is built this way from the default
+ground-truth world on first use and cached under ``$MUSICENV_HOME`` (default
+``~/.cache/musicenv``), keyed by a hash of its configuration and the package version, written
+atomically under a file lock so parallel test workers and processes never race.
+
+Saved layout::
+
+    world/
+      manifest.json        format, version, config, provenance, checksums (musicenv.artifacts)
+      retrieval/           ALS vectors, Annoy index, id maps (world_model.retrieval)
+      models/              user-response model state dict + session-end model
+      tracks.parquet       the track table (row i = track index i)
+      sessions.npz         listeners, their premium flags, and the logged sessions' contexts
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock
+
+from musicenv.artifacts import ArtifactError, atomic_folder, package_version, read_manifest, write_manifest
+from musicenv.data import ListeningLog
+from musicenv.world import CONTEXT_TYPES, Contexts, Split, is_eval_user
+from world_model.features import (
+    FeatureStats,
+    SessionTable,
+    listener_premium,
+    track_feature_matrix,
+    track_play_counts,
+    user_feature_matrix,
+)
+from world_model.learned_session import LearnedSessionModel, load_models, save_models
+from world_model.retrieval import Retrieval, RetrievalConfig
+from world_model.session_end import SessionEndModel
+from world_model.user_model import TrainingReport, UserModelConfig, train_user_model
+
+WORLD_FORMAT = "musicenv.world"
+WORLD_FORMAT_VERSION = 1
+
+DEFAULT_GROUNDTRUTH_SEED = 0
+DEFAULT_LOG_SESSIONS = 20_000
+DEFAULT_LOG_SEED = 0
+
+
+@dataclass
+class WorldConfig:
+    """How to learn a world from logs.
+
+    Attributes:
+        retrieval: ALS, Annoy and candidate-pool settings.
+        user_model: user-response model architecture and training settings.
+        seed: seeds every learned stage (ALS ``random_state``, Annoy, torch).
+        device: ``"cpu"`` (default) or ``"cuda"`` for ALS and the user-response model's training.
+    """
+
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    user_model: UserModelConfig = field(default_factory=UserModelConfig)
+    seed: int = 0
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> WorldConfig:
+        return cls(
+            retrieval=RetrievalConfig(**payload["retrieval"]),
+            user_model=UserModelConfig(**payload["user_model"]),
+            seed=payload["seed"],
+            device=payload["device"],
+        )
+
+
+@dataclass(frozen=True)
+class GroundTruthProvenance:
+    """Which ground-truth world (and which of its logs) a learned world was built from."""
+
+    seed: int
+    config: dict[str, Any]
+    log_sessions: int
+    log_seed: int
+
+    @classmethod
+    def of(cls, truth: Any, log_sessions: int, log_seed: int) -> GroundTruthProvenance:
+        return cls(truth.seed, dataclasses.asdict(truth.config), log_sessions, log_seed)
+
+
+class LearnedWorld:
+    """A world learned from logs; implements :class:`musicenv.world.World`.
+
+    Attributes:
+        name: ``"learned"``.
+        tracks: the track table (row i = track index i).
+        user_ids: listener ids (user ids, or session ids for logs without users), sorted.
+        track_features, user_features: what agents observe (:mod:`world_model.features`).
+        track_feature_layout, user_feature_layout: the named column blocks of those matrices
+            (e.g. ``"als"``, ``"acoustic"``, ``"popularity"``) for agents that read one block.
+        eval_users: the 20% of listeners held out for evaluation (:func:`is_eval_user`).
+        session_model: the learned :class:`LearnedSessionModel`.
+        retrieval: the ALS + Annoy stage that builds candidate pools.
+        provenance: the ground-truth world the logs came from, or None (e.g. MSSD logs).
+        training_report: how the user-response model's training went (:func:`build_world` only;
+            None after :func:`load_world`).
+    """
+
+    name = "learned"
+
+    def __init__(
+        self,
+        retrieval: Retrieval,
+        session_model: LearnedSessionModel,
+        tracks: pd.DataFrame,
+        premium: np.ndarray,
+        session_users: np.ndarray,
+        session_context_types: np.ndarray,
+        session_hours: np.ndarray,
+        config: WorldConfig,
+        provenance: GroundTruthProvenance | None,
+    ) -> None:
+        self.retrieval = retrieval
+        self.session_model = session_model
+        self.tracks = tracks
+        self.user_ids = retrieval.listener_ids
+        self.premium = premium
+        self.session_users = session_users
+        self.session_context_types = session_context_types
+        self.session_hours = session_hours
+        self.config = config
+        self.provenance = provenance
+        self.training_report: TrainingReport | None = None
+        self.eval_users = is_eval_user(self.user_ids)
+        self.track_features = session_model.track_features
+        self.user_features = session_model.user_features
+        self.track_feature_layout = session_model.track_feature_layout
+        self.user_feature_layout = session_model.user_feature_layout
+        self._split_sessions = {
+            "all": np.arange(len(session_users)),
+            "train": np.flatnonzero(~self.eval_users[session_users]),
+            "eval": np.flatnonzero(self.eval_users[session_users]),
+        }
+
+    def sample_sessions(self, rng: np.random.Generator, n: int, split: Split) -> tuple[np.ndarray, Contexts]:
+        """Draw ``n`` logged (listener, context) pairs of ``split``'s listeners, uniformly over sessions.
+
+        Drawing whole logged sessions keeps each listener's own mix of contexts and hours and
+        weights listeners by how much they listen, as a service's traffic does. The latent
+        attention is a fresh standard normal (only a ground-truth responder reads it).
+        """
+        candidates = self._split_sessions[split]
+        if len(candidates) == 0:
+            raise ValueError(f"the world has no sessions of {split!r} listeners to draw from")
+        rows = candidates[rng.integers(0, len(candidates), size=n)]
+        attention = rng.standard_normal(n).astype(np.float32)
+        contexts = Contexts(self.session_context_types[rows], self.session_hours[rows], attention)
+        return self.session_users[rows], contexts
+
+    def candidate_pools(self, users: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
+        """Each listener's pool from the Annoy index, minus their blocks (see :class:`Retrieval`)."""
+        return self.retrieval.candidate_pools(users, size, explicit_filter=explicit_filter)
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Save the world atomically to ``folder`` (replacing a previous save only when complete)."""
+        folder = Path(folder)
+        with atomic_folder(folder) as staging:
+            self.retrieval.save(staging / "retrieval")
+            save_models(staging / "models", self.session_model)
+            self.tracks.to_parquet(staging / "tracks.parquet", index=False)
+            np.savez(
+                staging / "sessions.npz",
+                premium=self.premium,
+                session_users=self.session_users,
+                session_context_types=self.session_context_types,
+                session_hours=self.session_hours,
+            )
+            write_manifest(
+                staging,
+                WORLD_FORMAT,
+                WORLD_FORMAT_VERSION,
+                {
+                    "world": self.config.to_dict(),
+                    "provenance": None if self.provenance is None else dataclasses.asdict(self.provenance),
+                },
+            )
+        return folder
+
+
+def build_world(
+    log: ListeningLog,
+    config: WorldConfig | None = None,
+    provenance: GroundTruthProvenance | None = None,
+    log_dir: str | os.PathLike[str] | None = None,
+) -> LearnedWorld:
+    """Learn a world from ``log``: ALS + Annoy, then the user-response and session-end models.
+
+    Args:
+        log: the listening log to learn from.
+        config: learning settings (defaults documented on :class:`WorldConfig`).
+        provenance: the ground-truth world the log was simulated from, if any; it lets
+            ``world="groundtruth"`` runs find their ground truth.
+        log_dir: TensorBoard folder for the user-response model's training curves.
+    """
+    config = config or WorldConfig()
+    retrieval = Retrieval.fit(log, dataclasses.replace(config.retrieval, seed=config.seed), device=config.device)
+    listener_ids, premium = listener_premium(log)
+    if not np.array_equal(listener_ids, retrieval.listener_ids):
+        raise AssertionError("retrieval and features disagree on the listeners")  # both sort log.listener_ids()
+    play_counts = track_play_counts(log)
+    stats = FeatureStats.fit(log.tracks, retrieval.track_vectors, retrieval.user_vectors, play_counts)
+    track_features = track_feature_matrix(log.tracks, retrieval.track_vectors, play_counts, stats)
+    user_features = user_feature_matrix(retrieval.user_vectors, premium, stats)
+    user_model_config = dataclasses.replace(config.user_model, seed=config.seed)
+    sessions = SessionTable.from_log(log, user_model_config.max_session_length)
+    response_model, report = train_user_model(
+        sessions,
+        track_features,
+        user_features,
+        user_model_config,
+        device=config.device,
+        log_dir=None if log_dir is None else str(log_dir),
+    )
+    session_end = SessionEndModel.fit(sessions)
+    session_model = LearnedSessionModel(response_model, session_end, track_features, user_features, stats)
+    world = LearnedWorld(
+        retrieval,
+        session_model,
+        log.tracks.reset_index(drop=True),
+        premium,
+        sessions.listeners,
+        sessions.context_type,
+        sessions.hour,
+        config,
+        provenance,
+    )
+    world.training_report = report
+    return world
+
+
+def load_world(folder: str | os.PathLike[str]) -> LearnedWorld:
+    """Load a saved world, checking its format version and every file's checksum.
+
+    Raises:
+        ArtifactError: the folder is not a world, was written by another format version, or a
+            file is missing or corrupted (the message names it).
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder, WORLD_FORMAT, WORLD_FORMAT_VERSION)
+    config = WorldConfig.from_dict(manifest["config"]["world"])
+    provenance_payload = manifest["config"]["provenance"]
+    provenance = None if provenance_payload is None else GroundTruthProvenance(**provenance_payload)
+    retrieval = Retrieval.load(folder / "retrieval")
+    session_model = load_models(folder / "models")
+    tracks = pd.read_parquet(folder / "tracks.parquet")
+    with np.load(folder / "sessions.npz") as arrays:
+        sessions = {key: arrays[key] for key in arrays.files}
+    return LearnedWorld(
+        retrieval,
+        session_model,
+        tracks,
+        sessions["premium"],
+        sessions["session_users"],
+        sessions["session_context_types"],
+        sessions["session_hours"],
+        config,
+        provenance,
+    )
+
+
+def musicenv_home() -> Path:
+    """The cache folder: ``$MUSICENV_HOME``, default ``~/.cache/musicenv``."""
+    return Path(os.environ.get("MUSICENV_HOME", Path.home() / ".cache" / "musicenv"))
+
+
+def _cache_key(payload: dict[str, Any]) -> str:
+    text = json.dumps({"payload": payload, "version": package_version()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_world(
+    groundtruth_seed: int = DEFAULT_GROUNDTRUTH_SEED,
+    log_sessions: int = DEFAULT_LOG_SESSIONS,
+    log_seed: int = DEFAULT_LOG_SEED,
+    config: WorldConfig | None = None,
+    groundtruth_config: Any = None,
+) -> LearnedWorld:
+    """The embedded default world, built on first use from the default ground-truth world's logs.
+
+    Deterministic and offline: the ground-truth world ships with the package, its logs are
+    simulated from ``log_seed``, and the world is learned from them with ``config``. The result
+    is cached under :func:`musicenv_home` keyed by all of that and the package version; the build
+    runs under a file lock so concurrent callers build it once.
+    """
+    from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
+
+    config = config or WorldConfig()
+    groundtruth_config = groundtruth_config or GroundTruthConfig()
+    key = _cache_key(
+        {
+            "groundtruth_seed": groundtruth_seed,
+            "groundtruth_config": dataclasses.asdict(groundtruth_config),
+            "log_sessions": log_sessions,
+            "log_seed": log_seed,
+            "world": config.to_dict(),
+        }
+    )
+    folder = musicenv_home() / "worlds" / key
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if folder.is_dir():
+            try:
+                return load_world(folder)
+            except ArtifactError:
+                pass  # a corrupted cache entry is rebuilt below
+        print(f"musicenv: building the default world (cached in {folder}) ...", flush=True)
+        truth = GroundTruthWorld(seed=groundtruth_seed, config=groundtruth_config)
+        log = truth.simulate_logs(log_sessions, seed=log_seed)
+        world = build_world(log, config, GroundTruthProvenance.of(truth, log_sessions, log_seed))
+        world.save(folder)
+        return world
+
+
+def groundtruth_for(world: LearnedWorld) -> Any:
+    """The ground-truth world ``world`` was learned from (rebuilt from its seed and config).
+
+    Raises:
+        ValueError: the world was learned from logs without a ground truth (e.g. the MSSD).
+    """
+    if world.provenance is None:
+        raise ValueError(
+            "this world was learned from logs without a ground truth (e.g. MSSD logs); "
+            "world='groundtruth' needs a world built from a GroundTruthWorld's logs"
+        )
+    from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
+
+    config = GroundTruthConfig(**world.provenance.config)
+    return GroundTruthWorld(seed=world.provenance.seed, config=config)
+
+
+__all__ = [
+    "CONTEXT_TYPES",
+    "GroundTruthProvenance",
+    "LearnedWorld",
+    "WorldConfig",
+    "build_world",
+    "default_world",
+    "groundtruth_for",
+    "load_world",
+    "musicenv_home",
+]
