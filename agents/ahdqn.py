@@ -16,6 +16,13 @@ argmax. :class:`AHDQNLearner` trains it on a
   The Huber loss and gradient clipping follow the Nature DQN (Mnih et al. 2015); the target
   network is copied every ``target_update_interval`` gradient steps (or Polyak-averaged with
   ``tau < 1``).
+* **Model features** (``model_features``, off in the paper): the learned world's user-response
+  model gives each candidate's (skip, listen, complete) probabilities as the next play; they are
+  appended to the candidate's features, and the play's expected reward under them is added to
+  the network's output, ``Q(s, a) = E[r | s, a] + f(s, a)``, with ``f``'s last layer starting at
+  zero. So the agent starts as ``greedy_learned`` and ``f`` has to learn only the value of what
+  comes after the play (satiation, mood, leaving), not the immediate response the learned world
+  already knows. In the learned world ``E[r | s, a]`` is exact, so the TD targets are unchanged.
 * **The end of a session is terminal**, whether the listener left (``terminated``) or the
   playlist reached its length (``truncated``): the length cap is part of the task, not a time
   limit imposed from outside, and the observation shows the position (``history_mask``), so
@@ -43,8 +50,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from agents.base import Agent, Observation, masked_argmax, register_agent
+from agents.baselines import DEFAULT_RESPONSE_VALUES, learned_response_probs
 from agents.config import AHDQNConfig, config_from_dict, config_to_dict
 from agents.networks import ActionHeadQNetwork, observation_tensors
 from agents.replay import ReplayBatch, ReplayBuffer
@@ -52,6 +61,8 @@ from musicenv.observation import build_observations
 from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES, World, context_features
 
 RESPONSE_CODES = {name: code for code, name in enumerate(RESPONSES)}
+MODEL_FEATURES_DIM = 3
+"""Width of the model features appended to each candidate: P(skip), P(listen), P(complete)."""
 
 
 @register_agent
@@ -64,35 +75,88 @@ class AHDQN(Agent):
         seed: seeds the network's initialisation (through a private torch generator state, so
             building an agent never disturbs the caller's torch random stream).
         device: torch device of the network.
+        model_features: build on the learned world's user-response model (see the module
+            docstring and :class:`~agents.config.AHDQNConfig`); the world must have one.
     """
 
     name = "ahdqn"
 
-    def __init__(self, world: World, hidden_size: int = 64, seed: int = 0, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        world: World,
+        hidden_size: int = 64,
+        seed: int = 0,
+        device: str = "cpu",
+        model_features: bool = False,
+    ) -> None:
         super().__init__(world)
         self.hidden_size = hidden_size
         self.seed = seed
         self.device = torch.device(device)
+        self.model_features = model_features
+        self.response_model: Any = None
+        if model_features:
+            model = getattr(world.session_model, "response_model", None)
+            if model is None:
+                raise ValueError(
+                    "ahdqn with model_features=True reads the learned world's user-response model "
+                    f"(session_model.response_model); the {type(world).__name__} world has none"
+                )
+            # A copy on another device: moving the world's own model would move it under the env.
+            same_device = next(model.parameters()).device == self.device
+            self.response_model = (model if same_device else copy.deepcopy(model).to(self.device)).eval()
+        self.response_values = torch.tensor(DEFAULT_RESPONSE_VALUES, dtype=torch.float32, device=self.device)
+        track_dim = world.track_features.shape[1] + (MODEL_FEATURES_DIM if model_features else 0)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = ActionHeadQNetwork(
                 user_dim=world.user_features.shape[1],
-                track_dim=world.track_features.shape[1],
+                track_dim=track_dim,
                 context_dim=CONTEXT_FEATURES_DIM,
                 hidden_size=hidden_size,
+                history_dim=world.track_features.shape[1] + 3,
             )
+            if model_features:
+                # The network learns the correction to the myopic value; starting it at zero makes
+                # the untrained agent exactly greedy_learned.
+                nn.init.zeros_(network.output.weight)
+                nn.init.zeros_(network.output.bias)
         self.q_network = network.to(self.device)
+
+    @torch.no_grad()
+    def candidate_inputs(self, obs: Observation, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The candidate rows the network scores, and the myopic value added to its output.
+
+        Without ``model_features``: the observation's candidate features, and zeros. With them:
+        the features followed by the learned user-response model's (skip, listen, complete)
+        probabilities of each candidate as the session's next play, and ``(N, M)`` the expected
+        reward of that play, ``probs · response_values`` (what ``greedy_learned`` ranks by).
+        """
+        candidates = tensors["candidates"]
+        if not self.model_features:
+            return candidates, torch.zeros(candidates.shape[:2], device=self.device)
+        probs = torch.as_tensor(
+            learned_response_probs(self.response_model, obs, self.device), dtype=torch.float32, device=self.device
+        )
+        return torch.cat([candidates, probs], -1), probs @ self.response_values
 
     @torch.no_grad()
     def q_values(self, obs: Observation) -> np.ndarray:
         """``(N, M)`` float32 Q-values of every slot (masked slots included, unmasked)."""
-        return self.q_network(observation_tensors(obs, self.device)).float().cpu().numpy()
+        tensors = observation_tensors(obs, self.device)
+        tensors["candidates"], myopic = self.candidate_inputs(obs, tensors)
+        return (self.q_network(tensors) + myopic).float().cpu().numpy()
 
     def act(self, obs: Observation, oracle: Any = None) -> np.ndarray:
         return masked_argmax(self.q_values(obs), obs["action_mask"])
 
     def config(self) -> dict[str, Any]:
-        return {"hidden_size": self.hidden_size, "seed": self.seed, "device": str(self.device)}
+        return {
+            "hidden_size": self.hidden_size,
+            "seed": self.seed,
+            "device": str(self.device),
+            "model_features": self.model_features,
+        }
 
     def _save_state(self, folder: Path) -> None:
         torch.save(self.q_network.state_dict(), folder / "q_network.pt")
@@ -305,19 +369,26 @@ class AHDQNLearner:
         next_lengths = obs["lengths"]
         actions = torch.as_tensor(batch.actions, device=self.device)
         rows = torch.arange(len(actions), device=self.device)
-        candidates = obs["candidates"]
+        # The model's probabilities depend on the session so far: one set per state.
+        candidates, myopic = self.agent.candidate_inputs(batch.next_observations, obs)
+        candidates_now, myopic_now = candidates, myopic
+        if self.agent.model_features:
+            candidates_now, myopic_now = self.agent.candidate_inputs(batch.observations(), obs)
         state, next_state = self.online.states(obs["user"], obs["context"], obs["history"], lengths, next_lengths)
-        q_taken = self.online.q_values(state, candidates[rows, actions][:, None])[:, 0]
+        q_taken = self.online.q_values(state, candidates_now[rows, actions][:, None])[:, 0] + myopic_now[rows, actions]
         with torch.no_grad():
             (target_state,) = self.target.states(obs["user"], obs["context"], obs["history"], next_lengths)
             chooser = (
                 self.online.q_values(next_state.detach(), candidates)
                 if self.config.double_dqn
                 else self.target.q_values(target_state, candidates)
-            )
+            ) + myopic
             # A session's last state has no valid slot; its discount is 0, any slot will do.
             next_actions = chooser.masked_fill(~obs["action_mask"], -torch.inf).argmax(dim=1)
-            next_q = self.target.q_values(target_state, candidates[rows, next_actions][:, None])[:, 0]
+            next_q = (
+                self.target.q_values(target_state, candidates[rows, next_actions][:, None])[:, 0]
+                + myopic[rows, next_actions]
+            )
             discounts = torch.as_tensor(batch.discounts, device=self.device)
             targets = torch.as_tensor(batch.rewards, device=self.device) + discounts * next_q
         return F.smooth_l1_loss(q_taken, targets), q_taken.detach()

@@ -9,6 +9,8 @@
                       user-response model (myopic; the paper's strongest baseline)
 ``greedy_truth``      the same under the ground-truth model, read through ``oracle``
                       (ground-truth run only; the upper reference for myopic play)
+``sequence_rnn``      the candidate nearest to the GRU taste vector after the listener's
+                      history and the session so far (De Boom et al. 2017)
 ====================  =====================================================================
 
 All but the last two score candidates from the observation alone (the world's feature layouts
@@ -19,6 +21,7 @@ those blocks. Ties go to the lowest slot, i.e. to the retrieval's ranking (pools
 from __future__ import annotations
 
 import copy
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +257,165 @@ class GreedyTruthAgent(Agent):
 
     def config(self) -> dict[str, Any]:
         return {"response_values": list(self.response_values)}
+
+
+class RowLookup:
+    """Finds the index of feature rows in a table: which track (or user) an observation row is.
+
+    Observations carry feature rows, not indices (``"history"``, ``"candidates"``, ``"user"``).
+    Each row is reduced to a key, its float64 dot product with a fixed random direction; keys are
+    looked up in the table's sorted keys and the row is then compared exactly, so a hit is always
+    right. Identical table rows resolve to the lowest index; a row in no table row gives ``-1``.
+    """
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = np.ascontiguousarray(table, dtype=np.float32)
+        self.direction = np.random.default_rng(0).standard_normal(self.table.shape[1])
+        keys = self._keys(self.table)
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted_keys = keys[self.order]
+
+    def _keys(self, rows: np.ndarray) -> np.ndarray:
+        # Elementwise product then a sum along the last axis: the same row always gives the same
+        # key, whatever the batch shape (a BLAS product need not).
+        return (rows.astype(np.float64) * self.direction).sum(axis=-1)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """Indices of ``rows`` (``(..., d)``) in the table, ``(...)`` int64, ``-1`` where absent."""
+        rows = np.asarray(rows, dtype=np.float32)
+        if len(self.table) == 0:
+            return np.full(rows.shape[:-1], -1, dtype=np.int64)
+        position = np.minimum(np.searchsorted(self.sorted_keys, self._keys(rows)), len(self.table) - 1)
+        found = self.order[position]
+        exact = np.all(self.table[found] == rows, axis=-1)
+        return np.where(exact, found, -1).astype(np.int64)
+
+
+FALLBACK_SEQUENCE = {
+    "dim": 16,
+    "window": 3,
+    "vector_epochs": 5,
+    "hidden_size": 32,
+    "max_length": 20,
+    "taste_epochs": 5,
+    "n_trees": 2,
+    "search_k": -1,
+}
+"""Sequence-stage settings for the agent's own stage, fitted on a world's simulated logs: small,
+because those logs are small (:class:`SequenceRNNAgent`)."""
+
+
+_SIMULATED_STAGES: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], Any]] = weakref.WeakKeyDictionary()
+"""Stages fitted on a world's simulated logs, per world and (sessions, seed): the fit is a
+deterministic function of those, and a fitted stage is never modified, so agents share it."""
+
+
+@register_agent
+class SequenceRNNAgent(Agent):
+    """The RNN's next-track prediction as a policy (De Boom et al., 2017).
+
+    At each step the GRU taste model of a :class:`~world_model.sequence.SequenceStage` reads the
+    vectors of the listener's last plays in the logs (the stage's ``history``, as for the pools),
+    then of the session's non-skipped plays so far, and predicts the vector of the next play; the
+    agent plays the valid candidate whose (unit) vector has the largest inner product with it.
+    Skipped plays are left out as they are in the stage's training (see
+    :mod:`world_model.sequence`). A candidate without a vector scores 0; a listener with no
+    history on an empty session has a zero prediction, and every candidate ties, so the agent
+    plays the retrieval's best (the lowest valid slot).
+
+    Observations carry feature rows; the agent finds the tracks and the user they belong to in
+    the world's ``track_features`` and ``user_features`` (:class:`RowLookup`).
+
+    Where the stage comes from, first found first:
+
+    1. ``sequence_dir``: a folder saved by :meth:`SequenceStage.save
+       <world_model.sequence.SequenceStage.save>`, fitted on the logs the world was learned from
+       (``benchmarks/retrieval.py`` does this for a world whose pools are ALS);
+    2. the world's own, ``world.retrieval.sequence`` (a world built with
+       ``RetrievalConfig(source="sequence")`` or ``"mix"``);
+    3. otherwise the agent fits one itself, on first use, on ``simulated_sessions`` sessions of
+       the world under a uniformly random logging policy
+       (:func:`~world_model.sequence.simulate_world_log`) with the small :data:`FALLBACK_SEQUENCE`
+       settings: a world that keeps no logs is still a simulator to learn from. Agents with
+       the same world, ``simulated_sessions`` and ``seed`` share that fit.
+
+    A saved agent holds its stage (``sequence/``) unless it is the world's own, so it loads
+    without the original folder and without fitting again.
+
+    Args:
+        world: the world whose observations the agent reads (its feature tables).
+        sequence_dir: folder of a saved sequence stage, or None.
+        simulated_sessions: sessions simulated for a stage of the agent's own (case 3).
+        seed: seeds the simulation and that stage's fit.
+    """
+
+    name = "sequence_rnn"
+
+    def __init__(
+        self, world: World, sequence_dir: str | None = None, simulated_sessions: int = 1000, seed: int = 0
+    ) -> None:
+        super().__init__(world)
+        self.sequence_dir = sequence_dir
+        self.simulated_sessions = int(simulated_sessions)
+        self.seed = int(seed)
+        self.tracks = RowLookup(world.track_features)
+        self.users = RowLookup(world.user_features)
+        own = getattr(getattr(world, "retrieval", None), "sequence", None)
+        self._from_world = sequence_dir is None and own is not None
+        self._stage: Any = own if self._from_world else None
+
+    @property
+    def stage(self) -> Any:
+        """The :class:`~world_model.sequence.SequenceStage` the agent predicts with (loaded or fitted lazily)."""
+        if self._stage is None:
+            from world_model.sequence import SequenceConfig, SequenceStage, simulate_world_log
+
+            if self.sequence_dir is not None:
+                self._stage = SequenceStage.load(self.sequence_dir)
+            else:
+                fitted = _SIMULATED_STAGES.setdefault(self.world, {})
+                key = (self.simulated_sessions, self.seed)
+                if key not in fitted:
+                    log = simulate_world_log(self.world, self.simulated_sessions, length=20, seed=self.seed)
+                    ids = np.asarray(self.world.user_ids, dtype=str)
+                    if not np.array_equal(np.sort(ids), ids):
+                        raise ValueError("sequence_rnn needs the world's user_ids in sorted order")
+                    codes = np.searchsorted(ids, log.listener_ids().to_numpy(dtype=str)).astype(np.int64)
+                    fitted[key] = SequenceStage.fit(log, SequenceConfig(**FALLBACK_SEQUENCE), self.seed, (ids, codes))
+                self._stage = fitted[key]
+            if self._stage.n_tracks != len(self.tracks.table):
+                raise ValueError(
+                    f"the sequence stage has {self._stage.n_tracks} tracks, the world {len(self.tracks.table)}"
+                )
+        return self._stage
+
+    def act(self, obs: Observation, oracle: Any = None) -> np.ndarray:
+        stage = self.stage
+        users = self.users(obs["user"])
+        history = obs["history"]
+        played = self.tracks(history[..., :-3])
+        kept = (obs["history_mask"] > 0) & (played >= 0)
+        if not stage.config.keep_skips:
+            kept &= history[..., -3:].argmax(axis=-1) != 0
+        empty = np.empty(0, dtype=np.int64)
+        sequences = [
+            np.concatenate([stage.history[int(user)] if 0 <= user < stage.n_users else empty, played[row][kept[row]]])
+            for row, user in enumerate(users)
+        ]
+        taste = stage.predict(sequences)
+        candidates = self.tracks(obs["candidates"])
+        vectors = np.where((candidates >= 0)[..., None], stage.track_vectors[np.maximum(candidates, 0)], 0.0)
+        return masked_argmax(np.einsum("nd,nmd->nm", taste, vectors), obs["action_mask"])
+
+    def config(self) -> dict[str, Any]:
+        return {"sequence_dir": self.sequence_dir, "simulated_sessions": self.simulated_sessions, "seed": self.seed}
+
+    def _save_state(self, folder: Path) -> None:
+        if not self._from_world:
+            self.stage.save(folder / "sequence")
+
+    def _load_state(self, folder: Path) -> None:
+        if (folder / "sequence").is_dir():
+            from world_model.sequence import SequenceStage
+
+            self._stage = SequenceStage.load(folder / "sequence")

@@ -60,12 +60,17 @@ class ActionHeadQNetwork(nn.Module):
 
     Args:
         user_dim: width of the ``"user"`` observation.
-        track_dim: width of a ``"candidates"`` row (``"history"`` rows are ``track_dim + 3``).
+        track_dim: width of a candidate row: the ``"candidates"`` features, plus any per-candidate
+            features the agent appends (the AH-DQN's ``model_features``).
         context_dim: width of the ``"context"`` observation.
         hidden_size: width of the row embeddings, the state and the action head's first layer.
+        history_dim: width of a ``"history"`` row (default ``track_dim + 3``: the track's
+            features and the response one-hot).
     """
 
-    def __init__(self, user_dim: int, track_dim: int, context_dim: int, hidden_size: int = 64) -> None:
+    def __init__(
+        self, user_dim: int, track_dim: int, context_dim: int, hidden_size: int = 64, history_dim: int | None = None
+    ) -> None:
         super().__init__()
         self.user_dim, self.track_dim, self.context_dim, self.hidden_size = (
             user_dim,
@@ -73,9 +78,10 @@ class ActionHeadQNetwork(nn.Module):
             context_dim,
             hidden_size,
         )
+        self.history_dim = track_dim + N_RESPONSES if history_dim is None else history_dim
         static_dim = user_dim + context_dim
         interaction = hidden_size // 2
-        self.row = nn.Linear(track_dim + N_RESPONSES, hidden_size)
+        self.row = nn.Linear(self.history_dim, hidden_size)
         self.register_buffer("decays", torch.tensor(DECAYS))
         self.state = nn.Linear(static_dim + (len(DECAYS) + 1) * hidden_size + 1, hidden_size)
         self.state_in = nn.Linear(hidden_size, hidden_size)
@@ -96,7 +102,7 @@ class ActionHeadQNetwork(nn.Module):
 
         Args:
             user, context: ``(B, d_user)``, ``(B, d_context)``.
-            history: ``(B, L, track_dim + 3)`` history rows, in play order.
+            history: ``(B, L, history_dim)`` history rows, in play order.
             lengths: one or more ``(B,)`` int64 numbers of plays (0..L) to read the state after.
         """
         static = torch.cat([user, context], dim=-1)
@@ -133,4 +139,5 @@ class ActionHeadQNetwork(nn.Module):
             "track_dim": self.track_dim,
             "context_dim": self.context_dim,
             "hidden_size": self.hidden_size,
+            "history_dim": self.history_dim,
         }

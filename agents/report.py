@@ -31,9 +31,12 @@ Figures: ``mean_return.png`` (mean return with its interval, per agent and world
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -64,6 +67,24 @@ _METRIC_COLUMNS = (
     ("catalogue_coverage", "coverage", 3),
 )
 """(field of EpisodeMetrics, short header, decimals) of the table's metric columns."""
+
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(temporary path)`` beside ``path``, then rename it onto ``path``.
+
+    A reader (or a crash) never sees a half-written table or figure: ``path`` holds the previous
+    file or the complete new one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def ordered(results: Sequence[AgentResult]) -> list[AgentResult]:
@@ -251,13 +272,14 @@ def write_tables(
     """Write ``results.csv``, ``results.md`` and (with a fidelity) ``fidelity.csv`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / CSV_NAME, "markdown": out / MARKDOWN_NAME}
-    results_frame(results, reference).to_csv(paths["csv"], index=False, na_rep=NOT_AVAILABLE)
-    paths["markdown"].write_text(markdown_report(results, reference, fidelity, header))
+    frame = results_frame(results, reference)
+    write_atomic(paths["csv"], lambda tmp: frame.to_csv(tmp, index=False, na_rep=NOT_AVAILABLE))
+    markdown = markdown_report(results, reference, fidelity, header)
+    write_atomic(paths["markdown"], lambda tmp: tmp.write_text(markdown))
     if fidelity is not None:
         paths["fidelity"] = out / FIDELITY_CSV_NAME
-        pd.DataFrame({"agent": fidelity.agents, "relative_gap": fidelity.relative_gaps}).to_csv(
-            paths["fidelity"], index=False, na_rep=NOT_AVAILABLE
-        )
+        gaps = pd.DataFrame({"agent": fidelity.agents, "relative_gap": fidelity.relative_gaps})
+        write_atomic(paths["fidelity"], lambda tmp: gaps.to_csv(tmp, index=False, na_rep=NOT_AVAILABLE))
     return paths
 
 
@@ -334,7 +356,7 @@ def write_figures(out: Path, results: Sequence[AgentResult]) -> dict[str, Figure
     out.mkdir(parents=True, exist_ok=True)
     figures = {"mean_return": returns_figure(results), "skip_by_position": skip_figure(results)}
     for name, figure in figures.items():
-        figure.savefig(out / f"{name}.png", dpi=120)
+        write_atomic(out / f"{name}.png", lambda tmp, figure=figure: figure.savefig(tmp, dpi=120, format="png"))
     return figures
 
 

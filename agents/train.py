@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import agents.planner  # noqa: F401  (registers planner_learned and planner_truth with make_agent)
 from agents import logging as tb
 from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import Agent, make_agent
@@ -68,8 +69,10 @@ RESUME_OVERRIDABLE = frozenset(
 )
 """Options that may differ from the saved configuration on ``--resume`` (they do not change the run)."""
 
-BASELINES = ("greedy_learned", "als", "content", "popular", "random", "greedy_truth")
-"""Agents in the closing comparison, strongest reference first."""
+BASELINES = ("planner_learned", "greedy_learned", "als", "content", "popular", "random", "greedy_truth")
+"""Agents in the closing comparison, strongest reference first: ``planner_learned`` is lookahead
+planning on the learned world's own models (model-predictive control, :mod:`agents.planner`), the
+strongest model-based competitor; ``greedy_learned`` the paper's strongest baseline."""
 
 EVAL_ENVS = 64
 """Sessions run side by side in the closing evaluation."""
@@ -173,6 +176,9 @@ def find_checkpoint(resume: str, checkpoint_dir: str) -> Path:
 def resume_config(config: TrainConfig, given: dict[str, Any]) -> tuple[TrainConfig, Path, str, int]:
     """The saved run's configuration with the allowed overrides, its checkpoint, name and step.
 
+    The saved ``stop_at_step`` is dropped (the resumed run continues to ``total_steps``) unless
+    ``--stop-at-step`` is given again.
+
     Raises:
         ValueError: an option that would change the run (not in :data:`RESUME_OVERRIDABLE`)
             was given with a value other than the saved one.
@@ -190,7 +196,9 @@ def resume_config(config: TrainConfig, given: dict[str, Any]) -> tuple[TrainConf
             f"--resume continues {folder} with its saved configuration; these options would change the run: "
             f"{', '.join(sorted(changed))} (only {', '.join(sorted(RESUME_OVERRIDABLE - {'resume'}))} may change)"
         )
-    overrides = {name: value for name, value in given.items() if name in RESUME_OVERRIDABLE}
+    # A saved stop_at_step was where the last slice ended; the next one runs on unless told where to stop.
+    overrides = {"stop_at_step": None}
+    overrides.update({name: value for name, value in given.items() if name in RESUME_OVERRIDABLE})
     meta = manifest["config"]
     return apply_overrides(saved, overrides), folder, meta["run_name"], int(meta["global_step"])
 
@@ -295,6 +303,32 @@ class RunLogger:
         self.bar.close()
 
 
+def make_learner(config: TrainConfig, world: World, responder: Any = None) -> AHDQNLearner:
+    """A fresh AH-DQN and its learner on a training vector env, as ``config`` says.
+
+    Args:
+        config: the run's configuration (``num_envs``, ``seed``, ``ahdqn``, ...).
+        world: the learned world (observations, pools, and responses unless ``responder`` is given).
+        responder: who answers (None: the learned world; a ground truth for a sim-to-real run).
+    """
+    env = ListeningSessionVectorEnv(
+        config.num_envs,
+        world=world,
+        responder=responder,
+        split="train",
+        playlist_length=config.playlist_length,
+        pool_size=config.pool_size,
+    )
+    agent = AHDQN(
+        world,
+        hidden_size=config.ahdqn.hidden_size,
+        seed=config.seed,
+        device=config.device,
+        model_features=config.ahdqn.model_features,
+    )
+    return AHDQNLearner(agent, env, config.ahdqn, config.total_steps, seed=config.seed)
+
+
 def train_ahdqn(
     config: TrainConfig,
     world: World,
@@ -306,17 +340,11 @@ def train_ahdqn(
     stop: StopSignal,
 ) -> tuple[Agent, int, bool]:
     """Train the AH-DQN; return the agent, the steps done and whether the run finished."""
-    env = ListeningSessionVectorEnv(
-        config.num_envs,
-        world=world,
-        responder=responder,
-        split="train",
-        playlist_length=config.playlist_length,
-        pool_size=config.pool_size,
-    )
-    agent = AHDQN(world, hidden_size=config.ahdqn.hidden_size, seed=config.seed, device=config.device)
-    learner = AHDQNLearner(agent, env, config.ahdqn, config.total_steps, seed=config.seed)
+    learner = make_learner(config, world, responder)
+    agent, env = learner.agent, learner.env
     if resume_from is not None:
+        # The online network is the saved agent's (the manifest's checksums were verified on reading).
+        agent._load_state(resume_from / "agent")
         learner.load(resume_from / "trainer")
 
     def save() -> None:
@@ -578,4 +606,4 @@ def _log_evaluation(writer: Any, result: TrainResult, config: TrainConfig, world
     )
 
 
-__all__ = ["TrainResult", "evaluate", "main", "run"]
+__all__ = ["TrainResult", "evaluate", "main", "make_learner", "run"]

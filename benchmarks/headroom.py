@@ -24,10 +24,20 @@ same listeners, pools and luck; :mod:`agents.rollout`), and prints one ``name=va
                                         (``GroundTruthConfig.ablate``), with its paired interval
                                         ``..._ci_low/_high``; X in satiation, mood,
                                         position_fatigue, skip_runs, artist_repetition,
-                                        acoustic_transitions, and satiation_and_mood (both off:
-                                        greedy should then be close to optimal)
+                                        acoustic_transitions, satiation_and_mood (both off:
+                                        greedy should then be close to optimal) and
+                                        leaving_after_skips (the session-end model's skip
+                                        terms at zero); beside it the
+                                        returns ``{greedy,planner}_truth_return_without_X`` and
+                                        the exact ``greedy_optimum_gap_without_X`` and
+                                        ``optimum_gap_without_X`` on ``--ablation-instances``
+                                        small instances, the same for every ablation (no
+                                        sampling noise: which effects make greedy fall short),
+                                        against ``greedy_optimum_gap_with_all_effects`` and
+                                        ``optimum_gap_with_all_effects`` on the same instances
 ``planner_decisions_per_s``             planner_truth decisions per second of ``act`` (batched
-                                        over the vector env's sessions)
+                                        over the vector env's sessions), beside
+                                        ``planner_learned_decisions_per_s``
 ======================================  =========================================================
 
 The optimum's instances are the first 8 tracks of the learned pools of evaluation listeners, from
@@ -38,9 +48,17 @@ instances (:func:`agents.optimum.policy_value`), so the gap is not sampled.
 paired difference to greedy and its decisions per second (``sweep_d<depth>_w<width>_<leaf>_...``):
 the measurement behind :class:`agents.planner.PlannerConfig`'s defaults.
 
+Sizes: the default run (300 paired episodes per agent and ablation, 50 optimum instances, 30
+per ablation) takes about 1.5 minutes of CPU (4.5 minutes of wall time on a shared 2-core
+machine) once the default world is cached; ``--full`` is the measurement the closing notes quote
+(1,000 paired episodes, 200 instances: about 4 minutes of CPU, 11 of wall time there);
+``--quick`` builds a small world instead of the default one and plays 100 episodes (CI's smoke
+run).
+
 Run::
 
-    python benchmarks/headroom.py                 # the full measurement (default world)
+    python benchmarks/headroom.py                 # the default world, reduced size
+    python benchmarks/headroom.py --full          # 1,000 paired episodes, 200 optimum instances
     python benchmarks/headroom.py --quick         # a small world and few episodes, for CI
     python benchmarks/headroom.py --sweep         # also the depth/width grid
 """
@@ -48,23 +66,32 @@ Run::
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import numpy as np
+# Run as a script, Python puts benchmarks/ first on the path, where benchmarks/agents.py would
+# shadow the ``agents`` package; the repository root takes its place.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 
-import agents.planner  # noqa: F401  (registers planner_truth and planner_learned)
-from agents.base import Agent, Observation, make_agent
-from agents.metrics import paired_difference
-from agents.optimum import optimal_value, policy_value
-from agents.planner import PlannerConfig, greedy_policy, planner_policy
-from agents.rollout import evaluation_seed, rollout
-from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
-from musicenv.responders import GroundTruthResponder
-from musicenv.rewards import RewardConfig
-from musicenv.vector_env import ListeningSessionVectorEnv
-from world_model.world import default_world, groundtruth_for
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import agents.planner  # noqa: E402, F401  (registers planner_truth and planner_learned)
+from agents.base import Agent, Observation, make_agent  # noqa: E402
+from agents.metrics import paired_difference  # noqa: E402
+from agents.optimum import optimal_value, policy_value  # noqa: E402
+from agents.planner import PlannerConfig, greedy_policy, planner_policy  # noqa: E402
+from agents.rollout import evaluation_seed, rollout  # noqa: E402
+from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld  # noqa: E402
+from musicenv.responders import GroundTruthResponder  # noqa: E402
+from musicenv.rewards import RewardConfig  # noqa: E402
+from musicenv.vector_env import ListeningSessionVectorEnv  # noqa: E402
+from world_model.world import default_world, groundtruth_for  # noqa: E402
 
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "satiation": ("satiation",),
@@ -74,8 +101,16 @@ ABLATIONS: dict[str, tuple[str, ...]] = {
     "artist_repetition": ("artist_repetition",),
     "acoustic_transitions": ("acoustic_transitions",),
     "satiation_and_mood": ("satiation", "mood"),
+    "leaving_after_skips": (),
 }
 """Ground-truth effects switched off per ablation (each alone, then the two that pull against greedy)."""
+
+ABLATED_STRENGTHS: dict[str, dict[str, float]] = {
+    "leaving_after_skips": {"leave_after_skip": 0.0, "leave_per_run": 0.0},
+}
+"""Ablations that zero strengths rather than switch an effect off: the session-end model's extra
+chance of leaving after a skip and along a run of skips has no switch of its own (``skip_runs``
+only switches the response model's term)."""
 
 SWEEP: tuple[tuple[int, int, str], ...] = (
     (1, 1, "none"),
@@ -98,6 +133,7 @@ class Settings:
         episodes: paired episodes per agent (and per ablation).
         num_envs: sessions stepped together by the vector env.
         instances: small instances for the exact optimum.
+        ablation_instances: small instances for the exact gaps of each ablation (0: none).
         optimum_pool, optimum_length: their pool size and plays.
         planner: the planner's search.
         quick: build a small world instead of the default one.
@@ -105,9 +141,10 @@ class Settings:
         seed: evaluation seed number (:func:`agents.rollout.evaluation_seed`).
     """
 
-    episodes: int = 2000
+    episodes: int = 300
     num_envs: int = 100
-    instances: int = 200
+    instances: int = 50
+    ablation_instances: int = 30
     optimum_pool: int = 8
     optimum_length: int = 5
     planner: PlannerConfig = field(default_factory=PlannerConfig)
@@ -164,27 +201,41 @@ def compare(ratio_name: str, interval_name: str, planner: np.ndarray, greedy: np
     emit(f"{interval_name}_ci_high", interval.high)
 
 
-def optimum_gaps(world: Any, truth: GroundTruthWorld, settings: Settings, reward: np.ndarray) -> None:
-    """Exact relative gaps of planner_truth and greedy to the optimum on small instances."""
+def exact_values(
+    world: Any, truth: GroundTruthWorld, settings: Settings, reward: np.ndarray, instances: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Exact expected returns of the optimum, planner_truth and greedy on ``instances`` small instances.
+
+    The instances (listeners, contexts, pools) depend on the seed only, so every ground truth
+    (ablated or not) is measured on the same ones. Returns ``(optimum, planner, greedy, seconds
+    of the optimum)``.
+    """
     rng = np.random.default_rng(evaluation_seed(settings.seed))
-    users, contexts = world.sample_sessions(rng, settings.instances, "eval")
+    users, contexts = world.sample_sessions(rng, instances, "eval")
     pools = np.asarray(world.candidate_pools(users, settings.optimum_pool), dtype=np.int64)
     model = GroundTruthResponder(truth, world)
     state = model.initial_state(users, contexts)
     length = settings.optimum_length
     start = time.perf_counter()
     optimum = optimal_value(model, state, pools, length, reward)
-    optimum_seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start
     planner = policy_value(model, state, pools, length, reward, planner_policy(model, reward, settings.planner))
     greedy = policy_value(model, state, pools, length, reward, greedy_policy(model, reward))
+    return optimum, planner, greedy, seconds
+
+
+def optimum_gaps(world: Any, truth: GroundTruthWorld, settings: Settings, reward: np.ndarray) -> None:
+    """Exact relative gaps of planner_truth and greedy to the optimum on small instances."""
+    optimum, planner, greedy, seconds = exact_values(world, truth, settings, reward, settings.instances)
     emit("optimum_instances", settings.instances)
     emit("optimum_return", float(optimum.mean()))
     emit("optimum_gap", float(((optimum - planner) / optimum).mean()))
     emit("greedy_optimum_gap", float(((optimum - greedy) / optimum).mean()))
-    emit("optimum_seconds", optimum_seconds)
+    emit("optimum_seconds", seconds)
 
 
 def run(settings: Settings) -> None:
+    torch.set_num_threads(1)
     reward_config = RewardConfig()
     reward = reward_config.response_values
     start = time.perf_counter()
@@ -195,6 +246,7 @@ def run(settings: Settings) -> None:
         "depth": settings.planner.depth,
         "width": settings.planner.width,
         "leaf": settings.planner.leaf,
+        "shortlist": settings.planner.shortlist,
     }
     emit("episodes", settings.episodes)
     for key, value in planner_kwargs.items():
@@ -222,13 +274,32 @@ def run(settings: Settings) -> None:
 
     optimum_gaps(world, truth, settings, reward)
 
+    if settings.ablation_instances:
+        # The unablated ground truth on the ablations' instances: what each ablation's exact gaps compare with.
+        optimum, exact_planner, exact_greedy, _ = exact_values(
+            world, truth, settings, reward, settings.ablation_instances
+        )
+        emit("ablation_instances", settings.ablation_instances)
+        emit("greedy_optimum_gap_with_all_effects", float(((optimum - exact_greedy) / optimum).mean()))
+        emit("optimum_gap_with_all_effects", float(((optimum - exact_planner) / optimum).mean()))
+
     for label, effects in ABLATIONS.items():
-        ablated = GroundTruthWorld(seed=truth.seed, config=truth.config.ablate(*effects))
+        config = dataclasses.replace(truth.config.ablate(*effects), **ABLATED_STRENGTHS.get(label, {}))
+        ablated = GroundTruthWorld(seed=truth.seed, config=config)
         ablated_env = env_for(ablated)
         greedy, _ = returns_of("greedy_truth", world, ablated_env, settings)
         planner, _ = returns_of("planner_truth", world, ablated_env, settings, **planner_kwargs)
+        emit(f"greedy_truth_return_without_{label}", float(greedy.mean()))
+        emit(f"planner_truth_return_without_{label}", float(planner.mean()))
         name = f"planner_vs_greedy_truth_without_{label}"
         compare(name, name, planner, greedy)
+        if settings.ablation_instances:
+            # The same question answered exactly, without sampling noise: greedy's gap to the optimum.
+            optimum, exact_planner, exact_greedy, _ = exact_values(
+                world, ablated, settings, reward, settings.ablation_instances
+            )
+            emit(f"greedy_optimum_gap_without_{label}", float(((optimum - exact_greedy) / optimum).mean()))
+            emit(f"optimum_gap_without_{label}", float(((optimum - exact_planner) / optimum).mean()))
 
     if settings.sweep:
         for depth, width, leaf in SWEEP:
@@ -241,26 +312,51 @@ def run(settings: Settings) -> None:
             emit(f"{label}_decisions_per_s", timed.decisions_per_s)
 
     emit("planner_decisions_per_s", timings["planner_truth"].decisions_per_s)
+    emit("planner_learned_decisions_per_s", timings["planner_learned"].decisions_per_s)
+    emit("seconds", time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small world, 200 episodes, 20 instances (CI)")
+    parser.add_argument("--quick", action="store_true", help="small world, 100 episodes, 20 instances (CI)")
+    parser.add_argument("--full", action="store_true", help="1,000 paired episodes and 200 optimum instances")
     parser.add_argument("--sweep", action="store_true", help="also measure the depth/width grid")
-    parser.add_argument("--episodes", type=int, default=None, help="paired episodes per agent (default 2000)")
-    parser.add_argument("--instances", type=int, default=None, help="instances of the exact optimum (200)")
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="paired episodes per agent (default 300; --full 1000)"
+    )
+    parser.add_argument(
+        "--instances", type=int, default=None, help="instances of the exact optimum (default 50; --full 200)"
+    )
+    parser.add_argument(
+        "--ablation-instances",
+        type=int,
+        default=Settings.ablation_instances,
+        help="instances of the exact optimum per ablation (default 30; 0: none)",
+    )
     parser.add_argument("--num-envs", type=int, default=100, help="sessions stepped together")
     parser.add_argument("--depth", type=int, default=PlannerConfig.depth)
     parser.add_argument("--width", type=int, default=PlannerConfig.width)
     parser.add_argument("--leaf", choices=("none", "survival"), default=PlannerConfig.leaf)
+    parser.add_argument(
+        "--shortlist",
+        type=int,
+        default=PlannerConfig.shortlist,
+        help="tracks scored below the root (0: the whole pool)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed number")
     args = parser.parse_args(argv)
-    episodes = args.episodes or (200 if args.quick else 2000)
+    if args.quick and args.full:
+        parser.error("--quick and --full exclude each other")
+    episodes = args.episodes or (100 if args.quick else 1000 if args.full else Settings.episodes)
+    instances = args.instances or (20 if args.quick else 200 if args.full else Settings.instances)
+    if episodes < 2 or instances < 1:
+        parser.error("need --episodes >= 2 and --instances >= 1")
     settings = Settings(
         episodes=episodes,
         num_envs=min(args.num_envs, episodes),
-        instances=args.instances or (20 if args.quick else 200),
-        planner=PlannerConfig(args.depth, args.width, args.leaf),
+        instances=instances,
+        ablation_instances=min(instances, args.ablation_instances),
+        planner=PlannerConfig(args.depth, args.width, args.leaf, args.shortlist or None),
         quick=args.quick,
         sweep=args.sweep,
         seed=args.seed,

@@ -4,6 +4,8 @@ Usage::
 
     python benchmarks/retrieval.py             # the default ground-truth world, about a minute
     python benchmarks/retrieval.py --scale     # also 1,000,000 synthetic tracks x 64 factors
+    python benchmarks/retrieval.py --agents    # also the RNN agent's ground-truth return (builds
+                                               # or loads the default learned world)
 
 Prints one ``name=value`` per line.
 
@@ -30,6 +32,25 @@ Pool recall (held out by time)
     a uniformly random pool (``_random``), and for ALS fitted with other skip weights
     (``pool_recall_at_100_skip_weight_<w>``, listen 0.5 and complete 1.0 throughout).
 
+Sequence source (De Boom et al. 2017, :mod:`world_model.sequence`), same held-out protocol
+    The sequence stage is fitted on the same plays before the cutoff with the default
+    :class:`~world_model.sequence.SequenceConfig`. ``pool_recall_at_100_sequence`` (and
+    ``_new_sequence``) are the pool recall of its pools, ``pool_recall_at_100_mix`` of pools half
+    from it and half from ALS. ``sequence_ann_recall_at_100``: its Annoy index against exact
+    search for the users' taste vectors. ``next_track_hit_at_10``: over the held-out sessions'
+    non-skipped plays, the share of next plays among the 10 tracks nearest to the GRU's taste
+    vector after the user's history and the session so far, against
+    ``next_track_hit_at_10_last_track`` (the 10 tracks most similar to the last play) and
+    ``next_track_hit_at_10_softmax`` (the GRU trained with the sampled-softmax loss).
+
+Agents (``--agents``)
+    On the default learned world (ALS pools, cached under ``$MUSICENV_HOME``), ``--episodes``
+    evaluation episodes answered by the ground truth, paired by common random numbers
+    (:mod:`agents.rollout`): ``groundtruth_return_<agent>`` for the baselines and the
+    ``sequence_rnn`` agent, whose stage is fitted on the logs the world was learned from, and
+    ``sequence_rnn_minus_<agent>_low`` / ``_high``, the 95% t interval of the paired difference;
+    ``sequence_rnn_softmax`` is the same agent with the GRU trained by the sampled softmax.
+
 Scale run (``--scale``)
     Synthetic vectors shaped like the default world's ALS output, measured on it: directions from
     an 8-dimensional taste space embedded in the factors plus isotropic noise, with the top 8
@@ -46,8 +67,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -60,6 +83,7 @@ from musicenv.world import Contexts
 from world_model.ann_index import TrackIndex, exact_top_k
 from world_model.candidates import CandidatePool
 from world_model.retrieval import Retrieval, RetrievalConfig
+from world_model.sequence import SequenceConfig, SequenceStage, next_track_hit_rates, session_documents
 
 POOL = 100
 SKIP_WEIGHTS = (-0.5, 0.0, 0.25, 0.5)
@@ -207,6 +231,103 @@ def default_run(args: argparse.Namespace) -> None:
         recall, recall_new = held_out.recall(fitted[weight].candidate_pools(held_out.users, POOL))
         emit(f"pool_recall_at_100_skip_weight_{weight:g}", recall)
         emit(f"pool_recall_at_100_new_skip_weight_{weight:g}", recall_new)
+    sequence_figures(args, train, log, default, held_out)
+
+
+def sequence_figures(
+    args: argparse.Namespace, train: ListeningLog, log: ListeningLog, als: Retrieval, held_out: HeldOut
+) -> None:
+    """Pool recall of the sequence source, its index's recall, and next-track hits (module docstring)."""
+    import torch
+
+    torch.set_num_threads(1)
+    stage = SequenceStage.fit(train, SequenceConfig(), seed=args.seed)
+    for name, seconds in stage.timings.items():
+        emit(name, seconds)
+    sequence = als.with_source("sequence", sequence=stage)
+    recall, recall_new = held_out.recall(sequence.candidate_pools(held_out.users, POOL))
+    emit("pool_recall_at_100_sequence", recall)
+    emit("pool_recall_at_100_new_sequence", recall_new)
+    recall, recall_new = held_out.recall(als.with_source("mix", sequence=stage).candidate_pools(held_out.users, POOL))
+    emit("pool_recall_at_100_mix", recall)
+    emit("pool_recall_at_100_new_mix", recall_new)
+    tasteful = stage.taste_vectors[np.any(stage.taste_vectors != 0, axis=1)]
+    truth = exact_top_k(tasteful, stage.track_vectors, POOL)
+    found = [stage.index.query(q, POOL) for q in tasteful]
+    emit("sequence_ann_recall_at_100", float(np.mean([len(np.intersect1d(a, b)) / POOL for a, b in zip(found, truth)])))
+
+    later = log.plays[log.plays["date"] >= log.plays["date"].quantile(1.0 - args.holdout_share)].reset_index(drop=True)
+    later_log = ListeningLog(plays=later, tracks=log.tracks, blocks=log.blocks)
+    sessions = session_documents(later_log)
+    first_play = np.r_[0, np.flatnonzero(np.diff(later_log.session_codes())) + 1]
+    listener = later["user_id"].fillna(later["session_id"]).to_numpy(dtype=str)[first_play]
+    users = np.searchsorted(als.listener_ids, listener)
+    known = (users < als.n_users) & (als.listener_ids[np.minimum(users, als.n_users - 1)] == listener)
+    # Listeners the fitted log never saw have no history: their sessions start from nothing.
+    users = np.where(known, users, -1)
+    rates = next_track_hit_rates(stage, sessions, users, k=10)
+    emit("next_track_predictions", int(rates["predictions"]))
+    emit("next_track_hit_at_10", rates["rnn"])
+    emit("next_track_hit_at_10_last_track", rates["last_track"])
+    softmax = SequenceStage.fit(train, SequenceConfig(loss="sampled_softmax"), seed=args.seed)
+    emit("sequence_softmax_taste_seconds", softmax.timings["sequence_taste_seconds"])
+    emit("next_track_hit_at_10_softmax", next_track_hit_rates(softmax, sessions, users, k=10)["rnn"])
+    emit(
+        "pool_recall_at_100_sequence_softmax",
+        held_out.recall(als.with_source("sequence", sequence=softmax).candidate_pools(held_out.users, POOL))[0],
+    )
+
+
+AGENTS = ("random", "popular", "als", "content", "greedy_learned", "sequence_rnn", "greedy_truth")
+
+
+def agent_run(args: argparse.Namespace) -> None:
+    """Ground-truth returns of the baselines and the ``sequence_rnn`` agent on the default world."""
+    import tempfile
+
+    import torch
+
+    # Run as a script, this folder heads sys.path, and its agents.py would shadow the agents package.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
+    from agents.base import make_agent
+    from agents.metrics import paired_difference
+    from agents.rollout import evaluation_seed, rollout
+    from musicenv.vector_env import ListeningSessionVectorEnv
+    from world_model.world import (
+        DEFAULT_GROUNDTRUTH_SEED,
+        DEFAULT_LOG_SEED,
+        DEFAULT_LOG_SESSIONS,
+        default_world,
+        groundtruth_for,
+    )
+
+    torch.set_num_threads(1)
+    world = default_world()
+    log = GroundTruthWorld(seed=DEFAULT_GROUNDTRUTH_SEED).simulate_logs(DEFAULT_LOG_SESSIONS, seed=DEFAULT_LOG_SEED)
+    ids = world.retrieval.listener_ids
+    listeners = (ids, np.searchsorted(ids, log.listener_ids().to_numpy(dtype=str)).astype(np.int64))
+    env = ListeningSessionVectorEnv(
+        min(args.episodes, 250), world=world, split="eval", responder=groundtruth_for(world)
+    )
+    returns = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for loss in ("l2", "sampled_softmax"):
+            stage = SequenceStage.fit(log, SequenceConfig(loss=loss), seed=args.seed, listeners=listeners)
+            stage.save(f"{folder}/{loss}")
+        runs = [(name, name, {"sequence_dir": f"{folder}/l2"} if name == "sequence_rnn" else {}) for name in AGENTS]
+        runs.append(("sequence_rnn_softmax", "sequence_rnn", {"sequence_dir": f"{folder}/sampled_softmax"}))
+        for label, name, kwargs in runs:
+            started = time.perf_counter()
+            result = rollout(make_agent(name, world, **kwargs), env, args.episodes, evaluation_seed(0))
+            returns[label] = result.returns
+            emit(f"groundtruth_return_{label}", float(result.returns.mean()))
+            emit(f"agent_seconds_{label}", time.perf_counter() - started)
+    for label, values in returns.items():
+        if label != "sequence_rnn":
+            difference = paired_difference(returns["sequence_rnn"], values)
+            emit(f"sequence_rnn_minus_{label}_low", difference.low)
+            emit(f"sequence_rnn_minus_{label}_high", difference.high)
 
 
 TASTE_DIM = 8
@@ -265,6 +386,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="retrieval seed")
     parser.add_argument("--holdout-share", type=float, default=0.2, help="share of plays after the cutoff")
     parser.add_argument("--scale", action="store_true", help="also run the large synthetic catalogue")
+    parser.add_argument("--agents", action="store_true", help="also the agents' ground-truth returns")
+    parser.add_argument("--episodes", type=int, default=1000, help="evaluation episodes per agent (--agents)")
+    parser.add_argument("--no-default", action="store_true", help="skip the default run (with --scale/--agents)")
     parser.add_argument("--scale-tracks", type=int, default=1_000_000)
     parser.add_argument("--scale-factors", type=int, default=64)
     parser.add_argument("--scale-queries", type=int, default=500)
@@ -273,7 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale-search-k", type=int, default=4000)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    default_run(args)
+    if not args.no_default:
+        default_run(args)
+    if args.agents:
+        agent_run(args)
     if args.scale:
         scale_run(args)
     emit("benchmark_seconds", time.perf_counter() - started)

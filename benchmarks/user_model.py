@@ -11,8 +11,9 @@ What it measures (one ``name=value`` per line on stdout):
    ``auc / oracle_auc`` and the lift ratios ``(auc - 0.5) / (oracle_auc - 0.5)``, and the mean
    KL divergence from the truth (``kl_to_oracle``, nats per play).
 3. Baselines on the same plays: the track's historical response rates from training plays
-   (``track_rate_*``, smoothed towards the global rates) and the non-sequential model
-   (``nonsequential_*``).
+   (``track_rate_*``, smoothed towards the global rates), the non-sequential model
+   (``nonsequential_*``), and the model with the listener-track history switched the other way
+   from the default (``history_*``, or ``no_history_*`` when the default reads it).
 4. The shuffled-share handling variants (``flag``, ``weight``, ``pooled``), each on all
    evaluation plays and on the shuffled sessions' plays alone (``*_shuffled``: responses to
    choices the logging policy did not make, which is what an agent's choices are).
@@ -45,18 +46,19 @@ from musicenv.data import ListeningLog, load_mssd
 from musicenv.groundtruth import GroundTruthWorld
 from musicenv.groundtruth.simulate import log_frames
 from musicenv.world import Contexts
-from world_model.features import (
-    FeatureStats,
-    SessionTable,
-    listener_premium,
-    track_feature_matrix,
-    user_feature_matrix,
-)
+from world_model.features import ListeningHistory, SessionTable
 from world_model.learned_session import LearnedSessionModel
 from world_model.metrics import binary_log_loss, lift_ratio, response_metrics
 from world_model.retrieval import Retrieval, RetrievalConfig
 from world_model.session_end import SessionEndModel, session_end_examples
-from world_model.user_model import SessionSplit, UserModelConfig, logged_response_probs, train_user_model
+from world_model.user_model import (
+    SessionSplit,
+    UserModelConfig,
+    UserResponseModel,
+    logged_response_probs,
+    train_user_model,
+)
+from world_model.world import WorldConfig, learn_features
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TRACK_RATE_PRIOR = 20.0
@@ -67,12 +69,10 @@ def emit(name: str, value: float | int | str) -> None:
     print(f"{name}={value:.6g}" if isinstance(value, float) else f"{name}={value}", flush=True)
 
 
-def features_of(log: ListeningLog, retrieval: Retrieval) -> tuple[np.ndarray, np.ndarray]:
-    """Track and user features as the learned world builds them."""
-    _, premium = listener_premium(log)
-    stats = FeatureStats.fit(log.tracks, retrieval.track_vectors, retrieval.user_vectors, retrieval.popularity)
-    track_features = track_feature_matrix(log.tracks, retrieval.track_vectors, retrieval.popularity, stats)
-    return track_features, user_feature_matrix(retrieval.user_vectors, premium, stats)
+def features_of(log: ListeningLog, sessions: SessionTable, retrieval: Retrieval, config: RetrievalConfig):
+    """Track and user features as the default learned world builds them (:func:`world_model.world.learn_features`)."""
+    world = WorldConfig()
+    return learn_features(log, sessions, retrieval, config, world.leave_session_out, world.track_folds, world.seed)
 
 
 def oracle_replay(
@@ -131,7 +131,10 @@ def path_timings(session_model: LearnedSessionModel) -> None:
     emit("numpy_us_response_probs_b1", call_microseconds(lambda: session_model.response_probs(state, candidate)))
     emit("torch_us_response_probs_b1", call_microseconds(lambda: session_model.torch_response_probs(state, candidate)))
     emit("numpy_us_advance_b1", call_microseconds(lambda: session_model.advance(state, track, response)))
-    emit("torch_us_advance_b1", call_microseconds(lambda: session_model._torch_step(state["hidden"], track, response)))
+    emit(
+        "torch_us_advance_b1",
+        call_microseconds(lambda: session_model._torch_step(state["hidden"], track, response, users)),
+    )
     emit("numpy_us_leave_probs_b1", call_microseconds(lambda: session_model.leave_probs(state)))
     rng = np.random.default_rng(0)
     for batch, k in ((1, 100), (4, 100), (16, 100), (64, 100)):
@@ -160,14 +163,34 @@ def mssd_smoke() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         log = load_mssd(path)
-    retrieval = Retrieval.fit(log, RetrievalConfig(factors=8, n_trees=2))
-    track_features, user_features = features_of(log, retrieval)
+    retrieval_config = RetrievalConfig(factors=8, n_trees=2)
+    retrieval = Retrieval.fit(log, retrieval_config)
     sessions = SessionTable.from_log(log)
+    features = features_of(log, sessions, retrieval, retrieval_config)
+    track_features, user_features = features.track_features, features.user_features
     # Eleven sessions: no evaluation split can be held out of so few, so the smoke run trains on
     # all of them (the validation split is what early stopping reads) and scores them back.
     config = UserModelConfig(max_epochs=3, validation_share=0.2, test_share=0.0)
-    model, _ = train_user_model(sessions, track_features, user_features, config, progress=False)
-    probs = logged_response_probs(model, sessions, track_features, user_features)
+    model, _ = train_user_model(
+        sessions,
+        track_features,
+        user_features,
+        config,
+        progress=False,
+        session_user_features=features.session_user_features,
+        session_track_features=features.session_track_features,
+    )
+    session_history = None
+    if model.history_dim:
+        session_history = ListeningHistory.from_sessions(sessions, log.n_tracks).session_features(sessions)
+    probs = logged_response_probs(
+        model,
+        sessions,
+        track_features,
+        user_features,
+        session_user_features=features.session_user_features,
+        session_history=session_history,
+    )
     mask = sessions.play_mask()
     metrics = response_metrics(probs[mask], sessions.responses[mask])
     emit("mssd_plays", int(mask.sum()))
@@ -190,12 +213,15 @@ def main(argv: list[str] | None = None) -> None:
     emit("plays", log.n_plays)
     emit("shuffled_share", float(log.plays["shuffled"].mean()))
     started = time.perf_counter()
-    retrieval = Retrieval.fit(log)
+    retrieval_config = RetrievalConfig()
+    retrieval = Retrieval.fit(log, retrieval_config)
     emit("retrieval_seconds", time.perf_counter() - started)
-    track_features, user_features = features_of(log, retrieval)
-
     config = UserModelConfig()
     sessions = SessionTable.from_log(log, config.max_session_length)
+    started = time.perf_counter()
+    features = features_of(log, sessions, retrieval, retrieval_config)
+    emit("feature_seconds", time.perf_counter() - started)
+    track_features, user_features = features.track_features, features.user_features
     # Held out: later sessions of the evaluation users, simulated with another seed. Their plays
     # are in no log the world saw (ALS reads every logged play, outcomes included, so scoring
     # logged plays would let the ALS vectors leak the answers).
@@ -208,6 +234,11 @@ def main(argv: list[str] | None = None) -> None:
     held_out = held_out.take(keep)
     sim_rows = np.char.lstrip(held_out.session_ids.astype(str), "s").astype(np.int64)
     oracle_probs, oracle_leave = oracle_replay(gt, future, sim_rows, held_out)
+    # What the world knows of each held-out play's (listener, track): the logged plays (the
+    # held-out sessions themselves are in no log).
+    history = ListeningHistory.from_sessions(sessions, log.n_tracks)
+    held_out_history = history.features(held_out.listeners[:, None], np.maximum(held_out.tracks, 0))
+    held_out_history[~held_out.play_mask()] = 0.0
     mask = held_out.play_mask()
     responses = held_out.responses[mask]
     truth = oracle_probs[mask]
@@ -220,11 +251,26 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in oracle_shuffled.items():
         emit(f"oracle_{name}_shuffled", value)
 
-    def evaluate(prefix: str, model_config: UserModelConfig) -> None:
-        model, training = train_user_model(sessions, track_features, user_features, model_config, progress=False)
+    def evaluate(prefix: str, model_config: UserModelConfig) -> UserResponseModel:
+        model, training = train_user_model(
+            sessions,
+            track_features,
+            user_features,
+            model_config,
+            progress=False,
+            session_user_features=features.session_user_features,
+            session_track_features=features.session_track_features,
+        )
         emit(f"{prefix}train_seconds", training.train_seconds)
         emit(f"{prefix}epochs", training.epochs)
-        probs = logged_response_probs(model, held_out, track_features, user_features, shuffled=True)
+        probs = logged_response_probs(
+            model,
+            held_out,
+            track_features,
+            user_features,
+            shuffled=True,
+            session_history=held_out_history if model.history_dim else None,
+        )
         report(prefix, probs[mask], responses, oracle, truth)
         shuffled_metrics = response_metrics(probs[shuffled_mask], held_out.responses[shuffled_mask])
         shuffled_metrics["kl_to_oracle"] = float(
@@ -252,14 +298,17 @@ def main(argv: list[str] | None = None) -> None:
             truth,
         )
         evaluate("nonsequential_", dataclasses.replace(config, sequential=False))
+        evaluate(
+            "no_history_" if config.history else "history_", dataclasses.replace(config, history=not config.history)
+        )
         for handling in ("flag", "weight", "pooled"):
             if handling != config.shuffled_handling:
                 evaluate(f"{handling}_", dataclasses.replace(config, shuffled_handling=handling))
 
     session_end = SessionEndModel.fit(sessions)
     _, labels, end_mask = session_end_examples(held_out)
-    features, _, _ = session_end_examples(held_out)
-    learned_leave = 1.0 / (1.0 + np.exp(-(features @ session_end.weights)))
+    end_features, _, _ = session_end_examples(held_out)
+    learned_leave = 1.0 / (1.0 + np.exp(-(end_features @ session_end.weights)))
     emit("session_end_logloss", binary_log_loss(learned_leave[end_mask], labels[end_mask]))
     emit("oracle_session_end_logloss", binary_log_loss(oracle_leave[end_mask], labels[end_mask]))
     emit(
@@ -267,7 +316,9 @@ def main(argv: list[str] | None = None) -> None:
         binary_log_loss(np.full(end_mask.sum(), labels[end_mask].mean()), labels[end_mask]),
     )
 
-    path_timings(LearnedSessionModel(model, session_end, track_features, user_features))
+    path_timings(
+        LearnedSessionModel(model, session_end, track_features, user_features, features.stats, history=history)
+    )
     mssd_smoke()
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from gymnasium import error, spaces
@@ -89,9 +90,21 @@ class ListeningSessionVectorEnv(VectorEnv):
     ``step``: that saves copying the ``(N, M, d_track)`` candidate matrix every step, for agents
     that use an observation before the next step and store compact indices, never observations.
 
+    **Tensor path.** ``device="cuda"`` (any torch device other than ``"cpu"``), ``backend="torch"``
+    or ``obs_format="torch"`` builds a
+    :class:`~musicenv.torch_vector_env.TorchListeningSessionVectorEnv` instead: the same episodes
+    draw for draw (same seed, same results; tested on the CPU), with the state in torch tensors on
+    ``device`` and the responder running there, and with ``obs_format="torch"`` observations handed
+    over as tensors on ``device`` (read that module's docstring for what crosses to the host).
+
     Args:
         num_envs: N, the number of sessions.
-        device: where the state lives; only ``"cpu"`` (numpy) for now.
+        device: where the state lives: ``"cpu"`` (numpy, the default) or a torch device such as
+            ``"cuda"`` (the tensor path).
+        backend: ``"numpy"`` or ``"torch"``; default numpy on ``"cpu"``, torch on any other device.
+            ``backend="torch"`` with ``device="cpu"`` runs the tensor path on the CPU.
+        obs_format: ``"numpy"`` (default; Gymnasium and SB3 read numpy) or ``"torch"`` (tensors on
+            ``device``; the tensor path).
         copy: return new observation arrays on every call (default), or the env's buffers.
         world, playlist_length, pool_size, reward, explicit_filter, strict, split, render_mode,
         responder, groundtruth_seed: as for :class:`~musicenv.env.ListeningSessionEnv`. With
@@ -100,6 +113,26 @@ class ListeningSessionVectorEnv(VectorEnv):
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}  # noqa: RUF012
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> ListeningSessionVectorEnv:
+        """The numpy path, or the tensor path when ``device``, ``backend`` or ``obs_format`` asks for it."""
+        if cls is ListeningSessionVectorEnv:
+            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            arguments = bound.arguments
+            device = arguments.get("device", "cpu")
+            backend = arguments.get("backend")
+            if backend not in (None, "numpy", "torch"):
+                raise ValueError(f"backend must be 'numpy' or 'torch', not {backend!r}")
+            if backend == "torch" or arguments.get("obs_format", "numpy") != "numpy" or str(device) != "cpu":
+                if backend == "numpy":
+                    raise ValueError(
+                        f"backend='numpy' is the CPU path with numpy observations; device={device!r} and "
+                        f"obs_format={arguments.get('obs_format', 'numpy')!r} need backend='torch'"
+                    )
+                from musicenv.torch_vector_env import TorchListeningSessionVectorEnv
+
+                return super().__new__(TorchListeningSessionVectorEnv)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -116,12 +149,18 @@ class ListeningSessionVectorEnv(VectorEnv):
         groundtruth_seed: int | None = None,
         device: str = "cpu",
         copy: bool = True,
+        backend: Literal["numpy", "torch"] | None = None,
+        obs_format: Literal["numpy", "torch"] = "numpy",
     ) -> None:
         _check_arguments(playlist_length, pool_size, split)
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        if device != "cpu":
-            raise ValueError(f"device={device!r}: only 'cpu' is supported so far (a torch state is planned)")
+        if str(device) != "cpu" or backend not in (None, "numpy") or obs_format != "numpy":
+            # Only reachable by a subclass that bypasses __new__'s choice of the tensor path.
+            raise ValueError(
+                f"device={device!r}, backend={backend!r}, obs_format={obs_format!r}: the numpy path runs on "
+                "the CPU only; build ListeningSessionVectorEnv itself to get the tensor path"
+            )
         self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
         self.num_envs = num_envs
         self.playlist_length = playlist_length

@@ -19,6 +19,7 @@ from agents.base import make_agent
 from agents.evaluate import (
     AgentSpec,
     Evaluation,
+    ProgressAgent,
     agent_specs,
     evaluate,
     latest_checkpoints,
@@ -296,6 +297,39 @@ def test_the_same_agent_twice_differs_by_exactly_zero(tiny_world_dir: Path):
     # Common random numbers across worlds too: the same listeners, episode by episode.
     learned, truth = evaluation.rollouts["again", "learned"], evaluation.rollouts["again", "groundtruth"]
     assert learned.paired_with(truth)
+
+
+class _Bar:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def update(self, n: int) -> None:
+        self.n += n
+
+
+class _FirstSlot:
+    name = "first_slot"
+    needs_oracle = False
+
+    def act(self, obs: dict[str, np.ndarray], oracle: object = None) -> np.ndarray:
+        return np.zeros(len(obs["history_mask"]), dtype=np.int64)
+
+
+def test_progress_agent_ticks_as_sessions_end():
+    bar = _Bar()
+    agent = ProgressAgent(_FirstSlot(), bar, episodes=3)
+    assert agent.name == "first_slot" and not agent.needs_oracle
+
+    def obs(*lengths: int) -> dict[str, np.ndarray]:
+        return {"history_mask": (np.arange(4)[None, :] < np.array(lengths)[:, None]).astype(np.float32)}
+
+    agent.act(obs(0, 0))  # the first reset is no episode's end
+    agent.act(obs(1, 1))
+    np.testing.assert_array_equal(agent.act(obs(0, 2)), [0, 0])  # row 0 ended and restarted
+    assert (bar.n, agent.counted) == (1, 1)
+    agent.act(obs(0, 0))
+    agent.act(obs(0, 0))  # never more than the episodes asked for
+    assert (bar.n, agent.counted) == (3, 3)
 
 
 def test_config_accepts_comma_lists_and_adds_the_reference(tmp_path: Path):

@@ -10,6 +10,7 @@ import pytest
 import test_agents
 from fakes import FakeGroundTruth, FakeWorld
 
+from agents.metrics import mean_interval, paired_difference
 from agents.optimum import optimal_value, policy_value
 from agents.planner import (
     LearnedPlanner,
@@ -199,6 +200,24 @@ def test_depth_one_is_greedy_and_respects_the_mask() -> None:
         plan(model, state, pools, np.zeros((5, 8), bool), np.ones(5, np.int64), REWARD)
 
 
+def test_shortlist_scores_fewer_tracks_below_the_root() -> None:
+    model = FakeSessionModel(n_tracks=16)
+    state, pools = _instances(model, n=8, m=10)
+    remaining = np.full(8, 5)
+    full = plan(model, state, pools, pools >= 0, remaining, REWARD, PlannerConfig(depth=3, width=3, shortlist=None))
+    # A shortlist as long as the pool is the full search, exactly.
+    same = plan(model, state, pools, pools >= 0, remaining, REWARD, PlannerConfig(depth=3, width=3, shortlist=10))
+    np.testing.assert_array_equal(same[0], full[0])
+    np.testing.assert_allclose(same[1], full[1], rtol=1e-12)
+    # A short one is widened to width + depth tracks, so plans never run out, and plays an available slot.
+    available = np.ones((8, 10), dtype=bool)
+    available[:, :4] = False
+    slots, values = plan(model, state, pools, available, remaining, REWARD, PlannerConfig(3, 3, shortlist=1))
+    assert available[np.arange(8), slots].all() and np.isfinite(values).all()
+    with pytest.raises(ValueError, match="shortlist"):
+        PlannerConfig(shortlist=0)
+
+
 def test_planner_beats_greedy_when_sequencing_matters() -> None:
     model = FakeSessionModel(n_tracks=16)
     state, pools = _instances(model, n=30, m=7)
@@ -221,6 +240,72 @@ def test_planner_equals_greedy_without_sequential_effects() -> None:
     optimum = optimal_value(model, state, pools, length, REWARD)
     np.testing.assert_allclose(planner, greedy, rtol=1e-12)
     np.testing.assert_allclose(greedy, optimum, rtol=1e-12)
+
+
+def _sampled_returns(
+    model: FakeSessionModel,
+    state: SessionState,
+    pools: np.ndarray,
+    length: int,
+    policy: Any,
+    uniforms: np.ndarray,
+) -> np.ndarray:
+    """Returns of ``policy`` on episodes whose luck is ``uniforms`` ``(E, length, 2)``, as the env draws it.
+
+    Episode ``e`` replays instance ``e % B``; its response at play ``t`` is the inverse CDF of the
+    response probabilities at ``uniforms[e, t, 0]``, and the listener leaves after it when
+    ``uniforms[e, t, 1]`` is below the leaving probability (DESIGN.md, "Common random numbers").
+    """
+    episodes = len(uniforms)
+    rows = np.arange(episodes) % len(pools)
+    state, pools = take_state(state, rows), pools[rows]
+    available = pools >= 0
+    alive = np.ones(episodes, dtype=bool)
+    returns = np.zeros(episodes)
+    for t in range(length):
+        live = np.flatnonzero(alive)
+        if not len(live):
+            break
+        sub = take_state(state, live)
+        slots = policy(sub, pools[live], available[live], np.full(len(live), length - t))
+        tracks = pools[live, slots]
+        probs = model.response_probs(sub, tracks[:, None])[:, 0]
+        responses = (uniforms[live, t, 0, None] > np.cumsum(probs, axis=1)[:, :2]).sum(axis=1).astype(np.int8)
+        returns[live] += REWARD[responses]
+        after = model.advance(sub, tracks, responses)
+        for key, value in after.items():
+            state[key] = state[key].copy()
+            state[key][live] = value
+        available[live, slots] = False
+        alive[live[uniforms[live, t, 1] < model.leave_probs(after)]] = False
+    return returns
+
+
+def test_paired_interval_covers_the_exact_difference_and_is_tighter() -> None:
+    # The headroom benchmark's comparison on a tiny world: planner and greedy meet the same
+    # listeners and the same luck (common random numbers); the 95% t interval of their mean
+    # paired difference must cover the exact difference of their expected returns (computed by
+    # policy_value, no sampling) and exclude zero, and be far tighter than an unpaired interval.
+    model = FakeSessionModel(n_tracks=16)
+    state, pools = _instances(model, n=30, m=7)
+    length = 4
+    greedy, planner = greedy_policy(model, REWARD), planner_policy(model, REWARD)
+    exact = (
+        policy_value(model, state, pools, length, REWARD, planner)
+        - policy_value(model, state, pools, length, REWARD, greedy)
+    ).mean()
+    assert exact > 0.0
+    uniforms = np.random.default_rng(7).random((3000, length, 2))
+    planner_returns = _sampled_returns(model, state, pools, length, planner, uniforms)
+    greedy_returns = _sampled_returns(model, state, pools, length, greedy, uniforms)
+    interval = paired_difference(planner_returns, greedy_returns)
+    assert interval.low <= exact <= interval.high
+    assert interval.excludes_zero and interval.mean > 0.0
+    unpaired = np.hypot(mean_interval(planner_returns).half_width, mean_interval(greedy_returns).half_width)
+    assert interval.half_width < 0.7 * unpaired
+    # Mean sampled returns agree with the exact values too (the simulator is the model).
+    want = policy_value(model, state, pools, length, REWARD, greedy).mean()
+    assert mean_interval(greedy_returns).low <= want <= mean_interval(greedy_returns).high
 
 
 def _fake_env(groundtruth: bool, reward: RewardConfig | None = None) -> ListeningSessionEnv:

@@ -193,3 +193,62 @@ class CandidatePool:
         drawn = universe[np.argsort(-keys, kind="stable")]
         drawn = drawn[~np.isin(drawn, _row(self.heard, user)) & ~np.isin(drawn, ranked)]
         return self._allowed(drawn, user, explicit_filter)[:n]
+
+
+def _quantiles(n: int) -> np.ndarray:
+    """Rank quantiles ``(i + 0.5) / n`` of ``n`` ranked items."""
+    return (np.arange(n) + 0.5) / max(n, 1)
+
+
+class MixedPool:
+    """Pools that take a share of their tracks from one ranking and the rest from another.
+
+    Each pool of size ``M`` takes the best ``round(first_share * M)`` tracks of ``first``'s pool,
+    then the best tracks of ``second``'s pool that are not among them, until ``M``; both are
+    interleaved by rank quantile (the ``i``-th of ``k`` tracks of a part sits at ``(i + 0.5) / k``),
+    so neither part is pushed to the end of the pool, where agents that break ties by slot would
+    never reach it. When the parts overlap so much that ``M`` distinct tracks are not reached, the
+    rest of ``first``'s pool, then of ``second``'s, fills in; ``-1`` pads only when both run out.
+    Blocks and the explicit filter apply through both parts.
+
+    Args:
+        first: the pool whose share is ``first_share`` (the sequence source, in the retrieval stage).
+        second: the pool that fills the rest (ALS).
+        first_share: share of ``first``'s tracks in each pool, in ``[0, 1]``.
+    """
+
+    def __init__(self, first: CandidatePool, second: CandidatePool, first_share: float) -> None:
+        if not 0.0 <= first_share <= 1.0:
+            raise ValueError(f"first_share must lie in [0, 1], got {first_share}")
+        if first.n_users != second.n_users or first.n_tracks != second.n_tracks:
+            raise ValueError("the two pools of a MixedPool must have the same users and tracks")
+        self.first, self.second, self.first_share = first, second, float(first_share)
+        self.n_tracks = first.n_tracks
+
+    @property
+    def n_users(self) -> int:
+        return self.first.n_users
+
+    def pools(self, user_indices: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
+        """``(len(user_indices), size)`` int64 mixed pools, ``-1`` padded (see the class docstring)."""
+        first = self.first.pools(user_indices, size, explicit_filter)
+        second = self.second.pools(user_indices, size, explicit_filter)
+        n_first = int(round(self.first_share * size))
+        out = np.full_like(first, -1)
+        for row, (a, b) in enumerate(zip(first, second)):
+            a, b = a[a >= 0], b[b >= 0]
+            head_a = a[:n_first]
+            head_b = b[~np.isin(b, head_a)][: size - len(head_a)]
+            keys = np.concatenate([_quantiles(len(head_a)), _quantiles(len(head_b))])
+            merged = np.concatenate([head_a, head_b])[np.argsort(keys, kind="stable")]
+            if len(merged) < size:
+                rest = np.concatenate([a[n_first:], b])
+                rest = rest[~np.isin(rest, merged)]
+                _, first_seen = np.unique(rest, return_index=True)
+                merged = np.concatenate([merged, rest[np.sort(first_seen)]])[:size]
+            out[row, : len(merged)] = merged
+        return out
+
+    def pool(self, user: int, size: int, explicit_filter: bool = False) -> np.ndarray:
+        """One user's mixed pool, ``(size,)`` int64."""
+        return self.pools(np.array([user]), size, explicit_filter)[0]

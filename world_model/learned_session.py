@@ -11,7 +11,9 @@ Two ways to compute, one answer
     environment step does (DESIGN.md, "Speed"). So for small batches (``B * K`` at most
     ``numpy_threshold`` rows) the trained weights run in numpy, reading per-track tables
     precomputed once (each track's share of the head's first layer, of the key and of the GRU's
-    input), so that scoring a candidate is a few gathers and two small matrix products. Larger
+    input), so that scoring a candidate is a few gathers and two small matrix products (plus,
+    with a listening history, one sorted-key lookup of each (listener, track) pair and a product
+    with the history's 4 columns). Larger
     batches (a vector environment, an agent scoring whole pools) go through the torch module on
     ``device``. The two agree within 1e-5 (tested); ``benchmarks/user_model.py`` measures both.
 
@@ -53,6 +55,7 @@ from world_model.features import (
     POSITION_SCALE,
     STANDARDISED_COLUMNS,
     FeatureStats,
+    ListeningHistory,
     track_feature_layout,
     user_feature_layout,
 )
@@ -80,6 +83,8 @@ class LearnedSessionModel:
             loaded world can featurise new tracks the same way), or None.
         numpy_threshold: largest ``B * K`` computed in numpy (:data:`DEFAULT_NUMPY_THRESHOLD`).
         device: where the torch path runs.
+        history: the listeners' logged plays (:class:`~world_model.features.ListeningHistory`);
+            required when the model reads history (``response_model.history_dim > 0``).
     """
 
     def __init__(
@@ -91,7 +96,11 @@ class LearnedSessionModel:
         feature_stats: FeatureStats | None = None,
         numpy_threshold: int = DEFAULT_NUMPY_THRESHOLD,
         device: str | torch.device = "cpu",
+        history: ListeningHistory | None = None,
     ) -> None:
+        if response_model.history_dim and history is None:
+            raise ValueError("the response model reads the listeners' history: pass history=ListeningHistory(...)")
+        self.history = history if response_model.history_dim else None
         self.response_model = response_model.to(device).eval()
         self.session_end = session_end
         self.track_features = np.ascontiguousarray(track_features, dtype=np.float32)
@@ -147,16 +156,22 @@ class LearnedSessionModel:
         if model.sequential:
             gru = model.gru
             w_ih = gru.weight_ih_l0.detach().cpu().numpy()
-            d = model.track_dim
+            d, h = model.track_dim, model.history_dim
             track_gate = features @ w_ih[:, :d].T + gru.bias_ih_l0.detach().cpu().numpy()
             # The GRU's input gates for every (track, response) pair: one gather per step.
-            self._gate_table = np.ascontiguousarray(track_gate[:, None, :] + w_ih[:, d:].T[None, :, :])
+            self._gate_table = np.ascontiguousarray(track_gate[:, None, :] + w_ih[:, d + h :].T[None, :, :])
+            self._history_gates = np.ascontiguousarray(w_ih[:, d : d + h].T)
             self._w_hh = np.ascontiguousarray(gru.weight_hh_l0.detach().cpu().numpy().T)
             self._b_hh = gru.bias_hh_l0.detach().cpu().numpy()
             self._initial_w, self._initial_b = weight(model.initial).T, bias(model.initial)
             # The hidden state's share of the head and of the query, in one product.
             self._hidden_w = np.ascontiguousarray(
                 np.concatenate([weight(model.hidden_in), weight(model.hidden_query)], axis=0).T
+            )
+        if model.history_dim:
+            # The history's share of the head's first layer and of the key, as the track table's.
+            self._history_w = np.ascontiguousarray(
+                np.concatenate([weight(model.history_in), weight(model.history_key)], axis=0).T
             )
         self._response_one_hot = np.eye(3, dtype=np.int64)
         self._torch_tracks = torch.as_tensor(self.track_features, device=self.device)
@@ -198,6 +213,8 @@ class LearnedSessionModel:
             return self.torch_response_probs(state, tracks)
         mlp = self.response_model.mlp_size
         rows = self._track_table.take(tracks, axis=0)
+        if self.history is not None:
+            rows += self.history.features(state["users"][:, None], tracks) @ self._history_w
         context = state["context"][:, None, :]
         pre = rows[..., :mlp] + context[..., :mlp]
         pre += (rows[..., mlp:] * context[..., mlp:]) @ self._interaction
@@ -218,9 +235,9 @@ class LearnedSessionModel:
         hidden = state["hidden"]
         if self.response_model.sequential:
             if len(tracks) <= self.numpy_threshold:
-                hidden = self._numpy_step(hidden, tracks, responses)
+                hidden = self._numpy_step(hidden, tracks, responses, state["users"])
             else:
-                hidden = self._torch_step(hidden, tracks, responses)
+                hidden = self._torch_step(hidden, tracks, responses, state["users"])
         position = state["position"] + 1
         return {
             "users": state["users"],
@@ -254,10 +271,17 @@ class LearnedSessionModel:
             context += hidden @ self._hidden_w
         return context
 
-    def _numpy_step(self, hidden: np.ndarray, tracks: np.ndarray, responses: np.ndarray) -> np.ndarray:
-        """One GRU step in numpy (PyTorch's GRU equations, gates in its order: reset, update, new)."""
+    def _numpy_step(
+        self, hidden: np.ndarray, tracks: np.ndarray, responses: np.ndarray, users: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One GRU step in numpy (PyTorch's GRU equations, gates in its order: reset, update, new).
+
+        ``users`` (needed with a history) are the sessions' listeners.
+        """
         size = self.response_model.hidden_size
         gate_input = self._gate_table[tracks, responses]
+        if self.history is not None:
+            gate_input = gate_input + self.history.features(users, tracks) @ self._history_gates
         gate_hidden = hidden @ self._w_hh
         gate_hidden += self._b_hh
         reset_update = expit(gate_input[:, : 2 * size] + gate_hidden[:, : 2 * size])
@@ -269,17 +293,28 @@ class LearnedSessionModel:
         """:meth:`response_probs` through the torch module on ``device``, whatever the batch size."""
         mlp = self.response_model.mlp_size
         context = torch.as_tensor(state["context"], device=self.device)
-        tracks_t = torch.as_tensor(np.maximum(tracks, 0), device=self.device)
-        logits = self.response_model.score(context[:, :mlp], context[:, mlp:], self._torch_tracks[tracks_t])
+        tracks = np.maximum(tracks, 0)
+        tracks_t = torch.as_tensor(tracks, device=self.device)
+        history = None
+        if self.history is not None:
+            history = torch.as_tensor(self.history.features(state["users"][:, None], tracks), device=self.device)
+        logits = self.response_model.score(context[:, :mlp], context[:, mlp:], self._torch_tracks[tracks_t], history)
         return torch.softmax(logits.double(), dim=-1).cpu().numpy()
 
     @torch.inference_mode()
-    def _torch_step(self, hidden: np.ndarray, tracks: np.ndarray, responses: np.ndarray) -> np.ndarray:
+    def _torch_step(
+        self, hidden: np.ndarray, tracks: np.ndarray, responses: np.ndarray, users: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:meth:`_numpy_step` through the torch module (``users`` needed with a history)."""
         tracks_t = torch.as_tensor(tracks, device=self.device)
+        history = None
+        if self.history is not None:
+            history = torch.as_tensor(self.history.features(users, tracks), device=self.device)
         out = self.response_model.step(
             torch.as_tensor(hidden, device=self.device),
             self._torch_tracks[tracks_t],
             torch.as_tensor(responses, device=self.device),
+            history,
         )
         return out.cpu().numpy()
 
@@ -289,7 +324,8 @@ def save_models(folder: str | os.PathLike[str], session_model: LearnedSessionMod
 
     Layout: ``response_model.pt`` (the torch state dict), ``response_model.json`` (its
     constructor arguments), ``session_end.json``, ``features.npz`` (the track and user feature
-    tables), ``feature_stats.json`` (when known) and ``manifest.json`` with every file's
+    tables and, when the model reads it, the listening history), ``feature_stats.json`` (when
+    known) and ``manifest.json`` with every file's
     checksum (:mod:`musicenv.artifacts`). No pickled objects: :func:`load_models` reads the state
     dict with ``weights_only=True``.
     """
@@ -299,10 +335,12 @@ def save_models(folder: str | os.PathLike[str], session_model: LearnedSessionMod
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, staging / "response_model.pt")
         (staging / "response_model.json").write_text(json.dumps(model.config, indent=2))
         session_model.session_end.save(staging / "session_end.json")
+        history = {} if session_model.history is None else session_model.history.to_arrays()
         np.savez(
             staging / "features.npz",
             track_features=session_model.track_features,
             user_features=session_model.user_features,
+            **history,
         )
         if session_model.feature_stats is not None:
             (staging / "feature_stats.json").write_text(json.dumps(session_model.feature_stats.to_dict(), indent=2))
@@ -334,6 +372,9 @@ def load_models(folder: str | os.PathLike[str], device: str | torch.device = "cp
         current = "features.npz"
         with np.load(folder / current) as arrays:
             track_features, user_features = arrays["track_features"], arrays["user_features"]
+            history = ListeningHistory.from_arrays(arrays) if "history_keys" in arrays.files else None
+        if model.history_dim and history is None:
+            raise ValueError("the response model reads listening history but the file has none")
         current = "feature_stats.json"
         stats = (
             FeatureStats.from_dict(json.loads((folder / current).read_text())) if (folder / current).is_file() else None
@@ -348,4 +389,5 @@ def load_models(folder: str | os.PathLike[str], device: str | torch.device = "cp
         feature_stats=stats,
         numpy_threshold=manifest["config"].get("numpy_threshold", DEFAULT_NUMPY_THRESHOLD),
         device=device,
+        history=history,
     )

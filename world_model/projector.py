@@ -39,6 +39,7 @@ def export_projector(
     max_tracks: int | None = 10_000,
     genre_names: Sequence[str] | None = None,
     tag: str = "retrieval/tracks",
+    vectors: str = "als",
 ) -> Path:
     """Write the track vectors and their metadata for TensorBoard's projector.
 
@@ -52,6 +53,8 @@ def export_projector(
         genre_names: names of the genre codes (e.g. ``musicenv.groundtruth.config.GENRES``);
             codes are written as numbers without it.
         tag: the embedding's name in the projector.
+        vectors: ``"als"`` (the ALS track factors) or ``"sequence"`` (the sequence stage's session
+            vectors, :mod:`world_model.sequence`; the retrieval must have one).
 
     Returns:
         ``logdir`` as a Path.
@@ -62,6 +65,14 @@ def export_projector(
         tracks["track_id"].to_numpy(dtype=str), retrieval.track_ids
     ):
         raise ValueError("tracks must be the table the retrieval was fitted on, in the same row order")
+    if vectors == "als":
+        points = retrieval.track_vectors
+    elif vectors == "sequence":
+        if retrieval.sequence is None:
+            raise ValueError("vectors='sequence' needs a retrieval fitted with source 'sequence' or 'mix'")
+        points = retrieval.sequence.track_vectors
+    else:
+        raise ValueError(f"vectors must be 'als' or 'sequence', got {vectors!r}")
     chosen = np.argsort(-retrieval.popularity, kind="stable")
     if max_tracks is not None:
         chosen = chosen[:max_tracks]
@@ -88,7 +99,5 @@ def export_projector(
     metadata = [[_cell(value) for value in row] for row in zip(*columns)]
     logdir = Path(logdir)
     with SummaryWriter(log_dir=str(logdir)) as writer:
-        writer.add_embedding(
-            retrieval.track_vectors[chosen], metadata=metadata, metadata_header=METADATA_HEADER, tag=tag
-        )
+        writer.add_embedding(points[chosen], metadata=metadata, metadata_header=METADATA_HEADER, tag=tag)
     return logdir

@@ -12,6 +12,16 @@ session from it; the pool comes from collaborative filtering. Here that is:
 4. pools of ``M`` tracks per user without blocked tracks, blocked artists and (on request)
    explicit tracks, refilled from further down the ranking (:mod:`world_model.candidates`).
 
+Pool sources
+    ``RetrievalConfig(source=...)`` chooses where pools come from: ``"als"`` (default, the steps
+    above), ``"sequence"`` (session track vectors and a GRU taste vector, De Boom et al. 2017:
+    :mod:`world_model.sequence`), or ``"mix"`` (a ``sequence_share`` of each pool from the
+    sequence source, the rest from ALS, interleaved by rank: :class:`~world_model.candidates.MixedPool`).
+    The ALS stage is fitted in every case (the world's features and the ALS agent read its
+    vectors); the sequence stage only when a pool needs it, and it is saved inside the retrieval
+    folder (``sequence/``, with its own manifest, and covered by the retrieval's checksums).
+    Blocks and the explicit filter apply to every source.
+
 Usage::
 
     from world_model.retrieval import Retrieval, RetrievalConfig
@@ -52,9 +62,10 @@ import scipy.sparse as sp
 
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
 from world_model.ann_index import TrackIndex
-from world_model.candidates import CandidatePool
+from world_model.candidates import CandidatePool, MixedPool
 from world_model.embeddings import DEVICES, fit_als
 from world_model.interactions import confidence_matrix, interaction_matrix, listener_codes
+from world_model.sequence import SequenceConfig, SequenceStage
 
 if TYPE_CHECKING:
     from musicenv.data import ListeningLog
@@ -65,6 +76,8 @@ FORMAT = "musicenv.retrieval"
 FORMAT_VERSION = 1
 _VECTORS = "vectors.npz"
 _INDEX = "index"
+_SEQUENCE = "sequence"
+SOURCES = ("als", "sequence", "mix")
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +113,15 @@ class RetrievalConfig:
             (:mod:`world_model.candidates`); 0 keeps the pool pure retrieval.
         seed: seeds ALS's initial factors, the Annoy build and the exploration draws.
         device: ``"cpu"``, or ``"cuda"`` for implicit's GPU ALS (needs implicit built with CUDA).
+            The sequence stage always trains on the CPU, where it is bit-for-bit reproducible
+            (about 30 s on the default world, one core).
         num_threads: ALS threads on the CPU, 0 for all cores; results do not depend on it.
         show_progress: implicit's progress bar over the ALS sweeps.
+        source: where candidate pools come from, ``"als"``, ``"sequence"`` or ``"mix"`` (see the
+            module docstring, "Pool sources").
+        sequence_share: with ``source="mix"``, the share of each pool from the sequence source.
+        sequence: settings of the sequence stage (:class:`~world_model.sequence.SequenceConfig`;
+            a dict is accepted and converted, as JSON configs give it).
     """
 
     factors: int = 32
@@ -122,8 +142,17 @@ class RetrievalConfig:
     device: str = "cpu"
     num_threads: int = 0
     show_progress: bool = False
+    source: str = "als"
+    sequence_share: float = 0.5
+    sequence: SequenceConfig = dataclasses.field(default_factory=SequenceConfig)
 
     def __post_init__(self) -> None:
+        if isinstance(self.sequence, dict):
+            object.__setattr__(self, "sequence", SequenceConfig.from_dict(self.sequence))
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if not 0.0 <= self.sequence_share <= 1.0:
+            raise ValueError(f"sequence_share must lie in [0, 1], got {self.sequence_share}")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if min(self.factors, self.iterations, self.n_trees, self.n_bands) < 1 or self.pool_size < 0:
@@ -165,9 +194,14 @@ class Retrieval:
             tracks and tracks of blocked artists).
         heard: ``(n_users, n_tracks)`` CSR of play counts in the fitted log.
         popularity: ``(n_tracks,)`` int64 play counts in the fitted log.
-        pool: the :class:`~world_model.candidates.CandidatePool` serving :meth:`candidate_pools`.
-        timings: seconds spent by :meth:`fit` (``als_seconds``, ``index_build_seconds``); empty
-            after :meth:`load`.
+        pool: the :class:`~world_model.candidates.CandidatePool` of the ALS vectors.
+        sequence: the :class:`~world_model.sequence.SequenceStage`, or None when the config's
+            source is ``"als"``.
+        sequence_pool: the :class:`~world_model.candidates.CandidatePool` of the sequence stage's
+            taste vectors, or None.
+        pools: what serves :meth:`candidate_pools`, by the config's ``source``.
+        timings: seconds spent by :meth:`fit` (``als_seconds``, ``index_build_seconds``, and the
+            sequence stage's when fitted); empty after :meth:`load`.
     """
 
     def __init__(
@@ -182,7 +216,10 @@ class Retrieval:
         blocked: sp.csr_matrix,
         heard: sp.csr_matrix,
         popularity: np.ndarray,
+        sequence: SequenceStage | None = None,
     ) -> None:
+        if config.source != "als" and sequence is None:
+            raise ValueError(f"source={config.source!r} needs a fitted sequence stage")
         self.config = config
         self.listener_ids = np.asarray(listener_ids, dtype=str)
         self.track_ids = np.asarray(track_ids, dtype=str)
@@ -206,6 +243,33 @@ class Retrieval:
             seed=config.seed,
             exact_max_tracks=config.exact_max_tracks,
         )
+        self.sequence = sequence
+        self.sequence_pool: CandidatePool | None = None
+        if sequence is not None:
+            if (sequence.n_users, sequence.n_tracks) != (self.n_users, self.n_tracks):
+                raise ValueError(
+                    f"the sequence stage has {sequence.n_users} users x {sequence.n_tracks} tracks, "
+                    f"the retrieval {self.n_users} x {self.n_tracks}"
+                )
+            self.sequence_pool = CandidatePool(
+                sequence.taste_vectors,
+                sequence.track_vectors,
+                sequence.index,
+                self.explicit,
+                self.blocked,
+                self.heard,
+                self.popularity,
+                exploration_share=config.exploration_share,
+                seed=config.seed,
+                exact_max_tracks=config.exact_max_tracks,
+            )
+        self.pools: CandidatePool | MixedPool
+        if config.source == "als":
+            self.pools = self.pool
+        elif config.source == "sequence":
+            self.pools = self.sequence_pool
+        else:
+            self.pools = MixedPool(self.sequence_pool, self.pool, config.sequence_share)
 
     @property
     def n_users(self) -> int:
@@ -258,6 +322,10 @@ class Retrieval:
         shape = (len(user_ids), log.n_tracks)
         heard = sp.csr_matrix((np.ones(len(codes), dtype=np.int32), (codes, tracks)), shape=shape)
         heard.sum_duplicates()
+        sequence = None
+        if config.source != "als":
+            sequence = SequenceStage.fit(log, config.sequence, config.seed, listeners)
+            logger.info("sequence stage: %s", sequence.timings)
         retrieval = cls(
             config=config,
             listener_ids=user_ids,
@@ -269,18 +337,53 @@ class Retrieval:
             blocked=_block_matrix(log, user_ids),
             heard=heard,
             popularity=np.bincount(tracks, minlength=log.n_tracks),
+            sequence=sequence,
         )
         retrieval.timings = {"als_seconds": als_seconds, "index_build_seconds": index_seconds}
+        if sequence is not None:
+            retrieval.timings.update(sequence.timings)
         return retrieval
+
+    def with_source(
+        self, source: str, sequence: SequenceStage | None = None, sequence_share: float | None = None
+    ) -> Retrieval:
+        """The same fitted stage serving pools from another ``source`` (arrays are shared, not copied).
+
+        Args:
+            source: ``"als"``, ``"sequence"`` or ``"mix"``.
+            sequence: a sequence stage fitted on the same log (default: this stage's own).
+            sequence_share: the mix share (default: the config's).
+        """
+        config = dataclasses.replace(
+            self.config,
+            source=source,
+            sequence_share=self.config.sequence_share if sequence_share is None else sequence_share,
+            sequence=self.config.sequence if sequence is None else sequence.config,
+        )
+        other = type(self)(
+            config,
+            self.listener_ids,
+            self.track_ids,
+            self.user_vectors,
+            self.track_vectors,
+            self.index,
+            self.explicit,
+            self.blocked,
+            self.heard,
+            self.popularity,
+            sequence=self.sequence if sequence is None else sequence,
+        )
+        other.timings = dict(self.timings)
+        return other
 
     def candidate_pools(self, users: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
         """``(len(users), size)`` int64 track indices, best first, ``-1`` where the catalogue runs out.
 
         The contract of :meth:`musicenv.world.World.candidate_pools`: blocked tracks, tracks of
         blocked artists and, with ``explicit_filter``, explicit tracks are removed and the pool
-        refilled from further down the ranking.
+        refilled from further down the ranking. The config's ``source`` picks the ranking.
         """
-        return self.pool.pools(users, size, explicit_filter)
+        return self.pools.pools(users, size, explicit_filter)
 
     def scores(self, users: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """ALS scores ``user . track`` for ``(B,)`` users and ``(B, K)`` tracks: ``(B, K)`` float32.
@@ -309,7 +412,8 @@ class Retrieval:
         The folder holds ``vectors.npz`` (ids, vectors, flags, block and play lists as plain
         arrays, no pickle), ``index/`` (one Annoy file per norm band and ``bands.npz``) and
         ``manifest.json`` (format, version, the config as JSON, shapes, and the SHA-256 of each
-        file).
+        file), and with a sequence stage ``sequence/`` (:meth:`SequenceStage.save
+        <world_model.sequence.SequenceStage.save>`).
         """
         with atomic_folder(folder) as staging:
             np.savez(
@@ -327,6 +431,8 @@ class Retrieval:
                 heard_counts=self.heard.data.astype(np.int32),
             )
             self.index.save(staging / _INDEX)
+            if self.sequence is not None:
+                self.sequence.save(staging / _SEQUENCE)
             shapes = {"n_users": self.n_users, "n_tracks": self.n_tracks, "factors": self.factors}
             write_manifest(staging, FORMAT, FORMAT_VERSION, {"retrieval": self.config.to_dict(), **shapes})
 
@@ -378,6 +484,14 @@ class Retrieval:
                 f"{folder / _INDEX}: indexes {index.n_items} tracks of {index.factors} factors, "
                 f"expected {n_tracks} of {factors}"
             )
+        sequence = None
+        if config.source != "als":
+            sequence = SequenceStage.load(folder / _SEQUENCE)
+            if (sequence.n_users, sequence.n_tracks) != (n_users, n_tracks):
+                raise ArtifactError(
+                    f"{folder / _SEQUENCE}: holds {sequence.n_users} users x {sequence.n_tracks} tracks, "
+                    f"expected {n_users} x {n_tracks}"
+                )
         return cls(
             config=config,
             listener_ids=data["listener_ids"],
@@ -389,6 +503,7 @@ class Retrieval:
             blocked=blocked,
             heard=heard,
             popularity=data["popularity"],
+            sequence=sequence,
         )
 
 

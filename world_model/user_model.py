@@ -25,6 +25,14 @@ Architecture (:class:`UserResponseModel`)
       ReLU, and three logits (skip, listen, complete). Everything left of ``C c`` and ``q`` is
       the same for every candidate of a session, so one call scores ``(B, K)`` candidates at
       the price of ``B`` states.
+    - *Listening history* (``history=True``; off by default, see :class:`UserModelConfig`): for
+      the candidate, and for each played track read by the GRU, the listener's logged plays of
+      that track
+      (:class:`~world_model.features.ListeningHistory`: played before, how often, how they ended)
+      enter beside the track's features (``+ G g`` in the first layer, ``+ J g`` in the key).
+      Listeners answer tracks they know differently from new ones, ALS vectors cannot tell the
+      two apart, and a candidate pool holds far more new tracks than the logs did
+      (``benchmarks/user_model.py``'s ``history_*`` figures).
     - ``sequential=False`` drops the GRU (no ``B h``, no ``R h``): the non-sequential baseline.
 
     ``P(listen past N seconds) = P(listen) + P(complete)``.
@@ -34,7 +42,11 @@ Training (:func:`train_user_model`)
     trained on. The train users' sessions are split by a seeded permutation into train,
     validation and test sessions. Minibatches are whole sessions, padded to the length cap, with
     teacher forcing (the GRU reads the logged plays; every play is a training example of the
-    response to its track given the plays before it). Adam, cross-entropy, early stopping on
+    response to its track given the plays before it). A play's listening history (with
+    ``history=True``) counts the listener's *other* sessions only, as the environment's sessions
+    are in no log either; with ``WorldConfig.leave_session_out``
+    :func:`~world_model.world.build_world` does the same for the listener's ALS vector
+    (:func:`~world_model.features.held_out_user_vectors`). Adam, cross-entropy, early stopping on
     the validation log-loss (the best epoch's weights are kept). The same seed gives identical
     weights on the CPU.
 
@@ -47,8 +59,12 @@ The logging policy's shuffled share
     inference, so organic sessions still teach it about listeners and tracks while the flag
     absorbs the selection effect; ``"weight"`` up-weights shuffled sessions so that both kinds
     carry equal total weight in the loss; ``"pooled"`` ignores the distinction.
-    ``benchmarks/user_model.py`` measures the three against the ground truth (see its output
-    for the figures behind the default).
+    ``benchmarks/user_model.py`` measures the three against the ground truth: on held-out
+    shuffled plays they are within noise of each other (log-loss 0.678 flag, 0.678 weight,
+    0.681 pooled). What decides is the learned world's verdict on agents (``eval.py``, 300
+    episodes, relative return gap to the ground truth): with ``"weight"`` it was more optimistic
+    for every baseline (random +0.21, ALS +0.46, content +0.62) than with ``"flag"`` (+0.13,
+    +0.25, +0.31), so ``"flag"`` is the default.
 """
 
 from __future__ import annotations
@@ -65,7 +81,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from musicenv.world import CONTEXT_FEATURES_DIM, context_features
-from world_model.features import POSITION_SCALE, SessionTable
+from world_model.features import HISTORY_FEATURES, POSITION_SCALE, ListeningHistory, SessionTable
 from world_model.metrics import response_metrics
 
 if TYPE_CHECKING:
@@ -91,6 +107,18 @@ class UserModelConfig:
     """Dimension of the query/key product of listener and session with the candidate."""
     sequential: bool = True
     """Read the session so far through the GRU; ``False`` is the non-sequential baseline."""
+    history: bool = False
+    """Read the listener's logged history with each track (:class:`~world_model.features.ListeningHistory`).
+
+    Without it the model cannot tell a track the listener knows from a new one near their taste.
+    Off by default: agents compute the learned model's probabilities from their observations
+    (``greedy_learned``, AH-DQN's model features), which carry no listener-track history, so with
+    it on they would no longer see what the world answers; and its effect on the world's verdict
+    on agents was not robust (``eval.py``, 300 episodes, relative return gap to the ground truth,
+    random/popular/ALS/content: world seed 0 +0.13/+0.52/+0.25/+0.31 with it against
+    +0.28/+1.22/+0.53/+0.41 without; seed 1 +0.00/+0.10/+0.26/+0.56 with it against
+    -0.08/-0.09/+0.09/+0.33 without). Held-out log-loss is slightly better with it (0.730 against
+    0.734), calibration slightly worse (ECE 0.016 against 0.009)."""
     shuffled_handling: ShuffledHandling = "flag"
     """How the logging policy's shuffled share is used (module docstring); chosen by the benchmark."""
     max_session_length: int = 20
@@ -127,6 +155,10 @@ class UserResponseModel(nn.Module):
         track_dim: ``d_track``.
         hidden_size, mlp_size, interaction_size, sequential: as in :class:`UserModelConfig`.
         shuffled_flag: the static input ends with the shuffled flag.
+        history_dim: width of the listener-track history input
+            (:data:`~world_model.features.HISTORY_FEATURES`), 0 for none. It enters the head's
+            first layer and the key beside the candidate's features, and the GRU beside each
+            played track's.
     """
 
     def __init__(
@@ -138,8 +170,10 @@ class UserResponseModel(nn.Module):
         interaction_size: int = 32,
         sequential: bool = True,
         shuffled_flag: bool = True,
+        history_dim: int = 0,
     ) -> None:
         super().__init__()
+        self.history_dim = history_dim
         self.user_dim = user_dim
         self.track_dim = track_dim
         self.hidden_size = hidden_size
@@ -150,7 +184,7 @@ class UserResponseModel(nn.Module):
         self.static_dim = user_dim + CONTEXT_FEATURES_DIM + int(shuffled_flag)
         if sequential:
             self.initial = nn.Linear(self.static_dim, hidden_size)
-            self.gru = nn.GRU(track_dim + N_RESPONSES, hidden_size, batch_first=True)
+            self.gru = nn.GRU(track_dim + history_dim + N_RESPONSES, hidden_size, batch_first=True)
             self.hidden_in = nn.Linear(hidden_size, mlp_size, bias=False)
             self.hidden_query = nn.Linear(hidden_size, interaction_size, bias=False)
         self.static_in = nn.Linear(self.static_dim, mlp_size)
@@ -159,6 +193,9 @@ class UserResponseModel(nn.Module):
         self.track_in = nn.Linear(track_dim, mlp_size, bias=False)
         self.track_key = nn.Linear(track_dim, interaction_size, bias=False)
         self.interaction_in = nn.Linear(interaction_size, mlp_size, bias=False)
+        if history_dim:
+            self.history_in = nn.Linear(history_dim, mlp_size, bias=False)
+            self.history_key = nn.Linear(history_dim, interaction_size, bias=False)
         self.hidden_layer = nn.Linear(mlp_size, mlp_size // 2)
         self.output = nn.Linear(mlp_size // 2, N_RESPONSES)
 
@@ -173,6 +210,7 @@ class UserResponseModel(nn.Module):
             "interaction_size": self.interaction_size,
             "sequential": self.sequential,
             "shuffled_flag": self.shuffled_flag,
+            "history_dim": self.history_dim,
         }
 
     def static_input(
@@ -195,24 +233,48 @@ class UserResponseModel(nn.Module):
             return static.new_zeros(len(static), self.hidden_size)
         return torch.tanh(self.initial(static))
 
-    def step(self, hidden: torch.Tensor, track_features: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-        """``(B, H)`` hidden state after one more play: ``track_features`` ``(B, d)``, ``responses`` ``(B,)``."""
+    def _with_history(self, track_features: torch.Tensor, history: torch.Tensor | None) -> torch.Tensor:
+        """``track_features`` with the history columns appended (zeros, "never played", when None)."""
+        if not self.history_dim:
+            return track_features
+        if history is None:
+            history = track_features.new_zeros((*track_features.shape[:-1], self.history_dim))
+        return torch.cat([track_features, history.to(track_features.dtype)], dim=-1)
+
+    def step(
+        self,
+        hidden: torch.Tensor,
+        track_features: torch.Tensor,
+        responses: torch.Tensor,
+        history: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``(B, H)`` hidden state after one more play: ``track_features`` ``(B, d)``, ``responses`` ``(B,)``,
+        ``history`` ``(B, history_dim)`` the listener's history with the played track."""
         if not self.sequential:
             return hidden
+        track_features = self._with_history(track_features, history)
         x = torch.cat([track_features, F.one_hot(responses.long(), N_RESPONSES).to(track_features.dtype)], dim=-1)
         _, out = self.gru(x[:, None, :], hidden[None])
         return out[0]
 
-    def encode(self, static: torch.Tensor, track_features: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+    def encode(
+        self,
+        static: torch.Tensor,
+        track_features: torch.Tensor,
+        responses: torch.Tensor,
+        history: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Hidden states over whole sessions: ``(B, T + 1, H)``, entry ``t`` after the first ``t`` plays.
 
         ``track_features`` ``(B, T, d_track)`` and ``responses`` ``(B, T)`` are the plays in order;
         padding after a session's last play changes only the states after it (the GRU is causal),
         so padded sessions need no packing. Negative responses (padding) read as an all-zero one-hot.
+        ``history`` ``(B, T, history_dim)``: the listener's history with each played track.
         """
         h0 = self.initial_hidden(static)
         if not self.sequential or track_features.shape[1] == 0:
             return h0[:, None, :].expand(-1, track_features.shape[1] + 1, -1)
+        track_features = self._with_history(track_features, history)
         onehot = F.one_hot(responses.long().clamp(min=0), N_RESPONSES) * (responses >= 0)[..., None]
         x = torch.cat([track_features, onehot.to(track_features.dtype)], dim=-1)
         out, _ = self.gru(x, h0[None])
@@ -243,21 +305,35 @@ class UserResponseModel(nn.Module):
             query = query + self.hidden_query(hidden)
         return base, query
 
-    def score(self, base: torch.Tensor, query: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, K, 3)`` of candidates ``(B, K, d_track)`` given :meth:`session_context`'s base and query."""
-        pre = (
-            base[:, None, :]
-            + self.track_in(candidates)
-            + self.interaction_in(query[:, None, :] * self.track_key(candidates))
-        )
+    def score(
+        self, base: torch.Tensor, query: torch.Tensor, candidates: torch.Tensor, history: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits ``(B, K, 3)`` of candidates ``(B, K, d_track)`` given :meth:`session_context`'s base and query.
+
+        ``history`` ``(B, K, history_dim)``: the listener's history with each candidate (None:
+        never played).
+        """
+        track = self.track_in(candidates)
+        key = self.track_key(candidates)
+        if self.history_dim and history is not None:
+            history = history.to(candidates.dtype)
+            track = track + self.history_in(history)
+            key = key + self.history_key(history)
+        pre = base[:, None, :] + track + self.interaction_in(query[:, None, :] * key)
         return self.output(F.relu(self.hidden_layer(F.relu(pre))))
 
     def forward(
-        self, static: torch.Tensor, hidden: torch.Tensor, position: torch.Tensor, candidates: torch.Tensor
+        self,
+        static: torch.Tensor,
+        hidden: torch.Tensor,
+        position: torch.Tensor,
+        candidates: torch.Tensor,
+        history: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits ``(B, K, 3)`` for candidates ``(B, K, d_track)`` as the play at ``position`` ``(B,)``."""
+        """Logits ``(B, K, 3)`` for candidates ``(B, K, d_track)`` as the play at ``position`` ``(B,)``;
+        ``history`` ``(B, K, history_dim)`` as in :meth:`score`."""
         base, query = self.session_context(*self.static_context(static), hidden, position)
-        return self.score(base, query, candidates)
+        return self.score(base, query, candidates, history)
 
     def played_logits(
         self,
@@ -266,6 +342,7 @@ class UserResponseModel(nn.Module):
         tracks: torch.Tensor,
         responses: torch.Tensor,
         positions: torch.Tensor,
+        history: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher-forced logits ``(P, 3)`` of the P logged plays of B padded sessions.
 
@@ -278,16 +355,19 @@ class UserResponseModel(nn.Module):
             track_table: ``(n_tracks, d_track)`` track features.
             tracks, responses, positions: ``(B, L)`` as in :class:`~world_model.features.SessionTable`
                 (padding ``-1``, ``-1``, ``0``).
+            history: ``(B, L, history_dim)`` the listener's history with each played track
+                (:meth:`~world_model.features.ListeningHistory.session_features`), or None.
         """
         played = tracks >= 0
         features = track_table[tracks.clamp(min=0)]
-        hidden = self.encode(static, features, responses)[:, :-1]
+        hidden = self.encode(static, features, responses, history)[:, :-1]
         static_base, static_query = self.static_context(static)
         session = played.nonzero(as_tuple=True)[0]
         base, query = self.session_context(
             static_base[session], static_query[session], hidden[played], positions[played]
         )
-        return self.score(base, query, features[played][:, None, :])[:, 0]
+        played_history = None if history is None else history[played][:, None, :]
+        return self.score(base, query, features[played][:, None, :], played_history)[:, 0]
 
 
 @dataclass(frozen=True)
@@ -350,11 +430,17 @@ def static_inputs(
     user_features: np.ndarray,
     shuffled: bool | None = None,
     device: str | torch.device = "cpu",
+    session_user_features: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """``(S, static_dim)`` static input of every session; ``shuffled=None`` uses the logged flags."""
+    """``(S, static_dim)`` static input of every session; ``shuffled=None`` uses the logged flags.
+
+    ``session_user_features`` ``(S, d_user)``, when given, is each session's own user row (e.g.
+    :func:`~world_model.features.held_out_user_vectors`'s) instead of ``user_features[listener]``.
+    """
     flags = sessions.shuffled if shuffled is None else np.full(len(sessions), shuffled)
+    users = user_features[sessions.listeners] if session_user_features is None else session_user_features
     return model.static_input(
-        torch.as_tensor(user_features[sessions.listeners], device=device),
+        torch.as_tensor(np.asarray(users, dtype=np.float32), device=device),
         torch.as_tensor(context_features(sessions.contexts()), device=device),
         torch.as_tensor(flags, dtype=torch.float32, device=device),
     )
@@ -369,11 +455,16 @@ def logged_response_probs(
     shuffled: bool | None = True,
     batch_size: int = 1024,
     device: str | torch.device = "cpu",
+    session_user_features: np.ndarray | None = None,
+    session_history: np.ndarray | None = None,
 ) -> np.ndarray:
     """Teacher-forced probabilities ``(S, L, 3)`` float64 of every logged play of ``sessions``.
 
     ``shuffled=True`` (default) asks what the learned world answers (flag set as at inference);
     ``None`` uses each session's logged flag. Padded entries are uniform.
+    ``session_user_features`` ``(S, d_user)`` replaces ``user_features[listener]`` per session
+    (:func:`static_inputs`). ``session_history`` ``(S, L, history_dim)`` is each play's
+    listener-track history (None: never played).
     """
     was_training = model.training
     model.eval()
@@ -382,12 +473,14 @@ def logged_response_probs(
     for start in range(0, len(sessions), batch_size):
         rows = slice(start, min(start + batch_size, len(sessions)))
         part = sessions.take(rows)
+        part_users = None if session_user_features is None else session_user_features[rows]
         logits = model.played_logits(
-            static_inputs(model, part, user_features, shuffled, device),
+            static_inputs(model, part, user_features, shuffled, device, part_users),
             table,
             torch.as_tensor(part.tracks, device=device),
             torch.as_tensor(part.responses, device=device),
             torch.as_tensor(part.positions, device=device),
+            None if session_history is None else torch.as_tensor(session_history[rows], device=device),
         )
         # probs[rows] is a view, so the masked assignment fills probs itself.
         probs[rows][part.play_mask()] = torch.softmax(logits.double(), dim=-1).cpu().numpy()
@@ -421,6 +514,8 @@ def train_user_model(
     device: str | torch.device = "cpu",
     log_dir: str | None = None,
     progress: bool = True,
+    session_user_features: np.ndarray | None = None,
+    session_track_features: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[UserResponseModel, TrainingReport]:
     """Train a :class:`UserResponseModel` on the train users' sessions of ``log``.
 
@@ -434,6 +529,15 @@ def train_user_model(
         log_dir: TensorBoard folder for ``losses/train``, ``losses/val``, ``metrics/val_*`` and
             ``charts/plays_per_second``; ``None`` writes nothing.
         progress: show a tqdm bar over the epochs.
+        session_user_features: ``(S, d_user)`` float32, each session's own user row, used in
+            training and in the report instead of ``user_features[listener]``:
+            :func:`~world_model.world.build_world` passes, with ``WorldConfig.leave_session_out``,
+            the listener's ALS vector without the session
+            (:func:`~world_model.features.held_out_user_vectors`). Default: ``user_features[listener]``.
+        session_track_features: ``(tables, fold)``: ``(K, n_tracks, d_track)`` track feature
+            tables and each session's ``(S,)`` fold; a session of fold ``k`` is read with table
+            ``k`` (cross-fitted track vectors, :func:`~world_model.features.held_out_track_vectors`).
+            Default: ``track_features`` for every session.
 
     Returns:
         The model with the best validation log-loss's weights, in eval mode, and a
@@ -445,12 +549,41 @@ def train_user_model(
     user_features = np.asarray(user_features, dtype=np.float32)
     if user_features.shape[0] != len(sessions.listener_ids):
         raise ValueError(f"{user_features.shape[0]} user feature rows for {len(sessions.listener_ids)} listeners")
+    if session_user_features is None:
+        session_users = user_features[sessions.listeners]
+    else:
+        session_users = np.asarray(session_user_features, dtype=np.float32)
+        if session_users.shape != (len(sessions), user_features.shape[1]):
+            raise ValueError(
+                f"session_user_features has shape {session_users.shape}, expected "
+                f"({len(sessions)}, {user_features.shape[1]})"
+            )
     split = SessionSplit.of(sessions, config.validation_share, config.test_share, config.seed)
     if len(split.train) == 0 or len(split.validation) == 0:
         raise ValueError(
             f"too few train users' sessions to train on ({len(split.train)} train, {len(split.validation)} validation)"
         )
+    if config.history:
+        # Every play's history with its track, from all logged sessions but its own.
+        session_history = ListeningHistory.from_sessions(sessions, len(track_features)).session_features(sessions)
+    else:
+        session_history = None
+    # The table the training reads: with per-fold tables, fold k's tracks are rows k * n_tracks + track.
+    read_table = track_features
+    if session_track_features is not None:
+        tables, fold = (np.asarray(a) for a in session_track_features)
+        if tables.ndim != 3 or tables.shape[1:] != track_features.shape or fold.shape != (len(sessions),):
+            raise ValueError(
+                f"session_track_features: tables {tables.shape} and folds {fold.shape} do not fit "
+                f"{track_features.shape} track features and {len(sessions)} sessions"
+            )
+        read_table = np.ascontiguousarray(tables.reshape(-1, tables.shape[2]), dtype=np.float32)
+        shifted = np.where(sessions.tracks >= 0, sessions.tracks + fold[:, None] * tables.shape[1], -1)
+        sessions = dataclasses.replace(sessions, tracks=shifted)
     train, validation, test = (sessions.take(split.train), sessions.take(split.validation), sessions.take(split.test))
+
+    def history_of(rows: np.ndarray) -> np.ndarray | None:
+        return None if session_history is None else session_history[rows]
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -462,17 +595,19 @@ def train_user_model(
             interaction_size=config.interaction_size,
             sequential=config.sequential,
             shuffled_flag=config.shuffled_handling == "flag",
+            history_dim=len(HISTORY_FEATURES) if config.history else 0,
         )
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    table = torch.as_tensor(track_features, device=device)
-    users = torch.as_tensor(user_features, device=device)
+    table = torch.as_tensor(read_table, device=device)
+    users = torch.as_tensor(session_users[split.train], device=device)
     context = torch.as_tensor(context_features(train.contexts()), device=device)
-    listeners = torch.as_tensor(train.listeners, device=device)
     shuffled = torch.as_tensor(train.shuffled, dtype=torch.float32, device=device)
     tracks = torch.as_tensor(train.tracks, device=device)
     responses = torch.as_tensor(train.responses, device=device)
     positions = torch.as_tensor(train.positions, device=device)
+    train_history = history_of(split.train)
+    history_t = None if train_history is None else torch.as_tensor(train_history, device=device)
     weights = torch.as_tensor(_session_weights(train, config.shuffled_handling), dtype=torch.float32, device=device)
     rng = np.random.default_rng(config.seed)
 
@@ -494,8 +629,15 @@ def train_user_model(
         for batch in np.array_split(rng.permutation(len(train)), max(1, -(-len(train) // config.batch_size))):
             index = torch.as_tensor(batch, device=device)
             batch_responses = responses[index]
-            static = model.static_input(users[listeners[index]], context[index], shuffled[index])
-            logits = model.played_logits(static, table, tracks[index], batch_responses, positions[index])
+            static = model.static_input(users[index], context[index], shuffled[index])
+            logits = model.played_logits(
+                static,
+                table,
+                tracks[index],
+                batch_responses,
+                positions[index],
+                None if history_t is None else history_t[index],
+            )
             mask = batch_responses >= 0
             play_weights = weights[index][:, None].expand_as(batch_responses)[mask]
             losses = F.cross_entropy(logits, batch_responses[mask], reduction="none")
@@ -508,7 +650,16 @@ def train_user_model(
             weight_sum += batch_weight
         plays_per_second = int(train.n_plays.sum()) / (time.perf_counter() - epoch_start)
         val_metrics = _metrics(
-            logged_response_probs(model, validation, track_features, user_features, shuffled=None, device=device),
+            logged_response_probs(
+                model,
+                validation,
+                read_table,
+                user_features,
+                shuffled=None,
+                device=device,
+                session_user_features=session_users[split.validation],
+                session_history=history_of(split.validation),
+            ),
             validation,
         )
         record = {"epoch": epoch, "train_loss": loss_sum / weight_sum, "validation_loss": val_metrics["logloss"]}
@@ -543,9 +694,33 @@ def train_user_model(
             "evaluation": len(split.evaluation),
         },
         history=history,
-        validation=_metrics(logged_response_probs(model, validation, track_features, user_features, None), validation),
+        validation=_metrics(
+            logged_response_probs(
+                model,
+                validation,
+                read_table,
+                user_features,
+                None,
+                session_user_features=session_users[split.validation],
+                session_history=history_of(split.validation),
+            ),
+            validation,
+        ),
         test=(
-            _metrics(logged_response_probs(model, test, track_features, user_features, None), test) if len(test) else {}
+            _metrics(
+                logged_response_probs(
+                    model,
+                    test,
+                    read_table,
+                    user_features,
+                    None,
+                    session_user_features=session_users[split.test],
+                    session_history=history_of(split.test),
+                ),
+                test,
+            )
+            if len(test)
+            else {}
         ),
     )
     return model, report

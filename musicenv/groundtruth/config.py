@@ -214,7 +214,9 @@ class GroundTruthConfig:
     position_fatigue: bool = True
     """Per-position offsets and fatigue beyond position 20."""
     skip_runs: bool = True
-    """Utility lost after a skip and along a run of skips."""
+    """Utility lost after a skip and along a run of skips. Only the response model's term: the
+    session-end model's extra chance of leaving after skips has no switch; zero its strengths
+    (``leave_after_skip``, ``leave_per_run``) to remove it too."""
     artist_repetition: bool = True
     """Utility lost when the artist played in the last plays."""
     acoustic_transitions: bool = True

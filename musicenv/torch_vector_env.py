@@ -1,0 +1,479 @@
+"""The vector environment's tensor path: N sessions whose state lives in torch tensors on a ``device``.
+
+:class:`TorchListeningSessionVectorEnv` is what ``ListeningSessionVectorEnv(..., device="cuda")``
+(or ``backend="torch"`` on any device, ``"cpu"`` included) builds. It plays the same episodes as
+the numpy path, draw for draw: the same seed gives the same users, contexts, pools, responses,
+rewards and observations (tested on the CPU, ``tests/test_gpu_path.py``), because
+
+* every episode is still drawn on the host from sub-environment ``i``'s own numpy generator
+  (``world.sample_sessions`` and the common-random-numbers uniforms, as the numpy path draws
+  them), and only then moved to the device: an autoreset costs a few small host-to-device copies
+  of the rows that ended, nothing else;
+* candidate pools are asked of the world once per user and kept on the device (a pool depends only
+  on the user and ``explicit_filter``), so after warm-up no autoreset queries the ANN index;
+* the responder runs on the device (:mod:`musicenv.torch_session`): the learned world's model in
+  torch, any other model through the host.
+
+What crosses to the host on a step: the ``(N,)`` bool "which sessions ended" (to know which
+generators to draw from), and, only with ``obs_format="numpy"``, the observation and the info.
+With ``obs_format="torch"`` observations are tensors on ``device`` and the info holds tensors
+too: ``response`` is then the int8 response code (``-1`` for an invalid action) instead of its
+name, ``track_id`` / ``artist_id`` (strings) are left out (``track_index`` indexes
+``world.tracks``), and ``final_obs`` is a dict of ``(N, ...)`` tensors whose rows are valid where
+``info["_final_obs"]``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from gymnasium import error
+from gymnasium.utils import seeding
+
+from musicenv.env import COUNTS, RESPONSE_COUNTS
+from musicenv.torch_session import TorchSessionState, context_feature_tensor, torch_session_model
+from musicenv.vector_env import _RESPONSE_NAMES, ListeningSessionVectorEnv
+from musicenv.world import RESPONSES, Contexts
+
+ObsFormat = Literal["numpy", "torch"]
+
+_TENSOR_STATE = (
+    ("users", torch.int64),
+    ("pools", torch.int64),
+    ("history_tracks", torch.int64),
+    ("history_responses", torch.int8),
+    ("played", torch.bool),
+    ("lengths", torch.int64),
+    ("steps", torch.int64),
+)
+"""The compact state's public arrays (numpy views of them are the attributes of the numpy path)."""
+
+
+class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
+    """:class:`~musicenv.vector_env.ListeningSessionVectorEnv` with its state in torch tensors on ``device``.
+
+    Everything the numpy path documents holds (seeding, same-step autoreset, rewards, invalid
+    actions, ``get_state`` / ``set_state``); the module docstring says what differs. The compact
+    state attributes (``users``, ``pools``, ``history_tracks``, ...) read as numpy copies of the
+    device tensors; the tensors themselves are in :attr:`tensors`.
+
+    Args:
+        obs_format: ``"numpy"`` (default; what Gymnasium and SB3 expect) or ``"torch"`` (tensors
+            on ``device``, nothing copied to the host).
+        device, backend and the rest: as for :class:`~musicenv.vector_env.ListeningSessionVectorEnv`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        arguments = inspect.signature(ListeningSessionVectorEnv.__init__).bind(self, *args, **kwargs).arguments
+        arguments.pop("self")
+        device = arguments.pop("device", "cpu")
+        obs_format = arguments.pop("obs_format", "numpy")
+        if arguments.pop("backend", None) == "numpy":
+            raise ValueError(f"backend='numpy' is the numpy path; the tensor path (device={device!r}) needs 'torch'")
+        if obs_format not in ("numpy", "torch"):
+            raise ValueError(f"obs_format must be 'numpy' or 'torch', not {obs_format!r}")
+        try:
+            torch_device = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={device!r} is not a torch device") from exc
+        if torch_device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}: torch sees no CUDA device here, so only 'cpu' is available")
+        super().__init__(**arguments, device="cpu")
+        self.device = torch_device
+        self.obs_format: ObsFormat = obs_format
+        self.responder = torch_session_model(self._responder, torch_device)
+        catalogue = self.catalogue
+        self._track_features = torch.as_tensor(catalogue.track_features, device=torch_device)
+        self._user_features = torch.as_tensor(catalogue.user_features, device=torch_device)
+        self._artist_codes = torch.as_tensor(catalogue.artist_codes, device=torch_device)
+        self._discovery = (
+            None if catalogue.discovery is None else torch.as_tensor(catalogue.discovery, device=torch_device)
+        )
+        self._response_values = torch.as_tensor(self.reward_config.response_values, device=torch_device)
+        self._response_one_hot = torch.eye(len(RESPONSES), dtype=torch.float32, device=torch_device)
+        self._response_count = torch.tensor([COUNTS.index(key) for key in RESPONSE_COUNTS], device=torch_device)
+        self._invalid_count = COUNTS.index("invalid_actions")
+        n_users = len(catalogue.user_features)
+        self._pool_table = torch.full((n_users, self.pool_size), -1, dtype=torch.int64, device=torch_device)
+        self._pool_known = np.zeros(n_users, dtype=bool)
+        self._rows_t = torch.arange(self.num_envs, device=torch_device)
+        self.tensors: dict[str, torch.Tensor] = {}
+
+    # -- episodes ------------------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start N new sessions; seeding as in the numpy path."""
+        if seed is None:
+            seeds: Sequence[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-environments")
+        for i, sub_seed in enumerate(seeds):
+            if sub_seed is not None or self._rngs[i] is None:
+                self._rngs[i] = seeding.np_random(sub_seed)[0]
+        self._allocate()
+        self._started = True
+        self._begin(self._rows)
+        return self._observations(), {}
+
+    def _allocate(self) -> None:
+        n, length, device = self.num_envs, self.playlist_length, self.device
+        t = {name: torch.zeros(self._shape(name), dtype=dtype, device=device) for name, dtype in _TENSOR_STATE}
+        t["context_type"] = torch.zeros(n, dtype=torch.int8, device=device)
+        t["hour"] = torch.zeros(n, dtype=torch.int8, device=device)
+        t["attention"] = torch.zeros(n, dtype=torch.float32, device=device)
+        t["history_p_complete"] = torch.zeros((n, length), dtype=torch.float64, device=device)
+        t["uniforms"] = torch.zeros((n, 2, length), dtype=torch.float64, device=device)
+        t["pool_tracks"] = torch.zeros(n, dtype=torch.int64, device=device)
+        t["returns"] = torch.zeros(n, dtype=torch.float64, device=device)
+        t["counts"] = torch.zeros((n, len(COUNTS)), dtype=torch.int64, device=device)
+        self.tensors = t
+        self._session_state: TorchSessionState = {}
+        self._obs_t = {
+            key: torch.zeros(space.shape, dtype=_torch_dtype(space.dtype), device=device)
+            for key, space in self.observation_space.spaces.items()
+        }
+
+    def _shape(self, name: str) -> tuple[int, ...]:
+        n, length, size = self.num_envs, self.playlist_length, self.pool_size
+        return {
+            "pools": (n, size),
+            "played": (n, size),
+            "history_tracks": (n, length),
+            "history_responses": (n, length),
+        }.get(name, (n,))
+
+    def _pools_of(self, users: np.ndarray) -> torch.Tensor:
+        """Pools of ``users`` from the device cache, asking the world for the users not seen yet."""
+        unknown = np.unique(users[~self._pool_known[users]])
+        if len(unknown):
+            pools = np.asarray(self.world.candidate_pools(unknown, self.pool_size, self.explicit_filter), np.int64)
+            self._pool_table[torch.as_tensor(unknown, device=self.device)] = torch.as_tensor(pools, device=self.device)
+            self._pool_known[unknown] = True
+        return self._pool_table[torch.as_tensor(users, device=self.device)]
+
+    def _begin(self, rows: np.ndarray) -> None:
+        """Start new sessions in ``rows``, drawn on the host from each row's own generator as the numpy path."""
+        users_list, types, hours, attention, uniforms = [], [], [], [], []
+        for row in rows:
+            rng = self._rngs[row]
+            user, contexts = self.world.sample_sessions(rng, 1, self.split)
+            users_list.append(user)
+            types.append(contexts.context_type)
+            hours.append(contexts.hour)
+            attention.append(contexts.attention)
+            uniforms.append(rng.random((2, self.playlist_length)))
+        users = np.concatenate(users_list).astype(np.int64)
+        contexts = Contexts(np.concatenate(types), np.concatenate(hours), np.concatenate(attention))
+        device, t = self.device, self.tensors
+        index = torch.as_tensor(rows, device=device)
+        users_t = torch.as_tensor(users, device=device)
+        pools = self._pools_of(users)
+        t["users"][index] = users_t
+        t["context_type"][index] = torch.as_tensor(contexts.context_type, device=device)
+        t["hour"][index] = torch.as_tensor(contexts.hour, device=device)
+        t["attention"][index] = torch.as_tensor(contexts.attention, device=device)
+        t["pools"][index] = pools
+        t["history_tracks"][index] = -1
+        t["history_responses"][index] = 0
+        t["played"][index] = False
+        t["lengths"][index] = 0
+        t["steps"][index] = 0
+        t["history_p_complete"][index] = 0.0
+        t["uniforms"][index] = torch.as_tensor(np.stack(uniforms), device=device)
+        t["pool_tracks"][index] = (pools >= 0).sum(dim=1)
+        t["returns"][index] = 0.0
+        t["counts"][index] = 0
+        fresh = self.responder.initial_state(users_t, contexts)
+        if len(rows) == self.num_envs:
+            self._session_state = fresh
+        else:
+            for key, value in self._session_state.items():
+                value[index] = fresh[key]
+        self._write_observation_rows_t(index)
+
+    def _write_observation_rows_t(self, index: torch.Tensor) -> None:
+        t, obs = self.tensors, self._obs_t
+        obs["user"][index] = self._user_features[t["users"][index]]
+        obs["context"][index] = context_feature_tensor(t["context_type"][index], t["hour"][index])
+        history = t["history_tracks"][index]
+        in_history = history >= 0
+        rows = torch.cat(
+            [
+                self._track_features[history.clamp(min=0)],
+                self._response_one_hot[t["history_responses"][index].long().clamp(min=0)],
+            ],
+            dim=-1,
+        )
+        obs["history"][index] = rows * in_history[..., None]
+        obs["history_mask"][index] = in_history.to(torch.float32)
+        pools = t["pools"][index]
+        in_pool = pools >= 0
+        obs["candidates"][index] = self._track_features[pools.clamp(min=0)] * in_pool[..., None]
+        obs["action_mask"][index] = (in_pool & ~t["played"][index]).to(torch.int8)
+
+    def step(self, actions: Any) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
+        """One play in every session; ``actions`` ``(N,)`` integers, a numpy array or a tensor on any device."""
+        if not self._started:
+            raise error.ResetNeeded("ListeningSessionVectorEnv: call reset() before step()")
+        actions_t = self._check_actions(actions)
+        t, state, rows = self.tensors, self._session_state, self._rows_t
+        tracks = t["pools"][rows, actions_t]
+        valid = (tracks >= 0) & ~t["played"][rows, actions_t]
+        if self.strict and not bool(valid.all()):
+            i = int(torch.nonzero(~valid)[0, 0])
+            reason = "padding (the pool has fewer tracks)" if int(tracks[i]) < 0 else "already played in this session"
+            raise ValueError(f"sub-environment {i}: slot {int(actions_t[i])} is invalid: {reason}")
+        positions = t["lengths"].clone()
+
+        # Every session is scored and advanced; those with an invalid action keep their old state.
+        probs = self.responder.response_probs(state, tracks[:, None])[:, 0]
+        cdf = torch.cumsum(probs, dim=-1)
+        uniforms = t["uniforms"][rows, 0, positions]
+        responses = (uniforms[:, None] >= cdf[:, :2]).sum(dim=-1)
+        advanced = self.responder.advance(state, tracks.clamp(min=0), responses)
+        self._session_state = {
+            key: torch.where(valid.view(-1, *([1] * (value.dim() - 1))), value, state[key])
+            for key, value in advanced.items()
+        }
+        leave = self.responder.leave_probs(self._session_state)
+        terminated = valid & (t["uniforms"][rows, 1, positions] < leave)
+        probs = probs * valid[:, None]
+        responses = torch.where(valid, responses, -1).to(torch.int8)
+
+        rewards = torch.where(valid, self._play_rewards_t(tracks, responses), self.reward_config.invalid_action)
+        self._record_plays_t(valid, actions_t, tracks, responses, probs[:, 2], positions)
+        t["steps"] += 1
+        t["returns"] += rewards
+        counts = t["counts"]
+        counts[rows, self._response_count[responses.long().clamp(min=0)]] += valid.to(torch.int64)
+        counts[:, self._invalid_count] += (~valid).to(torch.int64)
+        truncated = ~terminated & ((t["steps"] >= self.playlist_length) | (t["lengths"] >= t["pool_tracks"]))
+        ended = terminated | truncated
+        info: dict[str, Any] = {
+            "response": responses,
+            "response_probs": probs,
+            "track_index": tracks,
+            "p_complete": probs[:, 2].clone(),
+            "invalid_action": ~valid,
+            "position": positions + 1,
+        }
+        ended_host = ended.cpu().numpy()
+        if ended_host.any():
+            info.update(self._end_t(np.flatnonzero(ended_host), ended))
+        if self.obs_format == "torch":
+            return self._observations(), rewards, terminated, truncated, info
+        return (
+            self._observations(),
+            rewards.cpu().numpy(),
+            terminated.cpu().numpy(),
+            truncated.cpu().numpy(),
+            self._numpy_info(info),
+        )
+
+    def _check_actions(self, actions: Any) -> torch.Tensor:
+        if isinstance(actions, torch.Tensor):
+            if actions.shape != (self.num_envs,) or actions.dtype.is_floating_point or actions.dtype == torch.bool:
+                raise ValueError(f"actions must be {self.num_envs} integers, got {actions!r}")
+            actions_t = actions.to(self.device, torch.int64)
+            if self.device.type == "cpu" or self.strict:
+                # On a GPU this range check would cost a sync every step; indexing still fails loudly.
+                low, high = int(actions_t.min()), int(actions_t.max())
+                if low < 0 or high >= self.pool_size:
+                    raise ValueError(f"actions {actions!r} are outside the action space Discrete({self.pool_size})")
+            return actions_t
+        array = np.asarray(actions)
+        if array.shape != (self.num_envs,) or not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"actions must be {self.num_envs} integers, got {actions!r}")
+        if array.min() < 0 or array.max() >= self.pool_size:
+            raise ValueError(f"actions {actions!r} are outside the action space Discrete({self.pool_size})")
+        return torch.as_tensor(array, dtype=torch.int64, device=self.device)
+
+    def _play_rewards_t(self, tracks: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        config = self.reward_config
+        safe = tracks.clamp(min=0)
+        rewards = self._response_values[responses.long().clamp(min=0)]
+        if self._discovery is not None:
+            boost = torch.where(self._discovery[safe], config.discovery_boost, 1.0).to(torch.float64)
+            rewards = rewards * boost
+        if config.diversity_bonus != 0.0:
+            codes = self._artist_codes
+            history = self.tensors["history_tracks"]
+            seen = (codes[history.clamp(min=0)] == codes[safe][:, None]) & (history >= 0)
+            rewards = rewards + config.diversity_bonus * (~seen.any(dim=1)).to(torch.float64)
+        return rewards
+
+    def _record_plays_t(
+        self,
+        valid: torch.Tensor,
+        slots: torch.Tensor,
+        tracks: torch.Tensor,
+        responses: torch.Tensor,
+        p_complete: torch.Tensor,
+        positions: torch.Tensor,
+    ) -> None:
+        """Append the valid plays to their sessions (rows with an invalid action are rewritten unchanged)."""
+        t, obs, rows = self.tensors, self._obs_t, self._rows_t
+
+        def put(array: torch.Tensor, index: tuple[torch.Tensor, ...], value: torch.Tensor) -> None:
+            keep = valid.view(-1, *([1] * (array[index].dim() - 1)))
+            array[index] = torch.where(keep, value.to(array.dtype), array[index])
+
+        at = (rows, positions)
+        put(t["history_tracks"], at, tracks)
+        put(t["history_responses"], at, responses)
+        put(t["history_p_complete"], at, p_complete)
+        put(t["played"], (rows, slots), torch.ones_like(valid))
+        t["lengths"] += valid.to(torch.int64)
+        history = torch.cat(
+            [self._track_features[tracks.clamp(min=0)], self._response_one_hot[responses.long().clamp(min=0)]], dim=-1
+        )
+        put(obs["history"], at, history)
+        put(obs["history_mask"], at, torch.ones_like(positions, dtype=torch.float32))
+        put(obs["action_mask"], (rows, slots), torch.zeros_like(slots, dtype=torch.int8))
+
+    def _end_t(self, rows: np.ndarray, ended: torch.Tensor) -> dict[str, Any]:
+        """Info of the sessions that just ended, then start their next sessions."""
+        t = self.tensors
+        session = {
+            "return": torch.where(ended, t["returns"], 0.0),
+            "length": torch.where(ended, t["lengths"], 0),
+            **{key: torch.where(ended, t["counts"][:, column], 0) for column, key in enumerate(COUNTS)},
+        }
+        final_obs = {key: value.clone() for key, value in self._obs_t.items()}
+        self._begin(rows)
+        return {"session": session, "_session": ended, "final_obs": final_obs, "_final_obs": ended}
+
+    def _numpy_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        """The info as the numpy path gives it."""
+        responses = info["response"].cpu().numpy()
+        tracks = info["track_index"].cpu().numpy()
+        out: dict[str, Any] = {
+            "response": _RESPONSE_NAMES[responses],
+            "response_probs": info["response_probs"].cpu().numpy(),
+            "track_id": self._track_ids[tracks],
+            "artist_id": self._artist_ids[tracks],
+            "track_index": tracks,
+            "p_complete": info["p_complete"].cpu().numpy(),
+            "invalid_action": info["invalid_action"].cpu().numpy(),
+            "position": info["position"].cpu().numpy(),
+        }
+        if "session" in info:
+            ended = info["_session"].cpu().numpy()
+            out["session"] = {key: value.cpu().numpy() for key, value in info["session"].items()}
+            out["_session"] = ended
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            index = torch.as_tensor(np.flatnonzero(ended), device=self.device)
+            last = {key: value[index].cpu().numpy() for key, value in info["final_obs"].items()}
+            for k, row in enumerate(np.flatnonzero(ended)):
+                final_obs[row] = {key: value[k] for key, value in last.items()}
+            out["final_obs"] = final_obs
+            out["_final_obs"] = ended
+        return out
+
+    def _observations(self) -> dict[str, Any]:
+        if self.obs_format == "torch":
+            if self.copy:
+                return {key: value.clone() for key, value in self._obs_t.items()}
+            return dict(self._obs_t)
+        return {key: self._host(value) for key, value in self._obs_t.items()}
+
+    def _host(self, tensor: torch.Tensor) -> np.ndarray:
+        """A numpy copy of ``tensor`` (on the CPU ``.numpy()`` would share the env's memory)."""
+        array = tensor.detach().cpu().numpy()
+        return array.copy() if self.device.type == "cpu" else array
+
+    def action_masks(self) -> np.ndarray:
+        """``(N, M)`` bool, the slots each session can play now (numpy; :meth:`action_mask_tensor` on the device)."""
+        return self._host(self.action_mask_tensor())
+
+    def action_mask_tensor(self) -> torch.Tensor:
+        """``(N, M)`` bool tensor on ``device``, the slots each session can play now."""
+        self._require_started()
+        return (self.tensors["pools"] >= 0) & ~self.tensors["played"]
+
+    # -- numpy views of the compact state ----------------------------------------------------------------
+
+    def _view(self, name: str) -> np.ndarray:
+        self._require_started()
+        return self._host(self.tensors[name])
+
+    users = property(lambda self: self._view("users"), doc="``(N,)`` user indices (a numpy copy).")
+    pools = property(lambda self: self._view("pools"), doc="``(N, M)`` pool track indices (a numpy copy).")
+    history_tracks = property(lambda self: self._view("history_tracks"), doc="``(N, L)`` tracks played.")
+    history_responses = property(lambda self: self._view("history_responses"), doc="``(N, L)`` their responses.")
+    played = property(lambda self: self._view("played"), doc="``(N, M)`` bool, the slots played.")
+    lengths = property(lambda self: self._view("lengths"), doc="``(N,)`` tracks played.")
+    steps = property(lambda self: self._view("steps"), doc="``(N,)`` steps taken.")
+    _history_p_complete = property(lambda self: self._view("history_p_complete"))
+    _uniforms = property(lambda self: self._view("uniforms"))
+    _returns = property(lambda self: self._view("returns"))
+    _counts = property(lambda self: self._view("counts"))
+
+    @property
+    def _contexts(self) -> Contexts:
+        return Contexts(self._view("context_type"), self._view("hour"), self._view("attention"))
+
+    @property
+    def _state(self) -> dict[str, np.ndarray]:
+        # Copies: states are values (an oracle's caller may keep one while the env steps on).
+        return {key: np.array(value) for key, value in self.responder.to_numpy(self._session_state).items()}
+
+    # -- saving and restoring ----------------------------------------------------------------------------
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a ``get_state`` snapshot, of this path or of the numpy path (they are the same format)."""
+        expected = (self.num_envs, self.pool_size)
+        pools = np.array(state["pools"], dtype=np.int64)
+        history = np.shape(state["history_tracks"])
+        if pools.shape != expected or history != (self.num_envs, self.playlist_length):
+            raise ValueError(
+                f"state has pools {pools.shape} and history {history}; this env has num_envs="
+                f"{self.num_envs}, pool_size={self.pool_size}, playlist_length={self.playlist_length}"
+            )
+        self._rngs = []
+        for bit_state in json.loads(str(state["rng"])):
+            rng = seeding.np_random(0)[0]
+            rng.bit_generator.state = bit_state
+            self._rngs.append(rng)
+        self._allocate()
+        t = self.tensors
+        history_tracks = np.array(state["history_tracks"], dtype=np.int64)
+        values = {
+            "users": state["users"],
+            "context_type": state["context_type"],
+            "hour": state["hour"],
+            "attention": state["attention"],
+            "pools": pools,
+            "played": state["played"],
+            "history_tracks": history_tracks,
+            "history_responses": state["history_responses"],
+            "history_p_complete": state["history_p_complete"],
+            "lengths": (history_tracks >= 0).sum(axis=1),
+            "steps": state["steps"],
+            "uniforms": state["uniforms"],
+            "pool_tracks": (pools >= 0).sum(axis=1),
+            "returns": state["returns"],
+            "counts": state["counts"],
+        }
+        for key, value in values.items():
+            t[key].copy_(torch.as_tensor(np.asarray(value)).to(t[key].dtype))
+        prefix = "session_model/"
+        numpy_state = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
+        self._session_state = self.responder.from_numpy(numpy_state)
+        self._started = True
+        self._write_observation_rows_t(self._rows_t)
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype

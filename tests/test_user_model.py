@@ -1,0 +1,500 @@
+"""The user-response model, its features, the session-end model and the learned session model.
+
+Everything runs on a small ground-truth world (200 listeners, 500 tracks, 800 logged sessions)
+with a small network and two epochs, so the file takes seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from musicenv.artifacts import ArtifactError
+from musicenv.data import ListeningLog
+from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
+from musicenv.world import Contexts, context_features
+from world_model.features import (
+    HISTORY_FEATURES,
+    ListeningHistory,
+    SessionTable,
+    exact_track_vectors,
+    exact_user_vectors,
+    held_out_track_vectors,
+    held_out_user_vectors,
+    session_folds,
+)
+from world_model.interactions import interaction_matrix, listener_codes
+from world_model.learned_session import LearnedSessionModel, load_models, save_models
+from world_model.metrics import auc, expected_calibration_error, log_loss, response_metrics
+from world_model.retrieval import Retrieval, RetrievalConfig
+from world_model.session_end import SESSION_END_FEATURES, SessionEndModel, session_end_features
+from world_model.user_model import UserModelConfig, UserResponseModel, logged_response_probs, train_user_model
+from world_model.world import learn_features
+
+torch.set_num_threads(1)
+
+SMALL_TRUTH = GroundTruthConfig(n_users=200, n_tracks=500, n_artists=50)
+SMALL_RETRIEVAL = RetrievalConfig(factors=8, iterations=5, n_trees=2, n_bands=1, pool_size=30)
+SMALL_MODEL = UserModelConfig(
+    hidden_size=16, mlp_size=32, interaction_size=8, max_epochs=2, batch_size=64, history=True
+)
+
+
+@pytest.fixture(scope="module")
+def log() -> ListeningLog:
+    return GroundTruthWorld(seed=0, config=SMALL_TRUTH).simulate_logs(800, seed=0)
+
+
+@pytest.fixture(scope="module")
+def sessions(log: ListeningLog) -> SessionTable:
+    return SessionTable.from_log(log, 20)
+
+
+@pytest.fixture(scope="module")
+def retrieval(log: ListeningLog) -> Retrieval:
+    return Retrieval.fit(log, SMALL_RETRIEVAL)
+
+
+@pytest.fixture(scope="module")
+def features(log: ListeningLog, sessions: SessionTable, retrieval: Retrieval):
+    return learn_features(log, sessions, retrieval, SMALL_RETRIEVAL)
+
+
+@pytest.fixture(scope="module")
+def trained(sessions: SessionTable, features):
+    return train_user_model(
+        sessions,
+        features.track_features,
+        features.user_features,
+        SMALL_MODEL,
+        progress=False,
+        session_user_features=features.session_user_features,
+    )
+
+
+@pytest.fixture(scope="module")
+def session_model(trained, sessions: SessionTable, features) -> LearnedSessionModel:
+    model, _ = trained
+    history = ListeningHistory.from_sessions(sessions, len(features.track_features))
+    return LearnedSessionModel(
+        model,
+        SessionEndModel.fit(sessions),
+        features.track_features,
+        features.user_features,
+        features.stats,
+        history=history,
+    )
+
+
+def random_model(seed: int = 0, history_dim: int = len(HISTORY_FEATURES), sequential: bool = True):
+    torch.manual_seed(seed)
+    return UserResponseModel(
+        6, 5, hidden_size=8, mlp_size=16, interaction_size=4, history_dim=history_dim, sequential=sequential
+    ).eval()
+
+
+# --- the torch module ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_output_shapes(sequential: bool) -> None:
+    model = random_model(sequential=sequential)
+    b, k, t = 3, 7, 4
+    static = model.static_input(torch.randn(b, 6), torch.randn(b, 8))
+    assert static.shape == (b, model.static_dim)
+    hidden = model.encode(static, torch.randn(b, t, 5), torch.randint(0, 3, (b, t)), torch.randn(b, t, 4))
+    assert hidden.shape == (b, t + 1, 8)
+    logits = model(static, hidden[:, -1], torch.full((b,), t + 1), torch.randn(b, k, 5), torch.randn(b, k, 4))
+    assert logits.shape == (b, k, 3)
+    tracks = torch.tensor([[0, 1, 2, -1], [3, -1, -1, -1], [4, 5, 6, 7]])
+    responses = torch.where(tracks >= 0, torch.randint(0, 3, tracks.shape), -1)
+    positions = torch.where(tracks >= 0, torch.arange(1, 5).expand(3, -1), 0)
+    played = model.played_logits(static, torch.randn(10, 5), tracks, responses, positions, torch.randn(3, 4, 4))
+    assert played.shape == (int((tracks >= 0).sum()), 3)
+
+
+def test_scoring_many_candidates_at_once_equals_one_by_one() -> None:
+    model = random_model()
+    b, k = 4, 9
+    static = model.static_input(torch.randn(b, 6), torch.randn(b, 8))
+    hidden = model.initial_hidden(static)
+    position = torch.tensor([1, 3, 5, 20])
+    candidates, history = torch.randn(b, k, 5), torch.rand(b, k, 4)
+    together = model(static, hidden, position, candidates, history)
+    for j in range(k):
+        alone = model(static, hidden, position, candidates[:, j : j + 1], history[:, j : j + 1])
+        torch.testing.assert_close(together[:, j : j + 1], alone, atol=1e-6, rtol=1e-5)
+
+
+def test_many_sessions_at_once_equal_one_by_one() -> None:
+    model = random_model()
+    table = torch.randn(12, 5)
+    tracks = torch.tensor([[0, 1, 2, 3, -1], [4, 5, -1, -1, -1], [6, 7, 8, 9, 10]])
+    mask = tracks >= 0
+    responses = torch.where(mask, torch.randint(0, 3, tracks.shape), -1)
+    positions = torch.where(mask, torch.arange(1, 6).expand(3, -1), 0)
+    history = torch.rand(3, 5, 4) * mask[..., None]
+    static = model.static_input(torch.randn(3, 6), torch.randn(3, 8), torch.tensor([1.0, 0.0, 1.0]))
+    together = model.played_logits(static, table, tracks, responses, positions, history)
+    start = 0
+    for s in range(3):
+        n = int(mask[s].sum())
+        # Alone and unpadded: the padding of the batch changes nothing before it.
+        alone = model.played_logits(
+            static[s : s + 1],
+            table,
+            tracks[s : s + 1, :n],
+            responses[s : s + 1, :n],
+            positions[s : s + 1, :n],
+            history[s : s + 1, :n],
+        )
+        torch.testing.assert_close(together[start : start + n], alone, atol=1e-6, rtol=1e-5)
+        start += n
+
+
+def test_history_changes_the_answer_and_none_means_never_played() -> None:
+    model = random_model()
+    static = model.static_input(torch.randn(2, 6), torch.randn(2, 8))
+    hidden, position, candidates = model.initial_hidden(static), torch.tensor([1, 1]), torch.randn(2, 3, 5)
+    never = model(static, hidden, position, candidates, None)
+    torch.testing.assert_close(never, model(static, hidden, position, candidates, torch.zeros(2, 3, 4)))
+    assert not torch.allclose(never, model(static, hidden, position, candidates, torch.ones(2, 3, 4)))
+
+
+# --- features ----------------------------------------------------------------------------------------
+
+
+def _tiny_log() -> ListeningLog:
+    plays = [
+        ("s1", "u1", "t0", "complete"),
+        ("s1", "u1", "t1", "skip"),
+        ("s2", "u1", "t0", "skip"),
+        ("s2", "u1", "t2", "listen"),
+        ("s3", "u2", "t1", "complete"),
+    ]
+    frame = pd.DataFrame(plays, columns=["session_id", "user_id", "track_id", "response"])
+    frame["position"] = frame.groupby("session_id").cumcount() + 1
+    frame["context_type"], frame["hour"], frame["date"] = "radio", 9, "2018-07-15"
+    tracks = pd.DataFrame({"track_id": ["t0", "t1", "t2"], "artist_id": "a", "explicit": False})
+    return ListeningLog.from_frames(frame, tracks)
+
+
+def test_listening_history_counts_and_leaves_out_the_own_session() -> None:
+    table = SessionTable.from_log(_tiny_log(), 20)
+    history = ListeningHistory.from_sessions(table, 3)
+    u1 = int(np.searchsorted(table.listener_ids, "u1"))
+    # u1 played t0 twice: completed once, skipped once.
+    np.testing.assert_allclose(history.pair_counts(np.array([u1]), np.array([0]))[0], [1.0, 0.0, 1.0])
+    features = history.features(np.array([u1, u1]), np.array([0, 2]))
+    np.testing.assert_allclose(features[0], [1.0, np.log(3.0), 0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(features[1], [1.0, np.log(2.0), 0.0, 0.0], rtol=1e-6)
+    held_out = history.session_features(table)
+    s1 = int(np.flatnonzero(table.session_ids == "s1")[0])
+    s3 = int(np.flatnonzero(table.session_ids == "s3")[0])
+    # In s1, t0's history is s2's skip only; t1 was never played by u1 elsewhere.
+    np.testing.assert_allclose(held_out[s1, 0], [1.0, np.log(2.0), 0.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(held_out[s1, 1], 0.0)
+    np.testing.assert_allclose(held_out[s3], 0.0)
+
+
+def test_history_round_trips_through_arrays(sessions: SessionTable) -> None:
+    history = ListeningHistory.from_sessions(sessions, 500)
+    again = ListeningHistory.from_arrays(history.to_arrays())
+    np.testing.assert_array_equal(again.keys, history.keys)
+    np.testing.assert_array_equal(again.counts, history.counts)
+    assert again.n_tracks == history.n_tracks
+
+
+def test_held_out_user_vectors(log: ListeningLog, sessions: SessionTable, retrieval: Retrieval) -> None:
+    config = SMALL_RETRIEVAL
+    weights, _ = interaction_matrix(log, config.response_weights, None, listener_codes(log))
+    full = exact_user_vectors(weights, retrieval.track_vectors, config.alpha, config.regularization)
+    # Leaving nothing out gives the exact step on the whole row.
+    nothing = dataclasses.replace(sessions, n_plays=np.zeros_like(sessions.n_plays))
+    args = (retrieval.track_vectors, config.response_weights, config.alpha, config.regularization)
+    np.testing.assert_allclose(held_out_user_vectors(nothing, weights, *args), full[sessions.listeners], atol=1e-5)
+    held_out = held_out_user_vectors(sessions, weights, *args)
+    assert held_out.shape == (len(sessions), retrieval.factors)
+    per_listener = np.bincount(sessions.listeners, minlength=len(sessions.listener_ids))
+    alone = per_listener[sessions.listeners] == 1
+    assert alone.any() and (~alone).any()
+    np.testing.assert_array_equal(held_out[alone], 0.0)  # no other session: nothing known
+    assert not np.allclose(held_out[~alone], full[sessions.listeners[~alone]], atol=1e-4)
+    # The exact step agrees in direction with implicit's own (approximate) vectors.
+    cosine = (full * retrieval.user_vectors).sum(1) / (
+        np.linalg.norm(full, axis=1) * np.linalg.norm(retrieval.user_vectors, axis=1) + 1e-12
+    )
+    assert np.median(cosine) > 0.95
+
+
+def test_held_out_user_vectors_reject_a_foreign_matrix(sessions: SessionTable, retrieval: Retrieval) -> None:
+    with pytest.raises(ValueError, match="rows"):
+        held_out_user_vectors(sessions, sp.csr_matrix((3, 500)), retrieval.track_vectors, (0.25, 0.5, 1.0), 10, 10)
+
+
+def test_session_folds() -> None:
+    fold = session_folds(103, 5, seed=0)
+    np.testing.assert_array_equal(fold, session_folds(103, 5, seed=0))
+    assert set(np.bincount(fold).tolist()) <= {20, 21}
+    assert not np.array_equal(fold, session_folds(103, 5, seed=1))
+    with pytest.raises(ValueError, match="folds"):
+        session_folds(10, 1, seed=0)
+
+
+def test_held_out_track_vectors(log: ListeningLog, sessions: SessionTable, retrieval: Retrieval) -> None:
+    config = SMALL_RETRIEVAL
+    weights, _ = interaction_matrix(log, config.response_weights, None, listener_codes(log))
+    solve = (config.response_weights, config.alpha, config.regularization)
+    full = exact_track_vectors(weights, retrieval.user_vectors, config.alpha, config.regularization)
+    assert full.shape == retrieval.track_vectors.shape
+    # Fold 0 holds no session, so its vectors are the whole log's; fold 1 holds them all.
+    fold = np.ones(len(sessions), dtype=np.int64)
+    tables = held_out_track_vectors(sessions, fold, weights, retrieval.user_vectors, *solve)
+    assert tables.shape == (2, *full.shape)
+    np.testing.assert_allclose(tables[0], full, atol=1e-5)
+    np.testing.assert_array_equal(tables[1], 0.0)  # every play left out: nothing known of any track
+    fold = session_folds(len(sessions), 3, seed=0)
+    tables = held_out_track_vectors(sessions, fold, weights, retrieval.user_vectors, *solve)
+    assert tables.shape == (3, *full.shape) and np.isfinite(tables).all()
+    assert not np.allclose(tables[0], full, atol=1e-4)
+
+
+# --- training ----------------------------------------------------------------------------------------
+
+
+def test_training_reports_and_learns(trained, sessions: SessionTable) -> None:
+    model, report = trained
+    assert not model.training and model.history_dim == len(HISTORY_FEATURES)
+    assert 1 <= report.best_epoch <= report.epochs <= SMALL_MODEL.max_epochs
+    assert sum(report.sessions.values()) == len(sessions)
+    assert np.isfinite(report.validation["logloss"]) and report.validation["logloss"] < np.log(3)
+    assert set(report.to_dict()) >= {"history", "validation", "test"}
+
+
+def test_training_is_deterministic(sessions: SessionTable, features) -> None:
+    small = dataclasses.replace(SMALL_MODEL, max_epochs=1)
+    args = (sessions.take(np.arange(300)), features.track_features, features.user_features)
+
+    def state(config: UserModelConfig) -> dict[str, torch.Tensor]:
+        model, _ = train_user_model(*args, config, progress=False)
+        return model.state_dict()
+
+    first, second = state(small), state(small)
+    for name, value in first.items():
+        torch.testing.assert_close(value, second[name], rtol=0, atol=0)
+    other = state(dataclasses.replace(small, seed=1))
+    assert any(not torch.equal(value, other[name]) for name, value in first.items())
+
+
+def test_per_fold_track_tables_are_read_by_fold(sessions: SessionTable, features) -> None:
+    """Identical per-fold tables train exactly the model one table trains; wrong shapes are refused."""
+    small = dataclasses.replace(SMALL_MODEL, max_epochs=1)
+    some = sessions.take(np.arange(300))
+    args = (some, features.track_features, features.user_features, small)
+    plain, _ = train_user_model(*args, progress=False)
+    tables = np.stack([features.track_features] * 3)
+    folded, _ = train_user_model(
+        *args, progress=False, session_track_features=(tables, session_folds(len(some), 3, seed=0))
+    )
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(value, folded.state_dict()[name], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="session_track_features"):
+        train_user_model(*args, progress=False, session_track_features=(tables, np.zeros(3, dtype=np.int64)))
+
+
+def test_training_rejects_misaligned_inputs(sessions: SessionTable, features) -> None:
+    with pytest.raises(ValueError, match="user feature rows"):
+        train_user_model(sessions, features.track_features, features.user_features[:-1], SMALL_MODEL, progress=False)
+    with pytest.raises(ValueError, match="session_user_features"):
+        train_user_model(
+            sessions,
+            features.track_features,
+            features.user_features,
+            SMALL_MODEL,
+            progress=False,
+            session_user_features=features.session_user_features[:-1],
+        )
+
+
+def test_logged_probabilities_are_distributions(trained, sessions: SessionTable, features) -> None:
+    model, _ = trained
+    history = ListeningHistory.from_sessions(sessions, len(features.track_features)).session_features(sessions)
+    probs = logged_response_probs(
+        model, sessions, features.track_features, features.user_features, session_history=history
+    )
+    assert probs.shape == (len(sessions), 20, 3)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-9)
+    assert np.isfinite(response_metrics(probs[sessions.play_mask()], sessions.responses[sessions.play_mask()])["ece"])
+
+
+# --- the learned session model: numpy and torch paths, batching, save/load ---------------------------------
+
+
+def _states(session_model: LearnedSessionModel, n: int, plays: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, len(session_model.user_features), n)
+    contexts = Contexts(
+        rng.integers(0, 6, n).astype(np.int8), rng.integers(0, 24, n).astype(np.int8), np.zeros(n, np.float32)
+    )
+    state = session_model.initial_state(users, contexts)
+    for _ in range(plays):
+        tracks = rng.integers(0, len(session_model.track_features), n)
+        state = session_model.advance(state, tracks, rng.integers(0, 3, n))
+    return state, rng
+
+
+def test_numpy_path_equals_torch_path(session_model: LearnedSessionModel) -> None:
+    state, rng = _states(session_model, 6, 3)
+    # Candidates include tracks each listener played before, so the history term is exercised.
+    known = session_model.history.keys[rng.integers(0, len(session_model.history.keys), 6)]
+    state["users"] = known // session_model.history.n_tracks
+    tracks = rng.integers(0, len(session_model.track_features), (6, 12))
+    tracks[:, 0] = known % session_model.history.n_tracks
+    numpy_probs = session_model.response_probs(state, tracks)
+    torch_probs = session_model.torch_response_probs(state, tracks)
+    np.testing.assert_allclose(numpy_probs, torch_probs, atol=1e-5)
+    responses = rng.integers(0, 3, 6)
+    numpy_hidden = session_model._numpy_step(state["hidden"], tracks[:, 0], responses, state["users"])
+    torch_hidden = session_model._torch_step(state["hidden"], tracks[:, 0], responses, state["users"])
+    np.testing.assert_allclose(numpy_hidden, torch_hidden, atol=1e-5)
+    # advance takes the torch path above the threshold and the numpy path below it.
+    threshold = session_model.numpy_threshold
+    try:
+        session_model.numpy_threshold = 0
+        by_torch = session_model.advance(state, tracks[:, 0], responses)
+    finally:
+        session_model.numpy_threshold = threshold
+    by_numpy = session_model.advance(state, tracks[:, 0], responses)
+    np.testing.assert_allclose(by_numpy["hidden"], by_torch["hidden"], atol=1e-5)
+    np.testing.assert_allclose(by_numpy["context"], by_torch["context"], atol=1e-5)
+
+
+def test_numpy_path_equals_the_module(session_model: LearnedSessionModel) -> None:
+    """The precomputed tables give what the torch module gives on raw inputs."""
+    state, rng = _states(session_model, 1, 0, seed=4)
+    model = session_model.response_model
+    tracks = rng.integers(0, len(session_model.track_features), (1, 5))
+    static = model.static_input(
+        torch.as_tensor(session_model.user_features[state["users"]]),
+        torch.as_tensor(context_features(Contexts(np.array([0], np.int8), np.array([0], np.int8), np.zeros(1)))),
+    )
+    # Re-derive the state for that context so both sides read the same one.
+    state = session_model.initial_state(
+        state["users"], Contexts(np.array([0], np.int8), np.array([0], np.int8), np.zeros(1, np.float32))
+    )
+    history = torch.as_tensor(session_model.history.features(state["users"][:, None], tracks))
+    with torch.no_grad():
+        logits = model(
+            static,
+            model.initial_hidden(static),
+            torch.tensor([1]),
+            torch.as_tensor(session_model.track_features[tracks]),
+            history,
+        )
+    np.testing.assert_allclose(
+        session_model.response_probs(state, tracks), torch.softmax(logits.double(), -1), atol=1e-5
+    )
+
+
+def test_many_candidates_and_sessions_at_once_equal_one_by_one(session_model: LearnedSessionModel) -> None:
+    state, rng = _states(session_model, 5, 2, seed=1)
+    tracks = rng.integers(0, len(session_model.track_features), (5, 8))
+    together = session_model.response_probs(state, tracks)
+    for b in range(5):
+        single = {key: value[b : b + 1] for key, value in state.items()}
+        for k in range(8):
+            np.testing.assert_allclose(
+                session_model.response_probs(single, tracks[b : b + 1, k : k + 1])[0, 0], together[b, k], atol=1e-9
+            )
+    np.testing.assert_allclose(together.sum(-1), 1.0, atol=1e-9)
+    leave = session_model.leave_probs(state)
+    assert leave.shape == (5,) and ((leave >= 0) & (leave <= 1)).all()
+
+
+def test_models_round_trip(session_model: LearnedSessionModel, tmp_path: Path) -> None:
+    save_models(tmp_path / "models", session_model)
+    loaded = load_models(tmp_path / "models")
+    state, rng = _states(session_model, 4, 2, seed=2)
+    loaded_state, _ = _states(loaded, 4, 2, seed=2)
+    tracks = rng.integers(0, len(session_model.track_features), (4, 10))
+    np.testing.assert_array_equal(
+        loaded.response_probs(loaded_state, tracks), session_model.response_probs(state, tracks)
+    )
+    np.testing.assert_array_equal(loaded.leave_probs(loaded_state), session_model.leave_probs(state))
+    np.testing.assert_array_equal(loaded.session_end.weights, session_model.session_end.weights)
+    assert loaded.feature_stats == session_model.feature_stats
+
+
+def test_models_errors_name_the_file(session_model: LearnedSessionModel, tmp_path: Path) -> None:
+    folder = save_models(tmp_path / "models", session_model)
+    with pytest.raises(ArtifactError, match=r"manifest\.json"):
+        load_models(tmp_path / "nowhere")
+    (folder / "session_end.json").write_text("{}")
+    with pytest.raises(ArtifactError, match=r"session_end\.json"):
+        load_models(folder)
+    folder = save_models(tmp_path / "models", session_model)
+    (folder / "features.npz").unlink()
+    with pytest.raises(ArtifactError, match=r"features\.npz"):
+        load_models(folder)
+    folder = save_models(tmp_path / "models", session_model)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = 999
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="format version"):
+        load_models(folder)
+
+
+def test_a_history_model_needs_its_history(session_model: LearnedSessionModel) -> None:
+    with pytest.raises(ValueError, match="history"):
+        LearnedSessionModel(
+            session_model.response_model,
+            session_model.session_end,
+            session_model.track_features,
+            session_model.user_features,
+        )
+
+
+# --- session end ---------------------------------------------------------------------------------------
+
+
+def test_session_end_model(sessions: SessionTable, tmp_path: Path) -> None:
+    model = SessionEndModel.fit(sessions)
+    assert model.weights.shape == (len(SESSION_END_FEATURES),)
+    rng = np.random.default_rng(0)
+    n = 50
+    counts = rng.integers(0, 5, (n, 3))
+    position = counts.sum(1)
+    skip_run = np.minimum(rng.integers(0, 8, n), counts[:, 0])
+    last = np.where(skip_run > 0, 0, rng.integers(1, 3, n))
+    expected = 1 / (1 + np.exp(-(session_end_features(position, skip_run, last, counts) @ model.weights)))
+    np.testing.assert_allclose(model.leave_probs(position, skip_run, last, counts), expected, atol=1e-12)
+    model.save(tmp_path / "end.json")
+    np.testing.assert_array_equal(SessionEndModel.load(tmp_path / "end.json").weights, model.weights)
+    # Runs of skips make leaving likelier (the ground truth's hazard rises with them).
+    base = dict(position=np.array([8, 8]), last_response=np.array([0, 0]), response_counts=np.array([[4, 2, 2]] * 2))
+    run = model.leave_probs(skip_run=np.array([1, 4]), **base)
+    assert run[1] > run[0]
+    with pytest.raises(ValueError, match="features"):
+        SessionEndModel.from_dict({"features": ["x"], "weights": [0.0]})
+
+
+# --- metrics ----------------------------------------------------------------------------------------------
+
+
+def test_metrics() -> None:
+    assert auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert auc(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.5)
+    assert np.isnan(auc(np.array([0.1, 0.2]), np.array([1, 1])))
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), 20_000)
+    responses = (rng.random(20_000)[:, None] >= probs.cumsum(1)[:, :2]).sum(1)
+    assert expected_calibration_error(probs, responses) < 0.02
+    assert expected_calibration_error(np.roll(probs, 1, axis=1), responses) > 0.1
+    assert log_loss(np.full((4, 3), 1 / 3), np.array([0, 1, 2, 0])) == pytest.approx(np.log(3))
