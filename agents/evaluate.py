@@ -84,8 +84,10 @@ DEFAULT_AGENTS: tuple[str, ...] = (
     "greedy_truth",
     "planner_learned",
     "planner_truth",
+    "sequence_rnn",
 )
-"""The agents that need no training: the baselines and the lookahead planners."""
+"""The agents that need no training: the baselines, the lookahead planners and the sequence RNN
+(De Boom et al.; on a world without a sequence stage it fits its own on first use, a few seconds)."""
 
 RUN_RECORD = "run.json"
 """How the run was made and how fast it went (everything of a run that is not deterministic)."""
