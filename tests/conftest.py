@@ -15,3 +15,12 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is absent: the shared test material lives beside the project root")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def real_worlds():
+    """The embedded default learned world (built once, cached in ``$MUSICENV_HOME``) and its ground truth."""
+    from world_model.world import default_world, groundtruth_for
+
+    world = default_world()
+    return world, groundtruth_for(world)

@@ -43,14 +43,6 @@ def groundtruth(world: FakeWorld) -> FakeGroundTruth:
     return FakeGroundTruth(world, seed=1)
 
 
-@pytest.fixture(scope="module")
-def real_worlds():
-    """The embedded default learned world and its ground truth, once ``world_model.world`` exists."""
-    module = pytest.importorskip("world_model.world", reason="world_model.world is not built yet")
-    world = module.default_world()
-    return world, module.groundtruth_for(world)
-
-
 def first_valid(obs: dict[str, np.ndarray]) -> int:
     return int(np.flatnonzero(obs["action_mask"])[0])
 

@@ -31,14 +31,6 @@ def groundtruth(world: FakeWorld) -> FakeGroundTruth:
     return FakeGroundTruth(world, seed=1)
 
 
-@pytest.fixture(scope="module")
-def real_worlds():
-    """The embedded default learned world and its ground truth, once ``world_model.world`` exists."""
-    module = pytest.importorskip("world_model.world", reason="world_model.world is not built yet")
-    world = module.default_world()
-    return world, module.groundtruth_for(world)
-
-
 def policy(rng: np.random.Generator, masks: np.ndarray, invalid_share: float = 0.0) -> np.ndarray:
     """Random valid slots, and with probability ``invalid_share`` a random (maybe invalid) one."""
     scores = rng.random(masks.shape) * masks

@@ -37,12 +37,12 @@ sorted order; tracks are the rows of ``log.tracks``. ALS is fitted on every list
 a service has a vector for every listener (DESIGN.md, "Users").
 
 Skips as evidence
-    The default skip weight is 0: a skipped play adds nothing, so a track a user only ever
-    skipped is an unobserved pair (preference 0, confidence 1), while a listen or a completion
-    is positive evidence. ``benchmarks/retrieval.py`` measures the alternatives on the
-    ground-truth world (``pool_recall_at_100`` for skip weights -0.5, 0 and 0.25 in one run): a
-    skip is a play the logging policy chose for the user, so it carries a little evidence that
-    the track was plausible for them; calling it a confident dislike removes that.
+    The default skip weight is 0.25, half a listen's 0.5 and a quarter of a completion's: a skip
+    is a play the logging policy chose for the user, so it carries a little evidence that the
+    track was plausible for them; calling it a confident dislike (a negative weight) removes
+    that, and a weight of 0 makes a track a user only ever skipped an unobserved pair.
+    ``benchmarks/retrieval.py`` measures the alternatives on the ground-truth world in one run
+    (``pool_recall_at_100_skip_weight_<w>`` for -0.5, 0, 0.25 and 0.5).
     See :class:`RetrievalConfig` for the figures behind the defaults.
 """
 
