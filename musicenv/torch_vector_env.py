@@ -110,17 +110,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Start N new sessions; seeding as in the numpy path."""
-        if seed is None:
-            seeds: Sequence[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-environments")
-        for i, sub_seed in enumerate(seeds):
-            if sub_seed is not None or self._rngs[i] is None:
-                self._rngs[i] = seeding.np_random(sub_seed)[0]
+        self._reseed(seed)
         self._allocate()
         self._started = True
         self._begin(self._rows)

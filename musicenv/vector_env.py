@@ -198,18 +198,7 @@ class ListeningSessionVectorEnv(VectorEnv):
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start N new sessions; ``seed`` seeds sub-environment ``i`` with ``seed + i`` (or ``seed[i]``)."""
-        if seed is None:
-            seeds: Sequence[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-environments")
-        for i, sub_seed in enumerate(seeds):
-            # As Env.reset: a seed reseeds; no seed keeps the generator, or makes one if there is none.
-            if sub_seed is not None or self._rngs[i] is None:
-                self._rngs[i] = seeding.np_random(sub_seed)[0]
+        self._reseed(seed)
         n, length, size = self.num_envs, self.playlist_length, self.pool_size
         self.users = np.zeros(n, dtype=np.int64)
         self._contexts = Contexts(np.zeros(n, np.int8), np.zeros(n, np.int8), np.zeros(n, np.float32))
@@ -231,6 +220,21 @@ class ListeningSessionVectorEnv(VectorEnv):
         self._started = True
         self._begin(self._rows)
         return self._observations(), {}
+
+    def _reseed(self, seed: int | Sequence[int | None] | None) -> None:
+        """Seed the sub-environments' generators as :meth:`reset` documents."""
+        if seed is None:
+            seeds: Sequence[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-environments")
+        for i, sub_seed in enumerate(seeds):
+            # As Env.reset: a seed reseeds; no seed keeps the generator, or makes one if there is none.
+            if sub_seed is not None or self._rngs[i] is None:
+                self._rngs[i] = seeding.np_random(sub_seed)[0]
 
     def _begin(self, rows: np.ndarray) -> None:
         """Start new sessions in ``rows``, each drawn from its own generator as a single env would."""

@@ -231,9 +231,30 @@ class Retrieval:
         self.heard = sp.csr_matrix(heard)
         self.popularity = np.asarray(popularity, dtype=np.int64)
         self.timings: dict[str, float] = {}
-        self.pool = CandidatePool(
-            self.user_vectors,
-            self.track_vectors,
+        self.pool = self._candidate_pool(self.user_vectors, self.track_vectors, index)
+        self.sequence = sequence
+        self.sequence_pool: CandidatePool | None = None
+        if sequence is not None:
+            if (sequence.n_users, sequence.n_tracks) != (self.n_users, self.n_tracks):
+                raise ValueError(
+                    f"the sequence stage has {sequence.n_users} users x {sequence.n_tracks} tracks, "
+                    f"the retrieval {self.n_users} x {self.n_tracks}"
+                )
+            self.sequence_pool = self._candidate_pool(sequence.taste_vectors, sequence.track_vectors, sequence.index)
+        self.pools: CandidatePool | MixedPool
+        if config.source == "als":
+            self.pools = self.pool
+        elif config.source == "sequence":
+            self.pools = self.sequence_pool
+        else:
+            self.pools = MixedPool(self.sequence_pool, self.pool, config.sequence_share)
+
+    def _candidate_pool(self, user_vectors: np.ndarray, track_vectors: np.ndarray, index: TrackIndex) -> CandidatePool:
+        """Pools ranked by ``user . track`` through ``index``, with this stage's blocks, filter and exploration."""
+        config = self.config
+        return CandidatePool(
+            user_vectors,
+            track_vectors,
             index,
             self.explicit,
             self.blocked,
@@ -243,33 +264,6 @@ class Retrieval:
             seed=config.seed,
             exact_max_tracks=config.exact_max_tracks,
         )
-        self.sequence = sequence
-        self.sequence_pool: CandidatePool | None = None
-        if sequence is not None:
-            if (sequence.n_users, sequence.n_tracks) != (self.n_users, self.n_tracks):
-                raise ValueError(
-                    f"the sequence stage has {sequence.n_users} users x {sequence.n_tracks} tracks, "
-                    f"the retrieval {self.n_users} x {self.n_tracks}"
-                )
-            self.sequence_pool = CandidatePool(
-                sequence.taste_vectors,
-                sequence.track_vectors,
-                sequence.index,
-                self.explicit,
-                self.blocked,
-                self.heard,
-                self.popularity,
-                exploration_share=config.exploration_share,
-                seed=config.seed,
-                exact_max_tracks=config.exact_max_tracks,
-            )
-        self.pools: CandidatePool | MixedPool
-        if config.source == "als":
-            self.pools = self.pool
-        elif config.source == "sequence":
-            self.pools = self.sequence_pool
-        else:
-            self.pools = MixedPool(self.sequence_pool, self.pool, config.sequence_share)
 
     @property
     def n_users(self) -> int:
