@@ -11,13 +11,17 @@ Prints ``name=value`` lines, one run:
   N sessions; ``vector_vs_model_only`` is their ratio (goal >= 0.5: the env adds at most as much
   time as the model). ``model_with_leave_samples_per_s`` adds the session-end model's
   ``leave_probs``, which the env also calls every step.
-  ``vector_no_copy_steps_per_s``: the vector env with ``copy=False`` (observations in its own
-  buffers, not copied for the caller).
+  ``vector_no_copy_steps_per_s`` and ``vector_no_copy_vs_model_only``: the same with
+  ``copy=False`` (observations in the env's own buffers, not copied for the caller: how
+  musicenv's own agents collect, since they store indices, never observations); the copy alone
+  is the ``(N, M, d_track)`` candidate matrix and the history, ~8 MB a step at N = 256.
 * ``vector_peak_memory_mb``: the peak of Python-allocated memory (tracemalloc, numpy arrays
   included) while building and stepping the vector env.
 
 Each ratio is the median of rounds that alternate its two sides, so that a changing machine
-load favours neither.
+load favours neither. Every env first runs ``--warmup`` seconds, long enough for the world's
+pool cache (``world_model.candidates.PoolCache``) to hold most listeners, as in any run longer
+than a few thousand sessions.
 
 Usage::
 
@@ -152,11 +156,12 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5, help="alternating measuring rounds of each pair")
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time of each round")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds each env runs before measuring")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     single = gym.make("ListeningSession-v0", world=open_world(args.world))
-    single_steps_per_s(single, 0.5, args.seed)  # warm-up: caches, lazy imports
+    single_steps_per_s(single, args.warmup, args.seed)  # warm-up: caches, lazy imports
     single_rate, cartpole_rate, single_ratio = interleaved(
         lambda seconds: single_steps_per_s(single, seconds, args.seed),
         lambda seconds: cartpole_steps_per_s(seconds, args.seed),
@@ -170,6 +175,7 @@ def main() -> None:
     vector_steps_per_s(envs, 0.5, args.seed)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    vector_steps_per_s(envs, args.warmup, args.seed)
     model_only_samples_per_s(envs, 0.5, leave=False)
     vector_rate, model_rate, vector_ratio = interleaved(
         lambda seconds: vector_steps_per_s(envs, seconds, args.seed),
@@ -181,7 +187,13 @@ def main() -> None:
     envs_no_copy = ListeningSessionVectorEnv(
         args.num_envs, world=single.unwrapped.world, responder=single.unwrapped._responder, copy=False
     )
-    no_copy_rate = vector_steps_per_s(envs_no_copy, args.seconds, args.seed)
+    vector_steps_per_s(envs_no_copy, 0.5, args.seed)
+    no_copy_rate, _, no_copy_ratio = interleaved(
+        lambda seconds: vector_steps_per_s(envs_no_copy, seconds, args.seed),
+        lambda seconds: model_only_samples_per_s(envs, seconds, leave=False),
+        args.rounds,
+        args.seconds,
+    )
 
     print(f"world={args.world}")
     print(f"musicenv_version={package_version()}")
@@ -194,6 +206,7 @@ def main() -> None:
     print(f"vector_vs_model_only={vector_ratio:.3f}")
     print(f"model_with_leave_samples_per_s={model_leave_rate:.0f}")
     print(f"vector_no_copy_steps_per_s={no_copy_rate:.0f}")
+    print(f"vector_no_copy_vs_model_only={no_copy_ratio:.3f}")
     print(f"vector_peak_memory_mb={peak / 2**20:.1f}")
 
 

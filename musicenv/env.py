@@ -23,6 +23,7 @@ from musicenv.world import (
     Split,
     World,
     context_features,
+    single_session,
 )
 
 SESSION_STATS = ("return", "length", "completions", "listens", "skips", "invalid_actions")
@@ -248,6 +249,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self.catalogue = CatalogueArrays(self.world, self.reward_config)
         self._response_values = self.reward_config.response_values.tolist()
         self._d_track = self.catalogue.track_features.shape[1]
+        self._no_history = np.full(playlist_length, -1, dtype=np.int64)
 
         self.observation_space = observation_space(
             self.catalogue.track_features, self.catalogue.user_features, playlist_length, pool_size
@@ -284,9 +286,9 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._contexts = contexts
         self._pool = pool
         self._pool_list = pool.tolist()
-        self._pool_tracks = int((pool >= 0).sum())
+        self._pool_tracks = self.pool_size - self._pool_list.count(-1)
         self._played = np.zeros(self.pool_size, dtype=bool)
-        self._history_tracks = np.full(length, -1, dtype=np.int64)
+        self._history_tracks = self._no_history.copy()
         self._history_responses = np.zeros(length, dtype=np.int8)
         self._history_p_complete = np.zeros(length, dtype=np.float64)
         self._response_uniforms, self._leave_uniforms = uniforms[0].tolist(), uniforms[1].tolist()
@@ -295,7 +297,9 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._length = 0
         self._return = 0.0
         self._counts = dict.fromkeys(COUNTS, 0)
-        self._state = self._responder.initial_state(np.array([user]), contexts)
+        self._session_kernel = single_session(
+            self._responder, self._responder.initial_state(np.array([user]), contexts)
+        )
         self._done = False
         self._started = True
         self._obs = self._rebuild_observation()
@@ -325,18 +329,15 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if track < 0 or self._played[slot]:
             return self._invalid_step(slot, track)
 
-        # This path is the single env's speed (DESIGN.md, "Speed"): one responder call per model
-        # method with a batch of one, scalars as Python numbers, and no rebuilt matrices.
+        # This path is the single env's speed (DESIGN.md, "Speed"): one fused call to the
+        # responder's single-session kernel per play, scalars as Python numbers, and no rebuilt
+        # matrices. The response is the inverse CDF at the position's uniform (common random numbers).
         self._steps += 1
         position = self._length
-        responder = self._responder
-        probs = responder.response_probs(self._state, np.array([[track]]))[0, 0].tolist()
-        p_skip, p_listen, p_complete = probs
-        # Inverse CDF at the position's uniform: the scalar form of world.sample_responses.
-        uniform = self._response_uniforms[position]
-        response = int(uniform >= p_skip) + int(uniform >= p_skip + p_listen)
-        self._state = responder.advance(self._state, np.array([track]), np.array([response], dtype=np.int8))
-        terminated = self._leave_uniforms[position] < float(responder.leave_probs(self._state)[0])
+        kernel = self._session_kernel
+        probs, response = kernel.play(track, self._response_uniforms[position])
+        p_complete = probs[2]
+        terminated = self._leave_uniforms[position] < kernel.leave_prob()
 
         reward = self._play_reward(track, response, position)
         self._history_tracks[position] = track
@@ -434,7 +435,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     def _session(self) -> SessionState:
         self._require_started()
-        return self._state
+        return self._session_kernel.state
 
     def _require_started(self) -> None:
         if not self._started:
@@ -494,7 +495,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "return": np.array(self._return, dtype=np.float64),
             "counts": np.array(list(self._counts.values()), dtype=np.int64),
         }
-        state.update({f"session_model/{key}": np.array(value) for key, value in self._state.items()})
+        state.update({f"session_model/{key}": np.array(value) for key, value in self._session_kernel.state.items()})
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -519,7 +520,8 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._return = float(state["return"])
         self._counts = dict(zip(self._counts, np.asarray(state["counts"]).tolist(), strict=True))
         prefix = "session_model/"
-        self._state = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
+        session = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
+        self._session_kernel = single_session(self._responder, session)
         self._obs = self._rebuild_observation()
 
 

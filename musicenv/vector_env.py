@@ -269,21 +269,20 @@ class ListeningSessionVectorEnv(VectorEnv):
         fresh = self._responder.initial_state(users, contexts)
         # States are values (the oracle may hold this one): replace rows in new arrays.
         self._state = fresh if len(rows) == self.num_envs else _state_with_rows(self._state, rows, fresh)
-        self._write_observation_rows(rows)
+        self._write_first_observations(rows, pools, contexts)
 
-    def _write_observation_rows(self, rows: np.ndarray) -> None:
-        fresh = build_observations(
-            self.catalogue.track_features,
-            self.catalogue.user_features,
-            self.users[rows],
-            context_features(self._contexts.take(rows)),
-            self.pools[rows],
-            self.history_tracks[rows],
-            self.history_responses[rows],
-            self.played[rows],
-        )
-        for key, value in fresh.items():
-            self._obs[key][rows] = value
+    def _write_first_observations(self, rows: np.ndarray, pools: np.ndarray, contexts: Contexts) -> None:
+        """The observation rows of sessions that just began: :func:`build_observations` with no history."""
+        obs, catalogue = self._obs, self.catalogue
+        in_pool = pools >= 0
+        candidates = catalogue.track_features[np.maximum(pools, 0)]
+        candidates[~in_pool] = 0.0
+        obs["user"][rows] = catalogue.user_features[self.users[rows]]
+        obs["context"][rows] = context_features(contexts)
+        obs["history"][rows] = 0.0
+        obs["history_mask"][rows] = 0.0
+        obs["candidates"][rows] = candidates
+        obs["action_mask"][rows] = in_pool
 
     def step(
         self, actions: np.ndarray
@@ -498,10 +497,16 @@ class ListeningSessionVectorEnv(VectorEnv):
         prefix = "session_model/"
         self._state = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
         self._started = True
-        self._obs = {
-            key: np.zeros(space.shape, dtype=space.dtype) for key, space in self.observation_space.spaces.items()
-        }
-        self._write_observation_rows(self._rows)
+        self._obs = build_observations(
+            self.catalogue.track_features,
+            self.catalogue.user_features,
+            self.users,
+            context_features(self._contexts),
+            self.pools,
+            self.history_tracks,
+            self.history_responses,
+            self.played,
+        )
 
 
 def _state_with_rows(state: SessionState, rows: np.ndarray, rows_state: SessionState) -> SessionState:

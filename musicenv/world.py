@@ -83,15 +83,27 @@ class Contexts:
         return Contexts(self.context_type[index], self.hour[index], self.attention[index])
 
 
-def context_features(contexts: Contexts) -> np.ndarray:
-    """Observed context features, shape ``(B, CONTEXT_FEATURES_DIM)`` float32."""
-    n = len(contexts)
-    out = np.zeros((n, CONTEXT_FEATURES_DIM), dtype=np.float32)
-    out[np.arange(n), contexts.context_type.astype(np.int64)] = 1.0
-    angle = 2.0 * np.pi * contexts.hour.astype(np.float32) / 24.0
+def _context_feature_table() -> np.ndarray:
+    """Rows ``24 * context_type + hour``: the context features of every (context type, hour) pair."""
+    context_type, hour = np.divmod(np.arange(len(CONTEXT_TYPES) * 24), 24)
+    out = np.zeros((len(context_type), CONTEXT_FEATURES_DIM), dtype=np.float32)
+    out[np.arange(len(context_type)), context_type] = 1.0
+    angle = 2.0 * np.pi * hour.astype(np.float32) / 24.0
     out[:, len(CONTEXT_TYPES)] = np.sin(angle)
     out[:, len(CONTEXT_TYPES) + 1] = np.cos(angle)
     return out
+
+
+_CONTEXT_FEATURE_TABLE = _context_feature_table()
+
+
+def context_features(contexts: Contexts) -> np.ndarray:
+    """Observed context features, shape ``(B, CONTEXT_FEATURES_DIM)`` float32 (a new array).
+
+    One-hot context type, then the sine and cosine of the hour on the 24-hour circle (read from a
+    table of the 144 (context type, hour) pairs: an environment asks this at every reset).
+    """
+    return _CONTEXT_FEATURE_TABLE[contexts.context_type.astype(np.int64) * 24 + contexts.hour.astype(np.int64)]
 
 
 def take_state(state: SessionState, index: np.ndarray | slice) -> SessionState:
@@ -164,6 +176,58 @@ class SessionModel(Protocol):
     def leave_probs(self, state: SessionState) -> np.ndarray:
         """``(B,)`` probability that each listener leaves now, after the plays so far."""
         ...
+
+
+class SingleSession(Protocol):
+    """One listener's session, stepped one play at a time: the single environment's fast path.
+
+    A :class:`SessionModel` is batched; a single environment asks it about one session per step,
+    where the per-call cost of three batched calls (and of their state dicts) is most of the step
+    (DESIGN.md, "Speed"). A model may offer ``single_session(state)`` returning one of these, a
+    fused kernel that keeps the state in its own form; :func:`single_session` falls back to
+    :class:`BatchedSingleSession` for models that do not. Both give the answers of the batched
+    calls on a batch of one.
+    """
+
+    def play(self, track: int, uniform: float) -> tuple[list[float], int]:
+        """Play ``track`` next: its (skip, listen, complete) probabilities and the response drawn at ``uniform``.
+
+        The response is the inverse CDF at ``uniform`` (the scalar form of
+        :func:`sample_responses`); the session then advances past the play.
+        """
+        ...
+
+    def leave_prob(self) -> float:
+        """Probability that the listener leaves now, after the plays so far."""
+        ...
+
+    @property
+    def state(self) -> SessionState:
+        """The session as the model's batched state (batch of one), for oracles and snapshots."""
+        ...
+
+
+class BatchedSingleSession:
+    """:class:`SingleSession` through any :class:`SessionModel`'s batched calls, on a batch of one."""
+
+    def __init__(self, model: SessionModel, state: SessionState) -> None:
+        self.model = model
+        self.state = state
+
+    def play(self, track: int, uniform: float) -> tuple[list[float], int]:
+        p_skip, p_listen, p_complete = self.model.response_probs(self.state, np.array([[track]]))[0, 0].tolist()
+        response = int(uniform >= p_skip) + int(uniform >= p_skip + p_listen)
+        self.state = self.model.advance(self.state, np.array([track]), np.array([response], dtype=np.int8))
+        return [p_skip, p_listen, p_complete], response
+
+    def leave_prob(self) -> float:
+        return float(self.model.leave_probs(self.state)[0])
+
+
+def single_session(model: SessionModel, state: SessionState) -> SingleSession:
+    """``model``'s own :class:`SingleSession` for ``state`` (a batch of one), or the batched fallback."""
+    own = getattr(model, "single_session", None)
+    return own(state) if own is not None else BatchedSingleSession(model, state)
 
 
 @runtime_checkable

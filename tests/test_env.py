@@ -590,3 +590,16 @@ def test_fuzz_random_actions_never_crash_and_stay_in_the_space(name, operations,
             assert reward == -1.0 and np.array_equal(new_obs["history_mask"], obs["history_mask"])
         obs, done = new_obs, terminated or truncated
         assert ("session" in info) == done
+
+
+def test_context_features_are_the_one_hot_and_the_hour_on_the_circle() -> None:
+    context_type = np.repeat(np.arange(6, dtype=np.int8), 24)
+    hour = np.tile(np.arange(24, dtype=np.int8), 6)
+    features = context_features(Contexts(context_type, hour, np.zeros(len(hour), np.float32)))
+    assert features.dtype == np.float32 and features.shape == (144, 8)
+    np.testing.assert_array_equal(features[:, :6], np.eye(6, dtype=np.float32)[context_type])
+    angle = 2.0 * np.pi * hour.astype(np.float32) / 24.0
+    np.testing.assert_array_equal(features[:, 6], np.sin(angle))
+    np.testing.assert_array_equal(features[:, 7], np.cos(angle))
+    features[0, 0] = 5.0  # a new array: the table behind it is untouched
+    assert context_features(Contexts(context_type[:1], hour[:1], np.zeros(1, np.float32)))[0, 0] == 1.0

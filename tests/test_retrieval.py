@@ -15,7 +15,7 @@ from musicenv.data import ListeningLog
 from musicenv.groundtruth import GroundTruthWorld
 from musicenv.world import Contexts
 from world_model.ann_index import TrackIndex, exact_top_k, norm_bands, top_k
-from world_model.candidates import CandidatePool
+from world_model.candidates import CandidatePool, PoolCache
 from world_model.embeddings import fit_als
 from world_model.interactions import confidence_matrix, interaction_matrix
 from world_model.projector import METADATA_HEADER, export_projector
@@ -407,3 +407,23 @@ def test_projector_export_has_vectors_and_metadata(retrieval: Retrieval, blocked
     assert len(tensors[0].read_text().splitlines()) == 50
     with pytest.raises(ValueError, match="same row order"):
         export_projector(retrieval, blocked_log.tracks.iloc[::-1], tmp_path / "tb2")
+
+
+def test_pool_cache_serves_what_the_pools_build_and_stays_bounded(retrieval: Retrieval) -> None:
+    source = retrieval.pools
+    cache = PoolCache(source, max_bytes=4 * 20 * 6)  # room for six pools of 20 tracks
+    users = np.array([5, 0, 17, 5, 1, 99, 3, 8, 5])
+    for explicit_filter in (False, True):
+        for _ in range(2):  # cold, then (partly) warm
+            np.testing.assert_array_equal(
+                cache.pools(users, 20, explicit_filter), source.pools(users, 20, explicit_filter)
+            )
+            assert cache._bytes <= cache.max_bytes
+    assert cache._bytes == sum(row.nbytes for row in cache._rows.values())
+    np.testing.assert_array_equal(cache.pool(17, 20), source.pool(17, 20))
+    cache.clear()
+    assert cache._bytes == 0 and not cache._rows
+    with pytest.raises(IndexError):
+        cache.pools(np.array([retrieval.n_users]), 10)
+    with pytest.raises(ValueError, match="max_bytes"):
+        PoolCache(source, max_bytes=-1)

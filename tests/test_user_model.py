@@ -19,7 +19,7 @@ import torch
 from musicenv.artifacts import ArtifactError
 from musicenv.data import ListeningLog
 from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
-from musicenv.world import Contexts, context_features
+from musicenv.world import BatchedSingleSession, Contexts, context_features
 from world_model.features import (
     HISTORY_FEATURES,
     ListeningHistory,
@@ -498,3 +498,41 @@ def test_metrics() -> None:
     assert expected_calibration_error(probs, responses) < 0.02
     assert expected_calibration_error(np.roll(probs, 1, axis=1), responses) > 0.1
     assert log_loss(np.full((4, 3), 1 / 3), np.array([0, 1, 2, 0])) == pytest.approx(np.log(3))
+
+
+def test_single_session_kernel_replays_the_batched_calls_bit_for_bit(session_model: LearnedSessionModel) -> None:
+    """The single env's fused kernel gives exactly response_probs + advance + leave_probs on a batch of one."""
+    rng = np.random.default_rng(7)
+    history = session_model.history
+    for session in range(12):
+        user = int(history.keys[rng.integers(0, len(history.keys))] // history.n_tracks)
+        contexts = Contexts(
+            np.array([rng.integers(0, 6)], np.int8), np.array([rng.integers(0, 24)], np.int8), np.zeros(1, np.float32)
+        )
+        state = session_model.initial_state(np.array([user]), contexts)
+        kernel, batched = session_model.single_session(state), BatchedSingleSession(session_model, state)
+        played = history.keys[history.keys // history.n_tracks == user] % history.n_tracks
+        for position in range(25):  # past the MSSD's cap: positions the tables clamp
+            # Half the plays are tracks the listener heard before, so the history term is exercised.
+            track = int(played[position % len(played)] if position % 2 else rng.integers(0, history.n_tracks))
+            uniform = float(rng.random())
+            assert kernel.play(track, uniform) == batched.play(track, uniform), (session, position)
+            assert kernel.leave_prob() == batched.leave_prob(), (session, position)
+        for key, value in batched.state.items():
+            np.testing.assert_array_equal(kernel.state[key], value, err_msg=key)
+    with pytest.raises(ValueError, match="one session"):
+        session_model.single_session(session_model.initial_state(np.array([0, 1]), Contexts(*(np.zeros(2),) * 3)))
+
+
+def test_scalar_leave_probability_equals_the_batched_one(sessions: SessionTable) -> None:
+    model = SessionEndModel.fit(sessions)
+    rng = np.random.default_rng(0)
+    position, skip_run = rng.integers(0, 40, 200), rng.integers(0, 40, 200)
+    last, counts = rng.integers(-1, 3, 200), rng.integers(0, 15, (200, 3))
+    batched = model.leave_probs(position, skip_run, last, counts)
+    scalar = [
+        model.leave_prob(*map(int, (p, s, r)), c.tolist()) for p, s, r, c in zip(position, skip_run, last, counts)
+    ]
+    np.testing.assert_allclose(scalar, batched, rtol=1e-12)
+    extreme = SessionEndModel(np.full(len(SESSION_END_FEATURES), -1e3))
+    assert extreme.leave_prob(5, 0, 2, [0, 0, 5]) == 0.0  # exp overflow reads as probability 0, as expit

@@ -202,3 +202,17 @@ def test_world_from_mssd_rows(shared_dir: Path, tmp_path: Path) -> None:
         loaded.session_model.response_probs(loaded.session_model.initial_state(users, contexts), pools),
         world.session_model.response_probs(world.session_model.initial_state(users, contexts), pools),
     )
+
+
+def test_one_session_draw_is_the_batched_draw_of_one(world: LearnedWorld) -> None:
+    """An env's reset draws one session through numpy's scalar calls; the draws are those of ``size=1``."""
+    for seed in range(50):
+        users, contexts = world.sample_sessions(np.random.default_rng(seed), 1, "train")
+        rng = np.random.default_rng(seed)
+        candidates = world._split_sessions["train"]
+        rows = candidates[rng.integers(0, len(candidates), size=1)]
+        np.testing.assert_array_equal(users, world.session_users[rows])
+        np.testing.assert_array_equal(contexts.context_type, world.session_context_types[rows])
+        np.testing.assert_array_equal(contexts.hour, world.session_hours[rows])
+        np.testing.assert_array_equal(contexts.attention, rng.standard_normal(1).astype(np.float32))
+        assert users.dtype == world.session_users.dtype and contexts.attention.dtype == np.float32

@@ -195,6 +195,83 @@ class CandidatePool:
         return self._allowed(drawn, user, explicit_filter)[:n]
 
 
+class PoolCache:
+    """Remembers pools already built, so that a listener's next session does not rank the catalogue again.
+
+    A pool is a deterministic function of (user, size, explicit filter): the ranking, the blocks
+    and the seeded exploration draw never change once the retrieval stage is fitted. An
+    environment starts a session for a listener it has very likely seen before (the default
+    world has a few thousand listeners; a vector env starts a dozen sessions a step), so the
+    environments ask through this cache and rank each listener once. Rows are stored as int32;
+    when they would exceed ``max_bytes`` the oldest half is forgotten (first in, first out), so
+    memory stays bounded on a catalogue-scale world while a working set of listeners stays warm.
+
+    Args:
+        source: what builds pools on a miss (:class:`CandidatePool` or :class:`MixedPool`).
+        max_bytes: the bound on the cached rows (default 64 MiB: ~160,000 pools of 100 tracks).
+    """
+
+    def __init__(self, source: CandidatePool | MixedPool, max_bytes: int = 64 << 20) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be non-negative, got {max_bytes}")
+        self.source = source
+        self.max_bytes = int(max_bytes)
+        self._rows: dict[tuple[int, int, bool], np.ndarray] = {}
+        self._bytes = 0
+
+    @property
+    def n_users(self) -> int:
+        return self.source.n_users
+
+    @property
+    def n_tracks(self) -> int:
+        return self.source.n_tracks
+
+    def pools(self, user_indices: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
+        """``(len(user_indices), size)`` int64 pools, equal to ``source.pools`` of the same arguments."""
+        users = np.asarray(user_indices, dtype=np.int64).reshape(-1)
+        out = np.empty((len(users), size), dtype=np.int64)
+        missing = []
+        for row, user in enumerate(users.tolist()):
+            cached = self._rows.get((user, size, explicit_filter))
+            if cached is None:
+                missing.append(row)
+            else:
+                out[row] = cached
+        if missing:
+            fresh = self.source.pools(users[missing], size, explicit_filter)
+            out[missing] = fresh
+            self._remember(users[missing].tolist(), size, explicit_filter, fresh)
+        return out
+
+    def pool(self, user: int, size: int, explicit_filter: bool = False) -> np.ndarray:
+        """One user's pool, ``(size,)`` int64."""
+        return self.pools(np.array([user]), size, explicit_filter)[0]
+
+    def clear(self) -> None:
+        """Forget every cached pool."""
+        self._rows.clear()
+        self._bytes = 0
+
+    def _remember(self, users: list[int], size: int, explicit_filter: bool, pools: np.ndarray) -> None:
+        row_bytes = 4 * size
+        for user, pool in zip(users, pools.astype(np.int32)):
+            key = (user, size, explicit_filter)
+            if key in self._rows:  # the same user twice in one batch
+                continue
+            if self._bytes + row_bytes > self.max_bytes:
+                self._forget_oldest_half()
+                if row_bytes > self.max_bytes:
+                    return
+            self._rows[key] = pool
+            self._bytes += row_bytes
+
+    def _forget_oldest_half(self) -> None:
+        keys = list(self._rows)[: (len(self._rows) + 1) // 2]
+        for key in keys:
+            self._bytes -= self._rows.pop(key).nbytes
+
+
 def _quantiles(n: int) -> np.ndarray:
     """Rank quantiles ``(i + 0.5) / n`` of ``n`` ranked items."""
     return (np.arange(n) + 0.5) / max(n, 1)

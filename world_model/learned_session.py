@@ -25,18 +25,23 @@ Session state
     ==================  ============  =============================================================
     ``users``           (B,) int64    user indices
     ``hidden``          (B, H) f32    GRU state after the plays so far
-    ``static_base``     (B, M) f32    the user's and context's share of the head's first layer
-    ``static_query``    (B, E) f32    their share of the interaction query
-    ``head_base``       (B, M) f32    first-layer pre-activation shared by every candidate
-    ``query``           (B, E) f32    interaction query of the session so far
+    ``static_context``  (B, M+E) f32  the user's and context's share of the head's first layer (M
+                                      columns) and of the interaction query (E columns)
+    ``context``         (B, M+E) f32  the same for the next play: plus the position's and the GRU
+                                      state's shares (what scoring reads)
     ``position``        (B,) int64    plays so far
     ``skip_run``        (B,) int64    consecutive skips ending at the last play
     ``last_response``   (B,) int64    the last response, -1 before any play
     ``response_counts`` (B, 3) int64  plays so far per response
     ==================  ============  =============================================================
 
-    ``head_base`` and ``query`` are caches of the others (recomputed by :meth:`advance`), kept in
-    the state so that scoring reads them instead of recomputing them for every call.
+    ``context`` is a cache of the others (recomputed by :meth:`advance`), kept in the state so that
+    scoring reads it instead of recomputing it for every call.
+
+One session at a time
+    A single environment plays one session: :meth:`LearnedSessionModel.single_session` gives a
+    :class:`LearnedSingleSession`, one fused call per play (score, draw, advance) that keeps the
+    state in its own form and gives the batched calls' numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -256,6 +261,10 @@ class LearnedSessionModel:
             state["position"], state["skip_run"], state["last_response"], state["response_counts"]
         )
 
+    def single_session(self, state: SessionState) -> LearnedSingleSession:
+        """The fused one-session kernel for ``state`` (a batch of one; see :class:`LearnedSingleSession`)."""
+        return LearnedSingleSession(self, state)
+
     @property
     def context_layout(self) -> dict[str, tuple[int, int]]:
         """Column blocks of the state's ``context`` and ``static_context``."""
@@ -317,6 +326,99 @@ class LearnedSessionModel:
             history,
         )
         return out.cpu().numpy()
+
+
+class LearnedSingleSession:
+    """One session of the learned world, stepped by one fused call per play (:class:`musicenv.world.SingleSession`).
+
+    :meth:`play` scores the track, draws the response and advances the GRU in one go, on the
+    session's own rows (1-D arrays) with the batched path's operations in the same order, so the
+    numbers are bit for bit those of ``response_probs`` + ``advance`` (tested; that is what lets
+    the single and the vector environment replay each other exactly) at about half their cost; the
+    counters the session-end model reads are Python numbers, and :meth:`leave_prob` asks its scalar
+    form. The batched state is assembled only when :attr:`state` is read.
+
+    Args:
+        model: the :class:`LearnedSessionModel` whose tables it reads.
+        state: the session so far, a batch of one (``initial_state`` or a restored snapshot).
+    """
+
+    def __init__(self, model: LearnedSessionModel, state: SessionState) -> None:
+        if len(state["users"]) != 1:
+            raise ValueError(f"a single session needs a state of one session, got {len(state['users'])}")
+        self.model = model
+        self._users = state["users"]
+        self._hidden = state["hidden"][0]
+        self._static_context = state["static_context"][0]
+        self._context = state["context"][0]
+        self._position = int(state["position"][0])
+        self._skip_run = int(state["skip_run"][0])
+        self._last_response = int(state["last_response"][0])
+        self._counts = [int(count) for count in state["response_counts"][0]]
+
+    def play(self, track: int, uniform: float) -> tuple[list[float], int]:
+        """Score ``track``, draw the response at ``uniform`` (inverse CDF), advance past the play."""
+        model = self.model
+        mlp = model.response_model.mlp_size
+        row = model._track_table[track]
+        if model.history is not None:
+            row = row + (model.history.features(self._users[:, None], np.array([[track]])) @ model._history_w)[0, 0]
+        context = self._context
+        pre = row[:mlp] + context[:mlp]
+        pre += (row[mlp:] * context[mlp:]) @ model._interaction
+        np.maximum(pre, 0.0, out=pre)
+        hidden = pre @ model._hidden_layer_w
+        hidden += model._hidden_layer_b
+        np.maximum(hidden, 0.0, out=hidden)
+        logits = (hidden @ model._output_w + model._output_b).astype(np.float64)
+        # The softmax as the batched path computes it: numpy's exp, sums left to right.
+        exps = np.exp(logits - max(logits.tolist())).tolist()
+        total = exps[0] + exps[1] + exps[2]
+        probs = [exps[0] / total, exps[1] / total, exps[2] / total]
+        response = int(uniform >= probs[0]) + int(uniform >= probs[0] + probs[1])
+
+        self._position += 1
+        # The next play's head base and query (LearnedSessionModel._context, for one session).
+        context = self._static_context + np.float32(self._position + 1) * model._position_w
+        if model.response_model.sequential:
+            self._hidden = self._gru_step(track, response)
+            context += self._hidden @ model._hidden_w
+        self._context = context
+        self._skip_run = self._skip_run + 1 if response == SKIP else 0
+        self._last_response = response
+        self._counts[response] += 1
+        return probs, response
+
+    def _gru_step(self, track: int, response: int) -> np.ndarray:
+        """LearnedSessionModel._numpy_step for one session."""
+        model = self.model
+        size = model.response_model.hidden_size
+        gate_input = model._gate_table[track, response]
+        if model.history is not None:
+            gate_input = gate_input + (model.history.features(self._users, np.array([track])) @ model._history_gates)[0]
+        gate_hidden = self._hidden @ model._w_hh
+        gate_hidden += model._b_hh
+        reset_update = expit(gate_input[: 2 * size] + gate_hidden[: 2 * size])
+        candidate = np.tanh(gate_input[2 * size :] + reset_update[:size] * gate_hidden[2 * size :])
+        return candidate + reset_update[size:] * (self._hidden - candidate)
+
+    def leave_prob(self) -> float:
+        """The session-end model's probability that the listener leaves now."""
+        return self.model.session_end.leave_prob(self._position, self._skip_run, self._last_response, self._counts)
+
+    @property
+    def state(self) -> SessionState:
+        """The batched state of this session (a batch of one), as ``advance`` would have returned it."""
+        return {
+            "users": self._users,
+            "hidden": self._hidden[None],
+            "static_context": self._static_context[None],
+            "context": self._context[None],
+            "position": np.array([self._position]),
+            "skip_run": np.array([self._skip_run]),
+            "last_response": np.array([self._last_response]),
+            "response_counts": np.array([self._counts]),
+        }
 
 
 def save_models(folder: str | os.PathLike[str], session_model: LearnedSessionModel) -> Path:

@@ -62,7 +62,7 @@ import scipy.sparse as sp
 
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
 from world_model.ann_index import TrackIndex
-from world_model.candidates import CandidatePool, MixedPool
+from world_model.candidates import CandidatePool, MixedPool, PoolCache
 from world_model.embeddings import DEVICES, fit_als
 from world_model.interactions import confidence_matrix, interaction_matrix, listener_codes
 from world_model.sequence import SequenceConfig, SequenceStage
@@ -199,7 +199,8 @@ class Retrieval:
             source is ``"als"``.
         sequence_pool: the :class:`~world_model.candidates.CandidatePool` of the sequence stage's
             taste vectors, or None.
-        pools: what serves :meth:`candidate_pools`, by the config's ``source``.
+        pools: what builds :meth:`candidate_pools`, by the config's ``source``.
+        pool_cache: the :class:`~world_model.candidates.PoolCache` in front of ``pools``.
         timings: seconds spent by :meth:`fit` (``als_seconds``, ``index_build_seconds``, and the
             sequence stage's when fitted); empty after :meth:`load`.
     """
@@ -248,6 +249,7 @@ class Retrieval:
             self.pools = self.sequence_pool
         else:
             self.pools = MixedPool(self.sequence_pool, self.pool, config.sequence_share)
+        self.pool_cache = PoolCache(self.pools)
 
     def _candidate_pool(self, user_vectors: np.ndarray, track_vectors: np.ndarray, index: TrackIndex) -> CandidatePool:
         """Pools ranked by ``user . track`` through ``index``, with this stage's blocks, filter and exploration."""
@@ -375,9 +377,11 @@ class Retrieval:
 
         The contract of :meth:`musicenv.world.World.candidate_pools`: blocked tracks, tracks of
         blocked artists and, with ``explicit_filter``, explicit tracks are removed and the pool
-        refilled from further down the ranking. The config's ``source`` picks the ranking.
+        refilled from further down the ranking. The config's ``source`` picks the ranking. Pools
+        already built are served from :attr:`pool_cache` (a pool never changes once the stage is
+        fitted).
         """
-        return self.pools.pools(users, size, explicit_filter)
+        return self.pool_cache.pools(users, size, explicit_filter)
 
     def scores(self, users: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """ALS scores ``user . track`` for ``(B,)`` users and ``(B, K)`` tracks: ``(B, K)`` float32.

@@ -27,6 +27,7 @@ Training data
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,6 +141,11 @@ class SessionEndModel:
         self._position_table = weights[0] + weights[8] * scaled + weights[9] * scaled**2
         self._last_table = np.array([0.0, 0.0, 0.0, weights[7]])
         self._share_weights = np.array([weights[10], 0.0, weights[11]])
+        # The same tables as Python numbers, for leave_prob's scalar path.
+        self._run_list = self._run_table.tolist()
+        self._position_list = self._position_table.tolist()
+        self._last_list = self._last_table.tolist()
+        self._share_list = self._share_weights.tolist()
 
     @classmethod
     def fit(
@@ -210,6 +216,26 @@ class SessionEndModel:
             + (counts @ self._share_weights) / np.maximum(counts.sum(axis=1), 1.0)
         )
         return expit(logits)
+
+    def leave_prob(self, position: int, skip_run: int, last_response: int, response_counts: list[int]) -> float:
+        """:meth:`leave_probs` of one session, in Python numbers (a single environment's step).
+
+        Same tables, same order of additions; only the share term's three products are summed
+        by Python rather than by numpy, which may differ in the last bit.
+        """
+        last = _TABLE_SIZE - 1
+        skips, listens, completes = response_counts
+        shares = self._share_list
+        logit = (
+            self._run_list[min(skip_run, last)]
+            + self._position_list[min(position, last)]
+            + self._last_list[last_response + 1]
+            + (skips * shares[0] + listens * shares[1] + completes * shares[2]) / max(skips + listens + completes, 1)
+        )
+        try:
+            return 1.0 / (1.0 + math.exp(-logit))
+        except OverflowError:  # exp(-logit) beyond float range: 0, as expit gives
+            return 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the feature names and their weights."""

@@ -203,6 +203,13 @@ class LearnedWorld:
         candidates = self._split_sessions[split]
         if len(candidates) == 0:
             raise ValueError(f"the world has no sessions of {split!r} listeners to draw from")
+        if n == 1:
+            # An environment's reset: the same draws as below, through numpy's cheaper scalar calls.
+            row = int(candidates[rng.integers(0, len(candidates))])
+            rows = slice(row, row + 1)
+            attention = np.array([rng.standard_normal()], dtype=np.float32)
+            contexts = Contexts(self.session_context_types[rows].copy(), self.session_hours[rows].copy(), attention)
+            return self.session_users[rows].copy(), contexts
         rows = candidates[rng.integers(0, len(candidates), size=n)]
         attention = rng.standard_normal(n).astype(np.float32)
         contexts = Contexts(self.session_context_types[rows], self.session_hours[rows], attention)
