@@ -15,6 +15,9 @@ Prints ``name=value`` lines, one run:
   ``copy=False`` (observations in the env's own buffers, not copied for the caller: how
   musicenv's own agents collect, since they store indices, never observations); the copy alone
   is the ``(N, M, d_track)`` candidate matrix and the history, ~8 MB a step at N = 256.
+  ``vector_compact_steps_per_s`` and ``vector_compact_vs_model_only``: ``observation="compact"``
+  (indices into the world's feature tables instead of feature matrices, copied for the caller as
+  by default).
 * ``vector_peak_memory_mb``: the peak of Python-allocated memory (tracemalloc, numpy arrays
   included) while building and stepping the vector env.
 
@@ -187,9 +190,20 @@ def main() -> None:
     envs_no_copy = ListeningSessionVectorEnv(
         args.num_envs, world=single.unwrapped.world, responder=single.unwrapped._responder, copy=False
     )
-    vector_steps_per_s(envs_no_copy, 0.5, args.seed)
+    vector_steps_per_s(envs_no_copy, args.warmup, args.seed)
     no_copy_rate, _, no_copy_ratio = interleaved(
         lambda seconds: vector_steps_per_s(envs_no_copy, seconds, args.seed),
+        lambda seconds: model_only_samples_per_s(envs, seconds, leave=False),
+        args.rounds,
+        args.seconds,
+    )
+
+    envs_compact = ListeningSessionVectorEnv(
+        args.num_envs, world=single.unwrapped.world, responder=single.unwrapped._responder, observation="compact"
+    )
+    vector_steps_per_s(envs_compact, args.warmup, args.seed)
+    compact_rate, _, compact_ratio = interleaved(
+        lambda seconds: vector_steps_per_s(envs_compact, seconds, args.seed),
         lambda seconds: model_only_samples_per_s(envs, seconds, leave=False),
         args.rounds,
         args.seconds,
@@ -207,6 +221,8 @@ def main() -> None:
     print(f"model_with_leave_samples_per_s={model_leave_rate:.0f}")
     print(f"vector_no_copy_steps_per_s={no_copy_rate:.0f}")
     print(f"vector_no_copy_vs_model_only={no_copy_ratio:.3f}")
+    print(f"vector_compact_steps_per_s={compact_rate:.0f}")
+    print(f"vector_compact_vs_model_only={compact_ratio:.3f}")
     print(f"vector_peak_memory_mb={peak / 2**20:.1f}")
 
 

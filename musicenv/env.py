@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 from gymnasium import error, spaces
 
-from musicenv.observation import build_observations, observation_space
+from musicenv.observation import (
+    OBSERVATION_LAYOUTS,
+    ObservationLayout,
+    build_observations,
+    compact_observation_space,
+    observation_space,
+)
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig
 from musicenv.world import (
@@ -115,7 +121,10 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `action_mask`  | `(M,)`             | int8    | 1 where the slot can be played                       |
 
     The feature boxes are bounded by the world's feature tables (and 0). Every call returns new
-    arrays.
+    arrays. With `observation="compact"` the observation holds indices instead (the user, the
+    pool's and the history's track indices, the responses; see :mod:`musicenv.observation`), for
+    agents that read the world's feature tables themselves;
+    :func:`musicenv.observation.expand_observations` turns it into the layout above.
 
     ## Rewards
 
@@ -196,6 +205,8 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     |                    |                      |             | `"groundtruth"` or a ground-truth world      |
     |                    |                      |             | object (sim-to-real run), or any             |
     |                    |                      |             | `SessionModel`                               |
+    | `observation`      | str                  | `"full"`    | `"full"` (the table above) or `"compact"`    |
+    |                    |                      |             | (indices into the world's feature tables)    |
     | `groundtruth_seed` | int or None          | `None`      | with `world="groundtruth"`: the seed of the  |
     |                    |                      |             | ground truth (and of the learned world built |
     |                    |                      |             | from its logs)                               |
@@ -236,9 +247,11 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         render_mode: str | None = None,
         responder: str | SessionModel | GroundTruthLike | None = None,
         groundtruth_seed: int | None = None,
+        observation: ObservationLayout = "full",
     ) -> None:
-        _check_arguments(playlist_length, pool_size, split)
+        _check_arguments(playlist_length, pool_size, split, observation)
         self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
+        self.observation = observation
         self.playlist_length = playlist_length
         self.pool_size = pool_size
         self.reward_config = reward if reward is not None else RewardConfig()
@@ -251,8 +264,12 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._d_track = self.catalogue.track_features.shape[1]
         self._no_history = np.full(playlist_length, -1, dtype=np.int64)
 
-        self.observation_space = observation_space(
-            self.catalogue.track_features, self.catalogue.user_features, playlist_length, pool_size
+        self.observation_space = (
+            observation_space(self.catalogue.track_features, self.catalogue.user_features, playlist_length, pool_size)
+            if observation == "full"
+            else compact_observation_space(
+                len(self.catalogue.user_features), len(self.catalogue.track_features), playlist_length, pool_size
+            )
         )
         self.action_space = spaces.Discrete(pool_size)
         self.oracle = (
@@ -305,6 +322,15 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._obs = self._rebuild_observation()
 
     def _rebuild_observation(self) -> dict[str, np.ndarray]:
+        if self.observation == "compact":
+            return {
+                "user": np.array(self._user, dtype=np.int64),
+                "context": context_features(self._contexts)[0],
+                "pool": self._pool.copy(),
+                "history_tracks": self._history_tracks.copy(),
+                "history_responses": self._history_responses.copy(),
+                "action_mask": ((self._pool >= 0) & ~self._played).astype(np.int8),
+            }
         batch = build_observations(
             self.catalogue.track_features,
             self.catalogue.user_features,
@@ -349,11 +375,15 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._counts[RESPONSE_COUNTS[response]] += 1
 
         obs = self._obs
-        # The history row of build_observations, written in place: features, then the one-hot.
-        row = obs["history"][position]
-        row[: self._d_track] = self.catalogue.track_features[track]
-        row[self._d_track + response] = 1.0
-        obs["history_mask"][position] = 1.0
+        if self.observation == "compact":
+            obs["history_tracks"][position] = track
+            obs["history_responses"][position] = response
+        else:
+            # The history row of build_observations, written in place: features, then the one-hot.
+            row = obs["history"][position]
+            row[: self._d_track] = self.catalogue.track_features[track]
+            row[self._d_track + response] = 1.0
+            obs["history_mask"][position] = 1.0
         obs["action_mask"][slot] = 0
 
         info = {
@@ -548,7 +578,9 @@ def render_playlist(
     return "\n".join(lines) + "\n"
 
 
-def _check_arguments(playlist_length: int, pool_size: int, split: str) -> None:
+def _check_arguments(playlist_length: int, pool_size: int, split: str, observation: str) -> None:
+    if observation not in OBSERVATION_LAYOUTS:
+        raise ValueError(f"observation must be one of {OBSERVATION_LAYOUTS}, got {observation!r}")
     if playlist_length < 1:
         raise ValueError(f"playlist_length must be at least 1, got {playlist_length}")
     if pool_size < 1:

@@ -23,14 +23,40 @@ track indices, the history's track indices and responses, and which slots were p
 what :func:`build_observations` takes, so a replay buffer stores those (DESIGN.md, "Memory and
 resume": a transition's candidate matrix alone is tens of KB) and rebuilds observations when it
 samples; both environments build theirs with the same function, so the layouts cannot drift apart.
+
+Compact observations
+    ``observation="compact"`` (both environments) hands over those integers instead, for agents
+    that read the world's feature tables themselves (DESIGN.md, "Speed": candidate features are
+    constant within an episode, so copying an ``(M, d_track)`` matrix every step is waste; at
+    N = 256 sessions the full layout moves ~8 MB a step):
+
+    =====================  ===========  =========  ============================================
+    key                    shape        dtype      content
+    =====================  ===========  =========  ============================================
+    ``user``               ``()``       int64      the listener's user index
+    ``context``            ``(8,)``     float32    as above
+    ``pool``               ``(M,)``     int64      the pool's track indices, ``-1`` for padding
+    ``history_tracks``     ``(L,)``     int64      tracks played, in order, ``-1`` after the last
+    ``history_responses``  ``(L,)``     int8       their response codes (0 after the last)
+    ``action_mask``        ``(M,)``     int8       as above
+    =====================  ===========  =========  ============================================
+
+    :func:`expand_observations` turns them into the full layout (equal to what the environment
+    would have returned, tested).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 from gymnasium import spaces
 
 from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES
+
+ObservationLayout = Literal["full", "compact"]
+OBSERVATION_LAYOUTS: tuple[str, ...] = ("full", "compact")
+"""The environments' ``observation`` argument: feature matrices, or the indices they come from."""
 
 RESPONSE_ONE_HOT = np.eye(len(RESPONSES), dtype=np.float32)
 """Row ``r`` is the one-hot of response code ``r``, as written into ``history``."""
@@ -71,6 +97,49 @@ def observation_space(
             "action_mask": spaces.Box(0, 1, (pool_size,), dtype=np.int8),
         }
     )
+
+
+def compact_observation_space(n_users: int, n_tracks: int, playlist_length: int, pool_size: int) -> spaces.Dict:
+    """The space of one session's compact observation (see the module docstring)."""
+    return spaces.Dict(
+        {
+            "user": spaces.Box(0, max(n_users - 1, 0), (), dtype=np.int64),
+            "context": spaces.Box(-1.0, 1.0, (CONTEXT_FEATURES_DIM,), dtype=np.float32),
+            "pool": spaces.Box(-1, n_tracks - 1, (pool_size,), dtype=np.int64),
+            "history_tracks": spaces.Box(-1, n_tracks - 1, (playlist_length,), dtype=np.int64),
+            "history_responses": spaces.Box(0, len(RESPONSES) - 1, (playlist_length,), dtype=np.int8),
+            "action_mask": spaces.Box(0, 1, (pool_size,), dtype=np.int8),
+        }
+    )
+
+
+def expand_observations(
+    track_features: np.ndarray, user_features: np.ndarray, compact: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The full observations of compact ones (one session's, or a batch with a leading axis).
+
+    Args:
+        track_features: the world's ``track_features``.
+        user_features: the world's ``user_features``.
+        compact: a compact observation of either environment (``observation="compact"``).
+
+    Returns:
+        What the environment returns with the default ``observation="full"`` in the same state.
+    """
+    single = np.ndim(compact["user"]) == 0
+    batch = {key: np.asarray(value)[None] if single else np.asarray(value) for key, value in compact.items()}
+    pools = batch["pool"]
+    full = build_observations(
+        track_features,
+        user_features,
+        batch["user"],
+        batch["context"],
+        pools,
+        batch["history_tracks"],
+        batch["history_responses"],
+        (pools >= 0) & (batch["action_mask"] == 0),
+    )
+    return {key: value[0] for key, value in full.items()} if single else full
 
 
 def history_rows(track_features: np.ndarray, tracks: np.ndarray, responses: np.ndarray) -> np.ndarray:

@@ -15,7 +15,13 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS, CatalogueArrays, _check_arguments, render_playlist
-from musicenv.observation import build_observations, history_rows, observation_space
+from musicenv.observation import (
+    ObservationLayout,
+    build_observations,
+    compact_observation_space,
+    history_rows,
+    observation_space,
+)
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig
 from musicenv.world import (
@@ -90,6 +96,11 @@ class ListeningSessionVectorEnv(VectorEnv):
     ``step``: that saves copying the ``(N, M, d_track)`` candidate matrix every step, for agents
     that use an observation before the next step and store compact indices, never observations.
 
+    **Compact observations.** ``observation="compact"`` hands over the indices of the table above
+    (user, pool, history tracks and responses) with the context features and the mask, instead of
+    feature matrices: see :mod:`musicenv.observation`. For agents that read the world's feature
+    tables themselves; it spares gathering and copying the ``(N, M, d_track)`` candidate matrix.
+
     **Tensor path.** ``device="cuda"`` (any torch device other than ``"cpu"``), ``backend="torch"``
     or ``obs_format="torch"`` builds a
     :class:`~musicenv.torch_vector_env.TorchListeningSessionVectorEnv` instead: the same episodes
@@ -106,6 +117,7 @@ class ListeningSessionVectorEnv(VectorEnv):
         obs_format: ``"numpy"`` (default; Gymnasium and SB3 read numpy) or ``"torch"`` (tensors on
             ``device``; the tensor path).
         copy: return new observation arrays on every call (default), or the env's buffers.
+        observation: ``"full"`` (feature matrices, the default) or ``"compact"`` (indices).
         world, playlist_length, pool_size, reward, explicit_filter, strict, split, render_mode,
         responder, groundtruth_seed: as for :class:`~musicenv.env.ListeningSessionEnv`. With
             ``strict=True`` a batch with an invalid action raises before any session changes.
@@ -151,8 +163,9 @@ class ListeningSessionVectorEnv(VectorEnv):
         copy: bool = True,
         backend: Literal["numpy", "torch"] | None = None,
         obs_format: Literal["numpy", "torch"] = "numpy",
+        observation: ObservationLayout = "full",
     ) -> None:
-        _check_arguments(playlist_length, pool_size, split)
+        _check_arguments(playlist_length, pool_size, split, observation)
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         if str(device) != "cpu" or backend not in (None, "numpy") or obs_format != "numpy":
@@ -172,13 +185,19 @@ class ListeningSessionVectorEnv(VectorEnv):
         self.render_mode = render_mode
         self.device = device
         self.copy = copy
+        self.observation = observation
         self.catalogue = CatalogueArrays(self.world, self.reward_config)
         # Padding (-1) reads the extra last entry: no track, no artist.
         self._track_ids = np.append(self.catalogue.track_ids, None)
         self._artist_ids = np.append(self.catalogue.artist_ids, None)
 
-        self.single_observation_space = observation_space(
-            self.catalogue.track_features, self.catalogue.user_features, playlist_length, pool_size
+        catalogue = self.catalogue
+        self.single_observation_space = (
+            observation_space(catalogue.track_features, catalogue.user_features, playlist_length, pool_size)
+            if observation == "full"
+            else compact_observation_space(
+                len(catalogue.user_features), len(catalogue.track_features), playlist_length, pool_size
+            )
         )
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.single_action_space = spaces.Discrete(pool_size)
@@ -238,16 +257,17 @@ class ListeningSessionVectorEnv(VectorEnv):
 
     def _begin(self, rows: np.ndarray) -> None:
         """Start new sessions in ``rows``, each drawn from its own generator as a single env would."""
-        draws = []
+        sessions = []
+        uniforms = np.empty((len(rows), 2, self.playlist_length))
         # The one per-session loop: each session's draws must come from its own generator.
-        for row in rows:
+        for k, row in enumerate(rows.tolist()):
             rng = self._rngs[row]
-            draws.append((*self.world.sample_sessions(rng, 1, self.split), rng.random((2, self.playlist_length))))
-        users = np.concatenate([user for user, _, _ in draws]).astype(np.int64)
-        context_type = np.concatenate([contexts.context_type for _, contexts, _ in draws])
-        hour = np.concatenate([contexts.hour for _, contexts, _ in draws])
-        attention = np.concatenate([contexts.attention for _, contexts, _ in draws])
-        uniforms = np.stack([uniforms for _, _, uniforms in draws])
+            sessions.append(self.world.sample_sessions(rng, 1, self.split))
+            rng.random(out=uniforms[k])
+        users = np.concatenate([user for user, _ in sessions]).astype(np.int64)
+        context_type = np.concatenate([contexts.context_type for _, contexts in sessions])
+        hour = np.concatenate([contexts.hour for _, contexts in sessions])
+        attention = np.concatenate([contexts.attention for _, contexts in sessions])
         contexts = Contexts(context_type, hour, attention)
         pools = np.asarray(self.world.candidate_pools(users, self.pool_size, self.explicit_filter), dtype=np.int64)
 
@@ -275,14 +295,20 @@ class ListeningSessionVectorEnv(VectorEnv):
         """The observation rows of sessions that just began: :func:`build_observations` with no history."""
         obs, catalogue = self._obs, self.catalogue
         in_pool = pools >= 0
+        obs["action_mask"][rows] = in_pool
+        obs["context"][rows] = context_features(contexts)
+        if self.observation == "compact":
+            obs["user"][rows] = self.users[rows]
+            obs["pool"][rows] = pools
+            obs["history_tracks"][rows] = -1
+            obs["history_responses"][rows] = 0
+            return
         candidates = catalogue.track_features[np.maximum(pools, 0)]
         candidates[~in_pool] = 0.0
         obs["user"][rows] = catalogue.user_features[self.users[rows]]
-        obs["context"][rows] = context_features(contexts)
         obs["history"][rows] = 0.0
         obs["history_mask"][rows] = 0.0
         obs["candidates"][rows] = candidates
-        obs["action_mask"][rows] = in_pool
 
     def step(
         self, actions: np.ndarray
@@ -328,7 +354,7 @@ class ListeningSessionVectorEnv(VectorEnv):
         self._record_plays(playing, actions[playing], tracks[playing], responses[playing], probs[playing, 2])
         self.steps += 1
         self._returns += rewards
-        np.add.at(self._counts, (playing, _RESPONSE_COUNT[responses[playing]]), 1)
+        self._counts[playing, _RESPONSE_COUNT[responses[playing]]] += 1  # one play per session: no repeats
         self._counts[:, _INVALID_COUNT] += ~valid
 
         truncated = ~terminated & ((self.steps >= self.playlist_length) | (self.lengths >= self._pool_tracks))
@@ -373,8 +399,12 @@ class ListeningSessionVectorEnv(VectorEnv):
         self._history_p_complete[rows, positions] = p_complete
         self.played[rows, slots] = True
         self.lengths[rows] = positions + 1
-        self._obs["history"][rows, positions] = history_rows(self.catalogue.track_features, tracks, responses)
-        self._obs["history_mask"][rows, positions] = 1.0
+        if self.observation == "compact":
+            self._obs["history_tracks"][rows, positions] = tracks
+            self._obs["history_responses"][rows, positions] = responses
+        else:
+            self._obs["history"][rows, positions] = history_rows(self.catalogue.track_features, tracks, responses)
+            self._obs["history_mask"][rows, positions] = 1.0
         self._obs["action_mask"][rows, slots] = 0
 
     def _end(self, rows: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
@@ -385,9 +415,10 @@ class ListeningSessionVectorEnv(VectorEnv):
             **{key: np.where(ended, self._counts[:, column], 0) for column, key in enumerate(COUNTS)},
         }
         final_obs = np.full(self.num_envs, None, dtype=object)
-        last = {key: value[rows] for key, value in self._obs.items()}  # copies: the rows reset next
-        for k, row in enumerate(rows):
-            final_obs[row] = {key: value[k] for key, value in last.items()}
+        keys = list(self._obs)
+        last = [value[rows] for value in self._obs.values()]  # copies: the rows reset next
+        for row, values in zip(rows.tolist(), zip(*last)):
+            final_obs[row] = dict(zip(keys, values))
         self._begin(rows)
         return {"session": session, "_session": ended, "final_obs": final_obs, "_final_obs": ended}
 
@@ -497,11 +528,22 @@ class ListeningSessionVectorEnv(VectorEnv):
         prefix = "session_model/"
         self._state = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
         self._started = True
+        contexts = context_features(self._contexts)
+        if self.observation == "compact":
+            self._obs = {
+                "user": self.users.copy(),
+                "context": contexts,
+                "pool": self.pools.copy(),
+                "history_tracks": self.history_tracks.copy(),
+                "history_responses": self.history_responses.copy(),
+                "action_mask": self.action_masks().astype(np.int8),
+            }
+            return
         self._obs = build_observations(
             self.catalogue.track_features,
             self.catalogue.user_features,
             self.users,
-            context_features(self._contexts),
+            contexts,
             self.pools,
             self.history_tracks,
             self.history_responses,

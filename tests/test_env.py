@@ -10,13 +10,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from fakes import FakeGroundTruth, FakeWorld
-from gymnasium.utils.env_checker import check_env
+from gymnasium.utils.env_checker import check_env, data_equivalence
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import musicenv
 from musicenv.env import SESSION_STATS, ListeningSessionEnv
-from musicenv.observation import build_observations
+from musicenv.observation import build_observations, expand_observations
 from musicenv.registration import ENV_ID
 from musicenv.rewards import RewardConfig
 from musicenv.world import Contexts, context_features
@@ -603,3 +603,26 @@ def test_context_features_are_the_one_hot_and_the_hour_on_the_circle() -> None:
     np.testing.assert_array_equal(features[:, 7], np.cos(angle))
     features[0, 0] = 5.0  # a new array: the table behind it is untouched
     assert context_features(Contexts(context_type[:1], hour[:1], np.zeros(1, np.float32)))[0, 0] == 1.0
+
+
+def test_compact_observations_expand_to_the_full_ones(world) -> None:
+    full = ListeningSessionEnv(world=world, playlist_length=6, pool_size=30)
+    compact = ListeningSessionEnv(world=world, playlist_length=6, pool_size=30, observation="compact")
+    quiet_check_env(compact)
+    features = (world.track_features, world.user_features)
+    rng = np.random.default_rng(1)
+    for episode in range(5):
+        obs, _ = full.reset(seed=episode)
+        small, _ = compact.reset(seed=episode)
+        done = False
+        while not done:
+            assert compact.observation_space.contains(small)
+            assert data_equivalence(expand_observations(*features, small), obs, exact=True)
+            action = int(rng.integers(0, 30))  # valid or not
+            obs, reward, terminated, truncated, info = full.step(action)
+            small, small_reward, small_terminated, small_truncated, small_info = compact.step(action)
+            assert (reward, terminated, truncated) == (small_reward, small_terminated, small_truncated)
+            assert data_equivalence(info, small_info, exact=True)
+            done = terminated or truncated
+    with pytest.raises(ValueError, match="observation must be one of"):
+        ListeningSessionEnv(world=world, observation="indices")  # type: ignore[arg-type]

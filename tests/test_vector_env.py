@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import musicenv  # noqa: F401  (registers the id)
 from musicenv.env import SESSION_STATS, ListeningSessionEnv
-from musicenv.observation import build_observations
+from musicenv.observation import build_observations, expand_observations
 from musicenv.registration import ENV_ID
 from musicenv.rewards import RewardConfig
 from musicenv.vector_env import ListeningSessionVectorEnv
@@ -352,3 +352,39 @@ def test_real_world_vector_env_matches_the_single_env(real_worlds):
             np.testing.assert_array_equal(info["response_probs"][0], single_info["response_probs"])
             if single_terminated or single_truncated:
                 single_obs, _ = single.reset()
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_compact_observations_expand_to_the_full_ones(world, n):
+    """observation="compact" hands over indices; expanded, they are the full observations, final ones included."""
+    kwargs = {"world": world, "playlist_length": 6, "pool_size": 30}
+    full = ListeningSessionVectorEnv(n, **kwargs)
+    compact = ListeningSessionVectorEnv(n, observation="compact", **kwargs)
+    features = (world.track_features, world.user_features)
+    obs, _ = full.reset(seed=3)
+    small, _ = compact.reset(seed=3)
+    assert compact.observation_space.contains(small)
+    assert data_equivalence(expand_observations(*features, small), obs, exact=True)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        actions = policy(rng, obs["action_mask"], invalid_share=0.1)
+        obs, rewards, terminated, truncated, info = full.step(actions)
+        small, small_rewards, small_terminated, small_truncated, small_info = compact.step(actions)
+        assert compact.observation_space.contains(small)
+        assert data_equivalence(expand_observations(*features, small), obs, exact=True)
+        np.testing.assert_array_equal(rewards, small_rewards)
+        np.testing.assert_array_equal(terminated | truncated, small_terminated | small_truncated)
+        for row in np.flatnonzero(info.get("_final_obs", np.zeros(n, bool))):
+            expanded = expand_observations(*features, small_info["final_obs"][row])
+            assert data_equivalence(expanded, info["final_obs"][row], exact=True)
+    state = compact.get_state()
+    restored = ListeningSessionVectorEnv(n, observation="compact", **kwargs)
+    restored.set_state(state)
+    assert data_equivalence(restored._observations(), compact._observations(), exact=True)
+
+
+def test_compact_observations_are_for_the_numpy_path(world):
+    with pytest.raises(ValueError, match="observation"):
+        ListeningSessionVectorEnv(2, world=world, observation="features")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="numpy path"):
+        ListeningSessionVectorEnv(2, world=world, backend="torch", observation="compact")
