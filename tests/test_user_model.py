@@ -512,7 +512,8 @@ def test_single_session_kernel_replays_the_batched_calls_bit_for_bit(session_mod
         state = session_model.initial_state(np.array([user]), contexts)
         kernel, batched = session_model.single_session(state), BatchedSingleSession(session_model, state)
         played = history.keys[history.keys // history.n_tracks == user] % history.n_tracks
-        for position in range(25):  # past the MSSD's cap: positions the tables clamp
+        # Past the MSSD's cap (positions the session-end tables clamp), once past the kernel's position table.
+        for position in range(260 if session == 0 else 25):
             # Half the plays are tracks the listener heard before, so the history term is exercised.
             track = int(played[position % len(played)] if position % 2 else rng.integers(0, history.n_tracks))
             uniform = float(rng.random())

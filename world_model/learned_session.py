@@ -158,6 +158,8 @@ class LearnedSessionModel:
         self._static_b = np.concatenate([bias(model.static_in), bias(model.static_query)])
         self._position_w = np.zeros(mlp + model.interaction_size, dtype=np.float32)
         self._position_w[:mlp] = weight(model.position_in)[:, 0] / np.float32(POSITION_SCALE)
+        # Row p: the position's share of the context before play p + 1 (the single session's lookup).
+        self._position_rows = np.arange(1, 257, dtype=np.float32)[:, None] * self._position_w
         if model.sequential:
             gru = model.gru
             w_ih = gru.weight_ih_l0.detach().cpu().numpy()
@@ -379,7 +381,11 @@ class LearnedSingleSession:
 
         self._position += 1
         # The next play's head base and query (LearnedSessionModel._context, for one session).
-        context = self._static_context + np.float32(self._position + 1) * model._position_w
+        position_rows = model._position_rows
+        position = self._position
+        context = self._static_context + (
+            position_rows[position] if position < len(position_rows) else np.float32(position + 1) * model._position_w
+        )
         if model.response_model.sequential:
             self._hidden = self._gru_step(track, response)
             context += self._hidden @ model._hidden_w
