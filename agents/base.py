@@ -78,7 +78,8 @@ class Agent(ABC):
         """Choose one valid slot per session.
 
         Args:
-            obs: a batch of N observations (see the module docstring).
+            obs: a batch of N observations (see the module docstring). They may be the env's own
+                buffers (evaluation steps with ``copy=False``): copy what must outlive the call.
             oracle: the env's ground-truth handle (``env.oracle``) in a ground-truth run, else
                 None; only agents with :attr:`needs_oracle` read it.
 

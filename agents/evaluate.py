@@ -410,6 +410,7 @@ def evaluate(
             pool_size=pool_size,
             split="eval",
             responder=groundtruth if name == "groundtruth" else None,
+            copy=False,  # agents act on an observation before the next step and keep none
         )
         for spec in specs:
             bar.set_postfix_str(f"{spec.label} · {name}")
