@@ -209,6 +209,7 @@ class ListeningSessionVectorEnv(VectorEnv):
         )
         self._rows = np.arange(num_envs)
         self._rngs: list[np.random.Generator | None] = [None] * num_envs
+        self._owned_state: set[str] = set()
         self._started = False
 
     # -- episodes ------------------------------------------------------------------------------------
@@ -288,7 +289,10 @@ class ListeningSessionVectorEnv(VectorEnv):
         self._counts[rows] = 0
         fresh = self._responder.initial_state(users, contexts)
         # States are values (the oracle may hold this one): replace rows in new arrays.
-        self._state = fresh if len(rows) == self.num_envs else _state_with_rows(self._state, rows, fresh)
+        if len(rows) == self.num_envs:
+            self._state = fresh
+        else:
+            self._state = _state_with_rows(self._state, rows, fresh, self._owned_state)
         self._write_first_observations(rows, pools, contexts)
 
     def _write_first_observations(self, rows: np.ndarray, pools: np.ndarray, contexts: Contexts) -> None:
@@ -332,6 +336,7 @@ class ListeningSessionVectorEnv(VectorEnv):
 
         # One batched call per model method for all sessions that play (all of them, when the
         # agent reads the mask); sessions with an invalid action keep their state.
+        previous = self._state
         if all_valid:
             playing = rows
             probs = np.asarray(self._responder.response_probs(self._state, tracks[:, None])[:, 0], np.float64)
@@ -347,6 +352,10 @@ class ListeningSessionVectorEnv(VectorEnv):
                 responses[playing] = sample_responses(probs[playing], self._uniforms[playing, 0, positions[playing]])
                 after = self._responder.advance(before, tracks[playing], responses[playing])
                 self._state = _state_with_rows(self._state, playing, after)
+        # Arrays this step made are the env's alone: an autoreset may write its rows into them.
+        self._owned_state = {
+            key for key, value in self._state.items() if all(value is not p for p in previous.values())
+        }
         terminated = valid & (self._uniforms[rows, 1, positions] < self._responder.leave_probs(self._state))
 
         rewards = np.full(self.num_envs, self.reward_config.invalid_action, dtype=np.float64)
@@ -551,10 +560,17 @@ class ListeningSessionVectorEnv(VectorEnv):
         )
 
 
-def _state_with_rows(state: SessionState, rows: np.ndarray, rows_state: SessionState) -> SessionState:
-    """``state`` with ``rows`` replaced by ``rows_state``, in new arrays (states are values)."""
+def _state_with_rows(
+    state: SessionState, rows: np.ndarray, rows_state: SessionState, owned: set[str] | frozenset[str] = frozenset()
+) -> SessionState:
+    """``state`` with ``rows`` replaced by ``rows_state``.
+
+    States are values (an oracle's caller may hold one), so arrays are copied before the rows are
+    written, except those named in ``owned``: arrays no one else can hold (the step that calls
+    this just made them), written in place.
+    """
     replaced = {}
     for key, value in state.items():
-        replaced[key] = value.copy()
+        replaced[key] = value if key in owned else value.copy()
         replaced[key][rows] = rows_state[key]
     return replaced

@@ -388,3 +388,19 @@ def test_compact_observations_are_for_the_numpy_path(world):
         ListeningSessionVectorEnv(2, world=world, observation="features")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="numpy path"):
         ListeningSessionVectorEnv(2, world=world, backend="torch", observation="compact")
+
+
+@pytest.mark.parametrize("responder", ["learned", "groundtruth"])
+def test_a_held_state_never_changes_under_steps_and_autoresets(world, groundtruth, responder):
+    """States are values: what an oracle's caller holds stays as it was, whatever the env does next."""
+    envs = ListeningSessionVectorEnv(
+        8, world=world, playlist_length=3, responder=groundtruth if responder == "groundtruth" else None
+    )
+    obs, _ = envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(12):  # every session ends within three steps: autoresets on most steps
+        held = envs._session()
+        snapshot = {key: value.copy() for key, value in held.items()}
+        obs, *_ = envs.step(policy(rng, obs["action_mask"], invalid_share=0.2))
+        for key, value in snapshot.items():
+            np.testing.assert_array_equal(held[key], value, err_msg=key)
