@@ -187,27 +187,23 @@ def main() -> None:
         args.seconds,
     )
     model_leave_rate = model_only_samples_per_s(envs, args.seconds, leave=True)
-    envs_no_copy = ListeningSessionVectorEnv(
-        args.num_envs, world=single.unwrapped.world, responder=single.unwrapped._responder, copy=False
-    )
-    vector_steps_per_s(envs_no_copy, args.warmup, args.seed)
-    no_copy_rate, _, no_copy_ratio = interleaved(
-        lambda seconds: vector_steps_per_s(envs_no_copy, seconds, args.seed),
-        lambda seconds: model_only_samples_per_s(envs, seconds, leave=False),
-        args.rounds,
-        args.seconds,
-    )
 
-    envs_compact = ListeningSessionVectorEnv(
-        args.num_envs, world=single.unwrapped.world, responder=single.unwrapped._responder, observation="compact"
-    )
-    vector_steps_per_s(envs_compact, args.warmup, args.seed)
-    compact_rate, _, compact_ratio = interleaved(
-        lambda seconds: vector_steps_per_s(envs_compact, seconds, args.seed),
-        lambda seconds: model_only_samples_per_s(envs, seconds, leave=False),
-        args.rounds,
-        args.seconds,
-    )
+    def against_the_model(**options: Any) -> tuple[float, float]:
+        """Steps/s of a vector env built with ``options``, and its ratio to the model alone."""
+        variant = ListeningSessionVectorEnv(
+            args.num_envs, world=single.unwrapped.world, responder=single.unwrapped._responder, **options
+        )
+        vector_steps_per_s(variant, args.warmup, args.seed)
+        rate, _, ratio = interleaved(
+            lambda seconds: vector_steps_per_s(variant, seconds, args.seed),
+            lambda seconds: model_only_samples_per_s(envs, seconds, leave=False),
+            args.rounds,
+            args.seconds,
+        )
+        return rate, ratio
+
+    no_copy_rate, no_copy_ratio = against_the_model(copy=False)
+    compact_rate, compact_ratio = against_the_model(observation="compact")
 
     print(f"world={args.world}")
     print(f"musicenv_version={package_version()}")
