@@ -117,8 +117,9 @@ def rollout(agent: Agent, env: Any, n_episodes: int, seed: int, world: str | Non
     rewards_by_position = np.zeros((n, length))
     records: list[tuple[int, int, int, float, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]] = []
     while (done_count < quotas).any():
-        users = env.users
-        positions = env.lengths
+        # Copies: the env updates its arrays in place when it steps and autoresets.
+        users = env.users.copy()
+        positions = env.lengths.copy()
         actions = agent.act(obs, env.oracle)
         obs, rewards, terminated, truncated, info = env.step(actions)
         tracks[rows, positions] = info["track_index"]

@@ -371,3 +371,52 @@ def test_readme_results_section_is_replaced_between_the_markers(tmp_path: Path):
     (tmp_path / "README.md").write_text(readme)
     script.main([str(run), "--readme", str(tmp_path / "README.md")])
     assert "| random |" in (tmp_path / "README.md").read_text()
+
+
+def test_rollout_records_each_episode_as_the_single_env_plays_it():
+    """Users, tracks, responses and rewards by position are those of the episode itself (not the next one)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fakes import FakeWorld
+
+    from agents.base import Agent
+    from agents.rollout import rollout
+    from musicenv.env import ListeningSessionEnv
+    from musicenv.vector_env import ListeningSessionVectorEnv
+
+    class LastValidSlot(Agent):
+        name = "last_valid_slot"
+
+        def act(self, obs, oracle=None):
+            mask = obs["action_mask"].astype(bool)
+            return mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1)
+
+    def play_episode(single: ListeningSessionEnv, obs: dict) -> tuple[int, list[int], list[int], list[float]]:
+        user, tracks, responses, rewards = single.user, [], [], []
+        done = False
+        while not done:
+            slot = int(np.flatnonzero(obs["action_mask"])[-1])
+            tracks.append(int(single.pool[slot]))
+            obs, reward, terminated, truncated, info = single.step(slot)
+            responses.append(["skip", "listen", "complete"].index(info["response"]))
+            rewards.append(reward)
+            done = terminated or truncated
+        return user, tracks, responses, rewards
+
+    world = FakeWorld(seed=0)
+    env = ListeningSessionVectorEnv(2, world=world, playlist_length=4, pool_size=20)
+    result = rollout(LastValidSlot(world), env, n_episodes=6, seed=11)
+    single = ListeningSessionEnv(world=world, playlist_length=4, pool_size=20)
+    for i, (env_seed, episode) in enumerate(zip(result.env_seeds, result.episode_numbers)):
+        obs, _ = single.reset(seed=int(env_seed))
+        for _ in range(int(episode)):  # the sub-env's earlier episodes
+            play_episode(single, obs)
+            obs, _ = single.reset()
+        user, tracks, responses, rewards = play_episode(single, obs)
+        n = len(tracks)
+        assert (result.users[i], result.lengths[i]) == (user, n)
+        np.testing.assert_array_equal(result.tracks[i, :n], tracks)
+        np.testing.assert_array_equal(result.tracks[i, n:], -1)
+        np.testing.assert_array_equal(result.responses[i, :n], responses)
+        np.testing.assert_array_equal(result.rewards[i, :n], rewards)
