@@ -217,11 +217,13 @@ class TorchLearnedSessionModel:
     def leave_probs(self, state: TorchSessionState) -> torch.Tensor:
         last = self.table_last
         counts = state["response_counts"].to(torch.float64)
+        weights = self.share_weights
         logits = (
             self.run_table[state["skip_run"].clamp(max=last)]
             + self.position_table[state["position"].clamp(max=last)]
             + self.last_table[state["last_response"] + 1]
-            + (counts @ self.share_weights) / counts.sum(dim=1).clamp(min=1.0)
+            + (counts[:, 0] * weights[0] + counts[:, 1] * weights[1] + counts[:, 2] * weights[2])
+            / counts.sum(dim=1).clamp(min=1.0)
         )
         return torch.sigmoid(logits)
 

@@ -624,5 +624,14 @@ def test_compact_observations_expand_to_the_full_ones(world) -> None:
             assert (reward, terminated, truncated) == (small_reward, small_terminated, small_truncated)
             assert data_equivalence(info, small_info, exact=True)
             done = terminated or truncated
+    compact.reset(seed=9)
+    restored = ListeningSessionEnv(world=world, playlist_length=6, pool_size=30, observation="compact")
+    for slot in range(12):  # round trips at every step: the same continuation and the same next episodes
+        restored.set_state(compact.get_state())
+        assert data_equivalence(restored._observation(), compact._observation(), exact=True)
+        step, restored_step = compact.step(slot % 5), restored.step(slot % 5)
+        assert data_equivalence(step, restored_step, exact=True)
+        if step[2] or step[3]:
+            assert data_equivalence(compact.reset(), restored.reset(), exact=True)
     with pytest.raises(ValueError, match="observation must be one of"):
         ListeningSessionEnv(world=world, observation="indices")  # type: ignore[arg-type]

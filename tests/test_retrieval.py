@@ -425,5 +425,7 @@ def test_pool_cache_serves_what_the_pools_build_and_stays_bounded(retrieval: Ret
     assert cache._bytes == 0 and not cache._rows
     with pytest.raises(IndexError):
         cache.pools(np.array([retrieval.n_users]), 10)
+    with pytest.raises(ValueError, match="size"):
+        cache.pools(np.array([1]), -1)
     with pytest.raises(ValueError, match="max_bytes"):
         PoolCache(source, max_bytes=-1)

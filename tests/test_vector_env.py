@@ -354,6 +354,29 @@ def test_real_world_vector_env_matches_the_single_env(real_worlds):
                 single_obs, _ = single.reset()
 
 
+def test_real_world_sub_envs_replay_single_envs(real_worlds):
+    """N > 1 on the default world: each sub-env plays the single env's episodes (probabilities to float32 rounding)."""
+    world, _ = real_worlds
+    n, seed = 4, 21
+    envs = ListeningSessionVectorEnv(n, world=world, observation="compact")
+    singles = [ListeningSessionEnv(world=world, observation="compact") for _ in range(n)]
+    obs, _ = envs.reset(seed=seed)
+    single_obs = [single.reset(seed=seed + i)[0] for i, single in enumerate(singles)]
+    for _ in range(60):
+        actions = obs["action_mask"].argmax(axis=1)
+        obs, rewards, terminated, truncated, info = envs.step(actions)
+        for i, single in enumerate(singles):
+            single_obs[i], reward, single_terminated, single_truncated, single_info = single.step(int(actions[i]))
+            assert (rewards[i], terminated[i], truncated[i]) == (reward, single_terminated, single_truncated)
+            assert info["response"][i] == single_info["response"]
+            # float32 matrix products round differently over a batch of N than of one: ~1e-8 here.
+            np.testing.assert_allclose(info["response_probs"][i], single_info["response_probs"], rtol=0, atol=1e-6)
+            if single_terminated or single_truncated:
+                single_obs[i], _ = single.reset()
+            for key in ("user", "pool", "history_tracks", "history_responses", "action_mask"):
+                np.testing.assert_array_equal(obs[key][i], single_obs[i][key], err_msg=key)
+
+
 @pytest.mark.parametrize("n", [1, 4])
 def test_compact_observations_expand_to_the_full_ones(world, n):
     """observation="compact" hands over indices; expanded, they are the full observations, final ones included."""
@@ -390,17 +413,41 @@ def test_compact_observations_are_for_the_numpy_path(world):
         ListeningSessionVectorEnv(2, world=world, backend="torch", observation="compact")
 
 
-@pytest.mark.parametrize("responder", ["learned", "groundtruth"])
-def test_a_held_state_never_changes_under_steps_and_autoresets(world, groundtruth, responder):
+class ViewingResponder:
+    """A responder whose ``advance`` hands back views of its inputs (allowed: states are values)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def initial_state(self, users, contexts):
+        return {**self.inner.initial_state(users, contexts), "last_track": np.full(len(users), -1)}
+
+    def response_probs(self, state, tracks):
+        return self.inner.response_probs(state, tracks)
+
+    def advance(self, state, tracks, responses):
+        advanced = self.inner.advance(state, tracks, responses)
+        return {**advanced, "users": state["users"][:], "attention": state["attention"][:], "last_track": tracks}
+
+    def leave_probs(self, state):
+        return self.inner.leave_probs(state)
+
+
+@pytest.mark.parametrize("responder", ["learned", "groundtruth", "viewing", "real"])
+def test_a_held_state_never_changes_under_steps_and_autoresets(world, groundtruth, real_worlds, responder):
     """States are values: what an oracle's caller holds stays as it was, whatever the env does next."""
-    envs = ListeningSessionVectorEnv(
-        8, world=world, playlist_length=3, responder=groundtruth if responder == "groundtruth" else None
-    )
+    if responder == "real":
+        world = real_worlds[0]
+    answers = {"groundtruth": groundtruth, "viewing": ViewingResponder(world.session_model)}.get(responder)
+    envs = ListeningSessionVectorEnv(8, world=world, playlist_length=3, responder=answers)
     obs, _ = envs.reset(seed=0)
     rng = np.random.default_rng(0)
     for _ in range(12):  # every session ends within three steps: autoresets on most steps
         held = envs._session()
         snapshot = {key: value.copy() for key, value in held.items()}
-        obs, *_ = envs.step(policy(rng, obs["action_mask"], invalid_share=0.2))
+        obs, _, _, _, info = envs.step(policy(rng, obs["action_mask"], invalid_share=0.2))
+        tracks = info["track_index"].copy()
         for key, value in snapshot.items():
             np.testing.assert_array_equal(held[key], value, err_msg=key)
+        envs.step(policy(rng, obs["action_mask"]))  # the info of a step is not rewritten by the next
+        np.testing.assert_array_equal(info["track_index"], tracks)

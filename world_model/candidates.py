@@ -199,7 +199,8 @@ class PoolCache:
     """Remembers pools already built, so that a listener's next session does not rank the catalogue again.
 
     A pool is a deterministic function of (user, size, explicit filter): the ranking, the blocks
-    and the seeded exploration draw never change once the retrieval stage is fitted. An
+    and the seeded exploration draw never change once the retrieval stage is fitted (whoever
+    changes the source's vectors, blocks or settings afterwards must :meth:`clear` the cache). An
     environment starts a session for a listener it has very likely seen before (the default
     world has a few thousand listeners; a vector env starts a dozen sessions a step), so the
     environments ask through this cache and rank each listener once. Rows are stored as int32;
@@ -229,6 +230,8 @@ class PoolCache:
 
     def pools(self, user_indices: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
         """``(len(user_indices), size)`` int64 pools, equal to ``source.pools`` of the same arguments."""
+        if size < 0:
+            raise ValueError(f"size must be non-negative, got {size}")
         users = np.asarray(user_indices, dtype=np.int64).reshape(-1)
         out = np.empty((len(users), size), dtype=np.int64)
         missing = []

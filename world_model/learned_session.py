@@ -335,8 +335,9 @@ class LearnedSingleSession:
 
     :meth:`play` scores the track, draws the response and advances the GRU in one go, on the
     session's own rows (1-D arrays) with the batched path's operations in the same order, so the
-    numbers are bit for bit those of ``response_probs`` + ``advance`` (tested; that is what lets
-    the single and the vector environment replay each other exactly) at about half their cost; the
+    numbers are bit for bit those of ``response_probs`` + ``advance`` on a batch of one (tested;
+    that is what lets the single environment and a vector environment of one replay each other
+    exactly) at about half their cost; the
     counters the session-end model reads are Python numbers, and :meth:`leave_prob` asks its scalar
     form. The batched state is assembled only when :attr:`state` is read.
 
@@ -359,7 +360,9 @@ class LearnedSingleSession:
         self._counts = [int(count) for count in state["response_counts"][0]]
 
     def play(self, track: int, uniform: float) -> tuple[list[float], int]:
-        """Score ``track``, draw the response at ``uniform`` (inverse CDF), advance past the play."""
+        """Score ``track`` (a track index, not padding), draw the response at ``uniform`` (inverse CDF), advance."""
+        if track < 0:
+            raise ValueError(f"track must be a track index, got {track} (padding is never played)")
         model = self.model
         mlp = model.response_model.mlp_size
         row = model._track_table[track]

@@ -209,19 +209,23 @@ class SessionEndModel:
         """
         last = _TABLE_SIZE - 1
         counts = np.asarray(response_counts, dtype=np.float64)
+        weights = self._share_weights
+        # The shares term one product at a time (not a matrix product, whose summation may vary
+        # with the batch), so a session's probability is the same bit for bit in any batch.
+        shares = counts[:, 0] * weights[0] + counts[:, 1] * weights[1] + counts[:, 2] * weights[2]
         logits = (
             self._run_table.take(np.minimum(skip_run, last))
             + self._position_table.take(np.minimum(position, last))
             + self._last_table.take(np.asarray(last_response) + 1)
-            + (counts @ self._share_weights) / np.maximum(counts.sum(axis=1), 1.0)
+            + shares / np.maximum(counts.sum(axis=1), 1.0)
         )
         return expit(logits)
 
     def leave_prob(self, position: int, skip_run: int, last_response: int, response_counts: list[int]) -> float:
         """:meth:`leave_probs` of one session, in Python numbers (a single environment's step).
 
-        Same tables, same order of additions; only the share term's three products are summed
-        by Python rather than by numpy, which may differ in the last bit.
+        Same tables and the same operations in the same order, so the same number bit for bit
+        (tested).
         """
         last = _TABLE_SIZE - 1
         skips, listens, completes = response_counts

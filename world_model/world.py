@@ -139,12 +139,6 @@ class GroundTruthProvenance:
         return cls(truth.seed, json.loads(json.dumps(dataclasses.asdict(truth.config))), log_sessions, log_seed)
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
-    array = np.array(array)  # the world's own copy, so the caller's array stays writable
-    array.flags.writeable = False
-    return array
-
-
 class LearnedWorld:
     """A world learned from logs; implements :class:`musicenv.world.World`.
 
@@ -182,10 +176,9 @@ class LearnedWorld:
         self.tracks = tracks
         self.user_ids = retrieval.listener_ids
         self.premium = premium
-        # Read-only: sample_sessions hands out views of them.
-        self.session_users = _read_only(session_users)
-        self.session_context_types = _read_only(session_context_types)
-        self.session_hours = _read_only(session_hours)
+        self.session_users = session_users
+        self.session_context_types = session_context_types
+        self.session_hours = session_hours
         self.config = config
         self.provenance = provenance
         self.training_report: TrainingReport | None = None
@@ -211,14 +204,12 @@ class LearnedWorld:
         if len(candidates) == 0:
             raise ValueError(f"the world has no sessions of {split!r} listeners to draw from")
         if n == 1:
-            # An environment's reset: the same draws as below through numpy's cheaper scalar calls,
-            # and read-only views of the session tables instead of copies.
+            # An environment's reset: the same draws as below, through numpy's cheaper scalar calls.
             row = int(candidates[rng.integers(0, len(candidates))])
             rows = slice(row, row + 1)
             attention = np.array([rng.standard_normal()], dtype=np.float32)
-            return self.session_users[rows], Contexts(
-                self.session_context_types[rows], self.session_hours[rows], attention
-            )
+            contexts = Contexts(self.session_context_types[rows].copy(), self.session_hours[rows].copy(), attention)
+            return self.session_users[rows].copy(), contexts
         rows = candidates[rng.integers(0, len(candidates), size=n)]
         attention = rng.standard_normal(n).astype(np.float32)
         contexts = Contexts(self.session_context_types[rows], self.session_hours[rows], attention)
