@@ -23,8 +23,9 @@ Prints ``name=value`` lines, one run:
 
 Each ratio is the median of rounds that alternate its two sides, so that a changing machine
 load favours neither. Every env first runs ``--warmup`` seconds, long enough for the world's
-pool cache (``world_model.candidates.PoolCache``) to hold most listeners, as in any run longer
-than a few thousand sessions.
+pool cache (``world_model.candidates.PoolCache``) to hold nearly every listener of the default
+world, so the figures are the steady state of any run longer than a few thousand sessions (a
+cold cache ranks each new listener's pool once, ~0.2 ms).
 
 Usage::
 
