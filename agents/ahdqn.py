@@ -23,6 +23,25 @@ argmax. :class:`AHDQNLearner` trains it on a
   zero. So the agent starts as ``greedy_learned`` and ``f`` has to learn only the value of what
   comes after the play (satiation, mood, leaving), not the immediate response the learned world
   already knows. In the learned world ``E[r | s, a]`` is exact, so the TD targets are unchanged.
+* **Response head** (``response_head``, with the model features): ``Q(s, a) = E[r | s, a] +
+  p(a) · w(s) + f(s, a)``, where ``w(s)`` values each response of the next play for the rest of
+  the session (:mod:`agents.networks`), and an L2 penalty (``action_value_penalty``) keeps the
+  per-track correction ``f`` at zero unless the data insist. Why: trained freely, ``f`` has to
+  learn the session's continuation value (about 4 on the default world, the same for every
+  candidate) while its differences between candidates stay within the spread of ``E[r | s, a]``
+  (about 0.09): its errors ranked the pool and the agent lost to its own starting point
+  (measured: within-state spread of ``f`` 0.42, agreement with greedy 9%, -1.5 return in the
+  learned world after 30k steps). Through ``p(a) · w(s)`` one state teaches the value of each
+  response for the whole pool.
+* **Demonstrations** (``demonstration_fraction``): the run starts by playing ``planner_learned``'s
+  choices (model-predictive control on the learned world's model, :mod:`agents.planner`), and
+  those transitions are replayed with DQfD's large-margin loss (Hester et al. 2018) besides the
+  TD loss: the teacher's slot must lead every other by ``demonstration_margin``. TD learning
+  alone could not find the small gains sequencing offers here; the teacher reads only the
+  learned world, as the agent does.
+* **Model selection** (``selection_interval``, off by default): the network is scored before
+  training and periodically on fixed learned-world episodes of training users, and the run ends
+  with the best one (:meth:`AHDQNLearner.finish`).
 * **The end of a session is terminal**, whether the listener left (``terminated``) or the
   playlist reached its length (``truncated``): the length cap is part of the task, not a time
   limit imposed from outside, and the observation shows the position (``history_mask``), so
@@ -54,9 +73,10 @@ from torch import nn
 
 from agents.base import Agent, Observation, masked_argmax, register_agent
 from agents.baselines import DEFAULT_RESPONSE_VALUES, learned_response_probs
-from agents.config import AHDQNConfig, config_from_dict, config_to_dict
+from agents.config import SELECTION_SEED, AHDQNConfig, config_from_dict, config_to_dict
 from agents.networks import ActionHeadQNetwork, observation_tensors
 from agents.replay import ReplayBatch, ReplayBuffer
+from agents.rollout import rollout
 from musicenv.observation import build_observations
 from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES, World, context_features
 
@@ -88,8 +108,12 @@ class AHDQN(Agent):
         seed: int = 0,
         device: str = "cpu",
         model_features: bool = False,
+        response_head: bool = False,
     ) -> None:
         super().__init__(world)
+        if response_head and not model_features:
+            raise ValueError("ahdqn's response_head weighs the model features' probabilities: set model_features")
+        self.response_head = response_head
         self.hidden_size = hidden_size
         self.seed = seed
         self.device = torch.device(device)
@@ -115,6 +139,7 @@ class AHDQN(Agent):
                 context_dim=CONTEXT_FEATURES_DIM,
                 hidden_size=hidden_size,
                 history_dim=world.track_features.shape[1] + 3,
+                response_head=response_head,
             )
             if model_features:
                 # The network learns the correction to the myopic value; starting it at zero makes
@@ -156,6 +181,7 @@ class AHDQN(Agent):
             "seed": self.seed,
             "device": str(self.device),
             "model_features": self.model_features,
+            "response_head": self.response_head,
         }
 
     def _save_state(self, folder: Path) -> None:
@@ -209,10 +235,21 @@ class AHDQNLearner:
             schedule is laid over it.
         seed: seeds the env's episodes (sub-env ``i`` gets ``seed + i``), the exploration stream
             and the replay sampling.
+        selection_env: the vector env of the model-selection episodes (the learned world's
+            training users; see :meth:`select`), or None for no selection.
     """
 
-    def __init__(self, agent: AHDQN, env: Any, config: AHDQNConfig, total_steps: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        agent: AHDQN,
+        env: Any,
+        config: AHDQNConfig,
+        total_steps: int,
+        seed: int = 0,
+        selection_env: Any = None,
+    ) -> None:
         self.agent = agent
+        self.selection_env = selection_env
         self.env = env
         self.config = config
         self.total_steps = total_steps
@@ -240,7 +277,20 @@ class AHDQNLearner:
         # Rewards and slots of the current sessions by position: the makings of n-step returns.
         self.session_rewards = np.zeros((n, length), np.float32)
         self.session_actions = np.zeros((n, length), np.int64)
+        self.session_demonstrated = np.zeros((n, length), np.bool_)
+        self.teacher: Agent | None = None
+        # Agent steps at the start of the run played by the teacher.
+        self.demonstration_steps = round(config.demonstration_fraction * total_steps)
+        if self.demonstration_steps:
+            # Imported here: importing the planners registers them, which only a taught run needs.
+            from agents.planner import LearnedPlanner
+
+            self.teacher = LearnedPlanner(world)
         self.obs, _ = env.reset(seed=seed)
+        # Model selection: the network with the best mean return on the selection episodes so far.
+        self.selection_scores: dict[int, float] = {}
+        self.best_step: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
 
     # -- schedule ----------------------------------------------------------------------------------
 
@@ -275,7 +325,12 @@ class AHDQNLearner:
         contexts = context_features(env.contexts)
         history_tracks, history_responses = env.history_tracks.copy(), env.history_responses.copy()
         positions = env.lengths.copy()
-        actions = self.explore(self.obs, self.epsilon())
+        demonstrating = self.global_step < self.demonstration_steps
+        if demonstrating:
+            assert self.teacher is not None
+            actions = self.teacher.act(self.obs).astype(np.int64)
+        else:
+            actions = self.explore(self.obs, self.epsilon())
         self.obs, rewards, terminated, truncated, info = env.step(actions)
         if info["invalid_action"].any():
             raise RuntimeError("the learner played an invalid slot; the action mask and the env disagree")
@@ -289,6 +344,7 @@ class AHDQNLearner:
         next_responses[rows, positions] = responses
         self.session_rewards[rows, positions] = rewards
         self.session_actions[rows, positions] = actions
+        self.session_demonstrated[rows, positions] = demonstrating
         self._store(users, contexts, pools, next_tracks, next_responses, positions, done)
         self.global_step += env.num_envs
         if done.any():
@@ -339,6 +395,7 @@ class AHDQNLearner:
                 actions=self.session_actions[rows, start],
                 rewards=window @ powers,
                 discounts=np.where(done[rows], 0.0, gamma**steps),
+                demonstrated=self.session_demonstrated[rows, start],
             )
 
     # -- learning ----------------------------------------------------------------------------------
@@ -375,7 +432,9 @@ class AHDQNLearner:
         if self.agent.model_features:
             candidates_now, myopic_now = self.agent.candidate_inputs(batch.observations(), obs)
         state, next_state = self.online.states(obs["user"], obs["context"], obs["history"], lengths, next_lengths)
-        q_taken = self.online.q_values(state, candidates_now[rows, actions][:, None])[:, 0] + myopic_now[rows, actions]
+        taken = candidates_now[rows, actions][:, None]
+        action_value = self.online.action_values(state, taken)[:, 0]
+        q_taken = action_value + self.online.response_term(state, taken)[:, 0] + myopic_now[rows, actions]
         with torch.no_grad():
             (target_state,) = self.target.states(obs["user"], obs["context"], obs["history"], next_lengths)
             chooser = (
@@ -391,7 +450,18 @@ class AHDQNLearner:
             )
             discounts = torch.as_tensor(batch.discounts, device=self.device)
             targets = torch.as_tensor(batch.rewards, device=self.device) + discounts * next_q
-        return F.smooth_l1_loss(q_taken, targets), q_taken.detach()
+        loss = F.smooth_l1_loss(q_taken, targets)
+        if batch.demonstrated.any():
+            demo = torch.as_tensor(batch.demonstrated, device=self.device)
+            q_all = self.online.q_values(state[demo], candidates_now[demo]) + myopic_now[demo]
+            allowed = torch.as_tensor(batch.action_masks, device=self.device).bool()[demo]
+            margins = torch.full_like(q_all, self.config.demonstration_margin)
+            margins[torch.arange(len(q_all), device=self.device), actions[demo]] = 0.0
+            best = (q_all + margins).masked_fill(~allowed, -torch.inf).max(dim=1).values
+            loss = loss + self.config.demonstration_weight * (best - q_taken[demo]).sum() / len(q_taken)
+        if self.config.action_value_penalty:
+            loss = loss + self.config.action_value_penalty * action_value.square().mean()
+        return loss, q_taken.detach()
 
     def _update_target(self) -> None:
         tau = self.config.tau
@@ -421,12 +491,56 @@ class AHDQNLearner:
     ) -> None:
         """Iterate until ``global_step >= until_step``, or until ``callback(self)`` returns True.
 
-        The callback runs after every iteration (logging, checkpoints, a stop request).
+        The callback runs after every iteration (logging, checkpoints, a stop request). With a
+        selection env, the network is scored before the first iteration and each time
+        ``global_step`` crosses a multiple of ``selection_interval``.
         """
+        if self.selecting and not self.selection_scores:
+            self.select()
         while self.global_step < until_step:
+            before = self.global_step
             self.iteration()
+            interval = self.config.selection_interval
+            if self.selecting and self.global_step // interval > before // interval:
+                self.select()
             if callback is not None and callback(self):
                 return
+
+    @property
+    def selecting(self) -> bool:
+        """Whether the run selects its final network (a selection env and a positive interval)."""
+        return self.selection_env is not None and self.config.selection_interval > 0
+
+    def select(self) -> float:
+        """Score the online network on the selection episodes; keep it if it is the best so far.
+
+        The episodes are the same at every call (the selection env is reset with
+        :data:`~agents.config.SELECTION_SEED`), so the scores are paired; a tie keeps the earlier
+        network. Returns the score (the mean return).
+        """
+        result = rollout(self.agent, self.selection_env, self.config.selection_episodes, SELECTION_SEED)
+        score = float(result.returns.mean())
+        if self.best_step is None or score > self.selection_scores[self.best_step]:
+            self.best_step = self.global_step
+            self.best_state = {key: value.detach().clone() for key, value in self.online.state_dict().items()}
+        self.selection_scores[self.global_step] = score
+        return score
+
+    def finish(self) -> None:
+        """End training: give the agent the selected network (when selecting).
+
+        Scores the last network if it has not been, then loads the best one into
+        ``agent.q_network``. The last online network stays the learner's ``online`` (a copy), so a
+        checkpoint written after this still resumes training where it stopped; the optimiser no
+        longer steps it, so continue a finished run only through a checkpoint.
+        """
+        if not self.selecting:
+            return
+        if self.global_step not in self.selection_scores:
+            self.select()
+        assert self.best_state is not None
+        self.online = copy.deepcopy(self.agent.q_network)
+        self.agent.q_network.load_state_dict(self.best_state)
 
     def pop_stats(self) -> EpisodeStats:
         """The ended-session sums since the last call (and reset them)."""
@@ -438,16 +552,26 @@ class AHDQNLearner:
     def save(self, folder: Path) -> None:
         """Write the learner's whole state into ``folder`` (inside a checkpoint being written atomically)."""
         folder.mkdir(parents=True, exist_ok=True)
+        torch.save(self.online.state_dict(), folder / "online.pt")
         torch.save(self.target.state_dict(), folder / "target.pt")
+        if self.best_state is not None:
+            torch.save(self.best_state, folder / "best.pt")
         torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
         self.replay.save(folder)
         np.savez(folder / "env.npz", **self.env.get_state())
-        np.savez(folder / "sessions.npz", rewards=self.session_rewards, actions=self.session_actions)
+        np.savez(
+            folder / "sessions.npz",
+            rewards=self.session_rewards,
+            actions=self.session_actions,
+            demonstrated=self.session_demonstrated,
+        )
         state = {
             "global_step": self.global_step,
             "gradient_steps": self.gradient_steps,
             "rng": self.rng.bit_generator.state,
             "stats": self.stats.__dict__,
+            "selection_scores": [[step, score] for step, score in self.selection_scores.items()],
+            "best_step": self.best_step,
             "config": config_to_dict(self.config),
             "saved_at": time.time(),
         }
@@ -458,7 +582,15 @@ class AHDQNLearner:
         state = json.loads((folder / "state.json").read_text())
         if config_from_dict(AHDQNConfig, state["config"]) != self.config:
             raise ValueError(f"{folder}: the checkpoint was written with another AH-DQN configuration")
+        self.online.load_state_dict(torch.load(folder / "online.pt", map_location=self.device, weights_only=True))
         self.target.load_state_dict(torch.load(folder / "target.pt", map_location=self.device, weights_only=True))
+        self.selection_scores = {int(step): float(score) for step, score in state["selection_scores"]}
+        self.best_step = state["best_step"]
+        self.best_state = (
+            torch.load(folder / "best.pt", map_location=self.device, weights_only=True)
+            if self.best_step is not None
+            else None
+        )
         self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True))
         self.replay.load(folder)
         with np.load(folder / "env.npz") as env_state:
@@ -466,6 +598,7 @@ class AHDQNLearner:
         with np.load(folder / "sessions.npz") as sessions:
             self.session_rewards = sessions["rewards"].copy()
             self.session_actions = sessions["actions"].copy()
+            self.session_demonstrated = sessions["demonstrated"].copy()
         self.global_step = int(state["global_step"])
         self.gradient_steps = int(state["gradient_steps"])
         self.rng.bit_generator.state = state["rng"]

@@ -23,6 +23,14 @@ Architecture (:class:`ActionHeadQNetwork`; sizes chosen here, the paper does not
       hidden layer of half the width, ReLU, one output. Only ``C x`` and ``K x`` are per
       candidate; everything computed from ``s`` is shared by the pool, so scoring M candidates
       costs about one small matrix product per candidate.
+    - *Response head* (optional, ``response_head``; for candidates whose last three features are
+      a user-response model's (skip, listen, complete) probabilities, the AH-DQN's model features):
+      a small MLP of ``s`` gives three values ``w(s)``, one per response, and the Q-value gains
+      ``p(a) · w(s)``: what each response of the next play is worth to the rest of the session
+      (a skip raises the chance of leaving; a completion changes the listener's state), weighted
+      by how likely the candidate is to get it. It is the Bellman equation's structure, ``Q = sum_r
+      p(r | s, a) [R(r) + continuation(s, r)]``, with the continuation's dependence on *which* track
+      was played left to the action head. Its last layer starts at zero.
     - Padded candidates and played slots get finite values; the policy masks them
       (:func:`agents.base.masked_argmax`).
 
@@ -66,12 +74,23 @@ class ActionHeadQNetwork(nn.Module):
         hidden_size: width of the row embeddings, the state and the action head's first layer.
         history_dim: width of a ``"history"`` row (default ``track_dim + 3``: the track's
             features and the response one-hot).
+        response_head: add the response head (see the module docstring); the candidates' last
+            three features must then be response probabilities.
     """
 
     def __init__(
-        self, user_dim: int, track_dim: int, context_dim: int, hidden_size: int = 64, history_dim: int | None = None
+        self,
+        user_dim: int,
+        track_dim: int,
+        context_dim: int,
+        hidden_size: int = 64,
+        history_dim: int | None = None,
+        response_head: bool = False,
     ) -> None:
         super().__init__()
+        if response_head and track_dim < N_RESPONSES:
+            raise ValueError(f"response_head reads the candidates' last {N_RESPONSES} features; track_dim={track_dim}")
+        self.response_head = response_head
         self.user_dim, self.track_dim, self.context_dim, self.hidden_size = (
             user_dim,
             track_dim,
@@ -91,6 +110,11 @@ class ActionHeadQNetwork(nn.Module):
         self.interaction_in = nn.Linear(interaction, hidden_size, bias=False)
         self.hidden_layer = nn.Linear(hidden_size, hidden_size // 2)
         self.output = nn.Linear(hidden_size // 2, 1)
+        if response_head:
+            self.response_hidden = nn.Linear(hidden_size, hidden_size // 2)
+            self.response_output = nn.Linear(hidden_size // 2, N_RESPONSES)
+            nn.init.zeros_(self.response_output.weight)
+            nn.init.zeros_(self.response_output.bias)
 
     def states(
         self, user: torch.Tensor, context: torch.Tensor, history: torch.Tensor, *lengths: torch.Tensor
@@ -121,7 +145,19 @@ class ActionHeadQNetwork(nn.Module):
         return out
 
     def q_values(self, state: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """Q-values ``(B, K)`` of candidates ``(B, K, track_dim)`` in states ``(B, H)``."""
+        """Q-values ``(B, K)`` of candidates ``(B, K, track_dim)`` in states ``(B, H)``: the action
+        head's output plus the response head's term (:meth:`response_term`)."""
+        return self.action_values(state, candidates) + self.response_term(state, candidates)
+
+    def response_term(self, state: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` the response head's ``p(a) · w(s)`` (zeros without a response head)."""
+        if not self.response_head:
+            return state.new_zeros(candidates.shape[:2])
+        worth = self.response_output(F.relu(self.response_hidden(state)))
+        return (candidates[..., -N_RESPONSES:] * worth[:, None, :]).sum(dim=-1)
+
+    def action_values(self, state: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` the action head's output alone (the Q-values without the response head's term)."""
         projected = self.candidate_in(candidates)
         content, key = projected[..., : self.hidden_size], projected[..., self.hidden_size :]
         pre = self.state_in(state)[:, None] + content + self.interaction_in(self.state_query(state)[:, None] * key)
@@ -132,7 +168,7 @@ class ActionHeadQNetwork(nn.Module):
         (state,) = self.states(inputs["user"], inputs["context"], inputs["history"], inputs["lengths"])
         return self.q_values(state, inputs["candidates"])
 
-    def config(self) -> dict[str, int]:
+    def config(self) -> dict[str, int | bool]:
         """Constructor arguments (saved beside the state dict)."""
         return {
             "user_dim": self.user_dim,
@@ -140,4 +176,5 @@ class ActionHeadQNetwork(nn.Module):
             "context_dim": self.context_dim,
             "hidden_size": self.hidden_size,
             "history_dim": self.history_dim,
+            "response_head": self.response_head,
         }

@@ -20,9 +20,10 @@ What a transition stores (bytes at M = 100, L = 20; :meth:`ReplayBuffer.bytes_pe
     ``actions``         2            the slot played
     ``rewards``         4            the (n-step, discounted) reward
     ``discounts``       4            gamma^k for the bootstrap, 0 where the session ended
+    ``demonstrated``    1            the action was a teacher's (the AH-DQN's demonstrations)
     ==================  ===========  =================================================
 
-    About 550 bytes at M = 100 and L = 20, whatever the feature width; memory is fixed at
+    About 551 bytes at M = 100 and L = 20, whatever the feature width; memory is fixed at
     construction (``capacity`` rows of each array) and never grows.
 
 One history serves both states
@@ -58,6 +59,7 @@ class ReplayBatch:
         discounts: ``(B,)`` float32 bootstrap weights: gamma^k, or 0 where the session ended.
         action_masks: ``(B, M)`` int8 ``action_mask`` of the states before the actions.
         indices: ``(B,)`` rows of the buffer the batch came from.
+        demonstrated: ``(B,)`` bool, the action was a teacher's demonstration.
     """
 
     next_observations: Observation
@@ -68,6 +70,7 @@ class ReplayBatch:
     discounts: np.ndarray
     action_masks: np.ndarray
     indices: np.ndarray
+    demonstrated: np.ndarray
 
     def observations(self) -> Observation:
         """The observations before the actions (materialised; the learner reads ``lengths`` instead)."""
@@ -121,6 +124,7 @@ class ReplayBuffer:
             "actions": np.zeros(capacity, np.int16),
             "rewards": np.zeros(capacity, np.float32),
             "discounts": np.zeros(capacity, np.float32),
+            "demonstrated": np.zeros(capacity, np.bool_),
         }
         self.position = 0
         self.size = 0
@@ -150,8 +154,11 @@ class ReplayBuffer:
         actions: np.ndarray,
         rewards: np.ndarray,
         discounts: np.ndarray,
+        demonstrated: np.ndarray | None = None,
     ) -> None:
-        """Store K transitions (every argument has K rows; see the module docstring for each)."""
+        """Store K transitions (every argument has K rows; see the module docstring for each).
+
+        ``demonstrated``: the action was the teacher's (default: none was)."""
         count = len(users)
         rows = (self.position + np.arange(count)) % self.capacity
         values = {
@@ -165,6 +172,7 @@ class ReplayBuffer:
             "actions": actions,
             "rewards": rewards,
             "discounts": discounts,
+            "demonstrated": np.zeros(count, np.bool_) if demonstrated is None else demonstrated,
         }
         for key, value in values.items():
             self.arrays[key][rows] = value
@@ -209,6 +217,7 @@ class ReplayBuffer:
             discounts=a["discounts"],
             action_masks=((pools >= 0) & ~played_before).astype(np.int8),
             indices=np.asarray(indices),
+            demonstrated=a["demonstrated"],
         )
 
     def save(self, folder: Path) -> None:

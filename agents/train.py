@@ -325,8 +325,19 @@ def make_learner(config: TrainConfig, world: World, responder: Any = None) -> AH
         seed=config.seed,
         device=config.device,
         model_features=config.ahdqn.model_features,
+        response_head=config.ahdqn.response_head,
     )
-    return AHDQNLearner(agent, env, config.ahdqn, config.total_steps, seed=config.seed)
+    selection_env = None
+    if config.ahdqn.selection_interval and config.ahdqn.selection_episodes:
+        # Always the learned world, even in a ground-truth run: selecting on the truth would be cheating.
+        selection_env = ListeningSessionVectorEnv(
+            min(EVAL_ENVS, config.ahdqn.selection_episodes),
+            world=world,
+            split="train",
+            playlist_length=config.playlist_length,
+            pool_size=config.pool_size,
+        )
+    return AHDQNLearner(agent, env, config.ahdqn, config.total_steps, seed=config.seed, selection_env=selection_env)
 
 
 def train_ahdqn(
@@ -369,6 +380,16 @@ def train_ahdqn(
     finally:
         logger.close()
     if not logger.stopped:
+        learner.finish()
+        for step, score in learner.selection_scores.items():
+            writer.add_scalar("charts/selection_return", score, step)
+        if learner.best_step is not None:
+            scores = learner.selection_scores
+            print(
+                f"model selection: kept the network of step {learner.best_step:,} (mean return "
+                f"{scores[learner.best_step]:.3f} on {config.ahdqn.selection_episodes} learned-world episodes; "
+                f"untrained {scores[0]:.3f}, last {scores[learner.global_step]:.3f})"
+            )
         save()
     return agent, learner.global_step, not logger.stopped
 

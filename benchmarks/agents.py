@@ -15,6 +15,13 @@ line:
 ``ahdqn_minus_greedy_ci_low/_high``   95% t interval of the mean paired difference (DESIGN.md: "A
                                       beats B" when it excludes zero)
 ``ahdqn_vs_planner_learned``          the same ratio against model-predictive control
+``learned_<agent>_return``            the same episodes in the *learned* world (where the AH-DQN
+                                      trains) for the AH-DQN, ``greedy_learned`` and
+                                      ``planner_learned`` (``--learned-agents``), with intervals,
+                                      and ``learned_ahdqn_minus_<agent>`` paired differences
+``selection_<step>``                  the AH-DQN's model-selection scores (mean return on the
+                                      training users' selection episodes in the learned world) and
+                                      ``selected_step``, the step of the network it keeps
 ``train_seconds_to_greedy``           training wall time (evaluations excluded) until the AH-DQN's
                                       return on the checkpoint episodes first reaches greedy's on
                                       the same episodes (``nan``: never within ``--steps``)
@@ -30,6 +37,10 @@ fixed ground-truth episodes (greedy's return on them is computed once); that cur
 With ``--ahdqn.model-features`` (the default) the untrained AH-DQN *is* greedy_learned (its
 network adds a zero correction to greedy's score), so ``train_seconds_to_greedy`` then measures
 when training first stops losing to greedy at a checkpoint, not when it catches up from scratch.
+The curve follows the network being trained; the final figures are those of the network that
+model selection keeps (``selected_step``; selection reads only the learned world). On 128
+episodes a checkpoint's mean has a 95% interval of about +-1 (the returns spread widely), so
+the curve is a rough guide.
 
 Options not listed by ``--help`` go to ``train.py``'s configuration (``--ahdqn.n-step 3``, ...),
 so a variant is measured with exactly the code ``train.py`` runs.
@@ -88,6 +99,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
         default=",".join(("ahdqn", *BASELINES)),
         help="comma-separated agents to evaluate (default: the AH-DQN and every baseline of train.py)",
     )
+    parser.add_argument(
+        "--learned-agents",
+        default="ahdqn,greedy_learned,planner_learned",
+        help="comma-separated agents also evaluated in the learned world (default: %(default)s)",
+    )
     parser.add_argument("--world", default="default", help="the world: default or a saved world folder")
     args, rest = parser.parse_known_args(argv)
     given = vars(build_parser(prog="benchmarks/agents.py (train.py options)").parse_args(rest))
@@ -95,8 +111,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
     return args, config
 
 
-def ground_truth_rollout(agent: Agent, world: Any, truth: Any, config: TrainConfig, episodes: int, seed: int):
-    """``agent`` on ``episodes`` fixed held-out episodes of the ground-truth run."""
+def ground_truth_rollout(
+    agent: Agent, world: Any, truth: Any, config: TrainConfig, episodes: int, seed: int
+) -> RolloutResult:
+    """``agent`` on ``episodes`` fixed held-out episodes of the ground-truth run (``truth=None``: the
+    same episodes answered by the learned world)."""
     env = ListeningSessionVectorEnv(
         min(EVAL_ENVS, episodes),
         world=world,
@@ -105,7 +124,7 @@ def ground_truth_rollout(agent: Agent, world: Any, truth: Any, config: TrainConf
         playlist_length=config.playlist_length,
         pool_size=config.pool_size,
     )
-    return rollout(agent, env, episodes, evaluation_seed(seed), world="groundtruth")
+    return rollout(agent, env, episodes, evaluation_seed(seed), world="learned" if truth is None else "groundtruth")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,11 +159,18 @@ def main(argv: list[str] | None = None) -> None:
             if math.isnan(seconds_to_greedy) and value >= greedy_curve_return:
                 seconds_to_greedy = train_seconds
             next_check += args.checkpoint_every
+    start = time.perf_counter()
+    learner.finish()
+    train_seconds += time.perf_counter() - start
 
     results: dict[str, RolloutResult] = {}
+    learned: dict[str, RolloutResult] = {}
     for name in names:
         agent = learner.agent if name == "ahdqn" else make_agent(name, world, **_kwargs(name, config))
         results[name] = ground_truth_rollout(agent, world, truth, config, args.episodes, args.eval_seed)
+    for name in [name for name in args.learned_agents.split(",") if name]:
+        agent = learner.agent if name == "ahdqn" else make_agent(name, world, **_kwargs(name, config))
+        learned[name] = ground_truth_rollout(agent, world, None, config, args.episodes, args.eval_seed)
 
     print(f"episodes={args.episodes}")
     print(f"steps={learner.global_step}")
@@ -162,6 +188,21 @@ def main(argv: list[str] | None = None) -> None:
             print(f"ahdqn_vs_{label}={ratio:.4f}")
             print(f"ahdqn_minus_{label}_ci_low={difference.low:.4f}")
             print(f"ahdqn_minus_{label}_ci_high={difference.high:.4f}")
+    for name, result in learned.items():
+        interval = mean_interval(result.returns)
+        print(f"learned_{name}_return={interval.mean:.4f}")
+        print(f"learned_{name}_return_ci_low={interval.low:.4f}")
+        print(f"learned_{name}_return_ci_high={interval.high:.4f}")
+    if "ahdqn" in learned:
+        for reference in [name for name in learned if name != "ahdqn"]:
+            difference = paired_difference(learned["ahdqn"].returns, learned[reference].returns)
+            print(f"learned_ahdqn_minus_{reference}={difference.mean:.4f}")
+            print(f"learned_ahdqn_minus_{reference}_ci_low={difference.low:.4f}")
+            print(f"learned_ahdqn_minus_{reference}_ci_high={difference.high:.4f}")
+    for step, score in learner.selection_scores.items():
+        print(f"selection_{step}={score:.4f}")
+    if learner.best_step is not None:
+        print(f"selected_step={learner.best_step}")
     print(f"greedy_checkpoint_return={greedy_curve_return:.4f}")
     print(f"train_seconds_to_greedy={seconds_to_greedy:.1f}")
     print(f"train_seconds={train_seconds:.1f}")

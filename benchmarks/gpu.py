@@ -109,8 +109,13 @@ def cpu_vector_steps_per_s(world: Any, agent: AHDQN, num_envs: int, steps: int, 
 
 def train_rates(world: Any, device: str, args: argparse.Namespace) -> tuple[float, float]:
     """AH-DQN training on ``device``: (agent steps/s of the learner after ``learning_starts``, gradient steps/s)."""
+    # Pure TD learning: no planner demonstrations, no model-selection evaluations in the timed span.
     config = AHDQNConfig(
-        batch_size=args.batch_size, learning_starts=args.train_envs * 4, train_frequency=args.train_envs
+        batch_size=args.batch_size,
+        learning_starts=args.train_envs * 4,
+        train_frequency=args.train_envs,
+        demonstration_fraction=0.0,
+        selection_interval=0,
     )
     env = ListeningSessionVectorEnv(args.train_envs, world=world, copy=False)
     agent = AHDQN(world, seed=0, device=device)

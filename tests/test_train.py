@@ -43,8 +43,12 @@ TINY = [
     "--ahdqn.train-frequency", "8",
     "--ahdqn.target-update-interval", "5",
     "--ahdqn.buffer-size", "500",
+    "--ahdqn.demonstration-fraction", "0.2",
+    "--ahdqn.selection-interval", "80",
+    "--ahdqn.selection-episodes", "8",
 ]  # fmt: skip
-"""A run small enough for a test: 4 sessions side by side, a gradient step every 2 vector steps."""
+"""A run small enough for a test: 4 sessions side by side, a gradient step every 2 vector steps,
+the planner's demonstrations for the first 10 vector steps, model selection every 20."""
 
 
 @pytest.fixture(scope="module")
