@@ -72,9 +72,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.base import Agent, Observation, masked_argmax, register_agent
-from agents.baselines import DEFAULT_RESPONSE_VALUES, learned_response_probs
+from agents.baselines import DEFAULT_RESPONSE_VALUES, response_probs_after
 from agents.config import SELECTION_SEED, AHDQNConfig, config_from_dict, config_to_dict
-from agents.networks import ActionHeadQNetwork, observation_tensors
+from agents.networks import ActionHeadQNetwork, FeatureTables, observation_tensors
 from agents.replay import ReplayBatch, ReplayBuffer
 from agents.rollout import rollout
 from musicenv.observation import build_observations
@@ -149,27 +149,40 @@ class AHDQN(Agent):
         self.q_network = network.to(self.device)
 
     @torch.no_grad()
-    def candidate_inputs(self, obs: Observation, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def candidate_inputs(
+        self, tensors: dict[str, torch.Tensor], lengths: list[torch.Tensor] | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The candidate rows the network scores, and the myopic value added to its output.
 
         Without ``model_features``: the observation's candidate features, and zeros. With them:
         the features followed by the learned user-response model's (skip, listen, complete)
         probabilities of each candidate as the session's next play, and ``(N, M)`` the expected
         reward of that play, ``probs · response_values`` (what ``greedy_learned`` ranks by).
+
+        Args:
+            tensors: :func:`~agents.networks.observation_tensors` (or
+                :meth:`~agents.networks.FeatureTables.tensors`) of the sessions.
+            lengths: the session prefixes to score after, one ``(N,)`` tensor of plays each
+                (default: the whole history, ``tensors["lengths"]``); one GRU pass serves them all.
+
+        Returns:
+            One ``(candidates, myopic)`` pair per entry of ``lengths``.
         """
         candidates = tensors["candidates"]
+        prefixes = [tensors["lengths"]] if lengths is None else lengths
         if not self.model_features:
-            return candidates, torch.zeros(candidates.shape[:2], device=self.device)
-        probs = torch.as_tensor(
-            learned_response_probs(self.response_model, obs, self.device), dtype=torch.float32, device=self.device
+            return [(candidates, torch.zeros(candidates.shape[:2], device=self.device)) for _ in prefixes]
+        played = torch.arange(tensors["history"].shape[1], device=self.device) < tensors["lengths"][:, None]
+        all_probs = response_probs_after(
+            self.response_model, tensors["user"], tensors["context"], tensors["history"], played, candidates, prefixes
         )
-        return torch.cat([candidates, probs], -1), probs @ self.response_values
+        return [(torch.cat([candidates, probs], -1), probs @ self.response_values) for probs in all_probs]
 
     @torch.no_grad()
     def q_values(self, obs: Observation) -> np.ndarray:
         """``(N, M)`` float32 Q-values of every slot (masked slots included, unmasked)."""
         tensors = observation_tensors(obs, self.device)
-        tensors["candidates"], myopic = self.candidate_inputs(obs, tensors)
+        ((tensors["candidates"], myopic),) = self.candidate_inputs(tensors)
         return (self.q_network(tensors) + myopic).float().cpu().numpy()
 
     def act(self, obs: Observation, oracle: Any = None) -> np.ndarray:
@@ -257,6 +270,7 @@ class AHDQNLearner:
         self.device = agent.device
         self.online = agent.q_network
         self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.tables = FeatureTables(agent.world.track_features, agent.world.user_features, self.device)
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate)
         world = agent.world
         self.replay = ReplayBuffer(
@@ -421,16 +435,14 @@ class AHDQNLearner:
         The state's history is a prefix of the next state's, so one GRU pass per network serves
         both; the candidates are the same pool in both states.
         """
-        obs = observation_tensors(batch.next_observations, self.device)
+        # Gathered where the networks live: only the batch's indices cross from the host.
+        obs = self.tables.tensors(**batch.next_state)
         lengths = torch.as_tensor(batch.lengths, device=self.device)
         next_lengths = obs["lengths"]
         actions = torch.as_tensor(batch.actions, device=self.device)
         rows = torch.arange(len(actions), device=self.device)
-        # The model's probabilities depend on the session so far: one set per state.
-        candidates, myopic = self.agent.candidate_inputs(batch.next_observations, obs)
-        candidates_now, myopic_now = candidates, myopic
-        if self.agent.model_features:
-            candidates_now, myopic_now = self.agent.candidate_inputs(batch.observations(), obs)
+        # The model's probabilities depend on the session so far: one set per state, one GRU pass.
+        (candidates_now, myopic_now), (candidates, myopic) = self.agent.candidate_inputs(obs, [lengths, next_lengths])
         state, next_state = self.online.states(obs["user"], obs["context"], obs["history"], lengths, next_lengths)
         taken = candidates_now[rows, actions][:, None]
         action_value = self.online.action_values(state, taken)[:, 0]

@@ -159,14 +159,41 @@ def learned_response_probs(model: Any, obs: Observation, device: str | torch.dev
     candidate is scored as the play at the next position.
     """
     tensors = {key: torch.as_tensor(obs[key], device=device) for key in ("user", "context", "history", "candidates")}
-    history = tensors["history"].float()
     mask = torch.as_tensor(obs["history_mask"], device=device) > 0
-    responses = torch.where(mask, history[..., -3:].argmax(dim=-1), -1)
-    static = model.static_input(tensors["user"].float(), tensors["context"].float())
-    lengths = mask.sum(dim=1)
-    hidden = model.encode(static, history[..., :-3], responses)[torch.arange(len(lengths), device=device), lengths]
-    logits = model(static, hidden, lengths + 1, tensors["candidates"].float())
-    return torch.softmax(logits, dim=-1).double().cpu().numpy()
+    (probs,) = response_probs_after(
+        model,
+        tensors["user"].float(),
+        tensors["context"].float(),
+        tensors["history"].float(),
+        mask,
+        tensors["candidates"].float(),
+        [mask.sum(dim=1)],
+    )
+    return probs.double().cpu().numpy()
+
+
+@torch.no_grad()
+def response_probs_after(
+    model: Any,
+    user: torch.Tensor,
+    context: torch.Tensor,
+    history: torch.Tensor,
+    played: torch.Tensor,
+    candidates: torch.Tensor,
+    lengths: list[torch.Tensor],
+) -> list[torch.Tensor]:
+    """The model's ``(N, M, 3)`` float32 probabilities of the candidates after each prefix of the sessions.
+
+    One GRU pass over the ``history`` rows (``played`` marks the plays, ``(N, L)`` bool) serves every
+    entry of ``lengths`` (``(N,)`` plays before the scored one): the GRU is causal, so its state after
+    the first ``t`` plays is the same whatever follows them. Everything stays on the tensors'
+    device (the AH-DQN's learner asks for the states before and after each replayed play).
+    """
+    responses = torch.where(played, history[..., -3:].argmax(dim=-1), -1)
+    static = model.static_input(user, context)
+    hidden = model.encode(static, history[..., :-3], responses)
+    rows = torch.arange(len(user), device=user.device)
+    return [torch.softmax(model(static, hidden[rows, n], n + 1, candidates), dim=-1) for n in lengths]
 
 
 DEFAULT_RESPONSE_VALUES = tuple(float(v) for v in RewardConfig().response_values)

@@ -41,6 +41,7 @@ observations, a single env.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,6 +62,60 @@ def observation_tensors(obs: Observation, device: str | torch.device) -> dict[st
     out["lengths"] = torch.as_tensor(obs["history_mask"], device=device).sum(dim=1).long()
     out["action_mask"] = torch.as_tensor(obs["action_mask"], device=device).bool()
     return out
+
+
+class FeatureTables:
+    """The world's feature tables as tensors on ``device``, to build network inputs from indices there.
+
+    :func:`observation_tensors` of :func:`musicenv.observation.build_observations`'s output, but
+    gathered on the device from compact indices (a replay batch's): nothing but the indices (a few
+    hundred bytes a transition) crosses from the host, instead of a ``(B, M, d_track)`` matrix.
+
+    Args:
+        track_features, user_features: the world's tables.
+        device: where the tensors live.
+    """
+
+    def __init__(self, track_features: np.ndarray, user_features: np.ndarray, device: str | torch.device) -> None:
+        self.device = torch.device(device)
+        # A zero row at the end: padding (-1) reads it.
+        self.tracks = torch.cat(
+            [torch.as_tensor(track_features, dtype=torch.float32), torch.zeros(1, track_features.shape[1])]
+        ).to(self.device)
+        self.users = torch.as_tensor(user_features, dtype=torch.float32, device=self.device)
+        self.one_hot = torch.eye(N_RESPONSES, device=self.device)
+
+    def tensors(
+        self,
+        users: np.ndarray,
+        context_features: np.ndarray,
+        pools: np.ndarray,
+        history_tracks: np.ndarray,
+        history_responses: np.ndarray,
+        played: np.ndarray,
+    ) -> dict[str, torch.Tensor]:
+        """What :func:`observation_tensors` gives for the same sessions (arguments as for ``build_observations``)."""
+        device = self.device
+        pools_t = torch.as_tensor(pools, device=device)
+        tracks_t = torch.as_tensor(history_tracks, device=device)
+        in_history = tracks_t >= 0
+        responses = torch.as_tensor(history_responses, device=device).long()
+        padding = len(self.tracks) - 1
+        history = torch.cat(
+            [
+                self.tracks[torch.where(in_history, tracks_t, padding)],
+                self.one_hot[responses.clamp(0, N_RESPONSES - 1)] * in_history[..., None],
+            ],
+            dim=-1,
+        )
+        return {
+            "user": self.users[torch.as_tensor(users, device=device)],
+            "context": torch.as_tensor(context_features, dtype=torch.float32, device=device),
+            "history": history,
+            "candidates": self.tracks[torch.where(pools_t >= 0, pools_t, padding)],
+            "lengths": in_history.sum(dim=1),
+            "action_mask": (pools_t >= 0) & ~torch.as_tensor(played, device=device),
+        }
 
 
 class ActionHeadQNetwork(nn.Module):

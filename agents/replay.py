@@ -1,11 +1,14 @@
-"""A replay buffer that stores sessions as indices and rebuilds observations when it samples.
+"""A replay buffer that stores sessions as indices; a sampled batch's inputs are rebuilt from them.
 
 An observation of ``ListeningSession-v0`` carries the pool's feature matrix, ``(M, d_track)``
 float32: tens of kilobytes, the same for every step of a session. Storing it per transition
 would make a DQN's replay gigabytes. Everything in an observation is a function of a few
-integers (DESIGN.md, "Memory and resume"), so this buffer stores only those, and rebuilds the
-arrays with :func:`musicenv.observation.build_observations` (the function the environments build
-theirs with) when a batch is sampled.
+integers (DESIGN.md, "Memory and resume"), so this buffer stores only those. A sampled batch
+hands them over as they are (:attr:`ReplayBatch.next_state`): the AH-DQN's learner gathers its
+network's inputs from them where the network lives (:class:`~agents.networks.FeatureTables`, on
+the GPU with ``--device cuda``), and :attr:`ReplayBatch.next_observations` rebuilds the numpy
+observations with :func:`musicenv.observation.build_observations` (the function the environments
+build theirs with) for anyone who asks.
 
 What a transition stores (bytes at M = 100, L = 20; :meth:`ReplayBuffer.bytes_per_transition`)
     ==================  ===========  =================================================
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +51,16 @@ Observation = dict[str, np.ndarray]
 
 @dataclass
 class ReplayBatch:
-    """A sampled batch; observations are rebuilt from the stored indices.
+    """A sampled batch: the next states as indices (:attr:`next_state`), observations rebuilt on demand.
 
     Attributes:
-        next_observations: the observations after the transitions (B rows).
+        next_state: the next states' compact arrays, the arguments of
+            :func:`~musicenv.observation.build_observations` after the feature tables: ``users``,
+            ``contexts``, ``pools``, ``history_tracks`` (``-1`` after ``next_lengths``),
+            ``history_responses`` and ``played`` (the slots played by then). A learner gathers its
+            inputs from them where its network lives (:class:`~agents.networks.FeatureTables`).
         lengths: ``(B,)`` plays before the action: the state's history is the first ``lengths``
-            rows of ``next_observations["history"]`` (see :meth:`observations`).
+            rows of the next state's (see :meth:`observations`).
         next_lengths: ``(B,)`` plays in the next state.
         actions: ``(B,)`` int64 slots played.
         rewards: ``(B,)`` float32 (n-step discounted sums).
@@ -60,9 +68,10 @@ class ReplayBatch:
         action_masks: ``(B, M)`` int8 ``action_mask`` of the states before the actions.
         indices: ``(B,)`` rows of the buffer the batch came from.
         demonstrated: ``(B,)`` bool, the action was a teacher's demonstration.
+        track_features, user_features: the world's tables the observations are built from.
     """
 
-    next_observations: Observation
+    next_state: dict[str, np.ndarray]
     lengths: np.ndarray
     next_lengths: np.ndarray
     actions: np.ndarray
@@ -71,6 +80,13 @@ class ReplayBatch:
     action_masks: np.ndarray
     indices: np.ndarray
     demonstrated: np.ndarray
+    track_features: np.ndarray
+    user_features: np.ndarray
+
+    @cached_property
+    def next_observations(self) -> Observation:
+        """The observations after the transitions (B rows), built from :attr:`next_state` when first read."""
+        return build_observations(self.track_features, self.user_features, **self.next_state)
 
     def observations(self) -> Observation:
         """The observations before the actions (materialised; the learner reads ``lengths`` instead)."""
@@ -180,13 +196,13 @@ class ReplayBuffer:
         self.size = min(self.size + count, self.capacity)
 
     def sample(self, batch_size: int) -> ReplayBatch:
-        """A uniform batch (with replacement) of stored transitions, observations rebuilt."""
+        """A uniform batch (with replacement) of stored transitions."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         return self.batch(self.rng.integers(0, self.size, batch_size))
 
     def batch(self, indices: np.ndarray) -> ReplayBatch:
-        """The transitions at ``indices``, observations rebuilt."""
+        """The transitions at ``indices`` (observations are rebuilt when the batch is asked for them)."""
         a = {key: value[indices] for key, value in self.arrays.items()}
         pools = a["pools"].astype(np.int64)
         tracks = a["history_tracks"].astype(np.int64)
@@ -198,18 +214,15 @@ class ReplayBuffer:
         same = (pools[:, :, None] == tracks[:, None, :]) & (pools[:, :, None] >= 0)
         played_before = (same & (positions < lengths[:, None])[:, None, :]).any(axis=2)
         played_next = same.any(axis=2)
-        next_observations = build_observations(
-            self.track_features,
-            self.user_features,
-            a["users"],
-            a["contexts"],
-            pools,
-            tracks,
-            a["history_responses"],
-            played_next,
-        )
         return ReplayBatch(
-            next_observations=next_observations,
+            next_state={
+                "users": a["users"],
+                "context_features": a["contexts"],
+                "pools": pools,
+                "history_tracks": tracks,
+                "history_responses": a["history_responses"],
+                "played": played_next,
+            },
             lengths=lengths,
             next_lengths=next_lengths,
             actions=a["actions"].astype(np.int64),
@@ -218,6 +231,8 @@ class ReplayBuffer:
             action_masks=((pools >= 0) & ~played_before).astype(np.int8),
             indices=np.asarray(indices),
             demonstrated=a["demonstrated"],
+            track_features=self.track_features,
+            user_features=self.user_features,
         )
 
     def save(self, folder: Path) -> None:

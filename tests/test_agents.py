@@ -13,6 +13,7 @@ from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import AGENTS, Agent, _registry, load_agent, make_agent, masked_argmax
 from agents.config import AHDQNConfig
 from agents.metrics import paired_difference
+from agents.networks import observation_tensors
 from agents.replay import ReplayBuffer
 from agents.rollout import evaluation_seed, rollout
 from musicenv.artifacts import ArtifactError
@@ -268,6 +269,39 @@ def test_replay_rebuilds_the_observations_the_env_gave(world: LayoutWorld) -> No
         for key in obs:
             np.testing.assert_array_equal(before[key][index], obs[key], err_msg=f"{key} before step {step}")
             np.testing.assert_array_equal(after[key][index], next_obs[key], err_msg=f"{key} after step {step}")
+
+
+def test_batch_tensors_gathered_from_indices_equal_the_rebuilt_observations() -> None:
+    """What the learner gathers on its device is observation_tensors of the numpy observations, exactly."""
+    world = FakeWorld(seed=3, n_tracks=30)  # pools of 40 slots: padded
+    env = ListeningSessionVectorEnv(4, world=world, pool_size=40, playlist_length=6)
+    config = AHDQNConfig(learning_starts=10**9, n_step=2)
+    learner = AHDQNLearner(AHDQN(world, hidden_size=8), env, config, total_steps=10**6, seed=0)
+    learner.run(4 * 20)
+    batch = learner.replay.batch(np.arange(len(learner.replay)))
+    assert (batch.next_state["pools"] < 0).any() and (batch.next_state["history_tracks"] < 0).any()
+    expected = observation_tensors(batch.next_observations, "cpu")
+    gathered = learner.tables.tensors(**batch.next_state)
+    assert gathered.keys() == expected.keys()
+    for key, value in expected.items():
+        assert gathered[key].dtype == value.dtype and torch.equal(gathered[key], value), key
+
+
+def test_one_gru_pass_gives_both_states_model_features_exactly(real_worlds) -> None:
+    """The learner scores the state before and after a play from one pass over the next state's history."""
+    world, _ = real_worlds
+    env = ListeningSessionVectorEnv(8, world=world, copy=False)
+    config = AHDQNConfig(learning_starts=10**9, n_step=2, demonstration_fraction=0.0)
+    agent = AHDQN(world, hidden_size=16, model_features=True, response_head=True)
+    learner = AHDQNLearner(agent, env, config, total_steps=10**6, seed=0)
+    learner.run(8 * 12)
+    batch = learner.replay.batch(np.arange(len(learner.replay)))
+    tensors = learner.tables.tensors(**batch.next_state)
+    both = agent.candidate_inputs(tensors, [torch.as_tensor(batch.lengths), tensors["lengths"]])
+    ((before, before_myopic),) = agent.candidate_inputs(observation_tensors(batch.observations(), "cpu"))
+    ((after, after_myopic),) = agent.candidate_inputs(observation_tensors(batch.next_observations, "cpu"))
+    for got, expected in zip((*both[0], *both[1]), (before, before_myopic, after, after_myopic)):
+        assert torch.equal(got, expected)
 
 
 def test_replay_n_step_returns_and_discounts(world: LayoutWorld) -> None:

@@ -94,8 +94,8 @@ def test_action_value_penalty_is_the_mean_square_of_the_action_head(world: Layou
     loss, _ = plain.td_loss(batch)
     penalised_loss, _ = penalised.td_loss(batch)
     tensors = observation_tensors(batch.next_observations, "cpu")
-    candidates, _ = plain.agent.candidate_inputs(batch.observations(), tensors)
     lengths = torch.as_tensor(batch.lengths)
+    ((candidates, _),) = plain.agent.candidate_inputs(tensors, [lengths])
     (state,) = plain.online.states(tensors["user"], tensors["context"], tensors["history"], lengths)
     taken = candidates[torch.arange(16), torch.as_tensor(batch.actions)][:, None]
     penalty = 3.0 * plain.online.action_values(state, taken).square().mean()
