@@ -102,8 +102,19 @@ def context_features(contexts: Contexts) -> np.ndarray:
 
     One-hot context type, then the sine and cosine of the hour on the 24-hour circle (read from a
     table of the 144 (context type, hour) pairs: an environment asks this at every reset).
+
+    Raises:
+        ValueError: a context type outside :data:`CONTEXT_TYPES` or an hour outside 0..23.
     """
-    return _CONTEXT_FEATURE_TABLE[contexts.context_type.astype(np.int64) * 24 + contexts.hour.astype(np.int64)]
+    context_type, hour = contexts.context_type.astype(np.int64), contexts.hour.astype(np.int64)
+    if len(hour) and (
+        context_type.min() < 0 or context_type.max() >= len(CONTEXT_TYPES) or hour.min() < 0 or hour.max() > 23
+    ):
+        raise ValueError(
+            f"contexts out of range: context_type must lie in [0, {len(CONTEXT_TYPES)}) and hour in [0, 23], got "
+            f"context_type {context_type.min()}..{context_type.max()} and hour {hour.min()}..{hour.max()}"
+        )
+    return _CONTEXT_FEATURE_TABLE[context_type * 24 + hour]
 
 
 def take_state(state: SessionState, index: np.ndarray | slice) -> SessionState:

@@ -603,6 +603,9 @@ def test_context_features_are_the_one_hot_and_the_hour_on_the_circle() -> None:
     np.testing.assert_array_equal(features[:, 7], np.cos(angle))
     features[0, 0] = 5.0  # a new array: the table behind it is untouched
     assert context_features(Contexts(context_type[:1], hour[:1], np.zeros(1, np.float32)))[0, 0] == 1.0
+    for bad_type, bad_hour in ((0, 24), (0, -1), (6, 3), (-1, 3)):
+        with pytest.raises(ValueError, match="out of range"):
+            context_features(Contexts(np.array([bad_type], np.int8), np.array([bad_hour], np.int8), np.zeros(1)))
 
 
 def test_compact_observations_expand_to_the_full_ones(world) -> None:
