@@ -127,6 +127,15 @@ def ground_truth_rollout(
     return rollout(agent, env, episodes, evaluation_seed(seed), world="learned" if truth is None else "groundtruth")
 
 
+def print_returns(prefix: str, results: dict[str, Any]) -> None:
+    """``<prefix><agent>_return`` and its 95% interval's bounds, one ``name=value`` line each."""
+    for name, result in results.items():
+        interval = mean_interval(result.returns)
+        print(f"{prefix}{name}_return={interval.mean:.4f}")
+        print(f"{prefix}{name}_return_ci_low={interval.low:.4f}")
+        print(f"{prefix}{name}_return_ci_high={interval.high:.4f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     args, config = parse_args(argv)
@@ -174,11 +183,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"episodes={args.episodes}")
     print(f"steps={learner.global_step}")
-    for name, result in results.items():
-        interval = mean_interval(result.returns)
-        print(f"{name}_return={interval.mean:.4f}")
-        print(f"{name}_return_ci_low={interval.low:.4f}")
-        print(f"{name}_return_ci_high={interval.high:.4f}")
+    print_returns("", results)
     if "ahdqn" in results:
         for reference, label in (("greedy_learned", "greedy"), ("planner_learned", "planner_learned")):
             if reference not in results:
@@ -188,11 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"ahdqn_vs_{label}={ratio:.4f}")
             print(f"ahdqn_minus_{label}_ci_low={difference.low:.4f}")
             print(f"ahdqn_minus_{label}_ci_high={difference.high:.4f}")
-    for name, result in learned.items():
-        interval = mean_interval(result.returns)
-        print(f"learned_{name}_return={interval.mean:.4f}")
-        print(f"learned_{name}_return_ci_low={interval.low:.4f}")
-        print(f"learned_{name}_return_ci_high={interval.high:.4f}")
+    print_returns("learned_", learned)
     if "ahdqn" in learned:
         for reference in [name for name in learned if name != "ahdqn"]:
             difference = paired_difference(learned["ahdqn"].returns, learned[reference].returns)
