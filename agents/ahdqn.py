@@ -73,10 +73,11 @@ from torch import nn
 
 from agents.base import Agent, Observation, masked_argmax, register_agent
 from agents.baselines import DEFAULT_RESPONSE_VALUES, response_probs_after
-from agents.config import SELECTION_SEED, AHDQNConfig, config_from_dict, config_to_dict
+from agents.config import SELECTION_SEED, AHDQNConfig
 from agents.networks import ActionHeadQNetwork, FeatureTables, observation_tensors
 from agents.replay import ReplayBatch, ReplayBuffer
 from agents.rollout import rollout
+from musicenv.configs import config_from_dict, config_to_dict
 from musicenv.observation import build_observations
 from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES, World, context_features
 

@@ -266,34 +266,6 @@ class TrainConfig:
             raise ValueError(f"ahdqn.tau must lie in (0, 1], got {self.ahdqn.tau}")
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a config tree (tuples become lists)."""
-    return dataclasses.asdict(config)
-
-
-def config_from_dict(cls: type, payload: dict[str, Any]) -> Any:
-    """Rebuild a config tree of class ``cls`` from :func:`config_to_dict`'s output.
-
-    Raises:
-        ValueError: the payload names a field ``cls`` does not have (e.g. a checkpoint written
-            by another version).
-    """
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(payload) - known
-    if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
-    kwargs = {}
-    for name, value in payload.items():
-        kind = hints[name]
-        if dataclasses.is_dataclass(kind):
-            value = config_from_dict(kind, value)
-        elif typing.get_origin(kind) is tuple and value is not None:
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of dataclass ``cls`` (read from its source), by field name."""

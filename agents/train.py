@@ -43,10 +43,11 @@ import agents.planner  # noqa: F401  (registers planner_learned and planner_trut
 from agents import logging as tb
 from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import Agent, make_agent
-from agents.config import TrainConfig, apply_overrides, config_from_dict, config_to_dict, parse_config
+from agents.config import TrainConfig, apply_overrides, parse_config
 from agents.metrics import mean_interval, paired_difference
 from agents.rollout import RolloutResult, evaluation_seed, rollout
 from musicenv.artifacts import atomic_folder, read_manifest, write_manifest
+from musicenv.configs import config_from_dict, config_to_dict
 from musicenv.registration import ENV_ID
 from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import World

@@ -61,6 +61,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
+from musicenv.configs import config_from_dict
 from world_model.ann_index import TrackIndex
 from world_model.candidates import CandidatePool, MixedPool, PoolCache
 from world_model.embeddings import DEVICES, fit_als
@@ -168,11 +169,7 @@ class RetrievalConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RetrievalConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown RetrievalConfig fields {unknown}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 class Retrieval:

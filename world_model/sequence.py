@@ -50,6 +50,7 @@ import pandas as pd
 import torch
 
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
+from musicenv.configs import config_from_dict
 from world_model.ann_index import TrackIndex
 from world_model.interactions import listener_codes
 from world_model.session_vectors import Documents, SessionVectorConfig, fit_session_vectors
@@ -155,11 +156,7 @@ class SequenceConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SequenceConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown SequenceConfig fields {unknown}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
 
 def _kept_plays(log: ListeningLog, keep_skips: bool) -> np.ndarray:

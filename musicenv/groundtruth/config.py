@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from musicenv.configs import config_from_dict
 from musicenv.world import CONTEXT_TYPES
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
@@ -306,12 +307,4 @@ class GroundTruthConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GroundTruthConfig:
         """The config of :meth:`to_dict` (unknown keys are an error)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown GroundTruthConfig fields {unknown}")
-        return cls(**{key: _as_tuple(value) for key, value in values.items()})
-
-
-def _as_tuple(value: Any) -> Any:
-    return tuple(_as_tuple(v) for v in value) if isinstance(value, list) else value
+        return config_from_dict(cls, values)
