@@ -26,14 +26,12 @@ name, ``track_id`` / ``artist_id`` (strings) are left out (``track_index`` index
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from gymnasium import error
-from gymnasium.utils import seeding
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
 from musicenv.torch_session import TorchSessionState, context_feature_tensor, torch_session_model
@@ -425,19 +423,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore a ``get_state`` snapshot, of this path or of the numpy path (they are the same format)."""
-        expected = (self.num_envs, self.pool_size)
-        pools = np.array(state["pools"], dtype=np.int64)
-        history = np.shape(state["history_tracks"])
-        if pools.shape != expected or history != (self.num_envs, self.playlist_length):
-            raise ValueError(
-                f"state has pools {pools.shape} and history {history}; this env has num_envs="
-                f"{self.num_envs}, pool_size={self.pool_size}, playlist_length={self.playlist_length}"
-            )
-        self._rngs = []
-        for bit_state in json.loads(str(state["rng"])):
-            rng = seeding.np_random(0)[0]
-            rng.bit_generator.state = bit_state
-            self._rngs.append(rng)
+        pools = self._restore_generators(state)
         self._allocate()
         t = self.tensors
         history_tracks = np.array(state["history_tracks"], dtype=np.int64)

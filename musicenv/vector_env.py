@@ -512,12 +512,15 @@ class ListeningSessionVectorEnv(VectorEnv):
         state.update({f"session_model/{key}": value for key, value in self._state.items()})
         return {key: np.array(value) for key, value in state.items()}
 
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a :meth:`get_state` snapshot (taken on a vector env over the same world and settings)."""
+    def _restore_generators(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Check that ``state`` fits this env and restore its generators; return its ``(N, M)`` pools.
+
+        Raises:
+            ValueError: the snapshot's pools or histories have another shape than this env's.
+        """
         pools = np.array(state["pools"], dtype=np.int64)
-        expected = (self.num_envs, self.pool_size)
         history = np.shape(state["history_tracks"])
-        if pools.shape != expected or history != (self.num_envs, self.playlist_length):
+        if pools.shape != (self.num_envs, self.pool_size) or history != (self.num_envs, self.playlist_length):
             raise ValueError(
                 f"state has pools {pools.shape} and history {history}; this env has num_envs="
                 f"{self.num_envs}, pool_size={self.pool_size}, playlist_length={self.playlist_length}"
@@ -527,6 +530,11 @@ class ListeningSessionVectorEnv(VectorEnv):
             rng = seeding.np_random(0)[0]
             rng.bit_generator.state = bit_state
             self._rngs.append(rng)
+        return pools
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore a :meth:`get_state` snapshot (taken on a vector env over the same world and settings)."""
+        pools = self._restore_generators(state)
         self.users = np.array(state["users"], dtype=np.int64)
         self._contexts = Contexts(
             np.array(state["context_type"]), np.array(state["hour"]), np.array(state["attention"])
