@@ -683,6 +683,20 @@ def train_user_model(
     assert best_state is not None
     model.load_state_dict(best_state)
     model.to("cpu").eval()
+
+    def held_out_metrics(sessions: SessionTable, rows: np.ndarray) -> dict[str, float]:
+        """The trained model's metrics on held-out ``sessions`` (rows ``rows`` of the table)."""
+        probs = logged_response_probs(
+            model,
+            sessions,
+            read_table,
+            user_features,
+            None,
+            session_user_features=session_users[rows],
+            session_history=history_of(rows),
+        )
+        return _metrics(probs, sessions)
+
     report = TrainingReport(
         train_seconds=train_seconds,
         epochs=len(history),
@@ -694,33 +708,7 @@ def train_user_model(
             "evaluation": len(split.evaluation),
         },
         history=history,
-        validation=_metrics(
-            logged_response_probs(
-                model,
-                validation,
-                read_table,
-                user_features,
-                None,
-                session_user_features=session_users[split.validation],
-                session_history=history_of(split.validation),
-            ),
-            validation,
-        ),
-        test=(
-            _metrics(
-                logged_response_probs(
-                    model,
-                    test,
-                    read_table,
-                    user_features,
-                    None,
-                    session_user_features=session_users[split.test],
-                    session_history=history_of(split.test),
-                ),
-                test,
-            )
-            if len(test)
-            else {}
-        ),
+        validation=held_out_metrics(validation, split.validation),
+        test=held_out_metrics(test, split.test) if len(test) else {},
     )
     return model, report
