@@ -365,6 +365,15 @@ def test_save_load_round_trip(retrieval: Retrieval, tmp_path) -> None:
     )
 
 
+def test_an_index_of_another_shape_is_refused_on_load(tmp_path) -> None:
+    items = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    TrackIndex.build(items, n_trees=2, seed=0).save(tmp_path / "index")
+    assert TrackIndex.load(tmp_path / "index", expected=(40, 4)).n_items == 40
+    for wrong in ((41, 4), (40, 5)):
+        with pytest.raises(ValueError, match="indexes 40 tracks of 4 dimensions"):
+            TrackIndex.load(tmp_path / "index", expected=wrong)
+
+
 @pytest.mark.parametrize("name", ["vectors.npz", "index/bands.npz", "index/band_000.ann"])
 def test_corrupted_file_is_an_artifact_error(retrieval: Retrieval, tmp_path, name: str) -> None:
     folder = tmp_path / "retrieval"

@@ -165,16 +165,29 @@ class TrackIndex:
             index.save(os.fspath(folder / _band_file(band)))
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str], search_k: int = -1) -> TrackIndex:
+    def load(
+        cls, folder: str | os.PathLike[str], search_k: int = -1, expected: tuple[int, int] | None = None
+    ) -> TrackIndex:
         """Memory-map an index saved by :meth:`save`.
 
+        Args:
+            folder: what :meth:`save` wrote.
+            search_k: Annoy's search effort for queries.
+            expected: ``(n_items, factors)`` the caller needs, or None for any.
+
         Raises:
-            ValueError: the band files disagree with ``bands.npz``.
+            ValueError: the band files disagree with ``bands.npz``, or the index is not of the
+                ``expected`` shape.
         """
         folder = Path(folder)
         with np.load(folder / _BANDS, allow_pickle=False) as arrays:
             sizes, items, norms = arrays["band_sizes"], arrays["band_items"], arrays["band_norms"]
             zero_items, (n_items, factors) = arrays["zero_items"], arrays["shape"]
+        if expected is not None and (int(n_items), int(factors)) != tuple(expected):
+            raise ValueError(
+                f"{folder / _BANDS}: indexes {n_items} tracks of {factors} dimensions, "
+                f"expected {expected[0]} of {expected[1]}"
+            )
         if int(sizes.sum()) + len(zero_items) != n_items or len(norms) != len(sizes):
             raise ValueError(f"{folder / _BANDS}: band sizes do not add up to {n_items} tracks")
         band_items = np.split(items, np.cumsum(sizes)[:-1]) if len(sizes) else []

@@ -471,14 +471,9 @@ class Retrieval:
             if data[name].shape != shape:
                 raise ArtifactError(f"{folder / _VECTORS}: {name} has shape {data[name].shape}, expected {shape}")
         try:
-            index = TrackIndex.load(folder / _INDEX, config.search_k)
+            index = TrackIndex.load(folder / _INDEX, config.search_k, expected=(n_tracks, factors))
         except (KeyError, ValueError, OSError) as error:
             raise ArtifactError(f"{folder / _INDEX}: unreadable track index ({error})") from error
-        if (index.n_items, index.factors) != (n_tracks, factors):
-            raise ArtifactError(
-                f"{folder / _INDEX}: indexes {index.n_items} tracks of {index.factors} factors, "
-                f"expected {n_tracks} of {factors}"
-            )
         sequence = None
         if config.source != "als":
             sequence = SequenceStage.load(folder / _SEQUENCE)

@@ -371,14 +371,9 @@ class SequenceStage:
         if history.n_documents != n_users or history.offsets[-1] != len(history.tokens):
             raise ArtifactError(f"{folder / _VECTORS}: the histories do not describe {n_users} users")
         try:
-            index = TrackIndex.load(folder / _INDEX, config.search_k)
+            index = TrackIndex.load(folder / _INDEX, config.search_k, expected=(n_tracks, dim))
         except (KeyError, ValueError, OSError) as error:
             raise ArtifactError(f"{folder / _INDEX}: unreadable track index ({error})") from error
-        if (index.n_items, index.factors) != (n_tracks, dim):
-            raise ArtifactError(
-                f"{folder / _INDEX}: indexes {index.n_items} tracks of {index.factors} dimensions, "
-                f"expected {n_tracks} of {dim}"
-            )
         stage = cls(config, settings["seed"], data["track_vectors"], model, index, history)
         if not np.allclose(stage.taste_vectors, data["taste_vectors"], atol=1e-5):
             raise ArtifactError(f"{folder}: the taste model does not reproduce the saved taste vectors")
