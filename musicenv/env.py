@@ -48,6 +48,8 @@ class CatalogueArrays:
 
     Attributes:
         track_features: ``(n_tracks, d_track)`` float32.
+        candidate_features: ``(n_tracks + 1, d_track)`` float32, ``track_features`` and a last row
+            of zeros, so that a pool's padding (track -1) reads as the observation's zero rows.
         user_features: ``(n_users, d_user)`` float32.
         track_ids: ``(n_tracks,)`` object array of str.
         artist_ids: ``(n_tracks,)`` object array of str, None where the artist is unknown.
@@ -61,6 +63,9 @@ class CatalogueArrays:
         tracks = world.tracks
         n_tracks = len(tracks)
         self.track_features = np.ascontiguousarray(world.track_features, dtype=np.float32)
+        self.candidate_features = np.concatenate(
+            [self.track_features, np.zeros((1, self.track_features.shape[1]), np.float32)]
+        )
         self.user_features = np.ascontiguousarray(world.user_features, dtype=np.float32)
         self.track_ids = tracks["track_id"].to_numpy(dtype=object)
         self.user_ids = np.asarray(world.user_ids, dtype=object)

@@ -142,13 +142,27 @@ def expand_observations(
     return {key: value[0] for key, value in full.items()} if single else full
 
 
-def history_rows(track_features: np.ndarray, tracks: np.ndarray, responses: np.ndarray) -> np.ndarray:
-    """``history`` rows of plays: track features then the response one-hot, ``(N, d_track + 3)``.
+def write_history_plays(
+    history: np.ndarray, at: np.ndarray, track_features: np.ndarray, tracks: np.ndarray, responses: np.ndarray
+) -> None:
+    """Write plays into a batch's ``history`` in place: track features, then the response one-hot.
 
-    ``tracks`` must be valid indices (no padding); the environments call this for one new play per
-    session on each step instead of rebuilding the whole history.
+    The environments call this for one new play per session on each step instead of rebuilding
+    the whole history.
+
+    Args:
+        history: ``(N, L, d_track + 3)`` C-contiguous float32, the observations' ``history``.
+        at: flat (session, position) indices, ``session * L + position``, one per play.
+        track_features: ``(n_tracks, d_track)``, the world's track features.
+        tracks: valid track indices (no padding), one per play.
+        responses: response codes, one per play.
     """
-    return np.concatenate([track_features[tracks], RESPONSE_ONE_HOT[responses]], axis=-1)
+    if not history.flags.c_contiguous:
+        raise ValueError("history must be C-contiguous: the plays are written through a flat view")
+    rows = history.reshape(-1, history.shape[-1])
+    width = track_features.shape[1]
+    rows[at, :width] = track_features.take(tracks, axis=0)
+    rows[at, width:] = RESPONSE_ONE_HOT.take(responses, axis=0)
 
 
 def build_observations(

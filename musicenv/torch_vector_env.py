@@ -36,7 +36,7 @@ from gymnasium import error
 from musicenv.env import COUNTS, RESPONSE_COUNTS
 from musicenv.torch_session import TorchSessionState, context_feature_tensor, torch_session_model
 from musicenv.vector_env import _RESPONSE_NAMES, ListeningSessionVectorEnv
-from musicenv.world import RESPONSES, Contexts
+from musicenv.world import RESPONSES, Contexts, sample_session_each
 
 ObsFormat = Literal["numpy", "torch"]
 
@@ -154,17 +154,11 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
 
     def _begin(self, rows: np.ndarray) -> None:
         """Start new sessions in ``rows``, drawn on the host from each row's own generator as the numpy path."""
-        users_list, types, hours, attention, uniforms = [], [], [], [], []
-        for row in rows:
-            rng = self._rngs[row]
-            user, contexts = self.world.sample_sessions(rng, 1, self.split)
-            users_list.append(user)
-            types.append(contexts.context_type)
-            hours.append(contexts.hour)
-            attention.append(contexts.attention)
-            uniforms.append(rng.random((2, self.playlist_length)))
-        users = np.concatenate(users_list).astype(np.int64)
-        contexts = Contexts(np.concatenate(types), np.concatenate(hours), np.concatenate(attention))
+        # Each session's draws come from its own generator only: the session, then its uniforms.
+        rngs = [self._rngs[row] for row in rows.tolist()]
+        users, contexts = sample_session_each(self.world, rngs, self.split)
+        users = users.astype(np.int64, copy=False)
+        uniforms = [rng.random((2, self.playlist_length)) for rng in rngs]
         device, t = self.device, self.tensors
         index = torch.as_tensor(rows, device=device)
         users_t = torch.as_tensor(users, device=device)

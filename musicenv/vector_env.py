@@ -19,8 +19,8 @@ from musicenv.observation import (
     ObservationLayout,
     build_observations,
     compact_observation_space,
-    history_rows,
     observation_space,
+    write_history_plays,
 )
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig
@@ -33,6 +33,7 @@ from musicenv.world import (
     World,
     context_features,
     sample_responses,
+    sample_session_each,
     take_state,
 )
 
@@ -263,24 +264,19 @@ class ListeningSessionVectorEnv(VectorEnv):
 
     def _begin(self, rows: np.ndarray) -> None:
         """Start new sessions in ``rows``, each drawn from its own generator as a single env would."""
-        sessions = []
-        uniforms = np.empty((len(rows), 2, self.playlist_length))
-        # The one per-session loop: each session's draws must come from its own generator.
-        for k, row in enumerate(rows.tolist()):
-            rng = self._rngs[row]
-            sessions.append(self.world.sample_sessions(rng, 1, self.split))
-            rng.random(out=uniforms[k])
-        users = np.concatenate([user for user, _ in sessions]).astype(np.int64)
-        context_type = np.concatenate([contexts.context_type for _, contexts in sessions])
-        hour = np.concatenate([contexts.hour for _, contexts in sessions])
-        attention = np.concatenate([contexts.attention for _, contexts in sessions])
-        contexts = Contexts(context_type, hour, attention)
+        row_list = rows.tolist()
+        # Each session's draws come from its own generator only: the session, then its uniforms.
+        rngs = [self._rngs[row] for row in row_list]
+        users, contexts = sample_session_each(self.world, rngs, self.split)
+        users = users.astype(np.int64, copy=False)
+        for row, rng in zip(row_list, rngs):
+            rng.random(out=self._uniforms[row])
         pools = np.asarray(self.world.candidate_pools(users, self.pool_size, self.explicit_filter), dtype=np.int64)
 
         self.users[rows] = users
-        self._contexts.context_type[rows] = context_type
-        self._contexts.hour[rows] = hour
-        self._contexts.attention[rows] = attention
+        self._contexts.context_type[rows] = contexts.context_type
+        self._contexts.hour[rows] = contexts.hour
+        self._contexts.attention[rows] = contexts.attention
         self.pools[rows] = pools
         self.history_tracks[rows] = -1
         self.history_responses[rows] = 0
@@ -288,7 +284,6 @@ class ListeningSessionVectorEnv(VectorEnv):
         self.lengths[rows] = 0
         self.steps[rows] = 0
         self._history_p_complete[rows] = 0.0
-        self._uniforms[rows] = uniforms
         self._pool_tracks[rows] = (pools >= 0).sum(axis=1)
         self._returns[rows] = 0.0
         self._counts[rows] = 0
@@ -313,12 +308,10 @@ class ListeningSessionVectorEnv(VectorEnv):
             obs["history_tracks"][rows] = -1
             obs["history_responses"][rows] = 0
             return
-        candidates = catalogue.track_features[np.maximum(pools, 0)]
-        candidates[~in_pool] = 0.0
         obs["user"][rows] = catalogue.user_features[self.users[rows]]
         obs["history"][rows] = 0.0
         obs["history_mask"][rows] = 0.0
-        obs["candidates"][rows] = candidates
+        obs["candidates"][rows] = catalogue.candidate_features.take(pools, axis=0)
 
     def step(
         self, actions: np.ndarray
@@ -411,17 +404,18 @@ class ListeningSessionVectorEnv(VectorEnv):
     ) -> None:
         """Append the plays of ``rows`` to their sessions."""
         positions = self.lengths[rows]
-        self.history_tracks[rows, positions] = tracks
-        self.history_responses[rows, positions] = responses
-        self._history_p_complete[rows, positions] = p_complete
+        at = rows * self.playlist_length + positions  # flat (session, position) indices
+        self.history_tracks.reshape(-1)[at] = tracks
+        self.history_responses.reshape(-1)[at] = responses
+        self._history_p_complete.reshape(-1)[at] = p_complete
         self.played[rows, slots] = True
         self.lengths[rows] = positions + 1
         if self.observation == "compact":
-            self._obs["history_tracks"][rows, positions] = tracks
-            self._obs["history_responses"][rows, positions] = responses
+            self._obs["history_tracks"].reshape(-1)[at] = tracks
+            self._obs["history_responses"].reshape(-1)[at] = responses
         else:
-            self._obs["history"][rows, positions] = history_rows(self.catalogue.track_features, tracks, responses)
-            self._obs["history_mask"][rows, positions] = 1.0
+            write_history_plays(self._obs["history"], at, self.catalogue.track_features, tracks, responses)
+            self._obs["history_mask"].reshape(-1)[at] = 1.0
         self._obs["action_mask"][rows, slots] = 0
 
     def _end(self, rows: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
@@ -433,7 +427,7 @@ class ListeningSessionVectorEnv(VectorEnv):
         }
         final_obs = np.full(self.num_envs, None, dtype=object)
         keys = list(self._obs)
-        last = [value[rows] for value in self._obs.values()]  # copies: the rows reset next
+        last = [value.take(rows, axis=0) for value in self._obs.values()]  # copies: the rows reset next
         for row, values in zip(rows.tolist(), zip(*last)):
             final_obs[row] = dict(zip(keys, values))
         self._begin(rows)

@@ -28,6 +28,7 @@ Responses
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -233,6 +234,29 @@ class BatchedSingleSession:
 
     def leave_prob(self) -> float:
         return float(self.model.leave_probs(self.state)[0])
+
+
+def sample_session_each(world: World, rngs: Sequence[np.random.Generator], split: Split) -> tuple[np.ndarray, Contexts]:
+    """One (user, context) pair from each generator: ``world.sample_sessions(rng, 1, split)`` for each, stacked.
+
+    A vector environment's autoresets draw each new session from its own sub-environment's
+    generator, a few dozen a step. A world may offer ``sample_session_each(rngs, split)`` that
+    makes the same draws from the same generators without a call and four arrays per session (the
+    learned world does); otherwise this calls ``sample_sessions`` once per generator.
+
+    Returns:
+        ``(len(rngs),)`` users and their contexts, as ``sample_sessions`` would return them.
+    """
+    own = getattr(world, "sample_session_each", None)
+    if own is not None:
+        return own(rngs, split)
+    sessions = [world.sample_sessions(rng, 1, split) for rng in rngs]
+    contexts = [contexts for _, contexts in sessions]
+    return np.concatenate([users for users, _ in sessions]), Contexts(
+        np.concatenate([c.context_type for c in contexts]),
+        np.concatenate([c.hour for c in contexts]),
+        np.concatenate([c.attention for c in contexts]),
+    )
 
 
 def single_session(model: SessionModel, state: SessionState) -> SingleSession:

@@ -39,6 +39,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,14 +205,27 @@ class LearnedWorld:
         if len(candidates) == 0:
             raise ValueError(f"the world has no sessions of {split!r} listeners to draw from")
         if n == 1:
-            # An environment's reset: the same draws as below, through numpy's cheaper scalar calls.
-            row = int(candidates[rng.integers(0, len(candidates))])
-            rows = slice(row, row + 1)
-            attention = np.array([rng.standard_normal()], dtype=np.float32)
-            contexts = Contexts(self.session_context_types[rows].copy(), self.session_hours[rows].copy(), attention)
-            return self.session_users[rows].copy(), contexts
+            return self.sample_session_each([rng], split)
         rows = candidates[rng.integers(0, len(candidates), size=n)]
         attention = rng.standard_normal(n).astype(np.float32)
+        contexts = Contexts(self.session_context_types[rows], self.session_hours[rows], attention)
+        return self.session_users[rows], contexts
+
+    def sample_session_each(self, rngs: Sequence[np.random.Generator], split: Split) -> tuple[np.ndarray, Contexts]:
+        """One session from each generator: the draws of ``sample_sessions(rng, 1, split)``, in one call.
+
+        Numpy's scalar draws (the same stream as a draw of size 1) and one gather for all, for an
+        environment's resets (:func:`musicenv.world.sample_session_each`).
+        """
+        candidates = self._split_sessions[split]
+        if len(candidates) == 0:
+            raise ValueError(f"the world has no sessions of {split!r} listeners to draw from")
+        picks = np.empty(len(rngs), dtype=np.int64)
+        attention = np.empty(len(rngs), dtype=np.float32)
+        for k, rng in enumerate(rngs):
+            picks[k] = rng.integers(0, len(candidates))
+            attention[k] = rng.standard_normal()
+        rows = candidates[picks]
         contexts = Contexts(self.session_context_types[rows], self.session_hours[rows], attention)
         return self.session_users[rows], contexts
 
