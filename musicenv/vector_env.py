@@ -351,11 +351,13 @@ class ListeningSessionVectorEnv(VectorEnv):
                 responses[playing] = sample_responses(probs[playing], self._uniforms[playing, 0, positions[playing]])
                 after = self._responder.advance(before, tracks[playing], responses[playing])
                 self._state = _state_with_rows(self._state, playing, after)
-        # Arrays this step made, sharing no memory with the state before it or with the arrays the
-        # responder was given, are the env's alone: an autoreset may write its rows into them.
+        # Arrays this step made (owning their memory, neither given to the responder nor viewed
+        # by what it was given) are the env's alone: an autoreset may write its rows into them.
         inputs = (*previous.values(), tracks, responses)
         self._owned_state = {
-            key for key, value in self._state.items() if not any(np.may_share_memory(value, other) for other in inputs)
+            key
+            for key, value in self._state.items()
+            if value.base is None and all(other is not value and other.base is not value for other in inputs)
         }
         terminated = valid & (self._uniforms[rows, 1, positions] < self._responder.leave_probs(self._state))
 
