@@ -5,6 +5,11 @@ Prints ``name=value`` lines, one run:
 * ``single_steps_per_s``: ``gymnasium.make("ListeningSession-v0")`` stepped by a random *valid*
   policy (resets included), and ``cartpole_steps_per_s``: ``gymnasium.make("CartPole-v1")`` with
   random actions, in the same process; ``single_vs_cartpole`` is their ratio (goal >= 0.25).
+* ``kernel_steps_per_s``: the session model's single-session kernel alone
+  (:func:`musicenv.world.single_session`: ``play`` and ``leave_prob``, one call each per play, on
+  sessions played until the listener leaves), the part of a single env's step that is the world
+  model itself; ``kernel_vs_cartpole`` is its ratio to CartPole, the ceiling of
+  ``single_vs_cartpole`` for an environment that added nothing to its model.
 * ``vector_steps_per_s``: session-steps per second of ``ListeningSessionVectorEnv`` at N sessions
   (default 256) under a random valid policy (autoresets included), and
   ``model_only_samples_per_s``: the responder's batched ``response_probs`` + ``advance`` alone on
@@ -51,7 +56,7 @@ import numpy as np
 import musicenv  # noqa: F401  (registers ListeningSession-v0)
 from musicenv.artifacts import package_version
 from musicenv.vector_env import ListeningSessionVectorEnv
-from musicenv.world import sample_responses
+from musicenv.world import sample_responses, single_session, take_state
 
 
 def open_world(name: str) -> Any:
@@ -84,6 +89,35 @@ def single_steps_per_s(env: gym.Env, seconds: float, seed: int) -> float:
             order, k = rng.permutation(env.action_space.n), 0
             if time.perf_counter() > deadline:
                 return steps / (time.perf_counter() - start)
+
+
+def kernel_steps_per_s(env: gym.Env, seconds: float, seed: int) -> float:
+    """Plays per second of the env's single-session kernel alone: ``play`` and ``leave_prob`` per play.
+
+    Sessions as the env draws them (listener, context, pool, uniforms), each played in pool order
+    until the listener leaves or the playlist is full; building each session's kernel is counted.
+    """
+    unwrapped = env.unwrapped
+    world, responder, length = unwrapped.world, unwrapped._responder, unwrapped.playlist_length
+    rng = np.random.default_rng(seed)
+    users, contexts = world.sample_sessions(rng, 256, "train")
+    pools = np.asarray(world.candidate_pools(users, unwrapped.pool_size))
+    states = responder.initial_state(users, contexts)
+    sessions = [
+        (take_state(states, slice(i, i + 1)), pool[pool >= 0][:length].tolist(), rng.random((2, length)))
+        for i, pool in enumerate(pools)
+    ]
+    plays = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for state, tracks, uniforms in sessions:
+            kernel = single_session(responder, state)
+            for position, track in enumerate(tracks):
+                kernel.play(track, uniforms[0, position])
+                plays += 1
+                if uniforms[1, position] < kernel.leave_prob():
+                    break
+    return plays / (time.perf_counter() - start)
 
 
 def cartpole_steps_per_s(seconds: float, seed: int) -> float:
@@ -173,6 +207,13 @@ def main() -> None:
         args.seconds,
     )
 
+    kernel_rate, _, kernel_ratio = interleaved(
+        lambda seconds: kernel_steps_per_s(single, seconds, args.seed),
+        lambda seconds: cartpole_steps_per_s(seconds, args.seed),
+        args.rounds,
+        args.seconds,
+    )
+
     tracemalloc.start()
     # The single env's world and responder, so that both figures measure the same model.
     envs = ListeningSessionVectorEnv(args.num_envs, world=single.unwrapped.world, responder=single.unwrapped._responder)
@@ -211,6 +252,8 @@ def main() -> None:
     print(f"single_steps_per_s={single_rate:.0f}")
     print(f"cartpole_steps_per_s={cartpole_rate:.0f}")
     print(f"single_vs_cartpole={single_ratio:.3f}")
+    print(f"kernel_steps_per_s={kernel_rate:.0f}")
+    print(f"kernel_vs_cartpole={kernel_ratio:.3f}")
     print(f"num_envs={args.num_envs}")
     print(f"vector_steps_per_s={vector_rate:.0f}")
     print(f"model_only_samples_per_s={model_rate:.0f}")

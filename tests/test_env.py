@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 import musicenv
 from musicenv.env import SESSION_STATS, ListeningSessionEnv
-from musicenv.observation import build_observations, expand_observations
+from musicenv.observation import build_observations, expand_observations, write_history_plays
 from musicenv.registration import ENV_ID
 from musicenv.rewards import RewardConfig
-from musicenv.world import Contexts, context_features
+from musicenv.world import CONTEXT_FEATURES_DIM, Contexts, context_features
 
 STEP_INFO_KEYS = {
     "response",
@@ -453,6 +453,32 @@ def test_observation_builder_rebuilds_the_observation_from_compact_indices(world
         state["played"][None],
     )
     assert gym.utils.env_checker.data_equivalence({k: v[0] for k, v in rebuilt.items()}, obs, exact=True)
+
+
+def test_plays_written_into_a_history_are_the_builders_rows(world):
+    """The vector env appends each play to its history buffer in place; the rows are build_observations'."""
+    rng = np.random.default_rng(0)
+    n, length = 4, 6
+    tracks = rng.integers(0, len(world.track_features), (n, length))
+    responses = rng.integers(0, 3, (n, length)).astype(np.int8)
+    history = np.zeros((n, length, world.track_features.shape[1] + 3), np.float32)
+    for position in range(length):
+        at = np.arange(n) * length + position
+        write_history_plays(history, at, world.track_features, tracks[:, position], responses[:, position])
+    pools = np.concatenate([tracks, np.full((n, 4), -1)], axis=1)
+    built = build_observations(
+        world.track_features,
+        world.user_features,
+        np.zeros(n, np.int64),
+        np.zeros((n, CONTEXT_FEATURES_DIM), np.float32),
+        pools,
+        tracks,
+        responses,
+        pools >= 0,
+    )
+    np.testing.assert_array_equal(history, built["history"])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        write_history_plays(history[:, ::2], np.arange(n), world.track_features, tracks[:, 0], responses[:, 0])
 
 
 # -- rewards ------------------------------------------------------------------------------------------

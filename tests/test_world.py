@@ -18,7 +18,7 @@ import torch
 from musicenv.artifacts import ArtifactError
 from musicenv.data import load_mssd
 from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
-from musicenv.world import World
+from musicenv.world import World, sample_session_each
 from world_model.retrieval import RetrievalConfig
 from world_model.user_model import UserModelConfig
 from world_model.world import (
@@ -216,3 +216,27 @@ def test_one_session_draw_is_the_batched_draw_of_one(world: LearnedWorld) -> Non
         np.testing.assert_array_equal(contexts.hour, world.session_hours[rows])
         np.testing.assert_array_equal(contexts.attention, rng.standard_normal(1).astype(np.float32))
         assert users.dtype == world.session_users.dtype and contexts.attention.dtype == np.float32
+
+
+@pytest.mark.parametrize("which", ["learned", "groundtruth"])
+def test_one_session_from_each_generator_is_each_generators_own_draw(
+    world: LearnedWorld, truth: GroundTruthWorld, which: str
+) -> None:
+    """A vector env's resets draw one session per generator in one call (the learned world's own
+    method, or the fallback for the ground truth): the draws of ``sample_sessions(rng, 1)`` on each,
+    leaving every generator where that call leaves it."""
+    source = world if which == "learned" else truth
+    assert hasattr(source, "sample_session_each") == (which == "learned")
+    users, contexts = sample_session_each(source, [np.random.default_rng(seed) for seed in range(12)], "eval")
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        one_user, one = source.sample_sessions(rng, 1, "eval")
+        assert users[seed] == one_user[0]
+        assert (contexts.context_type[seed], contexts.hour[seed]) == (one.context_type[0], one.hour[0])
+        assert contexts.attention[seed] == one.attention[0] and contexts.attention.dtype == np.float32
+    rngs = [np.random.default_rng(seed) for seed in range(3)]
+    sample_session_each(source, rngs, "train")
+    for seed, rng in enumerate(rngs):
+        after = np.random.default_rng(seed)
+        source.sample_sessions(after, 1, "train")
+        assert rng.random() == after.random()
