@@ -240,3 +240,5 @@ def test_one_session_from_each_generator_is_each_generators_own_draw(
         after = np.random.default_rng(seed)
         source.sample_sessions(after, 1, "train")
         assert rng.random() == after.random()
+    with pytest.raises(ValueError, match="split must be"):
+        sample_session_each(source, rngs, "test")  # type: ignore[arg-type]

@@ -201,9 +201,7 @@ class LearnedWorld:
         weights listeners by how much they listen, as a service's traffic does. The latent
         attention is a fresh standard normal (only a ground-truth responder reads it).
         """
-        candidates = self._split_sessions[split]
-        if len(candidates) == 0:
-            raise ValueError(f"the world has no sessions of {split!r} listeners to draw from")
+        candidates = self._sessions_of(split)
         if n == 1:
             return self.sample_session_each([rng], split)
         rows = candidates[rng.integers(0, len(candidates), size=n)]
@@ -217,9 +215,7 @@ class LearnedWorld:
         Numpy's scalar draws (the same stream as a draw of size 1) and one gather for all, for an
         environment's resets (:func:`musicenv.world.sample_session_each`).
         """
-        candidates = self._split_sessions[split]
-        if len(candidates) == 0:
-            raise ValueError(f"the world has no sessions of {split!r} listeners to draw from")
+        candidates = self._sessions_of(split)
         picks = np.empty(len(rngs), dtype=np.int64)
         attention = np.empty(len(rngs), dtype=np.float32)
         for k, rng in enumerate(rngs):
@@ -228,6 +224,15 @@ class LearnedWorld:
         rows = candidates[picks]
         contexts = Contexts(self.session_context_types[rows], self.session_hours[rows], attention)
         return self.session_users[rows], contexts
+
+    def _sessions_of(self, split: Split) -> np.ndarray:
+        """Rows of the logged sessions of ``split``'s listeners; a clear error for an unknown or empty split."""
+        if split not in self._split_sessions:
+            raise ValueError(f"split must be one of {sorted(self._split_sessions)}, got {split!r}")
+        candidates = self._split_sessions[split]
+        if len(candidates) == 0:
+            raise ValueError(f"the world has no sessions of {split!r} listeners to draw from")
+        return candidates
 
     def candidate_pools(self, users: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
         """Each listener's pool from the Annoy index, minus their blocks (see :class:`Retrieval`)."""
