@@ -9,6 +9,8 @@ site is built (the source files are not touched):
   (``[`World`][musicenv.world.World]``), so a reference to an object that no longer exists fails
   ``mkdocs build --strict``; any other role (a short name, torch, numpy) becomes inline code;
 * a simple table becomes a preformatted block, laid out as in the source;
+* ``docs/design.md, "Section"`` becomes a link to that section of the design page, so a
+  reference to a section that does not exist fails the strict build too;
 * ``::`` ending a paragraph becomes ``:`` (the indented block below it is already a code block).
 """
 
@@ -17,10 +19,13 @@ from __future__ import annotations
 import re
 
 import griffe
+from markdown.extensions.toc import slugify
 
 PROJECT_PACKAGES = ("musicenv.", "world_model.", "agents.")
 ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):`(~?)([^`]+)`")
 TABLE_RULE = re.compile(r"^\s*=+(\s+=+)+\s*$")
+DESIGN_SECTION = re.compile(r'docs/design\.md(?P<sep>,\s+|\s+\(|\s+)"(?P<section>[^"]+)"')
+DESIGN_PAGE = re.compile(r"(?<![\[/\w])docs/design\.md(?![\]\w])")
 
 
 def _role(match: re.Match[str]) -> str:
@@ -29,6 +34,12 @@ def _role(match: re.Match[str]) -> str:
     if target.startswith(PROJECT_PACKAGES):
         return f"[`{label}`][{target}]"
     return f"`{label}`"
+
+
+def _design_section(match: re.Match[str]) -> str:
+    """A link, checked by autorefs, to the heading of docs/design.md that the quoted name names."""
+    name = " ".join(match.group("section").split())
+    return f'[docs/design.md{match.group("sep")}"{name}"][{slugify(name, "-")}]'
 
 
 def _fence_tables(text: str) -> str:
@@ -54,6 +65,8 @@ def _fence_tables(text: str) -> str:
 def markdown(text: str) -> str:
     """The docstring ``text`` as Markdown."""
     text = ROLE.sub(_role, text)
+    text = DESIGN_SECTION.sub(_design_section, text)
+    text = DESIGN_PAGE.sub("[docs/design.md][design]", text)
     text = _fence_tables(text)
     return re.sub(r"(\S)::\n", r"\1:\n", text)
 
