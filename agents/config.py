@@ -46,11 +46,12 @@ class AHDQNConfig:
 
     hidden_size: int = 64
     """Width of the state and candidate encoders and of the Q head. Chosen here: the largest width
-    whose training step stays near 10 ms on one CPU core (the paper does not give its sizes)."""
+    whose training step stays cheap on one CPU core (the paper does not give its sizes; timing in
+    ``benchmarks/RESULTS.md``, "AH-DQN defaults")."""
     learning_rate: float = 5e-4
     """Adam step size. CleanRL uses 2.5e-4 for Atari; chosen here twice that because the inputs are
-    low-dimensional standardised features and the run is short. Measured (before the response
-    head, 30k steps, 300 episodes, learned world): 1e-4 was worse (-2.54 against -1.73)."""
+    low-dimensional standardised features and the run is short; 1e-4 did worse
+    (``benchmarks/RESULTS.md``, "AH-DQN defaults")."""
     gamma: float = 0.95
     """Discount. Chosen here: a 20-track session is the whole horizon, and 0.95 (an effective
     horizon of 20 plays) values keeping the listener in the session without the variance of 1.0."""
@@ -74,17 +75,15 @@ class AHDQNConfig:
     below 1 blends (Polyak averaging, e.g. 0.005 with an interval of 1)."""
     start_epsilon: float = 1.0
     """Exploration rate at the start (Nature DQN, CleanRL). With the default demonstrations the
-    decay is over before the agent plays itself. Measured (before the response head, 30k steps,
-    300 episodes, learned world): starting at 0.1 did not help (-1.73 against -1.53 from 1.0);
-    with the response head, 0.2 gave -0.12 against -0.04."""
+    decay is over before the agent plays itself; starting lower did not help
+    (``benchmarks/RESULTS.md``, "AH-DQN defaults")."""
     end_epsilon: float = 0.05
     """Exploration rate after the decay (CleanRL's 0.05; the Nature DQN's 0.1)."""
     exploration_fraction: float = 0.3
     """Share of ``total_steps`` over which epsilon decays linearly (CleanRL: 0.5 of a much longer run)."""
     n_step: int = 3
-    """Steps of reward in each bootstrapped target (1 is the DQN; 3 is Rainbow's). Measured here
-    (benchmarks/agents.py, 40k steps, 384 ground-truth episodes): with ``model_features``,
-    ahdqn/greedy_learned 1.049 with n = 3 against 1.028 with n = 1 (neither interval excludes zero)."""
+    """Steps of reward in each bootstrapped target (1 is the DQN; 3 is Rainbow's). Against n = 1
+    the difference was within noise (``benchmarks/RESULTS.md``, "AH-DQN defaults")."""
     max_grad_norm: float = 10.0
     """Gradient-norm clip (the Nature DQN clips the TD error; SB3's DQN clips the norm at 10)."""
     model_features: bool = True
@@ -94,64 +93,50 @@ class AHDQNConfig:
     output, whose last layer starts at zero. The untrained agent is then exactly greedy_learned,
     and the network learns only what a play does to the rest of the session. Chosen here (the
     paper's network learns everything from the features); needs a learned world
-    (``world.session_model.response_model``). Measured (benchmarks/agents.py, ground truth,
-    held-out users): ahdqn/greedy_learned 0.91 without (paired interval below zero), 1.03 to 1.05
-    with (interval spanning zero)."""
+    (``world.session_model.response_model``). Without it the agent fell below greedy_learned
+    (``benchmarks/RESULTS.md``, "AH-DQN defaults")."""
     response_head: bool = True
     """With ``model_features``: add the response head, ``Q(s, a) = E[r | s, a] + p(a) · w(s) +
     f(s, a)``, where ``p(a)`` are the model's (skip, listen, complete) probabilities of the
     candidate and ``w(s)`` three learned values, what each response of the next play is worth to
     the rest of the session (:mod:`agents.networks`). Chosen here: it is the Bellman equation's
-    structure, and it lets the whole pool share what one state teaches. Measured (30k steps, seed
-    1, paired differences to greedy_learned on held-out listeners, as benchmarks/agents.py
-    measures; 300 episodes where said, else 1,000): without it, learned world -1.53 [-1.93,
-    -1.12] (300), the agent fell far below its greedy starting point; with a plain state-value head
-    instead, -0.37 [-0.66, -0.08] (300); with it, learned +0.04 [-0.09, +0.16], ground truth
-    +0.11 [-0.05, +0.27]. It stops the loss; the demonstrations bring the gain."""
+    structure, and it lets the whole pool share what one state teaches. Without it (or with a
+    plain state-value head instead) the agent fell below its greedy starting point; with it, it
+    stays level with greedy_learned (``benchmarks/RESULTS.md``, "AH-DQN defaults"). It stops the
+    loss; the demonstrations bring the gain."""
     action_value_penalty: float = 1.0
     """Weight of an L2 penalty on the action head's output ``f(s, a)`` of the played slot, added to
     the TD loss: the per-track correction stays zero unless the data insist, so the response head
-    and ``E[r | s, a]`` rank the pool. Chosen here; measured (as for ``response_head``, 300
-    episodes, learned world): 1.0 -0.04 [-0.27, +0.19], 100 -0.15 [-0.40, +0.10]; penalising the
-    response head's spread across the pool as well, -0.42 [-0.70, -0.13] (small but noisy
-    corrections flip the close calls between the best candidates)."""
+    and ``E[r | s, a]`` rank the pool. Chosen here; a weight of 100 did no better, and penalising
+    the response head's spread across the pool as well did worse (small but noisy corrections flip
+    the close calls between the best candidates; ``benchmarks/RESULTS.md``, "AH-DQN defaults")."""
     demonstration_fraction: float = 0.3
     """Share of ``total_steps``, at the start of the run, whose actions are ``planner_learned``'s
     (model-predictive control on the learned world's model, :mod:`agents.planner`) instead of
     epsilon-greedy; they are replayed with a large-margin loss that pushes the played slot's
     Q-value above every other's by ``demonstration_margin`` (DQfD, Hester et al. 2018). The teacher
     reads only the learned world. 0 turns it off. Chosen here: the span of the epsilon decay
-    (``exploration_fraction``), so the agent's own play starts at ``end_epsilon``; the planner
-    costs about 2 ms a step, a minute of a default run.
-    Measured (30k-step runs, half of them demonstrated, as for ``response_head``): learned +0.25
-    [+0.10, +0.39], ground truth +0.17 [+0.04, +0.30], against +0.04 and +0.11 without. The
-    default run (``benchmarks/agents.py --steps 100000 --episodes 1000``): learned +0.33 [+0.18,
-    +0.47] (``planner_learned`` +0.62), ground truth +0.10 [-0.04, +0.25]."""
+    (``exploration_fraction``), so the agent's own play starts at ``end_epsilon``. The
+    demonstrations lifted the agent above greedy_learned in both worlds, at the cost of the
+    planner's time (``benchmarks/RESULTS.md``, "AH-DQN defaults")."""
     demonstration_margin: float = 0.05
     """The large-margin loss's margin. DQfD uses 0.8 with Atari's clipped rewards; chosen here about
     half the spread of the expected immediate reward over a pool (0.09 on the default world), the
     scale at which the teacher's choices differ from greedy's."""
     demonstration_weight: float = 5.0
-    """Weight of the large-margin loss next to the TD loss (DQfD's lambda_2 is 1). Measured (as for
-    ``demonstration_fraction``, learned / ground truth): 1: +0.19 [+0.05, +0.33] / +0.14 [-0.01,
-    +0.29]; 5: +0.25 [+0.10, +0.39] / +0.17 [+0.04, +0.30]; 20: +0.25 [+0.10, +0.40] / +0.10
-    [-0.05, +0.25]. The agent agrees with the teacher on 51%, 55% and 59% of replayed states
-    (greedy: 41 to 47%)."""
+    """Weight of the large-margin loss next to the TD loss (DQfD's lambda_2 is 1). Chosen here from
+    1, 5 and 20: 5 did best in both worlds (``benchmarks/RESULTS.md``, "AH-DQN defaults")."""
     selection_interval: int = 25_000
     """Agent steps between model-selection evaluations (0: none, the last network is kept). With
     it, the network is scored before training and at each multiple of this on
     ``selection_episodes`` fixed episodes of *training* users in the *learned* world (never the
     ground truth, never held-out users), and the run ends with the best-scoring network (the
     untrained one included). Chosen here: five evaluations in a default run (at 0, 25k, ..., 100k
-    steps), about 40 s; in the 30k-step run with demonstrations the scores rose at every
-    evaluation (10.90 untrained, 11.11, 11.19, 11.21), so it chose the last network; in the
-    default run they were 10.90, 11.27, 11.24, 11.16, 11.19: it kept the network of step 25k,
-    trained on the demonstrations, which the agent's own play after them did not improve on."""
+    steps); the scores it chose from are in ``benchmarks/RESULTS.md``, "AH-DQN defaults"."""
     selection_episodes: int = 1024
-    """Episodes of each model-selection evaluation. Chosen here: the paired standard error of a
-    difference of means is then about 0.07 on the default world (returns near 11), small enough to
-    see the gains of about 0.2 to 0.3 at stake; with 256 (about 0.15) the choice was mostly noise.
-    About 7 s an evaluation on one core."""
+    """Episodes of each model-selection evaluation. Chosen here: enough for the paired standard
+    error of a difference of means to be well below the gains at stake; with 256 the choice was
+    mostly noise (``benchmarks/RESULTS.md``, "AH-DQN defaults")."""
     double_dqn: bool = True
     """Choose the next action with the online network and value it with the target network
     (van Hasselt et al. 2016), which removes the max operator's overestimation."""

@@ -21,10 +21,9 @@ What it does
 Speed
     An agent's episodes run side by side in one :class:`~musicenv.vector_env.ListeningSessionVectorEnv`
     (``--batch-size`` sessions, default all of them), one batched ``act`` per step, through
-    :func:`agents.rollout.rollout`: a thousand episodes of a cheap baseline take seconds. The
-    whole default run (eight agents and a checkpoint, 1,000 episodes each in both worlds) measured
-    60 episodes/s on a shared 2-core machine, 4.7 minutes of wall time and 2.4 of CPU, most of it
-    ``planner_learned``'s; the progress bar ticks as sessions end and the throughput is printed
+    :func:`agents.rollout.rollout`: a thousand episodes of a cheap baseline take seconds; the
+    whole default run takes minutes, most of them ``planner_learned``'s (``benchmarks/RESULTS.md``,
+    "Evaluation speed"). The progress bar ticks as sessions end and the throughput is printed
     (``episodes_per_second=``) and kept in ``run.json``.
 
 Outputs (in ``--out``, default ``eval_out/<date-time>``)
@@ -107,10 +106,9 @@ class EvalConfig:
     (the MSSD) is evaluated alone."""
     agents: tuple[str, ...] = DEFAULT_AGENTS
     """Registered agents to evaluate with their default settings (names separated by spaces or
-    commas). Default: every baseline and both lookahead planners. The planners cost the most:
-    on one CPU core ``planner_learned`` plays about 16 episodes/s and ``planner_truth`` about 90
-    (greedy_learned about 120, the others hundreds), so the default 1,000 episodes per world take
-    about two and a half minutes of CPU in all; leave ``planner_learned`` out for a quick look."""
+    commas). Default: every baseline and both lookahead planners. The planners cost the most
+    (``benchmarks/RESULTS.md``, "Evaluation speed"); leave ``planner_learned`` out for a quick
+    look."""
     checkpoints: tuple[str, ...] = (LATEST,)
     """Saved agents to evaluate (checkpoint folders written by ``train.py``, or ``Agent.save``
     folders). ``latest``: the newest checkpoint of each kind of agent under ``checkpoint_dir`` (the

@@ -95,10 +95,8 @@ class SequenceConfig:
         taste_epochs: GRU passes over the training sequences.
         taste_learning_rate: GRU Adam step size.
         taste_batch_size: GRU sequences per step.
-        loss: ``"l2"`` (De Boom et al., the default) or ``"sampled_softmax"``. Measured on the
-            default world (``benchmarks/retrieval.py``, held out by time): ``next_track_hit_at_10``
-            0.106 with L2 and 0.182 with the sampled softmax (last-track baseline 0.076), and
-            ``pool_recall_at_100`` 0.53 and 0.60 (ALS 0.75, most popular 0.46).
+        loss: ``"l2"`` (De Boom et al., the default) or ``"sampled_softmax"``; both are compared
+            in ``benchmarks/RESULTS.md``, "Sequence-aware retrieval".
         softmax_negatives: noise tracks per batch of the sampled softmax.
         keep_skips: count skipped plays as plays (see the module docstring).
         history_plays: a user's last plays in the log that give the pool's taste vector.

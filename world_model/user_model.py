@@ -114,11 +114,8 @@ class UserModelConfig:
     Off by default: agents compute the learned model's probabilities from their observations
     (``greedy_learned``, AH-DQN's model features), which carry no listener-track history, so with
     it on they would no longer see what the world answers; and its effect on the world's verdict
-    on agents was not robust (``eval.py``, 300 episodes, relative return gap to the ground truth,
-    random/popular/ALS/content: world seed 0 +0.13/+0.52/+0.25/+0.31 with it against
-    +0.28/+1.22/+0.53/+0.41 without; seed 1 +0.00/+0.10/+0.26/+0.56 with it against
-    -0.08/-0.09/+0.09/+0.33 without). Held-out log-loss is slightly better with it (0.730 against
-    0.734), calibration slightly worse (ECE 0.016 against 0.009)."""
+    on agents was not robust across world seeds, with slightly better held-out log-loss and
+    slightly worse calibration (``benchmarks/RESULTS.md``, "Learned world")."""
     shuffled_handling: ShuffledHandling = "flag"
     """How the logging policy's shuffled share is used (module docstring); chosen by the benchmark."""
     max_session_length: int = 20

@@ -90,16 +90,15 @@ class WorldConfig:
         leave_session_out: train the user-response model on each session with its listener's
             ALS vector without that session (:func:`~world_model.features.held_out_user_vectors`)
             instead of the whole log's, which holds the trained plays' own responses. Off by
-            default: measured on two world seeds (``eval.py``, 300 episodes, mean |relative
-            return gap| of random, popular, ALS and content) it made the learned world's verdict
-            worse on both (seed 0: 0.61 against 0.32; seed 1: 0.15 against 0.12), presumably
-            because vectors from fewer sessions are shorter than the whole-log vectors the world
-            answers with, so the model extrapolates at play time.
+            default: it made the learned world's verdict worse on both world seeds measured
+            (``benchmarks/RESULTS.md``, "Learned world"), presumably because vectors from fewer
+            sessions are shorter than the whole-log vectors the world answers with, so the model
+            extrapolates at play time.
         track_folds: with ``leave_session_out``, also cross-fit the track vectors over this many
             folds of sessions (:func:`~world_model.features.held_out_track_vectors`); below 2
-            (default), the track vectors are read as fitted. Measured on the default world
-            (``eval.py``, 300 episodes) 5 folds made the learned world *more* optimistic for every
-            baseline (random +17% instead of +13%), so it is off.
+            (default), the track vectors are read as fitted. 5 folds made the learned world
+            *more* optimistic for every baseline (``benchmarks/RESULTS.md``, "Learned world"), so
+            it is off.
         device: ``"cpu"`` (default) or ``"cuda"`` for ALS and the user-response model's training.
     """
 
