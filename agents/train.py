@@ -14,6 +14,11 @@ What a run leaves behind
       or SIGTERM. ``agent/`` inside it is a saved agent (``agents.load_agent(path, world)``);
       the rest is what ``--resume`` needs to continue the run exactly.
 
+    Both roots are checked for writing before anything else happens, and a fresh run refuses a
+    run name already in use (its checkpoint or TensorBoard folder exists): ``--resume`` continues
+    that run, ``--overwrite`` starts it afresh (its checkpoint is replaced at the new run's first
+    checkpoint, its curves hidden).
+
 Resuming
     ``--resume`` (the latest run), ``--resume RUN_NAME`` or ``--resume PATH`` reloads the run's
     configuration and state. For the AH-DQN the state is complete (networks, optimiser, replay

@@ -234,10 +234,11 @@ def check_replaceable(target: str | os.PathLike[str], fmt: str) -> None:
 
 
 def check_writable(folder: str | os.PathLike[str], what: str) -> Path:
-    """Create ``folder`` if needed and check that files can be written in it; return it.
+    """Check that files can be written in ``folder`` (or, if it does not exist yet, created there); return it.
 
-    Writes and removes a small probe file, which catches read-only mounts and full quotas as well
-    as permissions (and works for root, whom permission bits do not stop).
+    Nothing is created: a small probe file is written and removed in ``folder`` or in its nearest
+    existing ancestor, which catches read-only mounts and full disks as well as permissions (and
+    works for root, whom permission bits do not stop).
 
     Args:
         folder: the output folder.
@@ -247,9 +248,13 @@ def check_writable(folder: str | os.PathLike[str], what: str) -> Path:
         PermissionError: naming ``what`` and the folder, with the reason.
     """
     folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = _temporary_sibling(folder / "write-check", "tmp")
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        probe = _temporary_sibling(existing / "write-check", "tmp")
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         os.unlink(probe)
     except OSError as error:
