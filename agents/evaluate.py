@@ -114,7 +114,9 @@ class EvalConfig:
     checkpoints: tuple[str, ...] = (LATEST,)
     """Saved agents to evaluate (checkpoint folders written by ``train.py``, or ``Agent.save``
     folders). ``latest``: the newest checkpoint of each kind of agent under ``checkpoint_dir`` (the
-    AH-DQN's, and each SB3 agent's if one was trained), if any; ``none``: no checkpoint."""
+    AH-DQN's, and each SB3 agent's if one was trained), if any; ``none``: no checkpoint. A checkpoint
+    named here that cannot be loaded stops ``eval.py`` with an error (exit status 1); one that the
+    ``latest`` search found is reported n/a, with the reason."""
     checkpoint_dir: str = "checkpoints"
     """Where ``latest`` looks for checkpoints (``train.py``'s default checkpoint root)."""
     episodes: int = 1000
