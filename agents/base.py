@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from musicenv.artifacts import atomic_folder, read_manifest, write_manifest
+from musicenv.artifacts import MANIFEST, ArtifactError, atomic_folder, read_manifest, write_manifest
 from musicenv.world import World
 
 Observation = dict[str, np.ndarray]
@@ -98,9 +98,14 @@ class Agent(ABC):
         """Read what :meth:`_save_state` wrote."""
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Save the agent atomically to ``folder`` (a previous save there is replaced only when complete)."""
+        """Save the agent atomically to ``folder`` (a previous save there is replaced only when complete).
+
+        Raises:
+            musicenv.artifacts.ArtifactError: ``folder`` holds something other than an empty
+                folder or an earlier saved agent (nothing is written then).
+        """
         folder = Path(folder)
-        with atomic_folder(folder) as staging:
+        with atomic_folder(folder, AGENT_FORMAT) as staging:
             self._save_state(staging)
             write_manifest(staging, AGENT_FORMAT, AGENT_FORMAT_VERSION, {"agent": self.name, "kwargs": self.config()})
         return folder
@@ -156,13 +161,26 @@ def load_agent(folder: str | os.PathLike[str], world: World) -> Agent:
     """Load any saved agent: the manifest names its class and constructor arguments.
 
     Raises:
-        musicenv.artifacts.ArtifactError: not a saved agent, another format version, or a file
-            missing or corrupted.
+        musicenv.artifacts.ArtifactError: not a saved agent, another format version, a file
+            missing or corrupted, a manifest naming an unknown agent or arguments it does not
+            take, or state files that do not fit the agent the manifest describes (e.g. weights
+            of another network size); the message names the file.
     """
     folder = Path(folder)
     manifest = read_manifest(folder, AGENT_FORMAT, AGENT_FORMAT_VERSION)
-    agent = make_agent(manifest["config"]["agent"], world, **manifest["config"]["kwargs"])
-    agent._load_state(folder)
+    try:
+        name, kwargs = manifest["config"]["agent"], manifest["config"]["kwargs"]
+        agent = make_agent(name, world, **kwargs)
+    except (KeyError, TypeError) as error:  # an unknown agent, or arguments it does not take
+        raise ArtifactError(f"{folder / MANIFEST}: does not describe an agent that can be built ({error})") from error
+    try:
+        agent._load_state(folder)
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        # torch's load_state_dict raises RuntimeError for weights of another shape.
+        raise ArtifactError(
+            f"{folder}: its state files do not fit the agent that {MANIFEST} describes "
+            f"(the manifest edited, files from another save, or a world other than the agent's?): {error}"
+        ) from error
     return agent
 
 

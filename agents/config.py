@@ -209,6 +209,10 @@ class TrainConfig:
     """Continue an interrupted run from its checkpoint: a run name, a checkpoint folder, or (the
     flag alone) the most recent checkpoint under ``checkpoint_dir``. The run's saved configuration
     is used; only ``total_steps``, ``stop_at_step`` and ``device`` may be changed on resuming."""
+    overwrite: bool = False
+    """Start afresh under a ``run_name`` that an earlier run used, replacing its checkpoint (at this
+    run's first checkpoint) and hiding its TensorBoard curves. Without it (or ``--resume``), an
+    existing run name is refused, so that a finished run is never replaced by accident."""
     stop_at_step: int | None = None
     """Checkpoint and stop once this many agent steps are done (for time-sliced jobs: continue
     later with ``--resume``; the result equals one uninterrupted run)."""
@@ -235,6 +239,8 @@ class TrainConfig:
         for name in ("total_steps", "num_envs", "playlist_length", "pool_size", "log_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.overwrite and self.resume is not None:
+            raise ValueError("--overwrite starts a run afresh and --resume continues one: give only one of them")
         if self.checkpoint_interval < 0 or self.eval_episodes < 0:
             raise ValueError("checkpoint_interval and eval_episodes must be >= 0")
         if self.ahdqn.n_step < 1:

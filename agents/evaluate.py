@@ -70,7 +70,7 @@ from agents.metrics import (
     popularity_percentiles,
 )
 from agents.rollout import RolloutResult, evaluation_seed, rollout
-from musicenv.artifacts import MANIFEST, write_json_atomic
+from musicenv.artifacts import MANIFEST, ArtifactError, check_writable, write_json_atomic
 from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import World
 
@@ -112,7 +112,9 @@ class EvalConfig:
     checkpoints: tuple[str, ...] = (LATEST,)
     """Saved agents to evaluate (checkpoint folders written by ``train.py``, or ``Agent.save``
     folders). ``latest``: the newest checkpoint of each kind of agent under ``checkpoint_dir`` (the
-    AH-DQN's, and each SB3 agent's if one was trained), if any; ``none``: no checkpoint."""
+    AH-DQN's, and each SB3 agent's if one was trained), if any; ``none``: no checkpoint. A checkpoint
+    named here that cannot be loaded stops ``eval.py`` with an error (exit status 1); one that the
+    ``latest`` search found is reported n/a, with the reason."""
     checkpoint_dir: str = "checkpoints"
     """Where ``latest`` looks for checkpoints (``train.py``'s default checkpoint root)."""
     episodes: int = 1000
@@ -169,12 +171,15 @@ class AgentSpec:
         name: the registered agent name.
         checkpoint: the saved agent folder, or None for a fresh agent with default settings.
         kwargs: constructor arguments of a fresh agent besides the world.
+        named: the checkpoint was named by the user (not found by the ``latest`` search): if it
+            cannot be loaded, ``eval.py`` stops with an error instead of reporting n/a.
     """
 
     label: str
     name: str
     checkpoint: Path | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    named: bool = False
 
     def build(self, world: World) -> Agent:
         """A fresh agent over ``world`` (loaded from the checkpoint, if any)."""
@@ -251,7 +256,7 @@ def agent_specs(config: EvalConfig) -> tuple[list[AgentSpec], list[str]]:
         names.insert(0, config.reference)
         notes.append(f"added the reference agent {config.reference!r} (every agent is compared with it)")
     specs = [AgentSpec(label=name, name=name) for name in names]
-    paths: list[Path] = []
+    paths: dict[Path, bool] = {}  # each checkpoint, and whether the user named it
     for entry in config.checkpoints:
         if entry == NO_CHECKPOINTS:
             continue
@@ -262,12 +267,13 @@ def agent_specs(config: EvalConfig) -> tuple[list[AgentSpec], list[str]]:
                     f"no checkpoint under {config.checkpoint_dir}/: evaluating the baselines only "
                     "(train one with `python train.py`, or name one with --checkpoints)"
                 )
-            paths.extend(found)
+            for path in found:
+                paths.setdefault(path, False)
         else:
-            paths.append(Path(entry))
-    checkpoints = [checkpoint_spec(path) for path in dict.fromkeys(paths)]
+            paths[Path(entry)] = True
+    checkpoints = [dataclasses.replace(checkpoint_spec(path), named=named) for path, named in paths.items()]
     names = [spec.name for spec in checkpoints]
-    for path, spec in zip(dict.fromkeys(paths), checkpoints, strict=True):
+    for path, spec in zip(paths, checkpoints, strict=True):
         # The agent's name alone where it is unambiguous; else with the run (checkpoint folder) name.
         label = spec.name
         if names.count(spec.name) > 1 or any(other.label == label for other in specs):
@@ -414,6 +420,9 @@ def evaluate(
             bar.set_postfix_str(f"{spec.label} · {name}")
             try:
                 agent = spec.build(world)
+            except ArtifactError as error:  # a damaged checkpoint the latest search found
+                notes[spec.label, name] = f"checkpoint cannot be loaded: {error}"
+                agent = None
             except ValueError as error:  # e.g. a world whose features lack the block the agent reads
                 notes[spec.label, name] = f"cannot run on this world: {error}"
                 agent = None
@@ -466,18 +475,6 @@ def parse_config(argv: list[str] | None = None) -> EvalConfig:
         parser.error(str(error))
 
 
-def load_worlds(name: str) -> tuple[World, Any]:
-    """The learned world named on the command line and its ground truth (None if it has none)."""
-    from world_model.world import default_world, groundtruth_for, load_world
-
-    # "groundtruth" names the default world's sim-to-real run in train.py; here both runs happen anyway.
-    world = default_world() if name in ("default", "groundtruth") else load_world(name)
-    try:
-        return world, groundtruth_for(world)
-    except ValueError:
-        return world, None
-
-
 def _output_folder(config: EvalConfig) -> Path:
     if config.out is not None:
         return Path(config.out)
@@ -518,12 +515,23 @@ def run(argv: list[str] | None = None) -> Evaluation:
     argv = list(sys.argv[1:] if argv is None else argv)
     config = parse_config(argv)
     torch.set_num_threads(config.threads)
+    out = _output_folder(config)
     try:
+        check_writable(out, "--out")  # now, not after the whole evaluation
         specs, notes = agent_specs(config)
-    except FileNotFoundError as error:  # a --checkpoints entry that holds no saved agent
+    except (PermissionError, FileNotFoundError) as error:  # also a --checkpoints entry with no saved agent
         raise SystemExit(f"eval.py: error: {error}") from error
     print(f"loading world {config.world!r} ...", flush=True)
-    world, groundtruth = load_worlds(config.world)
+    from world_model.world import open_world_and_truth  # the world-learning package, on use
+
+    world, groundtruth = open_world_and_truth(config.world)
+    for spec in specs:
+        if spec.named:
+            try:
+                spec.build(world)
+            except ValueError as error:  # ArtifactError included: damaged, or not this world's agent
+                message = f"eval.py: error: --checkpoints {spec.checkpoint} cannot be loaded: {error}"
+                raise SystemExit(message) from error
     if groundtruth is None:
         notes.append("this world has no ground truth (learned from logs such as the MSSD's): learned world only")
     for note in notes:
@@ -565,7 +573,6 @@ def run(argv: list[str] | None = None) -> Evaluation:
         f"in {evaluation.seconds:.1f} s)"
     )
 
-    out = _output_folder(config)
     report.publish(
         out,
         results,

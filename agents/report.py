@@ -31,12 +31,9 @@ Figures: ``mean_return.png`` (mean return with its interval, per agent and world
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -49,6 +46,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from agents.metrics import AgentResult, Fidelity
+from musicenv.artifacts import write_atomic
 
 NOT_AVAILABLE = "n/a"
 WORLD_ORDER = ("learned", "groundtruth")
@@ -67,24 +65,6 @@ _METRIC_COLUMNS = (
     ("catalogue_coverage", "coverage", 3),
 )
 """(field of EpisodeMetrics, short header, decimals) of the table's metric columns."""
-
-
-def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(temporary path)`` beside ``path``, then rename it onto ``path``.
-
-    A reader (or a crash) never sees a half-written table or figure: ``path`` holds the previous
-    file or the complete new one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def ordered(results: Sequence[AgentResult]) -> list[AgentResult]:

@@ -14,6 +14,11 @@ What a run leaves behind
       or SIGTERM. ``agent/`` inside it is a saved agent (``agents.load_agent(path, world)``);
       the rest is what ``--resume`` needs to continue the run exactly.
 
+    Both roots are checked for writing before anything else happens, and a fresh run refuses a
+    run name already in use (its checkpoint or TensorBoard folder exists): ``--resume`` continues
+    that run, ``--overwrite`` starts it afresh (its checkpoint is replaced at the new run's first
+    checkpoint, its curves hidden).
+
 Resuming
     ``--resume`` (the latest run), ``--resume RUN_NAME`` or ``--resume PATH`` reloads the run's
     configuration and state. For the AH-DQN the state is complete (networks, optimiser, replay
@@ -46,7 +51,15 @@ from agents.base import Agent, make_agent
 from agents.config import TrainConfig, apply_overrides, parse_config
 from agents.metrics import mean_interval, paired_difference
 from agents.rollout import RolloutResult, evaluation_seed, rollout
-from musicenv.artifacts import atomic_folder, read_manifest, write_manifest
+from musicenv.artifacts import (
+    MANIFEST,
+    ArtifactError,
+    atomic_folder,
+    check_replaceable,
+    check_writable,
+    read_manifest,
+    write_manifest,
+)
 from musicenv.configs import config_from_dict, config_to_dict
 from musicenv.registration import ENV_ID
 from musicenv.vector_env import ListeningSessionVectorEnv
@@ -131,29 +144,42 @@ class StopSignal:
 # -- worlds, names, checkpoints -----------------------------------------------------------------------
 
 
-def load_world(spec: str) -> tuple[World, Any]:
-    """The learned world of ``spec`` and its ground truth (None when it has none).
-
-    ``"default"`` and ``"groundtruth"`` give the embedded default world; anything else is a saved
-    world folder. The ground truth is rebuilt from the world's provenance (its seed and config).
-    """
-    from world_model.world import default_world, groundtruth_for
-    from world_model.world import load_world as load_saved_world
-
-    world = default_world() if spec in ("default", "groundtruth") else load_saved_world(spec)
-    try:
-        truth = groundtruth_for(world)
-    except ValueError:
-        if spec == "groundtruth":
-            raise
-        truth = None
-    return world, truth
-
-
 def default_run_name(config: TrainConfig) -> str:
     """``ListeningSession-v0__<agent>__<world>__<seed>__<unix time>`` (CleanRL's pattern)."""
     world = config.world if config.world in ("default", "groundtruth") else Path(config.world).name
     return f"{ENV_ID}__{config.agent}__{world}__{config.seed}__{int(time.time())}"
+
+
+def check_outputs(config: TrainConfig, run_name: str, resuming: bool) -> None:
+    """Check, before any training, that the run's outputs can be written and lose nothing.
+
+    Both roots (``--checkpoint-dir``, ``--log-dir``) must be writable (found now, not at the first
+    checkpoint hours later). A fresh run must not reuse the name of an earlier run, whose
+    checkpoint it would replace and whose curves it would mix with its own, unless ``--overwrite``
+    says to; even then the checkpoint folder must be an earlier checkpoint (or empty).
+
+    Raises:
+        PermissionError: a root cannot be written (the message names the option and folder).
+        FileExistsError: the run name is taken (the message says how to resume or overwrite).
+        musicenv.artifacts.ArtifactError: ``--overwrite`` of a folder that is not a checkpoint.
+    """
+    check_writable(config.checkpoint_dir, "--checkpoint-dir")
+    check_writable(config.log_dir, "--log-dir")
+    if resuming:
+        return
+    checkpoint = Path(config.checkpoint_dir) / run_name
+    taken = [path for path in (checkpoint, Path(config.log_dir) / run_name) if path.exists() and _non_empty(path)]
+    if taken and not config.overwrite:
+        how = f"continue it with --resume {run_name}, or " if (checkpoint / MANIFEST).is_file() else ""
+        raise FileExistsError(
+            f"run {run_name!r} already exists ({', '.join(map(str, taken))}); {how}start it afresh with "
+            "--overwrite, or choose another --run-name"
+        )
+    check_replaceable(checkpoint, CHECKPOINT_FORMAT)
+
+
+def _non_empty(path: Path) -> bool:
+    return not path.is_dir() or any(path.iterdir())
 
 
 def find_checkpoint(resume: str, checkpoint_dir: str) -> Path:
@@ -198,7 +224,7 @@ def resume_config(config: TrainConfig, given: dict[str, Any]) -> tuple[TrainConf
             f"{', '.join(sorted(changed))} (only {', '.join(sorted(RESUME_OVERRIDABLE - {'resume'}))} may change)"
         )
     # A saved stop_at_step was where the last slice ended; the next one runs on unless told where to stop.
-    overrides = {"stop_at_step": None}
+    overrides: dict[str, Any] = {"stop_at_step": None, "overwrite": False}
     overrides.update({name: value for name, value in given.items() if name in RESUME_OVERRIDABLE})
     meta = manifest["config"]
     return apply_overrides(saved, overrides), folder, meta["run_name"], int(meta["global_step"])
@@ -218,7 +244,7 @@ def save_checkpoint(
     folder: Path, config: TrainConfig, run_name: str, agent: Agent, global_step: int, state_writer: Any
 ) -> None:
     """Write the run's checkpoint atomically: the agent, the trainer's state, a manifest."""
-    with atomic_folder(folder) as staging:
+    with atomic_folder(folder, CHECKPOINT_FORMAT) as staging:
         agent.save(staging / "agent")
         state_writer(staging / "trainer")
         write_manifest(
@@ -562,16 +588,24 @@ def run(argv: list[str] | None = None, world: World | None = None, truth: Any = 
             raise SystemExit(f"train.py: error: {error}") from error
     else:
         run_name = config.run_name or default_run_name(config)
+    try:
+        check_outputs(config, run_name, resuming=resume_from is not None)
+    except (OSError, ArtifactError) as error:
+        raise SystemExit(f"train.py: error: {error}") from error
     torch.set_num_threads(config.threads)
     log_dir = Path(config.log_dir) / run_name
     checkpoint = Path(config.checkpoint_dir) / run_name
 
     if world is None:
-        world, truth = load_world(config.world)
+        from world_model.world import open_world_and_truth
+
+        world, truth = open_world_and_truth(config.world)
     if config.world == "groundtruth" and truth is None:
         raise SystemExit("train.py: error: --world groundtruth needs a world with a ground truth")
     responder = truth if config.world == "groundtruth" else None
-    writer = tb.make_writer(log_dir, purge_step=global_step if resume_from is not None else None)
+    # An overwritten run's old curves are hidden from step 0, as a resumed run's are from its step.
+    purge_step = global_step if resume_from is not None else (0 if config.overwrite else None)
+    writer = tb.make_writer(log_dir, purge_step=purge_step)
     if resume_from is None:
         tb.log_hyperparameters_text(writer, config_to_dict(config))
         tb.log_track_projector(writer, world)

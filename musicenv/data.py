@@ -328,8 +328,12 @@ class ListeningLog:
         lists) and ``manifest.json`` (format version, package version, SHA-256 of each file). The
         files are written to a temporary sibling folder that replaces ``path`` only when complete,
         so a failed save leaves a previous one intact.
+
+        Raises:
+            musicenv.artifacts.ArtifactError: ``path`` holds something other than an empty folder
+                or an earlier saved log (nothing is written then).
         """
-        with atomic_folder(path) as staging:
+        with atomic_folder(path, _FORMAT) as staging:
             tables = {"plays": self.plays, "tracks": self.tracks, "blocks": self.blocks}
             for table, frame in tables.items():
                 if frame is not None:

@@ -180,14 +180,14 @@ def resolve_world(
         if responder not in (None, "groundtruth"):
             raise ValueError(f"world='groundtruth' already names the responder; got responder={responder!r}")
         responder = "groundtruth"
-        world = _default_world(groundtruth_seed)
+        world = _open_world(world, groundtruth_seed)
     elif groundtruth_seed is not None:
         raise ValueError(
             "groundtruth_seed picks the ground truth of world='groundtruth'; with any other world the "
             "ground truth is the one that world was built from"
         )
     elif isinstance(world, (str, os.PathLike)):
-        world = _default_world(None) if world == "default" else _load_world(world)
+        world = _open_world(world)
     if not isinstance(world, World):
         raise TypeError(f"world must be 'default', 'groundtruth', a saved world folder or a World, not {world!r}")
 
@@ -204,18 +204,11 @@ def resolve_world(
     raise TypeError(f"responder {responder!r} is neither a ground-truth world nor a SessionModel")
 
 
-def _default_world(groundtruth_seed: int | None) -> World:
-    from world_model.world import default_world
+def _open_world(spec: str | os.PathLike[str], groundtruth_seed: int | None = None) -> World:
+    # Imported on use: musicenv's core does not import the world-learning package.
+    from world_model.world import open_world
 
-    if groundtruth_seed is None:
-        return default_world()
-    return default_world(groundtruth_seed=groundtruth_seed)
-
-
-def _load_world(path: str | os.PathLike[str]) -> World:
-    from world_model.world import load_world
-
-    return load_world(path)
+    return open_world(spec, groundtruth_seed)
 
 
 def _groundtruth_for(world: World) -> Any:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from musicenv.artifacts import write_atomic
 
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
@@ -75,19 +75,6 @@ def replace_section(readme: str, content: str) -> str:
     return head + block + tail
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file beside it and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -107,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         updated = replace_section(args.readme.read_text(), section(run))
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f"update_readme_results.py: error: {error}")
-    write_text_atomic(args.readme, updated)
+    write_atomic(args.readme, lambda tmp: tmp.write_text(updated))
     print(f"updated the Results section of {args.readme} from {run}")
 
 

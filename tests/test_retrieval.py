@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from musicenv.artifacts import ArtifactError
+from musicenv.artifacts import MANIFEST_CHECKSUM, ArtifactError, manifest_digest
 from musicenv.data import ListeningLog
 from musicenv.groundtruth import GroundTruthWorld
 from musicenv.world import Contexts
@@ -393,6 +393,11 @@ def test_wrong_format_version_and_mismatched_shapes_are_artifact_errors(retrieva
     with pytest.raises(ArtifactError, match="format version"):
         Retrieval.load(folder)
     manifest["config"]["n_tracks"] += 1
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"manifest\.json: damaged or edited"):  # its own checksum
+        Retrieval.load(folder)
+    # Re-signed (as a writer with a bug would): the shapes are still checked against the contents.
+    manifest[MANIFEST_CHECKSUM] = manifest_digest(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="shape"):
         Retrieval.load(folder)

@@ -441,7 +441,7 @@ def save_models(folder: str | os.PathLike[str], session_model: LearnedSessionMod
     dict with ``weights_only=True``.
     """
     folder = Path(folder)
-    with atomic_folder(folder) as staging:
+    with atomic_folder(folder, MODELS_FORMAT) as staging:
         model = session_model.response_model
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, staging / "response_model.pt")
         (staging / "response_model.json").write_text(json.dumps(model.config, indent=2))

@@ -410,7 +410,7 @@ class Retrieval:
         file), and with a sequence stage ``sequence/`` (:meth:`SequenceStage.save
         <world_model.sequence.SequenceStage.save>`).
         """
-        with atomic_folder(folder) as staging:
+        with atomic_folder(folder, FORMAT) as staging:
             np.savez(
                 staging / _VECTORS,
                 listener_ids=self.listener_ids,

@@ -321,7 +321,7 @@ class SequenceStage:
         ``taste_model.pt`` (the GRU's state dict), ``index/`` (Annoy) and ``manifest.json``
         (format, version, config, seed, shapes and the SHA-256 of each file).
         """
-        with atomic_folder(folder) as staging:
+        with atomic_folder(folder, SEQUENCE_FORMAT) as staging:
             np.savez(
                 staging / _VECTORS,
                 track_vectors=self.track_vectors,

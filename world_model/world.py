@@ -39,6 +39,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +50,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from musicenv.artifacts import ArtifactError, atomic_folder, package_version, read_manifest, write_manifest
+from musicenv.artifacts import MANIFEST, ArtifactError, atomic_folder, package_version, read_manifest, write_manifest
 from musicenv.data import ListeningLog
 from musicenv.world import CONTEXT_TYPES, Contexts, Split, is_eval_user
 from world_model.features import (
@@ -73,6 +75,9 @@ from world_model.user_model import TrainingReport, UserModelConfig, train_user_m
 
 WORLD_FORMAT = "musicenv.world"
 WORLD_FORMAT_VERSION = 1
+
+_SESSION_ARRAYS = ("premium", "session_users", "session_context_types", "session_hours")
+"""The arrays of ``sessions.npz``."""
 
 DEFAULT_GROUNDTRUTH_SEED = 0
 DEFAULT_LOG_SESSIONS = 20_000
@@ -238,9 +243,14 @@ class LearnedWorld:
         return self.retrieval.candidate_pools(users, size, explicit_filter=explicit_filter)
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
-        """Save the world atomically to ``folder`` (replacing a previous save only when complete)."""
+        """Save the world atomically to ``folder`` (replacing a previous save only when complete).
+
+        Raises:
+            ArtifactError: ``folder`` holds something other than an empty folder or an earlier
+                saved world (nothing is written then).
+        """
         folder = Path(folder)
-        with atomic_folder(folder) as staging:
+        with atomic_folder(folder, WORLD_FORMAT) as staging:
             self.retrieval.save(staging / "retrieval")
             save_models(staging / "models", self.session_model)
             self.tracks.to_parquet(staging / "tracks.parquet", index=False)
@@ -427,14 +437,23 @@ def load_world(folder: str | os.PathLike[str]) -> LearnedWorld:
     """
     folder = Path(folder)
     manifest = read_manifest(folder, WORLD_FORMAT, WORLD_FORMAT_VERSION)
-    config = WorldConfig.from_dict(manifest["config"]["world"])
-    provenance_payload = manifest["config"]["provenance"]
-    provenance = None if provenance_payload is None else GroundTruthProvenance(**provenance_payload)
+    current = folder / MANIFEST
+    try:
+        config = WorldConfig.from_dict(manifest["config"]["world"])
+        provenance_payload = manifest["config"]["provenance"]
+        provenance = None if provenance_payload is None else GroundTruthProvenance(**provenance_payload)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ArtifactError(f"{current}: its config is not a world's ({error!r})") from error
     retrieval = Retrieval.load(folder / "retrieval")
     session_model = load_models(folder / "models")
-    tracks = pd.read_parquet(folder / "tracks.parquet")
-    with np.load(folder / "sessions.npz") as arrays:
-        sessions = {key: arrays[key] for key in arrays.files}
+    try:
+        current = folder / "tracks.parquet"
+        tracks = pd.read_parquet(current)
+        current = folder / "sessions.npz"
+        with np.load(current, allow_pickle=False) as arrays:
+            sessions = {key: arrays[key] for key in _SESSION_ARRAYS}
+    except (OSError, ValueError, KeyError) as error:
+        raise ArtifactError(f"{current}: cannot be read ({error!r})") from error
     return LearnedWorld(
         retrieval,
         session_model,
@@ -470,7 +489,8 @@ def default_world(
     Deterministic and offline: the ground-truth world ships with the package, its logs are
     simulated from ``log_seed``, and the world is learned from them with ``config``. The result
     is cached under :func:`musicenv_home` keyed by all of that and the package version; the build
-    runs under a file lock so concurrent callers build it once.
+    runs under a file lock so concurrent callers build it once. A cache entry that cannot be read
+    (a failed checksum, a damaged manifest, a missing file) is removed and rebuilt under the lock.
     """
     from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
 
@@ -488,17 +508,55 @@ def default_world(
     folder = musicenv_home() / "worlds" / key
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
-        if folder.is_dir():
+        if folder.exists() or folder.is_symlink():
             try:
                 return load_world(folder)
-            except ArtifactError:
-                pass  # a corrupted cache entry is rebuilt below
+            except ArtifactError as error:
+                # Damaged, half-deleted or unreadable: the entry is the cache's own (nobody else
+                # writes under this key), so it goes, and the world is rebuilt in its place.
+                print(f"musicenv: the cached default world cannot be read ({error}); rebuilding it", file=sys.stderr)
+                if folder.is_dir() and not folder.is_symlink():
+                    shutil.rmtree(folder)
+                else:
+                    folder.unlink()
         print(f"musicenv: building the default world (cached in {folder}) ...", flush=True)
         truth = GroundTruthWorld(seed=groundtruth_seed, config=groundtruth_config)
         log = truth.simulate_logs(log_sessions, seed=log_seed)
         world = build_world(log, config, GroundTruthProvenance.of(truth, log_sessions, log_seed))
         world.save(folder)
         return world
+
+
+def open_world(spec: str | os.PathLike[str], groundtruth_seed: int | None = None) -> LearnedWorld:
+    """The learned world that a command line or an env argument names: the one way to open a world by name.
+
+    Args:
+        spec: ``"default"`` or ``"groundtruth"`` (both the embedded default world,
+            :func:`default_world`; ``"groundtruth"`` says that a run is answered by its ground
+            truth, which the caller takes from :func:`groundtruth_for`), or a saved world folder.
+        groundtruth_seed: with ``"default"`` / ``"groundtruth"``, build the default world from the
+            ground-truth world of this seed instead of the default one.
+
+    Raises:
+        ArtifactError: the folder is not a readable saved world (the message names the file).
+        ValueError: ``groundtruth_seed`` was given with a saved world folder.
+    """
+    if isinstance(spec, str) and spec in ("default", "groundtruth"):
+        if groundtruth_seed is None:
+            return default_world()
+        return default_world(groundtruth_seed=groundtruth_seed)
+    if groundtruth_seed is not None:
+        raise ValueError(f"groundtruth_seed picks the default world's ground truth; {spec} is a saved world")
+    return load_world(spec)
+
+
+def open_world_and_truth(spec: str | os.PathLike[str]) -> tuple[LearnedWorld, Any]:
+    """:func:`open_world` of ``spec`` and the world's ground truth (None when it has none, e.g. MSSD logs).
+
+    What ``train.py`` and ``eval.py`` do with their ``--world``.
+    """
+    world = open_world(spec)
+    return world, None if world.provenance is None else groundtruth_for(world)
 
 
 def groundtruth_for(world: LearnedWorld) -> Any:
@@ -530,4 +588,6 @@ __all__ = [
     "learn_features",
     "load_world",
     "musicenv_home",
+    "open_world",
+    "open_world_and_truth",
 ]
