@@ -127,7 +127,7 @@ class TorchLearnedSessionModel:
         self.static_w, self.static_b = tensor(model._static_w), tensor(model._static_b)
         self.position_w = tensor(model._position_w)
         history_dim = int(getattr(network, "history_dim", 0))
-        # The listeners' logged history (world_model.features.ListeningHistory) as sorted pair keys.
+        # The listeners' logged history (world_model.history.ListeningHistory) as sorted pair keys.
         self.history_keys: torch.Tensor | None = None
         if getattr(model, "history", None) is not None:
             self.history_keys = torch.as_tensor(np.asarray(model.history.keys, np.int64), device=self.device)

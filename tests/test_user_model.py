@@ -20,21 +20,14 @@ from musicenv.artifacts import ArtifactError
 from musicenv.data import ListeningLog
 from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
 from musicenv.world import BatchedSingleSession, Contexts, context_features
-from world_model.features import (
-    HISTORY_FEATURES,
-    ListeningHistory,
-    SessionTable,
-    exact_track_vectors,
-    exact_user_vectors,
-    held_out_track_vectors,
-    held_out_user_vectors,
-    session_folds,
-)
+from world_model.exact_als import exact_track_vectors, exact_user_vectors, held_out_track_vectors, held_out_user_vectors
+from world_model.history import HISTORY_FEATURES, ListeningHistory
 from world_model.interactions import interaction_matrix, listener_codes
 from world_model.learned_session import LearnedSessionModel, load_models, save_models
 from world_model.metrics import auc, expected_calibration_error, log_loss, response_metrics
 from world_model.retrieval import Retrieval, RetrievalConfig
 from world_model.session_end import SESSION_END_FEATURES, SessionEndModel, session_end_features
+from world_model.sessions import SessionTable, session_folds
 from world_model.user_model import UserModelConfig, UserResponseModel, logged_response_probs, train_user_model
 from world_model.world import learn_features
 

@@ -56,15 +56,10 @@ from scipy.special import expit
 
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
 from musicenv.world import SKIP, Contexts, SessionState, context_features
-from world_model.features import (
-    POSITION_SCALE,
-    STANDARDISED_COLUMNS,
-    FeatureStats,
-    ListeningHistory,
-    track_feature_layout,
-    user_feature_layout,
-)
+from world_model.features import STANDARDISED_COLUMNS, FeatureStats, track_feature_layout, user_feature_layout
+from world_model.history import ListeningHistory
 from world_model.session_end import SessionEndModel
+from world_model.sessions import POSITION_SCALE
 from world_model.user_model import UserResponseModel
 
 DEFAULT_NUMPY_THRESHOLD = 256
@@ -88,7 +83,7 @@ class LearnedSessionModel:
             loaded world can featurise new tracks the same way), or None.
         numpy_threshold: largest ``B * K`` computed in numpy (:data:`DEFAULT_NUMPY_THRESHOLD`).
         device: where the torch path runs.
-        history: the listeners' logged plays (:class:`~world_model.features.ListeningHistory`);
+        history: the listeners' logged plays (:class:`~world_model.history.ListeningHistory`);
             required when the model reads history (``response_model.history_dim > 0``).
     """
 
