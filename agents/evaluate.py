@@ -455,6 +455,32 @@ def evaluate(
     return Evaluation(results, rollouts, world_fidelity, reference, episodes, sum(seconds.values()))
 
 
+def summary(evaluation: Evaluation) -> str:
+    """The evaluation as the terminal shows it (``eval.py``, and ``train.py`` after training).
+
+    The results table (:func:`agents.report.display_rows`), why cells are n/a, a legend, the
+    fidelity table and its ``name=value`` lines when there was a ground truth, and the
+    throughput as an ``episodes_per_second=...`` line.
+    """
+    results, reference = evaluation.results, evaluation.reference
+    lines = [report.text_table(*report.display_rows(results, reference))]
+    lines += [f"n/a: {line}" for line in report.not_available_notes(results)]
+    lines.append(
+        "return: mean with its 95% t interval; "
+        f"vs {reference}: mean paired per-episode difference with its 95% t interval "
+        "(better/worse: the interval excludes 0)"
+    )
+    if evaluation.fidelity is not None and evaluation.fidelity.agents:
+        lines += ["", report.text_table(*report.fidelity_rows(results, evaluation.fidelity))]
+        lines.append(report.fidelity_lines(evaluation.fidelity))
+    lines.append(
+        f"episodes_per_second={evaluation.episodes_per_second:.1f} "
+        f"({len(evaluation.rollouts)} agent-world runs x {evaluation.episodes} episodes "
+        f"in {evaluation.seconds:.1f} s)"
+    )
+    return "\n".join(lines)
+
+
 # -- the command ---------------------------------------------------------------------------------------
 
 
@@ -547,31 +573,14 @@ def run(argv: list[str] | None = None) -> Evaluation:
     except KeyError as error:  # an agent name the registry does not know; the message lists those it does
         raise SystemExit(f"eval.py: error: {error.args[0]}") from error
 
-    results, reference = evaluation.results, evaluation.reference
     print()
-    print(report.text_table(*report.display_rows(results, reference)))
-    for line in report.not_available_notes(results):
-        print(f"n/a: {line}")
-    print(
-        "return: mean with its 95% t interval; "
-        f"vs {reference}: mean paired per-episode difference with its 95% t interval "
-        "(better/worse: the interval excludes 0)"
-    )
-    if evaluation.fidelity is not None and evaluation.fidelity.agents:
-        print()
-        print(report.text_table(*report.fidelity_rows(results, evaluation.fidelity)))
-        print(report.fidelity_lines(evaluation.fidelity))
-    print(
-        f"episodes_per_second={evaluation.episodes_per_second:.1f} "
-        f"({len(evaluation.rollouts)} agent-world runs x {evaluation.episodes} episodes "
-        f"in {evaluation.seconds:.1f} s)"
-    )
+    print(summary(evaluation))
 
     out = _output_folder(config)
     report.publish(
         out,
-        results,
-        reference,
+        evaluation.results,
+        evaluation.reference,
         evaluation.fidelity,
         header=_header(config, argv),
         tensorboard=config.tensorboard,
