@@ -38,7 +38,7 @@ from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
 from musicenv.responders import GroundTruthLike
-from musicenv.rewards import RewardConfig
+from musicenv.rewards import RewardConfig, new_artists, play_rewards
 from musicenv.torch_session import TorchSessionState, context_feature_tensor, torch_session_model
 from musicenv.vector_base import (
     RESPONSE_NAMES,
@@ -46,7 +46,16 @@ from musicenv.vector_base import (
     ListeningSessionVectorEnvBase,
     session_model_state,
 )
-from musicenv.world import RESPONSES, Contexts, SessionModel, SessionState, Split, World, sample_session_each
+from musicenv.world import (
+    RESPONSES,
+    Contexts,
+    SessionModel,
+    SessionState,
+    Split,
+    World,
+    draw_response,
+    sample_session_each,
+)
 
 ObsFormat = Literal["numpy", "torch"]
 
@@ -127,9 +136,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         self._track_features = torch.as_tensor(catalogue.track_features, device=torch_device)
         self._user_features = torch.as_tensor(catalogue.user_features, device=torch_device)
         self._artist_codes = torch.as_tensor(catalogue.artist_codes, device=torch_device)
-        self._discovery = (
-            None if catalogue.discovery is None else torch.as_tensor(catalogue.discovery, device=torch_device)
-        )
+        self._track_boosts = torch.as_tensor(catalogue.track_boosts, device=torch_device)
         self._response_values = torch.as_tensor(self.reward_config.response_values, device=torch_device)
         self._response_one_hot = torch.eye(len(RESPONSES), dtype=torch.float32, device=torch_device)
         self._response_count = torch.tensor([COUNTS.index(key) for key in RESPONSE_COUNTS], device=torch_device)
@@ -258,9 +265,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
 
         # Every session is scored and advanced; those with an invalid action keep their old state.
         probs = self.responder.response_probs(state, tracks[:, None])[:, 0]
-        cdf = torch.cumsum(probs, dim=-1)
-        uniforms = t["uniforms"][rows, 0, positions]
-        responses = (uniforms[:, None] >= cdf[:, :2]).sum(dim=-1)
+        responses = draw_response(probs[:, 0], probs[:, 1], t["uniforms"][rows, 0, positions])
         advanced = self.responder.advance(state, tracks.clamp(min=0), responses)
         self._session_state = {
             key: torch.where(valid.view(-1, *([1] * (value.dim() - 1))), value, state[key])
@@ -320,18 +325,20 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         return torch.as_tensor(array, dtype=torch.int64, device=self.device)
 
     def _play_rewards_t(self, tracks: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """Every row's reward as if its play were valid (padding reads as track 0; the caller masks)."""
         config = self.reward_config
         safe = tracks.clamp(min=0)
-        rewards = self._response_values[responses.long().clamp(min=0)]
-        if self._discovery is not None:
-            boost = torch.where(self._discovery[safe], config.discovery_boost, 1.0).to(torch.float64)
-            rewards = rewards * boost
+        new_artist = None
         if config.diversity_bonus != 0.0:
-            codes = self._artist_codes
-            history = self.tensors["history_tracks"]
-            seen = (codes[history.clamp(min=0)] == codes[safe][:, None]) & (history >= 0)
-            rewards = rewards + config.diversity_bonus * (~seen.any(dim=1)).to(torch.float64)
-        return rewards
+            new_artist = new_artists(self._artist_codes, self.tensors["history_tracks"], safe).to(torch.float64)
+        return play_rewards(
+            self._response_values,
+            self._track_boosts,
+            responses.long().clamp(min=0),
+            safe,
+            config.diversity_bonus,
+            new_artist,
+        )
 
     def _record_plays_t(
         self,

@@ -18,7 +18,7 @@ from gymnasium import error
 from musicenv.env import COUNTS, RESPONSE_COUNTS
 from musicenv.observation import ObservationLayout, build_observations, write_history_plays
 from musicenv.responders import GroundTruthLike
-from musicenv.rewards import RewardConfig
+from musicenv.rewards import RewardConfig, new_artists, play_rewards
 from musicenv.vector_base import (
     RESPONSE_NAMES,
     SESSION_MODEL_PREFIX,
@@ -312,15 +312,13 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         return self._observations(), rewards, terminated, truncated, info
 
     def _play_rewards(self, tracks: np.ndarray, responses: np.ndarray, playing: np.ndarray) -> np.ndarray:
-        config = self.reward_config
-        discovery = self.catalogue.discovery[tracks] if self.catalogue.discovery is not None else None
+        config, catalogue = self.reward_config, self.catalogue
         new_artist = None
         if config.diversity_bonus != 0.0:
-            codes = self.catalogue.artist_codes
-            history = self.history_tracks[playing]
-            seen = (codes[np.maximum(history, 0)] == codes[tracks][:, None]) & (history >= 0)
-            new_artist = ~seen.any(axis=1)
-        return config.play_rewards(responses, discovery, new_artist)
+            new_artist = new_artists(catalogue.artist_codes, self.history_tracks[playing], tracks)
+        return play_rewards(
+            config.response_values, catalogue.track_boosts, responses, tracks, config.diversity_bonus, new_artist
+        )
 
     def _record_plays(
         self,

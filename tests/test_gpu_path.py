@@ -101,8 +101,12 @@ def test_backend_selection(world):
 
 
 def test_tensor_path_equals_numpy_path_on_a_fake_world(world):
-    """A numpy session model (the host adapter), invalid actions, padding-free pools, the diversity bonus."""
-    reward = RewardConfig(diversity_bonus=0.2)
+    """A numpy session model (the host adapter), invalid actions, padding-free pools, both reward options.
+
+    The rewards agree to 1e-12: both paths compute them with :func:`musicenv.rewards.play_rewards`
+    on float64 (a boost of 1.3 rounded to float32 would show).
+    """
+    reward = RewardConfig(diversity_bonus=0.2, discovery_boost=1.3)
     kwargs = {"world": world, "pool_size": 30, "playlist_length": 8, "reward": reward}
     assert_same_steps(
         ListeningSessionVectorEnv(5, **kwargs),
