@@ -455,6 +455,22 @@ def evaluate(
     return Evaluation(results, rollouts, world_fidelity, reference, episodes, sum(seconds.values()))
 
 
+def evaluate_config(config: EvalConfig, world: World, groundtruth: Any, specs: Sequence[AgentSpec]) -> Evaluation:
+    """:func:`evaluate` with the settings of ``config``: ``eval.py``'s evaluation (and ``train.py``'s closing one)."""
+    return evaluate(
+        world,
+        specs,
+        groundtruth,
+        episodes=config.episodes,
+        seed=config.seed,
+        reference=config.reference,
+        batch_size=config.batch_size,
+        playlist_length=config.playlist_length,
+        pool_size=config.pool_size,
+        progress=config.progress,
+    )
+
+
 def summary(evaluation: Evaluation) -> str:
     """The evaluation as the terminal shows it (``eval.py``, and ``train.py`` after training).
 
@@ -558,18 +574,7 @@ def run(argv: list[str] | None = None) -> Evaluation:
         print(f"note: {note}")
 
     try:
-        evaluation = evaluate(
-            world,
-            specs,
-            groundtruth,
-            episodes=config.episodes,
-            seed=config.seed,
-            reference=config.reference,
-            batch_size=config.batch_size,
-            playlist_length=config.playlist_length,
-            pool_size=config.pool_size,
-            progress=config.progress,
-        )
+        evaluation = evaluate_config(config, world, groundtruth, specs)
     except KeyError as error:  # an agent name the registry does not know; the message lists those it does
         raise SystemExit(f"eval.py: error: {error.args[0]}") from error
 

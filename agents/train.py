@@ -46,7 +46,7 @@ from agents import logging as tb
 from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import Agent, make_agent
 from agents.config import TrainConfig, apply_overrides, parse_config
-from agents.evaluate import EvalConfig, Evaluation, agent_specs, evaluate, summary
+from agents.evaluate import EvalConfig, Evaluation, agent_specs, evaluate_config, summary
 from musicenv.artifacts import atomic_folder, read_manifest, write_manifest
 from musicenv.configs import config_from_dict, config_to_dict
 from musicenv.registration import ENV_ID
@@ -495,18 +495,7 @@ def closing_evaluation(world: World, truth: Any, checkpoint: Path, config: Train
         progress=config.progress,
     )
     specs, _ = agent_specs(eval_config)
-    return evaluate(
-        world,
-        specs,
-        truth,
-        episodes=eval_config.episodes,
-        seed=eval_config.seed,
-        reference=eval_config.reference,
-        batch_size=eval_config.batch_size,
-        playlist_length=eval_config.playlist_length,
-        pool_size=eval_config.pool_size,
-        progress=eval_config.progress,
-    )
+    return evaluate_config(eval_config, world, truth, specs)
 
 
 # -- main ---------------------------------------------------------------------------------------------------

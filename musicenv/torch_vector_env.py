@@ -28,7 +28,6 @@ name, ``track_id`` / ``artist_id`` (strings) are left out (``track_index`` index
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -37,22 +36,13 @@ import torch
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
-from musicenv.responders import GroundTruthLike
-from musicenv.rewards import RewardConfig, new_artists, play_rewards
+from musicenv.rewards import new_artists, play_rewards
 from musicenv.torch_session import TorchSessionState, context_feature_tensor, torch_session_model
-from musicenv.vector_base import (
-    RESPONSE_NAMES,
-    SESSION_MODEL_PREFIX,
-    ListeningSessionVectorEnvBase,
-    session_model_state,
-)
+from musicenv.vector_base import RESPONSE_NAMES, ListeningSessionVectorEnvBase, session_model_state
 from musicenv.world import (
     RESPONSES,
     Contexts,
-    SessionModel,
     SessionState,
-    Split,
-    World,
     draw_response,
     sample_session_each,
 )
@@ -84,51 +74,29 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         device: the torch device the state lives on (``"cuda"``, ``"cuda:1"``, or ``"cpu"``).
         obs_format: ``"numpy"`` (default; what Gymnasium and SB3 expect) or ``"torch"`` (tensors
             on ``device``, nothing copied to the host).
-        num_envs, world, playlist_length, pool_size, reward, explicit_filter, strict, split,
-        render_mode, responder, groundtruth_seed, copy: as for
-            :class:`~musicenv.vector_env.ListeningSessionVectorEnv` (observations are always the
-            full feature matrices here).
+        num_envs, kwargs: the arguments of :class:`~musicenv.vector_env.ListeningSessionVectorEnv`
+            (``world``, ``pool_size``, ...; observations are always the full feature matrices here).
     """
 
     def __init__(
         self,
         num_envs: int = 1,
-        world: str | os.PathLike[str] | World = "default",
-        playlist_length: int = 20,
-        pool_size: int = 100,
-        reward: RewardConfig | None = None,
-        explicit_filter: bool = False,
-        strict: bool = False,
-        split: Split = "train",
-        render_mode: str | None = None,
-        responder: str | SessionModel | GroundTruthLike | None = None,
-        groundtruth_seed: int | None = None,
-        copy: bool = True,
+        *,
         device: str | torch.device = "cpu",
         obs_format: ObsFormat = "numpy",
+        **kwargs: Any,
     ) -> None:
         if obs_format not in ("numpy", "torch"):
             raise ValueError(f"obs_format must be 'numpy' or 'torch', not {obs_format!r}")
+        if kwargs.get("observation", "full") != "full":
+            raise ValueError("observation='compact' is available on the numpy path (device='cpu') only")
         try:
             torch_device = torch.device(device)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"device={device!r} is not a torch device") from exc
         if torch_device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={device!r}: torch sees no CUDA device here, so only 'cpu' is available")
-        super().__init__(
-            num_envs,
-            world,
-            playlist_length,
-            pool_size,
-            reward,
-            explicit_filter,
-            strict,
-            split,
-            render_mode,
-            responder,
-            groundtruth_seed,
-            copy,
-        )
+        super().__init__(num_envs, **kwargs)
         self.device = torch_device
         self.obs_format: ObsFormat = obs_format
         self.responder = torch_session_model(self._responder, torch_device)
@@ -459,9 +427,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
     def _session_arrays(self) -> dict[str, np.ndarray]:
         names = ("users", "context_type", "hour", "attention", "pools", "played", "history_tracks")
         names += ("history_responses", "history_p_complete", "uniforms", "steps", "returns", "counts")
-        arrays = {name: self._view(name) for name in names}
-        arrays.update({f"{SESSION_MODEL_PREFIX}{key}": value for key, value in self._session().items()})
-        return arrays
+        return {name: self._view(name) for name in names}
 
     # -- saving and restoring ----------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
     saves the state (:meth:`get_state`). A path implements ``reset``, ``step``,
     :meth:`action_masks`, ``set_state`` and the three views the base reads:
     :meth:`_session_arrays` (every session as host arrays), :meth:`_session` (the session model's
-    state, for the oracle) and :meth:`_current_pools`.
+    state, for the oracle and snapshots) and :meth:`_current_pools`.
 
     Args:
         num_envs, world, playlist_length, pool_size, reward, explicit_filter, strict, split,
@@ -115,11 +115,11 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
 
     @abstractmethod
     def _session_arrays(self) -> dict[str, np.ndarray]:
-        """Every session as host arrays: :meth:`get_state`'s snapshot without the generators."""
+        """Every session as host arrays: :meth:`get_state`'s snapshot without the generators and the session model."""
 
     @abstractmethod
     def _session(self) -> SessionState:
-        """The session model's state of all N sessions, as numpy arrays (what the oracle reads)."""
+        """The session model's state of all N sessions, as numpy arrays (what the oracle and snapshots read)."""
 
     @abstractmethod
     def _current_pools(self) -> np.ndarray:
@@ -179,6 +179,7 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
         self._require_started()
         state = {"rng": np.array(json.dumps([rng.bit_generator.state for rng in self._rngs]))}
         state.update(self._session_arrays())
+        state.update({f"{SESSION_MODEL_PREFIX}{key}": value for key, value in self._session().items()})
         return {key: np.array(value) for key, value in state.items()}
 
     def _restore_generators(self, state: dict[str, np.ndarray]) -> np.ndarray:

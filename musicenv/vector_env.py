@@ -8,7 +8,6 @@ a device. :func:`make_vector_env` (the registered ``vector_entry_point``) builds
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,22 +15,13 @@ import numpy as np
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
-from musicenv.observation import ObservationLayout, build_observations, write_history_plays
-from musicenv.responders import GroundTruthLike
-from musicenv.rewards import RewardConfig, new_artists, play_rewards
-from musicenv.vector_base import (
-    RESPONSE_NAMES,
-    SESSION_MODEL_PREFIX,
-    ListeningSessionVectorEnvBase,
-    session_model_state,
-)
+from musicenv.observation import build_observations, write_history_plays
+from musicenv.rewards import new_artists, play_rewards
+from musicenv.vector_base import RESPONSE_NAMES, ListeningSessionVectorEnvBase, session_model_state
 from musicenv.world import (
     RESPONSES,
     Contexts,
-    SessionModel,
     SessionState,
-    Split,
-    World,
     context_features,
     sample_responses,
     sample_session_each,
@@ -125,38 +115,8 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             ``render_mode="ansi"``: ``render()`` returns a tuple of N tables.
     """
 
-    def __init__(
-        self,
-        num_envs: int = 1,
-        world: str | os.PathLike[str] | World = "default",
-        playlist_length: int = 20,
-        pool_size: int = 100,
-        reward: RewardConfig | None = None,
-        explicit_filter: bool = False,
-        strict: bool = False,
-        split: Split = "train",
-        render_mode: str | None = None,
-        responder: str | SessionModel | GroundTruthLike | None = None,
-        groundtruth_seed: int | None = None,
-        copy: bool = True,
-        observation: ObservationLayout = "full",
-    ) -> None:
-        super().__init__(
-            num_envs,
-            world,
-            playlist_length,
-            pool_size,
-            reward,
-            explicit_filter,
-            strict,
-            split,
-            render_mode,
-            responder,
-            groundtruth_seed,
-            copy,
-            observation,
-        )
-        self._owned_state: set[str] = set()
+    # Names of state arrays that only this env holds (see step); none until a step makes some.
+    _owned_state: set[str] | frozenset[str] = frozenset()
 
     # -- episodes ------------------------------------------------------------------------------------
 
@@ -184,7 +144,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             key: np.zeros(space.shape, dtype=space.dtype) for key, space in self.observation_space.spaces.items()
         }
         self._started = True
-        self._owned_state = set()
+        self._owned_state = frozenset()
         self._begin(self._rows)
         return self._observations(), {}
 
@@ -386,7 +346,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         return self.pools
 
     def _session_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {
+        return {
             "users": self.users,
             "context_type": self._contexts.context_type,
             "hour": self._contexts.hour,
@@ -401,8 +361,6 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             "returns": self._returns,
             "counts": self._counts,
         }
-        arrays.update({f"{SESSION_MODEL_PREFIX}{key}": value for key, value in self._state.items()})
-        return arrays
 
     # -- saving and restoring ----------------------------------------------------------------------------
 
