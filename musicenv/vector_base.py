@@ -3,7 +3,7 @@
 :class:`~musicenv.vector_env.ListeningSessionVectorEnv` (state in numpy arrays) and
 :class:`~musicenv.torch_vector_env.TorchListeningSessionVectorEnv` (state in torch tensors on a
 device) are siblings over :class:`ListeningSessionVectorEnvBase`; each keeps its sessions its own
-way and hands them to the base in one form, host numpy arrays (:meth:`_session_arrays`), from
+way and hands them to the base in one form, host numpy arrays (``_session_arrays``), from
 which the base renders and saves them. :func:`musicenv.vector_env.make_vector_env` chooses between
 the two paths (it is the registered ``vector_entry_point``).
 """
@@ -41,8 +41,8 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
     the spaces and the ground-truth oracle, seeds the sub-environments' generators, renders, and
     saves the state (:meth:`get_state`). A path implements ``reset``, ``step``,
     :meth:`action_masks`, ``set_state`` and the three views the base reads:
-    :meth:`_session_arrays` (every session as host arrays), :meth:`_session` (the session model's
-    state, for the oracle and snapshots) and :meth:`_current_pools`.
+    ``_session_arrays`` (every session as host arrays), ``_session`` (the session model's
+    state, for the oracle and snapshots) and ``_current_pools``.
 
     Args:
         num_envs, world, playlist_length, pool_size, reward, explicit_filter, strict, split,
