@@ -462,6 +462,48 @@ def evaluate(
     return Evaluation(results, rollouts, world_fidelity, reference, episodes, sum(seconds.values()))
 
 
+def evaluate_config(config: EvalConfig, world: World, groundtruth: Any, specs: Sequence[AgentSpec]) -> Evaluation:
+    """:func:`evaluate` with the settings of ``config``: ``eval.py``'s evaluation (and ``train.py``'s closing one)."""
+    return evaluate(
+        world,
+        specs,
+        groundtruth,
+        episodes=config.episodes,
+        seed=config.seed,
+        reference=config.reference,
+        batch_size=config.batch_size,
+        playlist_length=config.playlist_length,
+        pool_size=config.pool_size,
+        progress=config.progress,
+    )
+
+
+def summary(evaluation: Evaluation) -> str:
+    """The evaluation as the terminal shows it (``eval.py``, and ``train.py`` after training).
+
+    The results table (:func:`agents.report.display_rows`), why cells are n/a, a legend, the
+    fidelity table and its ``name=value`` lines when there was a ground truth, and the
+    throughput as an ``episodes_per_second=...`` line.
+    """
+    results, reference = evaluation.results, evaluation.reference
+    lines = [report.text_table(*report.display_rows(results, reference))]
+    lines += [f"n/a: {line}" for line in report.not_available_notes(results)]
+    lines.append(
+        "return: mean with its 95% t interval; "
+        f"vs {reference}: mean paired per-episode difference with its 95% t interval "
+        "(better/worse: the interval excludes 0)"
+    )
+    if evaluation.fidelity is not None and evaluation.fidelity.agents:
+        lines += ["", report.text_table(*report.fidelity_rows(results, evaluation.fidelity))]
+        lines.append(report.fidelity_lines(evaluation.fidelity))
+    lines.append(
+        f"episodes_per_second={evaluation.episodes_per_second:.1f} "
+        f"({len(evaluation.rollouts)} agent-world runs x {evaluation.episodes} episodes "
+        f"in {evaluation.seconds:.1f} s)"
+    )
+    return "\n".join(lines)
+
+
 # -- the command ---------------------------------------------------------------------------------------
 
 
@@ -538,45 +580,17 @@ def run(argv: list[str] | None = None) -> Evaluation:
         print(f"note: {note}")
 
     try:
-        evaluation = evaluate(
-            world,
-            specs,
-            groundtruth,
-            episodes=config.episodes,
-            seed=config.seed,
-            reference=config.reference,
-            batch_size=config.batch_size,
-            playlist_length=config.playlist_length,
-            pool_size=config.pool_size,
-            progress=config.progress,
-        )
+        evaluation = evaluate_config(config, world, groundtruth, specs)
     except KeyError as error:  # an agent name the registry does not know; the message lists those it does
         raise SystemExit(f"eval.py: error: {error.args[0]}") from error
 
-    results, reference = evaluation.results, evaluation.reference
     print()
-    print(report.text_table(*report.display_rows(results, reference)))
-    for line in report.not_available_notes(results):
-        print(f"n/a: {line}")
-    print(
-        "return: mean with its 95% t interval; "
-        f"vs {reference}: mean paired per-episode difference with its 95% t interval "
-        "(better/worse: the interval excludes 0)"
-    )
-    if evaluation.fidelity is not None and evaluation.fidelity.agents:
-        print()
-        print(report.text_table(*report.fidelity_rows(results, evaluation.fidelity)))
-        print(report.fidelity_lines(evaluation.fidelity))
-    print(
-        f"episodes_per_second={evaluation.episodes_per_second:.1f} "
-        f"({len(evaluation.rollouts)} agent-world runs x {evaluation.episodes} episodes "
-        f"in {evaluation.seconds:.1f} s)"
-    )
+    print(summary(evaluation))
 
     report.publish(
         out,
-        results,
-        reference,
+        evaluation.results,
+        evaluation.reference,
         evaluation.fidelity,
         header=_header(config, argv),
         tensorboard=config.tensorboard,

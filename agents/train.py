@@ -3,7 +3,9 @@
 With no arguments it trains the Action-Head DQN on the embedded default world (built from the
 synthetic ground-truth world's logs on first use, then cached), then evaluates it and the
 baselines on held-out listeners in the learned world and in the ground-truth world, with common
-random numbers, and prints the comparison. Every option is a field of
+random numbers, and prints the comparison. That evaluation is :func:`agents.evaluate.evaluate`'s
+(the table ``eval.py`` prints, on the same episodes as ``eval.py --checkpoints <checkpoint>
+--agents <BASELINES> --episodes <eval_episodes> --seed <eval_seed>``). Every option is a field of
 :class:`agents.config.TrainConfig` (``python train.py --help``).
 
 What a run leaves behind
@@ -36,7 +38,7 @@ import signal
 import sys
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +51,7 @@ from agents import logging as tb
 from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import Agent, make_agent
 from agents.config import TrainConfig, apply_overrides, parse_config
-from agents.metrics import mean_interval, paired_difference
-from agents.rollout import RolloutResult, evaluation_seed, rollout
+from agents.evaluate import EvalConfig, Evaluation, agent_specs, evaluate_config, summary
 from musicenv.artifacts import (
     MANIFEST,
     ArtifactError,
@@ -86,10 +87,11 @@ RESUME_OVERRIDABLE = frozenset(
 BASELINES = ("planner_learned", "greedy_learned", "als", "content", "popular", "random", "greedy_truth")
 """Agents in the closing comparison, strongest reference first: ``planner_learned`` is lookahead
 planning on the learned world's own models (model-predictive control, :mod:`agents.planner`), the
-strongest model-based competitor; ``greedy_learned`` the paper's strongest baseline."""
+strongest model-based competitor; ``greedy_learned`` the paper's strongest baseline (and, as in
+``eval.py``, the reference every agent is paired with)."""
 
 EVAL_ENVS = 64
-"""Sessions run side by side in the closing evaluation."""
+"""Sessions run side by side in model selection's episodes (at most ``ahdqn.selection_episodes``)."""
 
 
 @dataclass
@@ -103,7 +105,8 @@ class TrainResult:
         agent: the trained agent.
         global_step: agent steps done.
         finished: False when the run stopped early (signal or ``stop_at_step``).
-        evaluation: rollouts by world (``"learned"``, ``"groundtruth"``) and agent name.
+        evaluation: the closing comparison (:class:`agents.evaluate.Evaluation`); None when the
+            run stopped early or ``eval_episodes`` is 0.
     """
 
     run_name: str
@@ -112,7 +115,7 @@ class TrainResult:
     agent: Agent
     global_step: int
     finished: bool
-    evaluation: dict[str, dict[str, RolloutResult]] = field(default_factory=dict)
+    evaluation: Evaluation | None = None
 
 
 class StopSignal:
@@ -503,62 +506,22 @@ def train_sb3(
 # -- evaluation -------------------------------------------------------------------------------------------
 
 
-def evaluate(agents: list[Agent], world: World, truth: Any, config: TrainConfig) -> dict[str, dict[str, RolloutResult]]:
-    """Roll every agent out on the same held-out episodes in the learned world and, when it has one,
-    in the ground-truth world (agents that read the truth only there)."""
-    worlds: dict[str, Any] = {"learned": None}
-    if truth is not None:
-        worlds["groundtruth"] = truth
-    results: dict[str, dict[str, RolloutResult]] = {}
-    for label, responder in worlds.items():
-        env = ListeningSessionVectorEnv(
-            min(EVAL_ENVS, config.eval_episodes),
-            world=world,
-            responder=responder,
-            split="eval",
-            playlist_length=config.playlist_length,
-            pool_size=config.pool_size,
-        )
-        results[label] = {
-            agent.name: rollout(agent, env, config.eval_episodes, evaluation_seed(config.eval_seed), world=label)
-            for agent in agents
-            if responder is not None or not agent.needs_oracle
-        }
-    return results
-
-
-def comparison_table(results: dict[str, dict[str, RolloutResult]], trained: str) -> str:
-    """The closing comparison as text: mean return ± 95% CI per agent and world, and the trained
-    agent's paired difference to each (``Δ``, with its 95% CI; positive: the trained agent is better)."""
-    worlds = list(results)
-    names = list(dict.fromkeys(name for world in worlds for name in results[world]))
-    header = f"{'agent':<16}" + "".join(f"{_world_title(world):<40}" for world in worlds)
-    lines = [
-        header,
-        f"{'':<16}" + "".join(f"{'return ± 95% CI   Δ ' + trained + ' − agent':<40}" for _ in worlds),
-    ]
-    for name in names:
-        cells = []
-        for world in worlds:
-            result = results[world].get(name)
-            if result is None:
-                cells.append(f"{'n/a (reads the ground truth)':<40}")
-                continue
-            interval = mean_interval(result.returns)
-            cell = f"{interval.mean:6.2f} ± {interval.half_width:4.2f}"
-            reference = results[world].get(trained)
-            if name != trained and reference is not None and reference.paired_with(result):
-                diff = paired_difference(reference.returns, result.returns)
-                mark = "*" if diff.excludes_zero else " "
-                cell += f"   {diff.mean:+5.2f} [{diff.low:+5.2f}, {diff.high:+5.2f}]{mark}"
-            cells.append(f"{cell:<40}")
-        lines.append(f"{name:<16}" + "".join(cells))
-    lines.append("* the paired 95% interval excludes zero (common random numbers: the same listeners, pools and luck)")
-    return "\n".join(lines)
-
-
-def _world_title(world: str) -> str:
-    return {"learned": "learned world", "groundtruth": "ground-truth world"}.get(world, world)
+def closing_evaluation(world: World, truth: Any, checkpoint: Path, config: TrainConfig) -> Evaluation:
+    """The trained agent (loaded from its checkpoint) and :data:`BASELINES` on held-out episodes, in the
+    learned world and, when it has one, in the ground-truth world: ``eval.py``'s evaluation, run with
+    the settings of ``config`` (``eval_episodes``, ``eval_seed``, ``playlist_length``, ``pool_size``)."""
+    eval_config = EvalConfig(
+        world=config.world,
+        agents=BASELINES,
+        checkpoints=(str(checkpoint),),
+        episodes=config.eval_episodes,
+        seed=config.eval_seed,
+        playlist_length=config.playlist_length,
+        pool_size=config.pool_size,
+        progress=config.progress,
+    )
+    specs, _ = agent_specs(eval_config)
+    return evaluate_config(eval_config, world, truth, specs)
 
 
 # -- main ---------------------------------------------------------------------------------------------------
@@ -624,12 +587,11 @@ def run(argv: list[str] | None = None, world: World | None = None, truth: Any = 
         return result
 
     if config.eval_episodes:
-        agents = [agent] + [make_agent(name, world, **_baseline_kwargs(name, config)) for name in BASELINES]
-        print(f"evaluating {len(agents)} agents on {config.eval_episodes} held-out episodes per world ...")
-        result.evaluation = evaluate(agents, world, truth, config)
+        print(f"evaluating {agent.name} and the baselines on {config.eval_episodes} held-out episodes per world ...")
+        result.evaluation = closing_evaluation(world, truth, checkpoint, config)
         print()
-        print(comparison_table(result.evaluation, agent.name))
-        _log_evaluation(writer, result, config, world)
+        print(summary(result.evaluation))
+        _log_evaluation(writer, result.evaluation, result, config, world)
     writer.close()
     print()
     print(f"TensorBoard: tensorboard --logdir {config.log_dir}   (this run: {log_dir})")
@@ -637,18 +599,17 @@ def run(argv: list[str] | None = None, world: World | None = None, truth: Any = 
     return result
 
 
-def _baseline_kwargs(name: str, config: TrainConfig) -> dict[str, Any]:
-    return {"seed": config.seed} if name == "random" else {}
-
-
-def _log_evaluation(writer: Any, result: TrainResult, config: TrainConfig, world: World) -> None:
+def _log_evaluation(
+    writer: Any, evaluation: Evaluation, result: TrainResult, config: TrainConfig, world: World
+) -> None:
+    """Mean returns as ``eval/<world>/<agent>`` scalars and hparams metrics; the trained agent's first playlists."""
     metrics: dict[str, float] = {}
-    for label, by_agent in result.evaluation.items():
-        for name, rollout_result in by_agent.items():
-            value = float(rollout_result.returns.mean())
-            writer.add_scalar(f"eval/{label}/{name}", value, result.global_step)
-            metrics[f"eval/{label}/{name}"] = value
-        trained = by_agent.get(result.agent.name)
+    for (name, label), rollout_result in evaluation.rollouts.items():
+        value = float(rollout_result.returns.mean())
+        writer.add_scalar(f"eval/{label}/{name}", value, result.global_step)
+        metrics[f"eval/{label}/{name}"] = value
+    for label in dict.fromkeys(label for _, label in evaluation.rollouts):
+        trained = evaluation.rollouts.get((result.agent.name, label))
         if trained is not None:
             for episode in range(min(3, len(trained))):
                 title = (
@@ -662,4 +623,4 @@ def _log_evaluation(writer: Any, result: TrainResult, config: TrainConfig, world
     )
 
 
-__all__ = ["TrainResult", "evaluate", "main", "make_learner", "run"]
+__all__ = ["TrainResult", "closing_evaluation", "main", "make_learner", "run"]

@@ -2,7 +2,7 @@
 
 Prints ``name=value`` lines, one run (issue 11, DESIGN.md "Speed"):
 
-* ``gpu_vector_steps_per_s``: session-steps per second of ``ListeningSessionVectorEnv(N,
+* ``gpu_vector_steps_per_s``: session-steps per second of ``TorchListeningSessionVectorEnv(N,
   device="cuda", obs_format="torch")`` (default N = 4,096) with an AH-DQN Q-network choosing every
   action on the GPU (masked argmax over the pool), autoresets included; observations never leave
   the device. Goal >= 500,000. ``gpu_env_only_steps_per_s``: the same env under a random valid
@@ -44,6 +44,7 @@ import musicenv  # noqa: F401, E402  (registers ListeningSession-v0)
 from agents.ahdqn import AHDQN, AHDQNLearner  # noqa: E402
 from agents.config import AHDQNConfig  # noqa: E402
 from agents.networks import observation_tensors  # noqa: E402
+from musicenv.torch_vector_env import TorchListeningSessionVectorEnv  # noqa: E402
 from musicenv.vector_env import ListeningSessionVectorEnv  # noqa: E402
 
 
@@ -73,7 +74,7 @@ def tensor_vector_steps_per_s(
     world: Any, agent: AHDQN | None, num_envs: int, steps: int, warmup: int, device: torch.device
 ) -> float:
     """Session-steps/s of the tensor path on ``device``: ``agent`` (or a random valid policy) picks on the device."""
-    env = ListeningSessionVectorEnv(num_envs, world=world, device=str(device), obs_format="torch", copy=False)
+    env = TorchListeningSessionVectorEnv(num_envs, world=world, device=device, obs_format="torch", copy=False)
     obs, _ = env.reset(seed=0)
     generator = torch.Generator(device=device).manual_seed(0)
 

@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
-    from world_model.features import SessionTable
     from world_model.retrieval import Retrieval
+    from world_model.sessions import SessionTable
     from world_model.user_model import train_user_model
     from world_model.world import WorldConfig, learn_features
 

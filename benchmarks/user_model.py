@@ -46,11 +46,12 @@ from musicenv.data import ListeningLog, load_mssd
 from musicenv.groundtruth import GroundTruthWorld
 from musicenv.groundtruth.simulate import log_frames
 from musicenv.world import Contexts
-from world_model.features import ListeningHistory, SessionTable
+from world_model.history import ListeningHistory
 from world_model.learned_session import LearnedSessionModel
 from world_model.metrics import binary_log_loss, lift_ratio, response_metrics
 from world_model.retrieval import Retrieval, RetrievalConfig
 from world_model.session_end import SessionEndModel, session_end_examples
+from world_model.sessions import SessionTable
 from world_model.user_model import (
     SessionSplit,
     UserModelConfig,

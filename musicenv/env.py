@@ -19,7 +19,7 @@ from musicenv.observation import (
     observation_space,
 )
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
-from musicenv.rewards import RewardConfig
+from musicenv.rewards import RewardConfig, new_artists, play_rewards
 from musicenv.world import (
     CONTEXT_TYPES,
     RESPONSES,
@@ -55,7 +55,8 @@ class CatalogueArrays:
         artist_ids: ``(n_tracks,)`` object array of str, None where the artist is unknown.
         artist_codes: ``(n_tracks,)`` int64 artist codes for the diversity bonus; a track whose
             artist is unknown gets a code of its own, so it counts as its own artist.
-        discovery: ``(n_tracks,)`` bool discovery flags, or None when the boost is off.
+        track_boosts: ``(n_tracks,)`` float64 factor of each track's response reward
+            (:meth:`~musicenv.rewards.RewardConfig.track_boosts`: the discovery boost, or 1).
         user_ids: ``(n_users,)`` object array of str.
     """
 
@@ -77,7 +78,7 @@ class CatalogueArrays:
             self.artist_ids = np.full(n_tracks, None, dtype=object)
             codes, uniques = np.full(n_tracks, -1), []
         self.artist_codes = np.where(codes >= 0, codes, len(uniques) + np.arange(n_tracks)).astype(np.int64)
-        self.discovery = reward.discovery_flags(tracks)
+        self.track_boosts = reward.track_boosts(tracks)
 
 
 class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
@@ -404,15 +405,16 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         return self._observation(), reward, terminated, self._end(terminated, info), info
 
     def _play_reward(self, track: int, response: int, position: int) -> float:
-        reward = self._response_values[response]
-        config = self.reward_config
-        if self.catalogue.discovery is not None and self.catalogue.discovery[track]:
-            reward *= config.discovery_boost
+        config, catalogue = self.reward_config, self.catalogue
+        new_artist = None
         if config.diversity_bonus != 0.0:
-            codes = self.catalogue.artist_codes
-            if not (codes[self._history_tracks[:position]] == codes[track]).any():
-                reward += config.diversity_bonus
-        return float(reward)
+            history = self._history_tracks[None, :position]
+            new_artist = bool(new_artists(catalogue.artist_codes, history, np.array([track]))[0])
+        return float(
+            play_rewards(
+                self._response_values, catalogue.track_boosts, response, track, config.diversity_bonus, new_artist
+            )
+        )
 
     def _invalid_step(self, slot: int, track: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         reason = "padding (the pool has fewer tracks)" if track < 0 else "already played in this session"

@@ -20,6 +20,6 @@ def register_envs() -> None:
     gymnasium.register(
         id=ENV_ID,
         entry_point="musicenv.env:ListeningSessionEnv",
-        vector_entry_point="musicenv.vector_env:ListeningSessionVectorEnv",
+        vector_entry_point="musicenv.vector_env:make_vector_env",
         max_episode_steps=None,
     )

@@ -8,11 +8,14 @@ The reward of a valid step is
 and an invalid step (a slot already played, or padding) earns ``invalid_action`` and changes
 nothing else. With the defaults the optional terms are off and the reward is the listening value
 of the response alone.
+
+:func:`play_rewards` computes it for the single env, the vector env and the tensor env alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,24 +81,13 @@ class RewardConfig:
         """``(3,)`` float64 rewards of (skip, listen, complete), indexed by response code."""
         return np.array([self.skip, self.listen, self.complete], dtype=np.float64)
 
-    def play_rewards(
-        self, responses: np.ndarray, discovery: np.ndarray | None, new_artist: np.ndarray | None
-    ) -> np.ndarray:
-        """Rewards of valid plays, ``(N,)`` float64.
-
-        Args:
-            responses: ``(N,)`` response codes.
-            discovery: ``(N,)`` bool, the played track is flagged for discovery; None when the
-                boost is off.
-            new_artist: ``(N,)`` bool, the played track's artist is new to the session; None when
-                the bonus is off.
-        """
-        rewards = self.response_values[responses]
-        if discovery is not None:
-            rewards = rewards * np.where(discovery, self.discovery_boost, 1.0)
-        if new_artist is not None:
-            rewards = rewards + self.diversity_bonus * new_artist
-        return rewards
+    def track_boosts(self, tracks: pd.DataFrame) -> np.ndarray:
+        """``(n_tracks,)`` float64 factor of each track's response reward: ``discovery_boost`` where the
+        track is flagged for discovery (:meth:`discovery_flags`), else 1 (everywhere when the boost is off)."""
+        flags = self.discovery_flags(tracks)
+        if flags is None:
+            return np.ones(len(tracks), dtype=np.float64)
+        return np.where(flags, self.discovery_boost, 1.0)
 
     def discovery_flags(self, tracks: pd.DataFrame) -> np.ndarray | None:
         """Per-track bool flags for the discovery boost, or None when the boost is off.
@@ -117,3 +109,44 @@ class RewardConfig:
             f"discovery_boost={self.discovery_boost} needs a '{DISCOVERY_COLUMN}' or 'us_pop_estimate' "
             "column in the world's track table; this world has neither"
         )
+
+
+def new_artists(artist_codes: Any, history: Any, tracks: Any) -> Any:
+    """``(N,)`` bool: the artist of each played track is new to its session (the diversity bonus's test).
+
+    Args:
+        artist_codes: ``(n_tracks,)`` artist code of each track (an unknown artist is a code of its
+            own), a numpy array or a torch tensor.
+        history: ``(N, L)`` the sessions' tracks before this play, ``-1`` after the last one.
+        tracks: ``(N,)`` the tracks played now.
+
+    Written with indexing and operators only, so numpy arrays and torch tensors give the same
+    answer (the single env passes a batch of one).
+    """
+    seen = (artist_codes[history.clip(0)] == artist_codes[tracks][:, None]) & (history >= 0)
+    return ~seen.any(-1)
+
+
+def play_rewards(
+    response_values: Any, track_boosts: Any, responses: Any, tracks: Any, diversity_bonus: float, new_artist: Any
+) -> Any:
+    """The reward of valid plays (the module docstring's formula): the env's, the vector env's and the tensor env's.
+
+    Written with indexing and operators only, so it takes one play (Python numbers, the single
+    env), numpy arrays (the vector env) or torch tensors (the tensor env), and the three give the
+    same rewards bit for bit.
+
+    Args:
+        response_values: :attr:`RewardConfig.response_values`, as a list, a numpy array or a
+            float64 tensor (the caller's kind).
+        track_boosts: :meth:`RewardConfig.track_boosts` in the caller's kind (float64).
+        responses: the response codes of the plays; ``tracks``: the tracks played.
+        diversity_bonus: :attr:`RewardConfig.diversity_bonus`.
+        new_artist: where the track's artist is new to the session (:func:`new_artists`; bool, or
+            float64 for tensors, whose bools a Python float would turn into float32), or None
+            when the bonus is off.
+    """
+    rewards = response_values[responses] * track_boosts[tracks]
+    if new_artist is not None:
+        rewards = rewards + diversity_bonus * new_artist
+    return rewards

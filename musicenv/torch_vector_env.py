@@ -1,8 +1,11 @@
 """The vector environment's tensor path: N sessions whose state lives in torch tensors on a ``device``.
 
-:class:`TorchListeningSessionVectorEnv` is what ``ListeningSessionVectorEnv(..., device="cuda")``
-(or ``backend="torch"`` on any device, ``"cpu"`` included) builds. It plays the same episodes as
-the numpy path, draw for draw: the same seed gives the same users, contexts, pools, responses,
+:class:`TorchListeningSessionVectorEnv` is the sibling of the numpy path
+(:class:`~musicenv.vector_env.ListeningSessionVectorEnv`, over the same
+:class:`~musicenv.vector_base.ListeningSessionVectorEnvBase`), and what
+:func:`~musicenv.vector_env.make_vector_env` (so ``gymnasium.make_vec``) builds for
+``device="cuda"``, or ``backend="torch"`` on any device, ``"cpu"`` included. It plays the same
+episodes as the numpy path, draw for draw: the same seed gives the same users, contexts, pools, responses,
 rewards and observations (tested on the CPU, ``tests/test_gpu_path.py``), because
 
 * every episode is still drawn on the host from sub-environment ``i``'s own numpy generator
@@ -25,7 +28,6 @@ name, ``track_id`` / ``artist_id`` (strings) are left out (``track_index`` index
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -34,9 +36,16 @@ import torch
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
+from musicenv.rewards import new_artists, play_rewards
 from musicenv.torch_session import TorchSessionState, context_feature_tensor, torch_session_model
-from musicenv.vector_env import _RESPONSE_NAMES, ListeningSessionVectorEnv
-from musicenv.world import RESPONSES, Contexts, sample_session_each
+from musicenv.vector_base import RESPONSE_NAMES, ListeningSessionVectorEnvBase, session_model_state
+from musicenv.world import (
+    RESPONSES,
+    Contexts,
+    SessionState,
+    draw_response,
+    sample_session_each,
+)
 
 ObsFormat = Literal["numpy", "torch"]
 
@@ -49,33 +58,37 @@ _TENSOR_STATE = (
     ("lengths", torch.int64),
     ("steps", torch.int64),
 )
-"""The compact state's public arrays (numpy views of them are the attributes of the numpy path)."""
+"""The compact state's public arrays (the numpy path's attributes of the same names)."""
 
 
-class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
-    """:class:`~musicenv.vector_env.ListeningSessionVectorEnv` with its state in torch tensors on ``device``.
+class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
+    """N listening sessions with their state in torch tensors on ``device``: the tensor path.
 
-    Everything the numpy path documents holds (seeding, same-step autoreset, rewards, invalid
-    actions, ``get_state`` / ``set_state``); the module docstring says what differs. The compact
-    state attributes (``users``, ``pools``, ``history_tracks``, ...) read as numpy copies of the
-    device tensors; the tensors themselves are in :attr:`tensors`.
+    Everything :class:`~musicenv.vector_env.ListeningSessionVectorEnv` documents holds (seeding,
+    same-step autoreset, rewards, invalid actions, ``get_state`` / ``set_state``, whose snapshots
+    the two paths exchange); the module docstring says what differs. The compact state attributes
+    (``users``, ``pools``, ``history_tracks``, ...) read as numpy copies of the device tensors; the
+    tensors themselves are in :attr:`tensors`.
 
     Args:
+        device: the torch device the state lives on (``"cuda"``, ``"cuda:1"``, or ``"cpu"``).
         obs_format: ``"numpy"`` (default; what Gymnasium and SB3 expect) or ``"torch"`` (tensors
             on ``device``, nothing copied to the host).
-        device, backend and the rest: as for :class:`~musicenv.vector_env.ListeningSessionVectorEnv`.
+        num_envs, kwargs: the arguments of :class:`~musicenv.vector_env.ListeningSessionVectorEnv`
+            (``world``, ``pool_size``, ...; observations are always the full feature matrices here).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        arguments = inspect.signature(ListeningSessionVectorEnv.__init__).bind(self, *args, **kwargs).arguments
-        arguments.pop("self")
-        device = arguments.pop("device", "cpu")
-        obs_format = arguments.pop("obs_format", "numpy")
-        if arguments.pop("backend", None) == "numpy":
-            raise ValueError(f"backend='numpy' is the numpy path; the tensor path (device={device!r}) needs 'torch'")
+    def __init__(
+        self,
+        num_envs: int = 1,
+        *,
+        device: str | torch.device = "cpu",
+        obs_format: ObsFormat = "numpy",
+        **kwargs: Any,
+    ) -> None:
         if obs_format not in ("numpy", "torch"):
             raise ValueError(f"obs_format must be 'numpy' or 'torch', not {obs_format!r}")
-        if arguments.get("observation", "full") != "full":
+        if kwargs.get("observation", "full") != "full":
             raise ValueError("observation='compact' is available on the numpy path (device='cpu') only")
         try:
             torch_device = torch.device(device)
@@ -83,7 +96,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
             raise ValueError(f"device={device!r} is not a torch device") from exc
         if torch_device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={device!r}: torch sees no CUDA device here, so only 'cpu' is available")
-        super().__init__(**arguments, device="cpu")
+        super().__init__(num_envs, **kwargs)
         self.device = torch_device
         self.obs_format: ObsFormat = obs_format
         self.responder = torch_session_model(self._responder, torch_device)
@@ -91,9 +104,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
         self._track_features = torch.as_tensor(catalogue.track_features, device=torch_device)
         self._user_features = torch.as_tensor(catalogue.user_features, device=torch_device)
         self._artist_codes = torch.as_tensor(catalogue.artist_codes, device=torch_device)
-        self._discovery = (
-            None if catalogue.discovery is None else torch.as_tensor(catalogue.discovery, device=torch_device)
-        )
+        self._track_boosts = torch.as_tensor(catalogue.track_boosts, device=torch_device)
         self._response_values = torch.as_tensor(self.reward_config.response_values, device=torch_device)
         self._response_one_hot = torch.eye(len(RESPONSES), dtype=torch.float32, device=torch_device)
         self._response_count = torch.tensor([COUNTS.index(key) for key in RESPONSE_COUNTS], device=torch_device)
@@ -222,9 +233,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
 
         # Every session is scored and advanced; those with an invalid action keep their old state.
         probs = self.responder.response_probs(state, tracks[:, None])[:, 0]
-        cdf = torch.cumsum(probs, dim=-1)
-        uniforms = t["uniforms"][rows, 0, positions]
-        responses = (uniforms[:, None] >= cdf[:, :2]).sum(dim=-1)
+        responses = draw_response(probs[:, 0], probs[:, 1], t["uniforms"][rows, 0, positions])
         advanced = self.responder.advance(state, tracks.clamp(min=0), responses)
         self._session_state = {
             key: torch.where(valid.view(-1, *([1] * (value.dim() - 1))), value, state[key])
@@ -284,18 +293,20 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
         return torch.as_tensor(array, dtype=torch.int64, device=self.device)
 
     def _play_rewards_t(self, tracks: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
+        """Every row's reward as if its play were valid (padding reads as track 0; the caller masks)."""
         config = self.reward_config
         safe = tracks.clamp(min=0)
-        rewards = self._response_values[responses.long().clamp(min=0)]
-        if self._discovery is not None:
-            boost = torch.where(self._discovery[safe], config.discovery_boost, 1.0).to(torch.float64)
-            rewards = rewards * boost
+        new_artist = None
         if config.diversity_bonus != 0.0:
-            codes = self._artist_codes
-            history = self.tensors["history_tracks"]
-            seen = (codes[history.clamp(min=0)] == codes[safe][:, None]) & (history >= 0)
-            rewards = rewards + config.diversity_bonus * (~seen.any(dim=1)).to(torch.float64)
-        return rewards
+            new_artist = new_artists(self._artist_codes, self.tensors["history_tracks"], safe).to(torch.float64)
+        return play_rewards(
+            self._response_values,
+            self._track_boosts,
+            responses.long().clamp(min=0),
+            safe,
+            config.diversity_bonus,
+            new_artist,
+        )
 
     def _record_plays_t(
         self,
@@ -343,7 +354,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
         responses = info["response"].cpu().numpy()
         tracks = info["track_index"].cpu().numpy()
         out: dict[str, Any] = {
-            "response": _RESPONSE_NAMES[responses],
+            "response": RESPONSE_NAMES[responses],
             "response_probs": info["response_probs"].cpu().numpy(),
             "track_id": self._track_ids[tracks],
             "artist_id": self._artist_ids[tracks],
@@ -399,19 +410,24 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
     played = property(lambda self: self._view("played"), doc="``(N, M)`` bool, the slots played.")
     lengths = property(lambda self: self._view("lengths"), doc="``(N,)`` tracks played.")
     steps = property(lambda self: self._view("steps"), doc="``(N,)`` steps taken.")
-    _history_p_complete = property(lambda self: self._view("history_p_complete"))
-    _uniforms = property(lambda self: self._view("uniforms"))
-    _returns = property(lambda self: self._view("returns"))
-    _counts = property(lambda self: self._view("counts"))
 
     @property
-    def _contexts(self) -> Contexts:
-        return Contexts(self._view("context_type"), self._view("hour"), self._view("attention"))
+    def contexts(self) -> Contexts:
+        """The sessions' contexts as observed: the latent ``attention`` reads as 0."""
+        return Contexts(self._view("context_type"), self._view("hour"), np.zeros(self.num_envs, dtype=np.float32))
 
-    @property
-    def _state(self) -> dict[str, np.ndarray]:
+    def _session(self) -> SessionState:
+        self._require_started()
         # Copies: states are values (an oracle's caller may keep one while the env steps on).
         return {key: np.array(value) for key, value in self.responder.to_numpy(self._session_state).items()}
+
+    def _current_pools(self) -> np.ndarray:
+        return self._view("pools")
+
+    def _session_arrays(self) -> dict[str, np.ndarray]:
+        names = ("users", "context_type", "hour", "attention", "pools", "played", "history_tracks")
+        names += ("history_responses", "history_p_complete", "uniforms", "steps", "returns", "counts")
+        return {name: self._view(name) for name in names}
 
     # -- saving and restoring ----------------------------------------------------------------------------
 
@@ -440,9 +456,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
         }
         for key, value in values.items():
             t[key].copy_(torch.as_tensor(np.asarray(value)).to(t[key].dtype))
-        prefix = "session_model/"
-        numpy_state = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
-        self._session_state = self.responder.from_numpy(numpy_state)
+        self._session_state = self.responder.from_numpy(session_model_state(state))
         self._started = True
         self._write_observation_rows_t(self._rows_t)
 

@@ -1,50 +1,42 @@
-"""``ListeningSession-v0`` as a batched vector environment: N sessions, one model call a step."""
+"""``ListeningSession-v0`` as a batched vector environment: N sessions, one model call a step.
+
+:class:`ListeningSessionVectorEnv` keeps the sessions in numpy arrays;
+:class:`~musicenv.torch_vector_env.TorchListeningSessionVectorEnv`, its sibling, in torch tensors on
+a device. :func:`make_vector_env` (the registered ``vector_entry_point``) builds the one its
+``device``, ``backend`` and ``obs_format`` ask for.
+"""
 
 from __future__ import annotations
 
-import inspect
-import json
-import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from gymnasium import error, spaces
-from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
+from gymnasium import error
 
-from musicenv.env import COUNTS, RESPONSE_COUNTS, CatalogueArrays, _check_arguments, render_playlist
-from musicenv.observation import (
-    ObservationLayout,
-    build_observations,
-    compact_observation_space,
-    observation_space,
-    write_history_plays,
-)
-from musicenv.responders import GroundTruthLike, Oracle, resolve_world
-from musicenv.rewards import RewardConfig
+from musicenv.env import COUNTS, RESPONSE_COUNTS
+from musicenv.observation import build_observations, write_history_plays
+from musicenv.rewards import new_artists, play_rewards
+from musicenv.vector_base import RESPONSE_NAMES, ListeningSessionVectorEnvBase, session_model_state
 from musicenv.world import (
     RESPONSES,
     Contexts,
-    SessionModel,
     SessionState,
-    Split,
-    World,
     context_features,
     sample_responses,
     sample_session_each,
     take_state,
 )
 
-_RESPONSE_NAMES = np.array([*RESPONSES, None], dtype=object)
-"""Response names by code, with code -1 (no play: an invalid action) as None."""
+if TYPE_CHECKING:
+    from musicenv.torch_vector_env import TorchListeningSessionVectorEnv
+
 _RESPONSE_COUNT = np.array([COUNTS.index(key) for key in RESPONSE_COUNTS])
 """Column of the session counts that each response code adds to."""
 _INVALID_COUNT = COUNTS.index("invalid_actions")
 
 
-class ListeningSessionVectorEnv(VectorEnv):
+class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
     """N listening sessions stepped together: the batched form of :class:`~musicenv.env.ListeningSessionEnv`.
 
     Each step asks the responder once for all N sessions (``response_probs``, ``advance`` and
@@ -106,21 +98,15 @@ class ListeningSessionVectorEnv(VectorEnv):
     feature matrices: see :mod:`musicenv.observation`. For agents that read the world's feature
     tables themselves; it spares gathering and copying the ``(N, M, d_track)`` candidate matrix.
 
-    **Tensor path.** ``device="cuda"`` (any torch device other than ``"cpu"``), ``backend="torch"``
-    or ``obs_format="torch"`` builds a
-    :class:`~musicenv.torch_vector_env.TorchListeningSessionVectorEnv` instead: the same episodes
-    draw for draw (same seed, same results; tested on the CPU), with the state in torch tensors on
-    ``device`` and the responder running there, and with ``obs_format="torch"`` observations handed
-    over as tensors on ``device`` (read that module's docstring for what crosses to the host).
+    **Tensor path.** :class:`~musicenv.torch_vector_env.TorchListeningSessionVectorEnv` (what
+    :func:`make_vector_env` and ``gymnasium.make_vec`` build for ``device="cuda"``,
+    ``backend="torch"`` or ``obs_format="torch"``) plays the same episodes draw for draw (same
+    seed, same results; tested on the CPU), with the state in torch tensors on ``device`` and the
+    responder running there, and with ``obs_format="torch"`` observations handed over as tensors
+    on ``device`` (read that module's docstring for what crosses to the host).
 
     Args:
         num_envs: N, the number of sessions.
-        device: where the state lives: ``"cpu"`` (numpy, the default) or a torch device such as
-            ``"cuda"`` (the tensor path).
-        backend: ``"numpy"`` or ``"torch"``; default numpy on ``"cpu"``, torch on any other device.
-            ``backend="torch"`` with ``device="cpu"`` runs the tensor path on the CPU.
-        obs_format: ``"numpy"`` (default; Gymnasium and SB3 read numpy) or ``"torch"`` (tensors on
-            ``device``; the tensor path).
         copy: return new observation arrays on every call (default), or the env's buffers.
         observation: ``"full"`` (feature matrices, the default) or ``"compact"`` (indices).
         world, playlist_length, pool_size, reward, explicit_filter, strict, split, render_mode,
@@ -129,93 +115,8 @@ class ListeningSessionVectorEnv(VectorEnv):
             ``render_mode="ansi"``: ``render()`` returns a tuple of N tables.
     """
 
-    metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}  # noqa: RUF012
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> ListeningSessionVectorEnv:
-        """The numpy path, or the tensor path when ``device``, ``backend`` or ``obs_format`` asks for it."""
-        if cls is ListeningSessionVectorEnv:
-            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
-            arguments = bound.arguments
-            device = arguments.get("device", "cpu")
-            backend = arguments.get("backend")
-            if backend not in (None, "numpy", "torch"):
-                raise ValueError(f"backend must be 'numpy' or 'torch', not {backend!r}")
-            if backend == "torch" or arguments.get("obs_format", "numpy") != "numpy" or str(device) != "cpu":
-                if backend == "numpy":
-                    raise ValueError(
-                        f"backend='numpy' is the CPU path with numpy observations; device={device!r} and "
-                        f"obs_format={arguments.get('obs_format', 'numpy')!r} need backend='torch'"
-                    )
-                from musicenv.torch_vector_env import TorchListeningSessionVectorEnv
-
-                return super().__new__(TorchListeningSessionVectorEnv)
-        return super().__new__(cls)
-
-    def __init__(
-        self,
-        num_envs: int = 1,
-        world: str | os.PathLike[str] | World = "default",
-        playlist_length: int = 20,
-        pool_size: int = 100,
-        reward: RewardConfig | None = None,
-        explicit_filter: bool = False,
-        strict: bool = False,
-        split: Split = "train",
-        render_mode: str | None = None,
-        responder: str | SessionModel | GroundTruthLike | None = None,
-        groundtruth_seed: int | None = None,
-        device: str = "cpu",
-        copy: bool = True,
-        backend: Literal["numpy", "torch"] | None = None,
-        obs_format: Literal["numpy", "torch"] = "numpy",
-        observation: ObservationLayout = "full",
-    ) -> None:
-        _check_arguments(playlist_length, pool_size, split, observation)
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        if str(device) != "cpu" or backend not in (None, "numpy") or obs_format != "numpy":
-            # Only reachable by a subclass that bypasses __new__'s choice of the tensor path.
-            raise ValueError(
-                f"device={device!r}, backend={backend!r}, obs_format={obs_format!r}: the numpy path runs on "
-                "the CPU only; build ListeningSessionVectorEnv itself to get the tensor path"
-            )
-        self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
-        self.num_envs = num_envs
-        self.playlist_length = playlist_length
-        self.pool_size = pool_size
-        self.reward_config = reward if reward is not None else RewardConfig()
-        self.explicit_filter = explicit_filter
-        self.strict = strict
-        self.split = split
-        self.render_mode = render_mode
-        self.device = device
-        self.copy = copy
-        self.observation = observation
-        self.catalogue = CatalogueArrays(self.world, self.reward_config)
-        # Padding (-1) reads the extra last entry: no track, no artist.
-        self._track_ids = np.append(self.catalogue.track_ids, None)
-        self._artist_ids = np.append(self.catalogue.artist_ids, None)
-
-        catalogue = self.catalogue
-        self.single_observation_space = (
-            observation_space(catalogue.track_features, catalogue.user_features, playlist_length, pool_size)
-            if observation == "full"
-            else compact_observation_space(
-                len(catalogue.user_features), len(catalogue.track_features), playlist_length, pool_size
-            )
-        )
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.single_action_space = spaces.Discrete(pool_size)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.oracle = (
-            Oracle(self._responder, state=self._session, pools=self._current_pools, action_mask=self.action_masks)
-            if groundtruth
-            else None
-        )
-        self._rows = np.arange(num_envs)
-        self._rngs: list[np.random.Generator | None] = [None] * num_envs
-        self._owned_state: set[str] = set()
-        self._started = False
+    # Names of state arrays that only this env holds (see step); none until a step makes some.
+    _owned_state: set[str] | frozenset[str] = frozenset()
 
     # -- episodes ------------------------------------------------------------------------------------
 
@@ -243,24 +144,9 @@ class ListeningSessionVectorEnv(VectorEnv):
             key: np.zeros(space.shape, dtype=space.dtype) for key, space in self.observation_space.spaces.items()
         }
         self._started = True
-        self._owned_state = set()
+        self._owned_state = frozenset()
         self._begin(self._rows)
         return self._observations(), {}
-
-    def _reseed(self, seed: int | Sequence[int | None] | None) -> None:
-        """Seed the sub-environments' generators as :meth:`reset` documents."""
-        if seed is None:
-            seeds: Sequence[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-environments")
-        for i, sub_seed in enumerate(seeds):
-            # As Env.reset: a seed reseeds; no seed keeps the generator, or makes one if there is none.
-            if sub_seed is not None or self._rngs[i] is None:
-                self._rngs[i] = seeding.np_random(sub_seed)[0]
 
     def _begin(self, rows: np.ndarray) -> None:
         """Start new sessions in ``rows``, each drawn from its own generator as a single env would."""
@@ -371,7 +257,7 @@ class ListeningSessionVectorEnv(VectorEnv):
 
         truncated = ~terminated & ((self.steps >= self.playlist_length) | (self.lengths >= self._pool_tracks))
         info: dict[str, Any] = {
-            "response": _RESPONSE_NAMES[responses],
+            "response": RESPONSE_NAMES[responses],
             "response_probs": probs,
             "track_id": self._track_ids[tracks],
             "artist_id": self._artist_ids[tracks],
@@ -386,15 +272,13 @@ class ListeningSessionVectorEnv(VectorEnv):
         return self._observations(), rewards, terminated, truncated, info
 
     def _play_rewards(self, tracks: np.ndarray, responses: np.ndarray, playing: np.ndarray) -> np.ndarray:
-        config = self.reward_config
-        discovery = self.catalogue.discovery[tracks] if self.catalogue.discovery is not None else None
+        config, catalogue = self.reward_config, self.catalogue
         new_artist = None
         if config.diversity_bonus != 0.0:
-            codes = self.catalogue.artist_codes
-            history = self.history_tracks[playing]
-            seen = (codes[np.maximum(history, 0)] == codes[tracks][:, None]) & (history >= 0)
-            new_artist = ~seen.any(axis=1)
-        return config.play_rewards(responses, discovery, new_artist)
+            new_artist = new_artists(catalogue.artist_codes, self.history_tracks[playing], tracks)
+        return play_rewards(
+            config.response_values, catalogue.track_boosts, responses, tracks, config.diversity_bonus, new_artist
+        )
 
     def _record_plays(
         self,
@@ -461,36 +345,8 @@ class ListeningSessionVectorEnv(VectorEnv):
         self._require_started()
         return self.pools
 
-    def _require_started(self) -> None:
-        if not self._started:
-            raise error.ResetNeeded("ListeningSessionVectorEnv: call reset() first")
-
-    def render(self) -> tuple[str, ...] | None:
-        """With ``render_mode="ansi"``, one playlist table per session; otherwise None."""
-        if self.render_mode != "ansi":
-            return None
-        self._require_started()
-        return tuple(
-            render_playlist(
-                self.catalogue,
-                user=int(self.users[i]),
-                context_type=int(self._contexts.context_type[i]),
-                hour=int(self._contexts.hour[i]),
-                tracks=self.history_tracks[i, : self.lengths[i]],
-                responses=self.history_responses[i, : self.lengths[i]],
-                p_complete=self._history_p_complete[i, : self.lengths[i]],
-                playlist_length=self.playlist_length,
-            )
-            for i in range(self.num_envs)
-        )
-
-    # -- saving and restoring ----------------------------------------------------------------------------
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        """All N sessions and generators as a flat dict of arrays (``np.savez``-able), for an exact resume."""
-        self._require_started()
-        state = {
-            "rng": np.array(json.dumps([rng.bit_generator.state for rng in self._rngs])),
+    def _session_arrays(self) -> dict[str, np.ndarray]:
+        return {
             "users": self.users,
             "context_type": self._contexts.context_type,
             "hour": self._contexts.hour,
@@ -505,28 +361,8 @@ class ListeningSessionVectorEnv(VectorEnv):
             "returns": self._returns,
             "counts": self._counts,
         }
-        state.update({f"session_model/{key}": value for key, value in self._state.items()})
-        return {key: np.array(value) for key, value in state.items()}
 
-    def _restore_generators(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        """Check that ``state`` fits this env and restore its generators; return its ``(N, M)`` pools.
-
-        Raises:
-            ValueError: the snapshot's pools or histories have another shape than this env's.
-        """
-        pools = np.array(state["pools"], dtype=np.int64)
-        history = np.shape(state["history_tracks"])
-        if pools.shape != (self.num_envs, self.pool_size) or history != (self.num_envs, self.playlist_length):
-            raise ValueError(
-                f"state has pools {pools.shape} and history {history}; this env has num_envs="
-                f"{self.num_envs}, pool_size={self.pool_size}, playlist_length={self.playlist_length}"
-            )
-        self._rngs = []
-        for bit_state in json.loads(str(state["rng"])):
-            rng = seeding.np_random(0)[0]
-            rng.bit_generator.state = bit_state
-            self._rngs.append(rng)
-        return pools
+    # -- saving and restoring ----------------------------------------------------------------------------
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore a :meth:`get_state` snapshot (taken on a vector env over the same world and settings)."""
@@ -546,8 +382,7 @@ class ListeningSessionVectorEnv(VectorEnv):
         self._pool_tracks = (pools >= 0).sum(axis=1)
         self._returns = np.array(state["returns"], dtype=np.float64)
         self._counts = np.array(state["counts"], dtype=np.int64)
-        prefix = "session_model/"
-        self._state = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
+        self._state = session_model_state(state)
         self._started = True
         contexts = context_features(self._contexts)
         if self.observation == "compact":
@@ -586,3 +421,46 @@ def _state_with_rows(
         replaced[key] = value if key in owned else value.copy()
         replaced[key][rows] = rows_state[key]
     return replaced
+
+
+def make_vector_env(
+    num_envs: int = 1,
+    *,
+    device: str = "cpu",
+    backend: Literal["numpy", "torch"] | None = None,
+    obs_format: Literal["numpy", "torch"] = "numpy",
+    **kwargs: Any,
+) -> ListeningSessionVectorEnv | TorchListeningSessionVectorEnv:
+    """The vector env that ``device``, ``backend`` and ``obs_format`` ask for: the numpy path or the tensor path.
+
+    It is ``ListeningSession-v0``'s ``vector_entry_point``: ``gymnasium.make_vec("ListeningSession-v0",
+    num_envs=N, vectorization_mode="vector_entry_point", **kwargs)`` calls it.
+
+    Args:
+        num_envs: N, the number of sessions.
+        device: where the state lives: ``"cpu"`` (the default) or a torch device such as ``"cuda"``.
+        backend: ``"numpy"`` or ``"torch"``; default numpy on ``"cpu"``, torch on any other device.
+            ``backend="torch"`` with ``device="cpu"`` runs the tensor path on the CPU.
+        obs_format: ``"numpy"`` (default; Gymnasium and SB3 read numpy) or ``"torch"`` (tensors on
+            ``device``; the tensor path).
+        kwargs: the other arguments of :class:`ListeningSessionVectorEnv` (``world``,
+            ``pool_size``, ...); ``observation="compact"`` is for the numpy path only.
+
+    Returns:
+        A :class:`ListeningSessionVectorEnv` (numpy path) or a
+        :class:`~musicenv.torch_vector_env.TorchListeningSessionVectorEnv` (tensor path).
+    """
+    if backend not in (None, "numpy", "torch"):
+        raise ValueError(f"backend must be 'numpy' or 'torch', not {backend!r}")
+    if backend != "torch" and obs_format == "numpy" and str(device) == "cpu":
+        return ListeningSessionVectorEnv(num_envs, **kwargs)
+    if backend == "numpy":
+        raise ValueError(
+            f"backend='numpy' is the CPU path with numpy observations; device={device!r} and "
+            f"obs_format={obs_format!r} need backend='torch'"
+        )
+    if kwargs.get("observation", "full") != "full":
+        raise ValueError("observation='compact' is available on the numpy path (device='cpu') only")
+    from musicenv.torch_vector_env import TorchListeningSessionVectorEnv
+
+    return TorchListeningSessionVectorEnv(num_envs, device=device, obs_format=obs_format, **kwargs)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -123,12 +123,22 @@ def take_state(state: SessionState, index: np.ndarray | slice) -> SessionState:
     return {key: value[index] for key, value in state.items()}
 
 
-def sample_responses(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-    """Responses by the inverse CDF of (skip, listen, complete) at the given uniforms.
+def draw_response(p_skip: Any, p_listen: Any, uniform: Any) -> Any:
+    """The response at ``uniform`` by the inverse CDF of (skip, listen, complete): the one common-random-numbers draw.
 
-    This is the common-random-numbers draw of DESIGN.md: with the same uniform, two agents whose
-    chosen tracks have the same probabilities get the same response, and a track with a higher
-    completion probability never gets a worse response.
+    0 (skip) when ``uniform < p_skip``, 1 (listen) when below ``p_skip + p_listen``, else 2
+    (complete). With the same uniform, two agents whose chosen tracks have the same probabilities
+    get the same response, and a track with a higher completion probability never gets a worse
+    response (DESIGN.md, "Common random numbers"). Written with operators only, so it takes
+    Python numbers (the single env's session kernels), numpy arrays (:func:`sample_responses`,
+    the vector env) and torch tensors (the tensor env), and all of them draw the same response
+    from the same probabilities, bit for bit.
+    """
+    return (uniform >= p_skip) * 1 + (uniform >= p_skip + p_listen) * 1
+
+
+def sample_responses(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Responses by the inverse CDF of (skip, listen, complete) at the given uniforms (:func:`draw_response`).
 
     Args:
         probs: ``(..., 3)`` response probabilities.
@@ -137,8 +147,7 @@ def sample_responses(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     Returns:
         int8 response codes of shape ``uniforms.shape``.
     """
-    cdf = np.cumsum(probs, axis=-1)
-    return (uniforms[..., None] >= cdf[..., :2]).sum(axis=-1).astype(np.int8)
+    return draw_response(probs[..., 0], probs[..., 1], uniforms).astype(np.int8)
 
 
 def is_eval_user(user_ids: np.ndarray | pd.Series | list[str], salt: str = "musicenv") -> np.ndarray:
@@ -204,8 +213,8 @@ class SingleSession(Protocol):
     def play(self, track: int, uniform: float) -> tuple[list[float], int]:
         """Play ``track`` next: its (skip, listen, complete) probabilities and the response drawn at ``uniform``.
 
-        The response is the inverse CDF at ``uniform`` (the scalar form of
-        :func:`sample_responses`); the session then advances past the play.
+        The response is :func:`draw_response` at ``uniform``; the session then advances past
+        the play.
         """
         ...
 
@@ -228,7 +237,7 @@ class BatchedSingleSession:
 
     def play(self, track: int, uniform: float) -> tuple[list[float], int]:
         p_skip, p_listen, p_complete = self.model.response_probs(self.state, np.array([[track]]))[0, 0].tolist()
-        response = int(uniform >= p_skip) + int(uniform >= p_skip + p_listen)
+        response = draw_response(p_skip, p_listen, uniform)
         self.state = self.model.advance(self.state, np.array([track]), np.array([response], dtype=np.int8))
         return [p_skip, p_listen, p_complete], response
 

@@ -59,7 +59,7 @@ def quiet_check_env(env: gym.Env) -> None:
 def test_registered_with_vector_entry_point_and_no_time_limit():
     spec = gym.spec(ENV_ID)
     assert spec.entry_point == "musicenv.env:ListeningSessionEnv"
-    assert spec.vector_entry_point == "musicenv.vector_env:ListeningSessionVectorEnv"
+    assert spec.vector_entry_point == "musicenv.vector_env:make_vector_env"
     # The env truncates itself at playlist_length; a TimeLimit could only cut earlier.
     assert spec.max_episode_steps is None
     musicenv.registration.register_envs()  # idempotent

@@ -1,6 +1,6 @@
-"""The vector env's tensor path (``device=``, ``backend="torch"``) plays the numpy path's episodes exactly.
+"""The vector env's tensor path (:class:`TorchListeningSessionVectorEnv`) plays the numpy path's episodes exactly.
 
-Run on the CPU everywhere (``backend="torch"``, ``device="cpu"``); set ``MUSICENV_TEST_DEVICE=cuda``
+Run on the CPU everywhere (``device="cpu"``); set ``MUSICENV_TEST_DEVICE=cuda``
 to run the same comparisons with the tensor path on a GPU (and ``MUSICENV_TEST_WORLD`` to a saved
 world folder to compare on it instead of the embedded default world).
 """
@@ -19,7 +19,8 @@ import musicenv  # noqa: F401  (registers the id)
 from musicenv.registration import ENV_ID
 from musicenv.rewards import RewardConfig
 from musicenv.torch_vector_env import TorchListeningSessionVectorEnv
-from musicenv.vector_env import ListeningSessionVectorEnv
+from musicenv.vector_base import ListeningSessionVectorEnvBase
+from musicenv.vector_env import ListeningSessionVectorEnv, make_vector_env
 
 torch.set_num_threads(1)
 DEVICE = os.environ.get("MUSICENV_TEST_DEVICE", "cpu")
@@ -79,30 +80,37 @@ def assert_same_steps(numpy_env, tensor_env, steps: int, seed: int, invalid_shar
 
 
 def test_backend_selection(world):
-    assert type(ListeningSessionVectorEnv(2, world=world)) is ListeningSessionVectorEnv
-    env = ListeningSessionVectorEnv(2, world=world, backend="torch")
-    assert isinstance(env, TorchListeningSessionVectorEnv) and env.device == torch.device("cpu")
-    assert isinstance(ListeningSessionVectorEnv(2, world=world, obs_format="torch"), TorchListeningSessionVectorEnv)
+    """make_vector_env (the registered vector entry point) picks the path; the two classes are siblings."""
+    assert type(make_vector_env(2, world=world)) is ListeningSessionVectorEnv
+    env = make_vector_env(2, world=world, backend="torch")
+    assert type(env) is TorchListeningSessionVectorEnv and env.device == torch.device("cpu")
+    assert type(make_vector_env(2, world=world, obs_format="torch")) is TorchListeningSessionVectorEnv
+    assert not isinstance(env, ListeningSessionVectorEnv)
+    assert isinstance(env, ListeningSessionVectorEnvBase)
     with pytest.raises(ValueError, match="backend"):
-        ListeningSessionVectorEnv(2, world=world, backend="jax")
+        make_vector_env(2, world=world, backend="jax")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="obs_format"):
-        ListeningSessionVectorEnv(2, world=world, backend="torch", obs_format="jax")
+        make_vector_env(2, world=world, backend="torch", obs_format="jax")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="device"):
-        ListeningSessionVectorEnv(2, world=world, device="cpu", backend="numpy", obs_format="torch")
+        make_vector_env(2, world=world, device="cpu", backend="numpy", obs_format="torch")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
-            ListeningSessionVectorEnv(2, world=world, device="cuda")
+            make_vector_env(2, world=world, device="cuda")
     vec = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", world=world, backend="torch")
     assert isinstance(vec, TorchListeningSessionVectorEnv)
 
 
 def test_tensor_path_equals_numpy_path_on_a_fake_world(world):
-    """A numpy session model (the host adapter), invalid actions, padding-free pools, the diversity bonus."""
-    reward = RewardConfig(diversity_bonus=0.2)
+    """A numpy session model (the host adapter), invalid actions, padding-free pools, both reward options.
+
+    The rewards agree to 1e-12: both paths compute them with :func:`musicenv.rewards.play_rewards`
+    on float64 (a boost of 1.3 rounded to float32 would show).
+    """
+    reward = RewardConfig(diversity_bonus=0.2, discovery_boost=1.3)
     kwargs = {"world": world, "pool_size": 30, "playlist_length": 8, "reward": reward}
     assert_same_steps(
         ListeningSessionVectorEnv(5, **kwargs),
-        ListeningSessionVectorEnv(5, device=DEVICE, backend="torch", **kwargs),
+        TorchListeningSessionVectorEnv(5, device=DEVICE, **kwargs),
         60,
         3,
     )
@@ -112,7 +120,7 @@ def test_tensor_path_equals_numpy_path_with_a_ground_truth_responder(world):
     groundtruth = FakeGroundTruth(world, seed=1)
     kwargs = {"world": world, "responder": groundtruth, "pool_size": 20, "playlist_length": 6}
     numpy_env = ListeningSessionVectorEnv(3, **kwargs)
-    tensor_env = ListeningSessionVectorEnv(3, device=DEVICE, backend="torch", **kwargs)
+    tensor_env = TorchListeningSessionVectorEnv(3, device=DEVICE, **kwargs)
     assert_same_steps(numpy_env, tensor_env, 30, 11)
     np.testing.assert_allclose(tensor_env.oracle.leave_probs(), numpy_env.oracle.leave_probs())
 
@@ -121,7 +129,7 @@ def test_tensor_path_equals_numpy_path_on_the_learned_world(learned_world):
     """The learned world's model in torch against its numpy path (B * K under the numpy threshold)."""
     kwargs = {"world": learned_world, "pool_size": 50}
     numpy_env = ListeningSessionVectorEnv(6, **kwargs)
-    tensor_env = ListeningSessionVectorEnv(6, device=DEVICE, backend="torch", **kwargs)
+    tensor_env = TorchListeningSessionVectorEnv(6, device=DEVICE, **kwargs)
     assert type(tensor_env.responder).__name__ == "TorchLearnedSessionModel"
     assert_same_steps(numpy_env, tensor_env, 60, 5)
 
@@ -130,7 +138,7 @@ def test_state_round_trip_between_paths(world):
     """get_state of one path restores into the other, and both continue identically."""
     kwargs = {"world": world, "pool_size": 30, "playlist_length": 8}
     numpy_env = ListeningSessionVectorEnv(4, **kwargs)
-    tensor_env = ListeningSessionVectorEnv(4, device=DEVICE, backend="torch", **kwargs)
+    tensor_env = TorchListeningSessionVectorEnv(4, device=DEVICE, **kwargs)
     numpy_env.reset(seed=7)
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -147,7 +155,7 @@ def test_state_round_trip_between_paths(world):
 
 
 def test_torch_observations_stay_on_the_device(world):
-    env = ListeningSessionVectorEnv(4, world=world, pool_size=30, device=DEVICE, obs_format="torch")
+    env = TorchListeningSessionVectorEnv(4, world=world, pool_size=30, device=DEVICE, obs_format="torch")
     obs, _ = env.reset(seed=0)
     assert all(isinstance(value, torch.Tensor) and value.device.type == env.device.type for value in obs.values())
     reference = ListeningSessionVectorEnv(4, world=world, pool_size=30)

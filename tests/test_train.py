@@ -26,6 +26,7 @@ from agents import train as train_module
 from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import load_agent, make_agent
 from agents.config import TrainConfig, build_parser, field_docs, parse_config
+from agents.evaluate import summary
 from musicenv.vector_env import ListeningSessionVectorEnv
 
 torch.set_num_threads(1)
@@ -105,11 +106,15 @@ def test_smoke_run_trains_evaluates_and_logs(
     assert result.finished and result.global_step >= 240
     # The comparison covers the trained agent and the baselines in both worlds; agents that read
     # the truth only in the ground-truth one.
-    assert set(result.evaluation) == {"learned", "groundtruth"}
-    for label, by_agent in result.evaluation.items():
+    evaluation = result.evaluation
+    assert evaluation is not None
+    for label in ("learned", "groundtruth"):
+        by_agent = {agent: run for (agent, world), run in evaluation.rollouts.items() if world == label}
         assert {"ahdqn", "greedy_learned", "planner_learned", "random"} <= set(by_agent)
         assert ("greedy_truth" in by_agent) == (label == "groundtruth")
         assert all(len(rollout) == 8 for rollout in by_agent.values())
+    # The printed comparison is eval.py's table.
+    assert summary(evaluation) in out
     assert "ahdqn" in out and "greedy_learned" in out and "planner_learned" in out and "TensorBoard" in out
     # The checkpoint holds a loadable agent that acts as the trained one.
     loaded = load_agent(result.checkpoint / "agent", world)
@@ -179,14 +184,15 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(
             first = train(folder, world, truth, *common)
     else:
         first = train(folder, world, truth, *common, "--stop-at-step", "112")
-    assert not first.finished and first.global_step == 112 and not first.evaluation
+    assert not first.finished and first.global_step == 112 and first.evaluation is None
     assert json.loads((first.checkpoint / "manifest.json").read_text())["config"]["global_step"] == 112
     resumed = train(folder, world, truth, "--resume", "run")
     assert resumed.finished and resumed.global_step == whole.global_step
     assert_same_weights(resumed.agent, whole.agent)
-    for label in whole.evaluation:
-        for name, rollout in whole.evaluation[label].items():
-            np.testing.assert_array_equal(resumed.evaluation[label][name].returns, rollout.returns)
+    assert whole.evaluation is not None and resumed.evaluation is not None
+    assert whole.evaluation.rollouts.keys() == resumed.evaluation.rollouts.keys()
+    for key, rollout in whole.evaluation.rollouts.items():
+        np.testing.assert_array_equal(resumed.evaluation.rollouts[key].returns, rollout.returns)
     # The resumed run's curve continues the interrupted one's: together they are the whole run's.
     assert scalars(resumed.log_dir)["losses/td_loss"] == scalars(whole.log_dir)["losses/td_loss"]
 

@@ -19,22 +19,16 @@ import torch
 from musicenv.artifacts import ArtifactError
 from musicenv.data import ListeningLog
 from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
-from musicenv.world import BatchedSingleSession, Contexts, context_features
-from world_model.features import (
-    HISTORY_FEATURES,
-    ListeningHistory,
-    SessionTable,
-    exact_track_vectors,
-    exact_user_vectors,
-    held_out_track_vectors,
-    held_out_user_vectors,
-    session_folds,
-)
+from musicenv.torch_session import HostSessionModel, torch_session_model
+from musicenv.world import BatchedSingleSession, Contexts, context_features, draw_response, sample_responses
+from world_model.exact_als import exact_track_vectors, exact_user_vectors, held_out_track_vectors, held_out_user_vectors
+from world_model.history import HISTORY_FEATURES, ListeningHistory
 from world_model.interactions import interaction_matrix, listener_codes
-from world_model.learned_session import LearnedSessionModel, load_models, save_models
+from world_model.learned_session import LearnedSessionModel, TorchLearnedSessionModel, load_models, save_models
 from world_model.metrics import auc, expected_calibration_error, log_loss, response_metrics
 from world_model.retrieval import Retrieval, RetrievalConfig
 from world_model.session_end import SESSION_END_FEATURES, SessionEndModel, session_end_features
+from world_model.sessions import SessionTable, session_folds
 from world_model.user_model import UserModelConfig, UserResponseModel, logged_response_probs, train_user_model
 from world_model.world import learn_features
 
@@ -350,57 +344,113 @@ def _states(session_model: LearnedSessionModel, n: int, plays: int, seed: int = 
     return state, rng
 
 
-def test_numpy_path_equals_torch_path(session_model: LearnedSessionModel) -> None:
-    state, rng = _states(session_model, 6, 3)
-    # Candidates include tracks each listener played before, so the history term is exercised.
-    known = session_model.history.keys[rng.integers(0, len(session_model.history.keys), 6)]
-    state["users"] = known // session_model.history.n_tracks
-    tracks = rng.integers(0, len(session_model.track_features), (6, 12))
-    tracks[:, 0] = known % session_model.history.n_tracks
-    numpy_probs = session_model.response_probs(state, tracks)
-    torch_probs = session_model.torch_response_probs(state, tracks)
-    np.testing.assert_allclose(numpy_probs, torch_probs, atol=1e-5)
-    responses = rng.integers(0, 3, 6)
-    numpy_hidden = session_model._numpy_step(state["hidden"], tracks[:, 0], responses, state["users"])
-    torch_hidden = session_model._torch_step(state["hidden"], tracks[:, 0], responses, state["users"])
-    np.testing.assert_allclose(numpy_hidden, torch_hidden, atol=1e-5)
-    # advance takes the torch path above the threshold and the numpy path below it.
-    threshold = session_model.numpy_threshold
-    try:
-        session_model.numpy_threshold = 0
-        by_torch = session_model.advance(state, tracks[:, 0], responses)
-    finally:
-        session_model.numpy_threshold = threshold
-    by_numpy = session_model.advance(state, tracks[:, 0], responses)
-    np.testing.assert_allclose(by_numpy["hidden"], by_torch["hidden"], atol=1e-5)
-    np.testing.assert_allclose(by_numpy["context"], by_torch["context"], atol=1e-5)
+LEARNED_PATHS = ("numpy", "torch_module", "single_session", "torch_session")
+"""Every way the learned session model computes (world_model.learned_session's module docstring)."""
 
 
-def test_numpy_path_equals_the_module(session_model: LearnedSessionModel) -> None:
-    """The precomputed tables give what the torch module gives on raw inputs."""
-    state, rng = _states(session_model, 1, 0, seed=4)
-    model = session_model.response_model
-    tracks = rng.integers(0, len(session_model.track_features), (1, 5))
-    static = model.static_input(
-        torch.as_tensor(session_model.user_features[state["users"]]),
-        torch.as_tensor(context_features(Contexts(np.array([0], np.int8), np.array([0], np.int8), np.zeros(1)))),
+def _script(session_model: LearnedSessionModel, n: int = 6, plays: int = 25, seed: int = 3):
+    """Listeners, contexts, the tracks they play (every other one heard before) and the response uniforms.
+
+    25 plays run past the MSSD's cap of 20, where the session-end tables clamp.
+    """
+    rng = np.random.default_rng(seed)
+    history = session_model.history
+    known = history.keys[rng.integers(0, len(history.keys), n)]
+    users = known // history.n_tracks
+    contexts = Contexts(
+        rng.integers(0, 6, n).astype(np.int8), rng.integers(0, 24, n).astype(np.int8), np.zeros(n, np.float32)
     )
-    # Re-derive the state for that context so both sides read the same one.
-    state = session_model.initial_state(
-        state["users"], Contexts(np.array([0], np.int8), np.array([0], np.int8), np.zeros(1, np.float32))
-    )
-    history = torch.as_tensor(session_model.history.features(state["users"][:, None], tracks))
+    tracks = rng.integers(0, history.n_tracks, (n, plays))
+    for b, user in enumerate(users):
+        heard = history.keys[history.keys // history.n_tracks == user] % history.n_tracks
+        tracks[b, ::2] = heard[np.arange(len(tracks[b, ::2])) % len(heard)]
+    return users, contexts, tracks, rng.random((n, plays))
+
+
+def _module_trace(session_model: LearnedSessionModel, users, contexts, tracks, uniforms):
+    """The reference: the trained module on raw features, and the session-end model's own batched form."""
+    model, history = session_model.response_model, session_model.history
+    n, plays = tracks.shape
+    probs, responses, leave = np.zeros((n, plays, 3)), np.zeros((n, plays), np.int64), np.zeros((n, plays))
+    counts, skip_run, last = np.zeros((n, 3), np.int64), np.zeros(n, np.int64), np.full(n, -1)
     with torch.no_grad():
-        logits = model(
-            static,
-            model.initial_hidden(static),
-            torch.tensor([1]),
-            torch.as_tensor(session_model.track_features[tracks]),
-            history,
+        static = model.static_input(
+            torch.as_tensor(session_model.user_features[users]), torch.as_tensor(context_features(contexts))
         )
-    np.testing.assert_allclose(
-        session_model.response_probs(state, tracks), torch.softmax(logits.double(), -1), atol=1e-5
-    )
+        hidden = model.initial_hidden(static)
+        static_base, static_query = model.static_context(static)
+        for t in range(plays):
+            base, query = model.session_context(static_base, static_query, hidden, torch.full((n,), t + 1))
+            played = torch.as_tensor(session_model.track_features[tracks[:, t]])
+            heard = torch.as_tensor(history.features(users, tracks[:, t]))
+            logits = model.score(base, query, played[:, None], heard[:, None])
+            probs[:, t] = torch.softmax(logits.double(), -1)[:, 0].numpy()
+            responses[:, t] = sample_responses(probs[:, t], uniforms[:, t])
+            hidden = model.step(hidden, played, torch.as_tensor(responses[:, t]), heard)
+            counts[np.arange(n), responses[:, t]] += 1
+            skip_run = (skip_run + 1) * (responses[:, t] == 0)
+            last = responses[:, t]
+            leave[:, t] = session_model.session_end.leave_probs(np.full(n, t + 1), skip_run, last, counts)
+    return probs, responses, leave
+
+
+def _path_trace(session_model: LearnedSessionModel, path: str, users, contexts, tracks, uniforms):
+    """The played tracks' probabilities, the responses drawn and the leaving probabilities, by ``path``."""
+    n, plays = tracks.shape
+    probs, responses, leave = np.zeros((n, plays, 3)), np.zeros((n, plays), np.int64), np.zeros((n, plays))
+    if path == "single_session":
+        for b in range(n):
+            one = Contexts(contexts.context_type[b : b + 1], contexts.hour[b : b + 1], contexts.attention[b : b + 1])
+            kernel = session_model.single_session(session_model.initial_state(users[b : b + 1], one))
+            for t in range(plays):
+                probs[b, t], responses[b, t] = kernel.play(int(tracks[b, t]), float(uniforms[b, t]))
+                leave[b, t] = kernel.leave_prob()
+        return probs, responses, leave
+    if path == "torch_session":
+        device_model = session_model.torch_session_model("cpu")
+        state = device_model.initial_state(torch.as_tensor(users), contexts)
+        for t in range(plays):
+            played = torch.as_tensor(tracks[:, t])
+            p = device_model.response_probs(state, played[:, None])[:, 0]
+            r = draw_response(p[:, 0], p[:, 1], torch.as_tensor(uniforms[:, t]))
+            state = device_model.advance(state, played, r)
+            probs[:, t], responses[:, t], leave[:, t] = p.numpy(), r.numpy(), device_model.leave_probs(state).numpy()
+        return probs, responses, leave
+    model = session_model
+    if path == "torch_module":  # every batch above the threshold: the module on ``device``
+        model = LearnedSessionModel(
+            session_model.response_model,
+            session_model.session_end,
+            session_model.track_features,
+            session_model.user_features,
+            numpy_threshold=0,
+            history=session_model.history,
+        )
+    state = model.initial_state(users, contexts)
+    for t in range(plays):
+        probs[:, t] = model.response_probs(state, tracks[:, t : t + 1])[:, 0]
+        responses[:, t] = sample_responses(probs[:, t], uniforms[:, t])
+        state = model.advance(state, tracks[:, t], responses[:, t])
+        leave[:, t] = model.leave_probs(state)
+    return probs, responses, leave
+
+
+@pytest.mark.parametrize("path", LEARNED_PATHS)
+def test_every_path_of_the_learned_model_equals_the_module(session_model: LearnedSessionModel, path: str) -> None:
+    """Each twin of the trained module (numpy tables, the single-session kernel, the device model) gives its
+    probabilities and leaving probabilities within 1e-5 and draws the same responses, over whole sessions."""
+    script = _script(session_model)
+    expected = _module_trace(session_model, *script)
+    probs, responses, leave = _path_trace(session_model, path, *script)
+    np.testing.assert_allclose(probs, expected[0], rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(responses, expected[1])
+    np.testing.assert_allclose(leave, expected[2], rtol=0, atol=1e-5)
+
+
+def test_the_tensor_path_reaches_the_device_model_through_its_hook(session_model: LearnedSessionModel) -> None:
+    assert type(torch_session_model(session_model, "cpu")) is TorchLearnedSessionModel
+    no_hook = object()  # any session model without the hook runs on the host
+    assert type(torch_session_model(no_hook, "cpu")) is HostSessionModel  # type: ignore[arg-type]
 
 
 def test_many_candidates_and_sessions_at_once_equal_one_by_one(session_model: LearnedSessionModel) -> None:

@@ -17,7 +17,7 @@ from musicenv.env import SESSION_STATS, ListeningSessionEnv
 from musicenv.observation import build_observations, expand_observations
 from musicenv.registration import ENV_ID
 from musicenv.rewards import RewardConfig
-from musicenv.vector_env import ListeningSessionVectorEnv
+from musicenv.vector_env import ListeningSessionVectorEnv, make_vector_env
 from musicenv.world import context_features
 
 
@@ -316,7 +316,7 @@ def test_render_ansi_gives_one_table_per_session(world):
 def test_arguments_are_checked(world):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
-            ListeningSessionVectorEnv(2, world=world, device="cuda")
+            make_vector_env(2, world=world, device="cuda")
     with pytest.raises(ValueError, match="num_envs"):
         ListeningSessionVectorEnv(0, world=world)
     with pytest.raises(gym.error.ResetNeeded):
@@ -410,7 +410,7 @@ def test_compact_observations_are_for_the_numpy_path(world):
     with pytest.raises(ValueError, match="observation"):
         ListeningSessionVectorEnv(2, world=world, observation="features")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="numpy path"):
-        ListeningSessionVectorEnv(2, world=world, backend="torch", observation="compact")
+        make_vector_env(2, world=world, backend="torch", observation="compact")
 
 
 class ViewingResponder:

@@ -6,16 +6,27 @@ the new state after a play, and the probability that the listener leaves now. It
 trained :class:`~world_model.user_model.UserResponseModel` and
 :class:`~world_model.session_end.SessionEndModel` and the world's feature tables.
 
-Two ways to compute, one answer
-    A batch-1 torch call costs 40 to 60 µs on a CPU, more than everything else a single
-    environment step does (DESIGN.md, "Speed"). So for small batches (``B * K`` at most
-    ``numpy_threshold`` rows) the trained weights run in numpy, reading per-track tables
-    precomputed once (each track's share of the head's first layer, of the key and of the GRU's
-    input), so that scoring a candidate is a few gathers and two small matrix products (plus,
-    with a listening history, one sorted-key lookup of each (listener, track) pair and a product
-    with the history's 4 columns). Larger
-    batches (a vector environment, an agent scoring whole pools) go through the torch module on
-    ``device``. The two agree within 1e-5 (tested); ``benchmarks/user_model.py`` measures both.
+Four ways to compute, one answer
+    The trained :class:`~world_model.user_model.UserResponseModel` is the reference; each other
+    path exists for a measured speed reason, and all four agree within 1e-5 (one parametrised
+    test holds them to the module).
+
+    * **numpy, batched** (:meth:`LearnedSessionModel.response_probs` and ``advance`` for ``B * K``
+      at most ``numpy_threshold`` rows). A batch-1 torch call costs 40 to 60 µs on a CPU, more
+      than everything else a single environment step does (DESIGN.md, "Speed"). So for small
+      batches the trained weights run in numpy, reading per-track tables precomputed once (each
+      track's share of the head's first layer, of the key and of the GRU's input), so that scoring
+      a candidate is a few gathers and two small matrix products (plus, with a listening history,
+      one sorted-key lookup of each (listener, track) pair and a product with the history's 4
+      columns). ``benchmarks/user_model.py`` measures where torch overtakes it.
+    * **the torch module** on ``device`` for larger batches (a vector environment, an agent
+      scoring whole pools).
+    * **one session at a time** (:class:`LearnedSingleSession`, below): the single environment's
+      fused kernel, about half the cost of the batched calls on a batch of one
+      (``benchmarks/env_throughput.py``, ``kernel_vs_cartpole``).
+    * **on a device** (:class:`TorchLearnedSessionModel`, reached through
+      :meth:`LearnedSessionModel.torch_session_model`): the numpy path's tables on torch tensors,
+      for the vector environment whose sessions live on a GPU (``benchmarks/gpu.py``).
 
 Session state
     A ``dict[str, np.ndarray]`` with the batch first (see :mod:`musicenv.world`):
@@ -55,16 +66,12 @@ import torch
 from scipy.special import expit
 
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
-from musicenv.world import SKIP, Contexts, SessionState, context_features
-from world_model.features import (
-    POSITION_SCALE,
-    STANDARDISED_COLUMNS,
-    FeatureStats,
-    ListeningHistory,
-    track_feature_layout,
-    user_feature_layout,
-)
+from musicenv.torch_session import TorchSessionState, context_feature_tensor
+from musicenv.world import SKIP, Contexts, SessionState, context_features, draw_response
+from world_model.features import STANDARDISED_COLUMNS, FeatureStats, track_feature_layout, user_feature_layout
+from world_model.history import ListeningHistory
 from world_model.session_end import SessionEndModel
+from world_model.sessions import POSITION_SCALE
 from world_model.user_model import UserResponseModel
 
 DEFAULT_NUMPY_THRESHOLD = 256
@@ -88,7 +95,7 @@ class LearnedSessionModel:
             loaded world can featurise new tracks the same way), or None.
         numpy_threshold: largest ``B * K`` computed in numpy (:data:`DEFAULT_NUMPY_THRESHOLD`).
         device: where the torch path runs.
-        history: the listeners' logged plays (:class:`~world_model.features.ListeningHistory`);
+        history: the listeners' logged plays (:class:`~world_model.history.ListeningHistory`);
             required when the model reads history (``response_model.history_dim > 0``).
     """
 
@@ -267,6 +274,10 @@ class LearnedSessionModel:
         """The fused one-session kernel for ``state`` (a batch of one; see :class:`LearnedSingleSession`)."""
         return LearnedSingleSession(self, state)
 
+    def torch_session_model(self, device: str | torch.device) -> TorchLearnedSessionModel:
+        """This model on torch tensors on ``device`` for the tensor path (:class:`TorchLearnedSessionModel`)."""
+        return TorchLearnedSessionModel(self, device)
+
     @property
     def context_layout(self) -> dict[str, tuple[int, int]]:
         """Column blocks of the state's ``context`` and ``static_context``."""
@@ -380,7 +391,7 @@ class LearnedSingleSession:
         exps = np.exp(logits - max(logits.tolist())).tolist()
         total = exps[0] + exps[1] + exps[2]
         probs = [exps[0] / total, exps[1] / total, exps[2] / total]
-        response = int(uniform >= probs[0]) + int(uniform >= probs[0] + probs[1])
+        response = draw_response(probs[0], probs[1], uniform)
 
         self._position += 1
         # The next play's head base and query (LearnedSessionModel._context, for one session).
@@ -428,6 +439,191 @@ class LearnedSingleSession:
             "last_response": np.array([self._last_response]),
             "response_counts": np.array([self._counts]),
         }
+
+
+class TorchLearnedSessionModel:
+    """The learned world's session model on tensors on ``device`` (:class:`~musicenv.torch_session.TorchSessionModel`).
+
+    What the vector env's tensor path asks of the learned world
+    (:meth:`LearnedSessionModel.torch_session_model`): the numpy path's equations on its
+    precomputed tables, moved to ``device`` (per-track tables of the head's first layer and key,
+    the listener's logged history of each track found by ``searchsorted`` in the sorted pair keys,
+    one GRU step per play, the session-end logit read from its tables), so that a step of
+    thousands of sessions runs on a GPU with nothing crossing to the host. It agrees with the
+    other paths within 1e-5 (tested).
+
+    Args:
+        model: the learned world's :class:`LearnedSessionModel`.
+        device: where the state lives and the model runs.
+
+    The state has the keys of the numpy model (``users``, ``hidden``, ``static_context``,
+    ``context``, ``position``, ``skip_run``, ``last_response``, ``response_counts``), so
+    :meth:`to_numpy` / :meth:`from_numpy` convert one into the other exactly.
+    """
+
+    def __init__(self, model: LearnedSessionModel, device: str | torch.device) -> None:
+        self.device = torch.device(device)
+        self.model = model
+        network = model.response_model
+        self.sequential = bool(network.sequential)
+        self.shuffled_flag = bool(network.shuffled_flag)
+        self.mlp_size = int(network.mlp_size)
+
+        def tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
+
+        # The numpy path's precomputed tables (LearnedSessionModel._compile), on the device.
+        self.user_features = tensor(model.user_features)
+        self.track_table = tensor(model._track_table)
+        self.interaction = tensor(model._interaction)
+        self.hidden_layer_w, self.hidden_layer_b = tensor(model._hidden_layer_w), tensor(model._hidden_layer_b)
+        self.output_w, self.output_b = tensor(model._output_w), tensor(model._output_b)
+        self.static_w, self.static_b = tensor(model._static_w), tensor(model._static_b)
+        self.position_w = tensor(model._position_w)
+        history_dim = int(network.history_dim)
+        # The listeners' logged history (world_model.history.ListeningHistory) as sorted pair keys.
+        self.history_keys: torch.Tensor | None = None
+        if model.history is not None:
+            self.history_keys = torch.as_tensor(np.asarray(model.history.keys, np.int64), device=self.device)
+            self.history_counts = torch.as_tensor(np.asarray(model.history.counts, np.float64), device=self.device)
+            self.history_n_tracks = int(model.history.n_tracks)
+            self.history_w = tensor(model._history_w)
+        if self.sequential:
+            self.initial_w, self.initial_b = tensor(model._initial_w), tensor(model._initial_b)
+            self.hidden_w = tensor(model._hidden_w)
+            self.w_hh, self.b_hh = tensor(model._w_hh), tensor(model._b_hh)
+            gru = network.gru
+            d = network.track_dim
+            w_ih = gru.weight_ih_l0.detach().cpu().numpy()
+            # Each track's share of the GRU's input gates (n_tracks, 3H) and each response's (3, 3H):
+            # the numpy path's (n_tracks, 3, 3H) table without the factor of 3 in memory.
+            self.track_gates = tensor(model.track_features @ w_ih[:, :d].T + gru.bias_ih_l0.detach().cpu().numpy())
+            self.history_gates = tensor(w_ih[:, d : d + history_dim].T)
+            self.response_gates = tensor(w_ih[:, d + history_dim :].T)
+            self.hidden_size = int(network.hidden_size)
+        session_end = model.session_end
+        self.run_table = tensor(session_end._run_table, torch.float64)
+        self.position_table = tensor(session_end._position_table, torch.float64)
+        self.last_table = tensor(session_end._last_table, torch.float64)
+        self.share_weights = tensor(session_end._share_weights, torch.float64)
+        self.table_last = len(session_end._run_table) - 1
+
+    def initial_state(self, users: torch.Tensor, contexts: Contexts) -> TorchSessionState:
+        users = users.to(self.device, torch.int64)
+        n = len(users)
+        context = context_feature_tensor(
+            torch.as_tensor(contexts.context_type, device=self.device),
+            torch.as_tensor(contexts.hour, device=self.device),
+        )
+        parts = [self.user_features[users], context]
+        if self.shuffled_flag:
+            parts.append(torch.ones((n, 1), dtype=torch.float32, device=self.device))
+        static = torch.cat(parts, dim=1)
+        if self.sequential:
+            hidden = torch.tanh(static @ self.initial_w + self.initial_b)
+        else:
+            hidden = torch.zeros((n, int(self.model.response_model.hidden_size)), device=self.device)
+        position = torch.zeros(n, dtype=torch.int64, device=self.device)
+        static_context = static @ self.static_w + self.static_b
+        return {
+            "users": users,
+            "hidden": hidden,
+            "static_context": static_context,
+            "context": self._context(static_context, hidden, position),
+            "position": position,
+            "skip_run": torch.zeros(n, dtype=torch.int64, device=self.device),
+            "last_response": torch.full((n,), -1, dtype=torch.int64, device=self.device),
+            "response_counts": torch.zeros((n, 3), dtype=torch.int64, device=self.device),
+        }
+
+    def response_probs(self, state: TorchSessionState, tracks: torch.Tensor) -> torch.Tensor:
+        mlp = self.mlp_size
+        tracks = tracks.clamp(min=0)
+        rows = self.track_table[tracks]
+        if self.history_keys is not None:
+            rows = rows + self.history_features(state["users"][:, None], tracks) @ self.history_w
+        context = state["context"][:, None, :]
+        pre = rows[..., :mlp] + context[..., :mlp] + (rows[..., mlp:] * context[..., mlp:]) @ self.interaction
+        hidden = torch.relu(torch.relu(pre) @ self.hidden_layer_w + self.hidden_layer_b)
+        logits = hidden @ self.output_w + self.output_b
+        return torch.softmax(logits.double(), dim=-1)
+
+    def advance(self, state: TorchSessionState, tracks: torch.Tensor, responses: torch.Tensor) -> TorchSessionState:
+        tracks = tracks.clamp(min=0)
+        responses = responses.long()
+        hidden = state["hidden"]
+        if self.sequential:
+            hidden = self._gru_step(hidden, tracks, responses, state["users"])
+        position = state["position"] + 1
+        skipped = responses == SKIP
+        return {
+            "users": state["users"],
+            "hidden": hidden,
+            "static_context": state["static_context"],
+            "context": self._context(state["static_context"], hidden, position),
+            "position": position,
+            "skip_run": (state["skip_run"] + 1) * skipped,
+            "last_response": responses,
+            "response_counts": state["response_counts"]
+            + torch.nn.functional.one_hot(responses.clamp(min=0), 3) * (responses >= 0)[:, None],
+        }
+
+    def leave_probs(self, state: TorchSessionState) -> torch.Tensor:
+        last = self.table_last
+        counts = state["response_counts"].to(torch.float64)
+        weights = self.share_weights
+        logits = (
+            self.run_table[state["skip_run"].clamp(max=last)]
+            + self.position_table[state["position"].clamp(max=last)]
+            + self.last_table[state["last_response"] + 1]
+            + (counts[:, 0] * weights[0] + counts[:, 1] * weights[1] + counts[:, 2] * weights[2])
+            / counts.sum(dim=1).clamp(min=1.0)
+        )
+        return torch.sigmoid(logits)
+
+    def _context(self, static_context: torch.Tensor, hidden: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        context = static_context + (position + 1).to(torch.float32)[:, None] * self.position_w
+        if self.sequential:
+            context = context + hidden @ self.hidden_w
+        return context
+
+    def history_features(self, users: torch.Tensor, tracks: torch.Tensor) -> torch.Tensor:
+        """``ListeningHistory.features`` on the device: ``(..., 4)`` float32 of (listener, track) pairs."""
+        if self.history_keys is None:
+            raise ValueError("this model reads no listening history")
+        shape = torch.broadcast_shapes(users.shape, tracks.shape)
+        keys = (users.long() * self.history_n_tracks + tracks.long()).expand(shape).contiguous()
+        if len(self.history_keys) == 0:
+            counts = torch.zeros((*shape, 3), dtype=torch.float64, device=self.device)
+        else:
+            where = torch.searchsorted(self.history_keys, keys).clamp(max=len(self.history_keys) - 1)
+            found = self.history_keys[where] == keys
+            counts = self.history_counts[where] * found[..., None]
+        total = counts.sum(dim=-1)
+        share = counts / total.clamp(min=1.0)[..., None]
+        features = torch.stack([(total > 0).to(torch.float64), torch.log1p(total), share[..., 2], share[..., 0]], -1)
+        return features.to(torch.float32)
+
+    def _gru_step(
+        self, hidden: torch.Tensor, tracks: torch.Tensor, responses: torch.Tensor, users: torch.Tensor
+    ) -> torch.Tensor:
+        """One GRU step (PyTorch's GRU equations, gates in its order: reset, update, new)."""
+        size = self.hidden_size
+        gate_input = self.track_gates[tracks] + self.response_gates[responses.clamp(min=0)]
+        if self.history_keys is not None:
+            gate_input = gate_input + self.history_features(users, tracks) @ self.history_gates
+        gate_hidden = hidden @ self.w_hh + self.b_hh
+        reset_update = torch.sigmoid(gate_input[:, : 2 * size] + gate_hidden[:, : 2 * size])
+        candidate = torch.tanh(gate_input[:, 2 * size :] + reset_update[:, :size] * gate_hidden[:, 2 * size :])
+        return candidate + reset_update[:, size:] * (hidden - candidate)
+
+    def to_numpy(self, state: TorchSessionState) -> dict[str, np.ndarray]:
+        """The state as the numpy model's (same keys and dtypes)."""
+        return {key: value.cpu().numpy() for key, value in state.items()}
+
+    def from_numpy(self, state: dict[str, np.ndarray]) -> TorchSessionState:
+        """A numpy model's state on the device."""
+        return {key: torch.as_tensor(np.asarray(value), device=self.device) for key, value in state.items()}
 
 
 def save_models(folder: str | os.PathLike[str], session_model: LearnedSessionModel) -> Path:

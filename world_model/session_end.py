@@ -9,7 +9,7 @@ Model
     the length of the current run of skips (one indicator per run length 1 to 4 and one for
     5 or more, plus the run length beyond 5, over 5, so that longer runs can keep rising),
     whether the last play was completed, the position
-    and its square (scaled by :data:`~world_model.features.POSITION_SCALE`), and the shares of
+    and its square (scaled by :data:`~world_model.sessions.POSITION_SCALE`), and the shares of
     skips and of completions so far. Few, interpretable parameters: it cannot overfit a log of a
     few thousand sessions, and its hazard can be read off the weights.
 
@@ -36,7 +36,7 @@ import numpy as np
 from scipy.special import expit
 
 from musicenv.world import COMPLETE, SKIP
-from world_model.features import POSITION_SCALE, SessionTable
+from world_model.sessions import POSITION_SCALE, SessionTable
 
 if TYPE_CHECKING:
     from musicenv.data import ListeningLog

@@ -28,7 +28,7 @@ Architecture (:class:`UserResponseModel`)
     - *Listening history* (``history=True``; off by default, see :class:`UserModelConfig`): for
       the candidate, and for each played track read by the GRU, the listener's logged plays of
       that track
-      (:class:`~world_model.features.ListeningHistory`: played before, how often, how they ended)
+      (:class:`~world_model.history.ListeningHistory`: played before, how often, how they ended)
       enter beside the track's features (``+ G g`` in the first layer, ``+ J g`` in the key).
       Listeners answer tracks they know differently from new ones, ALS vectors cannot tell the
       two apart, and a candidate pool holds far more new tracks than the logs did
@@ -46,7 +46,7 @@ Training (:func:`train_user_model`)
     ``history=True``) counts the listener's *other* sessions only, as the environment's sessions
     are in no log either; with ``WorldConfig.leave_session_out``
     :func:`~world_model.world.build_world` does the same for the listener's ALS vector
-    (:func:`~world_model.features.held_out_user_vectors`). Adam, cross-entropy, early stopping on
+    (:func:`~world_model.exact_als.held_out_user_vectors`). Adam, cross-entropy, early stopping on
     the validation log-loss (the best epoch's weights are kept). The same seed gives identical
     weights on the CPU.
 
@@ -81,8 +81,9 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from musicenv.world import CONTEXT_FEATURES_DIM, context_features
-from world_model.features import HISTORY_FEATURES, POSITION_SCALE, ListeningHistory, SessionTable
+from world_model.history import HISTORY_FEATURES, ListeningHistory
 from world_model.metrics import response_metrics
+from world_model.sessions import POSITION_SCALE, SessionTable
 
 if TYPE_CHECKING:
     from musicenv.data import ListeningLog
@@ -108,7 +109,7 @@ class UserModelConfig:
     sequential: bool = True
     """Read the session so far through the GRU; ``False`` is the non-sequential baseline."""
     history: bool = False
-    """Read the listener's logged history with each track (:class:`~world_model.features.ListeningHistory`).
+    """Read the listener's logged history with each track (:class:`~world_model.history.ListeningHistory`).
 
     Without it the model cannot tell a track the listener knows from a new one near their taste.
     Off by default: agents compute the learned model's probabilities from their observations
@@ -153,7 +154,7 @@ class UserResponseModel(nn.Module):
         hidden_size, mlp_size, interaction_size, sequential: as in :class:`UserModelConfig`.
         shuffled_flag: the static input ends with the shuffled flag.
         history_dim: width of the listener-track history input
-            (:data:`~world_model.features.HISTORY_FEATURES`), 0 for none. It enters the head's
+            (:data:`~world_model.history.HISTORY_FEATURES`), 0 for none. It enters the head's
             first layer and the key beside the candidate's features, and the GRU beside each
             played track's.
     """
@@ -350,10 +351,10 @@ class UserResponseModel(nn.Module):
         Args:
             static: ``(B, static_dim)``.
             track_table: ``(n_tracks, d_track)`` track features.
-            tracks, responses, positions: ``(B, L)`` as in :class:`~world_model.features.SessionTable`
+            tracks, responses, positions: ``(B, L)`` as in :class:`~world_model.sessions.SessionTable`
                 (padding ``-1``, ``-1``, ``0``).
             history: ``(B, L, history_dim)`` the listener's history with each played track
-                (:meth:`~world_model.features.ListeningHistory.session_features`), or None.
+                (:meth:`~world_model.history.ListeningHistory.session_features`), or None.
         """
         played = tracks >= 0
         features = track_table[tracks.clamp(min=0)]
@@ -432,7 +433,7 @@ def static_inputs(
     """``(S, static_dim)`` static input of every session; ``shuffled=None`` uses the logged flags.
 
     ``session_user_features`` ``(S, d_user)``, when given, is each session's own user row (e.g.
-    :func:`~world_model.features.held_out_user_vectors`'s) instead of ``user_features[listener]``.
+    :func:`~world_model.exact_als.held_out_user_vectors`'s) instead of ``user_features[listener]``.
     """
     flags = sessions.shuffled if shuffled is None else np.full(len(sessions), shuffled)
     users = user_features[sessions.listeners] if session_user_features is None else session_user_features
@@ -530,10 +531,10 @@ def train_user_model(
             training and in the report instead of ``user_features[listener]``:
             :func:`~world_model.world.build_world` passes, with ``WorldConfig.leave_session_out``,
             the listener's ALS vector without the session
-            (:func:`~world_model.features.held_out_user_vectors`). Default: ``user_features[listener]``.
+            (:func:`~world_model.exact_als.held_out_user_vectors`). Default: ``user_features[listener]``.
         session_track_features: ``(tables, fold)``: ``(K, n_tracks, d_track)`` track feature
             tables and each session's ``(S,)`` fold; a session of fold ``k`` is read with table
-            ``k`` (cross-fitted track vectors, :func:`~world_model.features.held_out_track_vectors`).
+            ``k`` (cross-fitted track vectors, :func:`~world_model.exact_als.held_out_track_vectors`).
             Default: ``track_features`` for every session.
 
     Returns:

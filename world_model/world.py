@@ -53,24 +53,20 @@ from filelock import FileLock
 from musicenv.artifacts import MANIFEST, ArtifactError, atomic_folder, package_version, read_manifest, write_manifest
 from musicenv.data import ListeningLog
 from musicenv.world import CONTEXT_TYPES, Contexts, Split, is_eval_user
+from world_model.exact_als import exact_track_vectors, exact_user_vectors, held_out_track_vectors, held_out_user_vectors
 from world_model.features import (
     FeatureStats,
-    ListeningHistory,
-    SessionTable,
-    exact_track_vectors,
-    exact_user_vectors,
-    held_out_track_vectors,
-    held_out_user_vectors,
     listener_premium,
-    session_folds,
     track_feature_matrix,
     track_play_counts,
     user_feature_matrix,
 )
+from world_model.history import ListeningHistory
 from world_model.interactions import interaction_matrix, listener_codes
 from world_model.learned_session import LearnedSessionModel, load_models, save_models
 from world_model.retrieval import Retrieval, RetrievalConfig
 from world_model.session_end import SessionEndModel
+from world_model.sessions import SessionTable, session_folds
 from world_model.user_model import TrainingReport, UserModelConfig, train_user_model
 
 WORLD_FORMAT = "musicenv.world"
@@ -93,14 +89,14 @@ class WorldConfig:
         user_model: user-response model architecture and training settings.
         seed: seeds every learned stage (ALS ``random_state``, Annoy, torch).
         leave_session_out: train the user-response model on each session with its listener's
-            ALS vector without that session (:func:`~world_model.features.held_out_user_vectors`)
+            ALS vector without that session (:func:`~world_model.exact_als.held_out_user_vectors`)
             instead of the whole log's, which holds the trained plays' own responses. Off by
             default: it made the learned world's verdict worse on both world seeds measured
             (``benchmarks/RESULTS.md``, "Learned world"), presumably because vectors from fewer
             sessions are shorter than the whole-log vectors the world answers with, so the model
             extrapolates at play time.
         track_folds: with ``leave_session_out``, also cross-fit the track vectors over this many
-            folds of sessions (:func:`~world_model.features.held_out_track_vectors`); below 2
+            folds of sessions (:func:`~world_model.exact_als.held_out_track_vectors`); below 2
             (default), the track vectors are read as fitted. 5 folds made the learned world
             *more* optimistic for every baseline (``benchmarks/RESULTS.md``, "Learned world"), so
             it is off.
@@ -282,7 +278,7 @@ class LearnedFeatures:
         track_features: ``(n_tracks, d_track)`` float32 (:func:`~world_model.features.track_feature_matrix`).
         user_features: ``(n_listeners, d_user)`` float32, what the world answers with and agents observe.
         session_user_features: ``(S, d_user)`` float32, each logged session's user row *without*
-            that session (:func:`~world_model.features.held_out_user_vectors`): the training input.
+            that session (:func:`~world_model.exact_als.held_out_user_vectors`): the training input.
         premium: ``(n_listeners,)`` bool premium flags.
         session_track_features: ``(tables, fold)``, per-fold track feature tables
             ``(K, n_tracks, d_track)`` and each session's fold, or None (see
@@ -309,13 +305,13 @@ def learn_features(
     """Track and user features of ``log`` for a world whose retrieval stage is ``retrieval``.
 
     User vectors are one exact ALS step against the fitted track vectors
-    (:func:`~world_model.features.exact_user_vectors`): implicit's own user vectors come from the
+    (:func:`~world_model.exact_als.exact_user_vectors`): implicit's own user vectors come from the
     sweep before its last track update and are only approximately that step, and reading the
     exact one made the learned world's verdict on agents closer to the ground truth's on two
     world seeds (``eval.py``, 300 episodes, mean |relative return gap| of random, popular, ALS and
     content: seed 0 0.51 to 0.32, seed 1 0.18 to 0.12; largest gap 1.15 to 1.13 and 0.83 to
     0.73). With ``leave_session_out`` training reads, per session, the same step without the
-    session's own plays (:func:`~world_model.features.held_out_user_vectors`). With a recency
+    session's own plays (:func:`~world_model.exact_als.held_out_user_vectors`). With a recency
     half-life a session's weights depend on its date; then the fitted vectors are used as they are.
 
     Args:
