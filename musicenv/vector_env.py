@@ -24,6 +24,7 @@ from musicenv.observation import (
 )
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig
+from musicenv.validation import check_actions, check_count
 from musicenv.world import (
     RESPONSES,
     Contexts,
@@ -170,9 +171,17 @@ class ListeningSessionVectorEnv(VectorEnv):
         obs_format: Literal["numpy", "torch"] = "numpy",
         observation: ObservationLayout = "full",
     ) -> None:
-        _check_arguments(playlist_length, pool_size, split, observation)
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        playlist_length, pool_size = _check_arguments(
+            playlist_length,
+            pool_size,
+            split,
+            observation,
+            reward=reward,
+            explicit_filter=explicit_filter,
+            strict=strict,
+            groundtruth_seed=groundtruth_seed,
+        )
+        num_envs = check_count("num_envs", num_envs)
         if str(device) != "cpu" or backend not in (None, "numpy") or obs_format != "numpy":
             # Only reachable by a subclass that bypasses __new__'s choice of the tensor path.
             raise ValueError(
@@ -318,11 +327,7 @@ class ListeningSessionVectorEnv(VectorEnv):
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._started:
             raise error.ResetNeeded("ListeningSessionVectorEnv: call reset() before step()")
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be {self.num_envs} integers, got {actions!r}")
-        if actions.min() < 0 or actions.max() >= self.pool_size:
-            raise ValueError(f"actions {actions!r} are outside the action space Discrete({self.pool_size})")
+        actions = check_actions(actions, self.num_envs, self.pool_size)
         rows = self._rows
         tracks = self.pools[rows, actions]
         valid = (tracks >= 0) & ~self.played[rows, actions]
