@@ -70,6 +70,15 @@ Spellings accepted on input
     ``15.07.2018``). ``mode``: ``major``/``minor`` or 1/0. CSV files may start with a UTF-8
     byte-order mark. An empty text cell, in a file or a frame, is a missing value.
 
+Ids
+    Session, user, track and artist ids are text or integers (a Parquet integer column with nulls,
+    read as whole floats, counts as integers), stored as text. Whitespace around an id is
+    stripped, in every table alike, so ``"t1 "`` in the plays and ``"t1"`` in the tracks are one
+    track and a padded cell does not split a session; spaces inside an id are kept. Exports pad
+    cells by accident, never to tell two listeners apart, and every other column (numbers,
+    booleans, categories, dates, header names) is read without surrounding whitespace too. An id
+    that is empty after stripping is missing. Booleans, fractions and other values are errors.
+
 Reading and writing
     :meth:`ListeningLog.from_frames` (in-memory frames), :func:`load_log` (generic CSV or
     Parquet), :func:`load_mssd` (MSSD CSV), and :meth:`ListeningLog.save` /
@@ -77,10 +86,24 @@ Reading and writing
     ``blocks.parquet``, and ``manifest.json`` (format, format version, package version, SHA-256
     of every file), written atomically (see :mod:`musicenv.artifacts`).
 
+Files
+    A name ending in ``.parquet`` or ``.pq`` is a Parquet file; a folder is a Parquet dataset
+    (the folder of part files Spark writes); any other name is a CSV file, which may be
+    compressed (``.gz``, ``.bz2``, ``.xz``). Every CSV row must have as many cells as the header
+    (a cell missing or a line cut short would shift the cells after it into the wrong columns).
+    A header may not name a column the log reads twice (``session_id`` twice: which one is
+    meant?); repeated names of other columns are ignored like the columns. A plays (or tracks)
+    file with a header but no rows is an error: an empty log would only fail later, when a world
+    is built from it. (:meth:`ListeningLog.from_frames` accepts empty frames, for code that
+    builds logs piecewise; a blocks file may be empty.) Cells of a Parquet file must hold single
+    values: a list or struct column is an error, and a boolean column is not a number or an id.
+
 Errors
     Bad input raises :class:`LogFormatError` (a ``ValueError``) naming the file (or
     ``<memory> plays`` and the like for frames), the rows (1-based data rows of a file, header
     not counted; index labels of a frame) and the column at fault. Nothing is partially loaded.
+    Track features must fit a float32 (``1e300`` is an error, not ``inf``). A missing file
+    raises ``FileNotFoundError``.
 
 Every step is vectorised (a million plays construct in about a second): columns of few distinct
 values (booleans, categories, dates) are parsed once per distinct value.
@@ -387,7 +410,7 @@ def load_log(
     tracks_path: str | os.PathLike[str] | None = None,
     blocks_path: str | os.PathLike[str] | None = None,
 ) -> ListeningLog:
-    """Read a log in the generic schema from CSV or Parquet files (Parquet by a ``.parquet``/``.pq`` name).
+    """Read a log in the generic schema from CSV or Parquet files (see "Files" in the module doc).
 
     The schema is the canonical one of the module doc, with its aliases and spellings.
 
@@ -403,7 +426,9 @@ def load_log(
     Other columns are ignored.
 
     Raises:
-        LogFormatError: naming the file, the 1-based data rows and the column at fault.
+        LogFormatError: naming the file, the 1-based data rows and the column at fault; also for
+            a plays or tracks file without rows.
+        FileNotFoundError: a path that does not exist.
     """
     return _build(
         _read_rows(plays_path, "plays"), _read_rows(tracks_path, "tracks"), _read_rows(blocks_path), str(plays_path)
@@ -429,7 +454,9 @@ def load_mssd(
             skips), with their number and rows.
 
     Raises:
-        LogFormatError: naming the file, the 1-based data rows and the column at fault.
+        LogFormatError: naming the file, the 1-based data rows and the column at fault; also for
+            a log or track-feature file without rows.
+        FileNotFoundError: a path that does not exist.
     """
     plays, rows = _read_rows(log_path, "plays")
     columns = _pick_columns(plays, _MSSD_RESPONSE_COLUMNS, {}, rows)
