@@ -639,7 +639,7 @@ def _numbers(label: str, series: pd.Series, rows: _Rows) -> tuple[np.ndarray, np
         # Text is converted once per distinct value: positions and hours repeat a million times.
         codes, uniques = pd.factorize(series)
         distinct = pd.Series(uniques, dtype=object)
-        numbers = pd.to_numeric(distinct, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        numbers = pd.to_numeric(distinct, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
         if pd.api.types.infer_dtype(distinct, skipna=True) not in ("string", "empty", "integer", "floating"):
             # to_numeric reads True as 1 and a timestamp as nanoseconds: neither is a number here.
             numbers[[not _is_number_cell(value) for value in uniques]] = np.nan
