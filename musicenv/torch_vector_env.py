@@ -78,7 +78,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnv):
             raise ValueError(f"backend='numpy' is the numpy path; the tensor path (device={device!r}) needs 'torch'")
         if obs_format not in ("numpy", "torch"):
             raise ValueError(f"obs_format must be 'numpy' or 'torch', not {obs_format!r}")
-        if arguments.get("observation", "full") != "full":
+        if arguments.get("observation", "full") == "compact":
             raise ValueError("observation='compact' is available on the numpy path (device='cpu') only")
         try:
             torch_device = torch.device(device)
