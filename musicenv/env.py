@@ -218,6 +218,10 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     |                    |                      |             | ground truth (and of the learned world built |
     |                    |                      |             | from its logs)                               |
 
+    Types are checked at construction (:mod:`musicenv.validation`): an int is a Python or numpy
+    integer, never a bool, float or text (`playlist_length=2.5` or `"20"` raises `TypeError`
+    naming the argument), a bool is `True` or `False`, and a value out of range raises `ValueError`.
+
     In a ground-truth run `env.oracle` is an :class:`musicenv.responders.Oracle`: the true
     `session_model` (in the learned world's indices), the current `state`, and
     `response_probs(pool_slots)` / `leave_probs()`, for agents allowed to read the truth; it is
