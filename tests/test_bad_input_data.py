@@ -354,35 +354,47 @@ def damaged_lines(
 ) -> tuple[list[tuple[int, list[str]]], bool]:
     """Apply ``damage`` to a file's lines (cells; line 0 the header); each line keeps its origin.
 
+    The damage is what a file suffers and a loader can see: a data row loses a cell ("drop cell"),
+    whole columns trade places, header included ("swap columns"), the file ends inside a data row
+    that loses at least its last cell, or exactly after a row ("cut file"), a data row is broken
+    in two lines ("split line"), or a whole data line is lost ("drop line"). Left out, because no
+    loader could tell: a header and a row that lose a cell each (they agree again), a row whose
+    last cell is cut short but kept ("16" -> "1"), and a split row whose first half is then lost,
+    whole or cell by cell (the second half has every cell, the first one shortened).
+
     Returns the damaged lines as (index of the original line, cells) and whether the file ends
-    in a line cut short (no final newline). A cut or split can leave an empty line: the reader
-    skips blank lines, so such a line is dropped here too.
+    in a line cut short (no final newline). A split at either end of a line leaves an empty
+    line, which the reader skips as a blank line; it is dropped here too.
     """
-    current = [(origin, list(cells)) for origin, cells in enumerate(lines)]
+    current = [(origin, list(cells), False) for origin, cells in enumerate(lines)]
     cut = False
     for kind, at, where in damage:
         if kind == "swap columns":
-            for _, cells in current:
+            for _, cells, _ in current:
                 a, b = at % len(cells), where % len(cells)
                 cells[a], cells[b] = cells[b], cells[a]
             continue
-        i = at % len(current)
-        origin, cells = current[i]
+        if len(current) < 2:
+            break
+        i = 1 + at % (len(current) - 1)  # a data line
+        origin, cells, fragment = current[i]
         text = ",".join(cells)
         if kind == "drop cell":
-            del cells[where % len(cells)]
+            if len(cells) > 1:  # a line's last cell gone is a line gone: see "drop line"
+                del cells[where % len(cells)]
         elif kind == "drop line":
-            del current[i]
+            if not fragment:
+                del current[i]
         elif kind == "cut file":
-            current[i:] = [(origin, text[: where % (len(text) + 1)].split(","))]
-            cut = True
+            last_comma = text.rfind(",")
+            k = where % (last_comma + 2)
+            current[i:] = [(origin, (text if k > last_comma else text[:k]).split(","), fragment)]
+            cut = k <= last_comma
         else:  # split line
             k = where % (len(text) + 1)
-            current[i : i + 1] = [(origin, text[:k].split(",")), (origin, text[k:].split(","))]
-        current = [(origin, cells) for origin, cells in current if cells != [""]]
-        if not current:
-            break
-    return current, cut
+            current[i : i + 1] = [(origin, text[:k].split(","), True), (origin, text[k:].split(","), True)]
+        current = [line for line in current if line[1] != [""]]
+    return [(origin, cells) for origin, cells, _ in current], cut
 
 
 def write_lines(path: Path, lines: list[list[str]], cut: bool = False) -> None:
@@ -449,5 +461,5 @@ def test_damage_model_examples(shared_dir: Path, tmp_path: Path) -> None:
         )
         dropped, _ = damaged_lines(lines, [("drop cell", 7, 2)])
         write_lines(tmp_path / "dropped.csv", [cells for _, cells in dropped])
-        with pytest.raises(LogFormatError, match=r"dropped\.csv: row 7: 20 cells where the header has 21"):
+        with pytest.raises(LogFormatError, match=r"dropped\.csv: row 8: 20 cells where the header has 21"):
             load_mssd(tmp_path / "dropped.csv")
