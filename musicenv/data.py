@@ -970,7 +970,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
     def stop_at_ragged(row: Any) -> str:
         ragged.append(row)
-        return "error"
+        return "error"  # pyarrow then raises ArrowInvalid
 
     try:
         with opener(path, "rb") as stream:
@@ -982,11 +982,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
             raise LogFormatError(f"{path}: not a readable {what} ({error})") from error
         # The fast threaded read cannot say where the row was; a single-threaded one numbers them all.
         with opener(path, "rb") as stream:
-            rows = _ragged_row_numbers(stream)
-        shown = ", ".join(map(str, rows[:5])) + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
-        first = ragged[0]
+            invalid = _ragged_rows(stream)
+        numbers = [row.number - 1 for row in invalid]  # pyarrow counts the header as row 1
+        shown = ", ".join(map(str, numbers[:5])) + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+        first = invalid[0]
         raise LogFormatError(
-            f"{path}: row{'s' if len(rows) > 1 else ''} {shown}: {first.actual_columns} cells where the header "
+            f"{path}: row{'s' if len(numbers) > 1 else ''} {shown}: {first.actual_columns} cells where the header "
             f"has {first.expected_columns} (a cell missing or extra, or a line cut short): {first.text[:80]!r}"
         ) from None
     header = ["" if name is None else name for name in table.slice(0, 1).to_pylist()[0].values()]
@@ -1015,16 +1016,16 @@ def _read_csv_cells(stream: Any, on_ragged: Callable[[Any], str], threads: bool)
     )
 
 
-def _ragged_row_numbers(stream: Any) -> list[int]:
-    """The 1-based data rows (header not counted) whose number of cells differs from the header's."""
-    numbers: list[int] = []
+def _ragged_rows(stream: Any) -> list[Any]:
+    """pyarrow's ``InvalidRow`` for every row whose number of cells differs from the header's, in order."""
+    invalid: list[Any] = []
 
     def collect(row: Any) -> str:
-        numbers.append(row.number - 1)
+        invalid.append(row)
         return "skip"
 
     _read_csv_cells(stream, collect, threads=False)
-    return numbers
+    return invalid
 
 
 def _read_rows(path: str | os.PathLike[str] | None, holding: str | None = None) -> tuple[pd.DataFrame, _Rows] | None:
