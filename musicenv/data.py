@@ -70,6 +70,15 @@ Spellings accepted on input
     ``15.07.2018``). ``mode``: ``major``/``minor`` or 1/0. CSV files may start with a UTF-8
     byte-order mark. An empty text cell, in a file or a frame, is a missing value.
 
+Ids
+    Session, user, track and artist ids are text or integers (a Parquet integer column with nulls,
+    read as whole floats, counts as integers), stored as text. Whitespace around an id is
+    stripped, in every table alike, so ``"t1 "`` in the plays and ``"t1"`` in the tracks are one
+    track and a padded cell does not split a session; spaces inside an id are kept. Exports pad
+    cells by accident, never to tell two listeners apart, and every other column (numbers,
+    booleans, categories, dates, header names) is read without surrounding whitespace too. An id
+    that is empty after stripping is missing. Booleans, fractions and other values are errors.
+
 Reading and writing
     :meth:`ListeningLog.from_frames` (in-memory frames), :func:`load_log` (generic CSV or
     Parquet), :func:`load_mssd` (MSSD CSV), and :meth:`ListeningLog.save` /
@@ -77,10 +86,24 @@ Reading and writing
     ``blocks.parquet``, and ``manifest.json`` (format, format version, package version, SHA-256
     of every file), written atomically (see :mod:`musicenv.artifacts`).
 
+Files
+    A name ending in ``.parquet`` or ``.pq`` is a Parquet file; a folder is a Parquet dataset
+    (the folder of part files Spark writes); any other name is a CSV file, which may be
+    compressed (``.gz``, ``.bz2``, ``.xz``). Every CSV row must have as many cells as the header
+    (a cell missing or a line cut short would shift the cells after it into the wrong columns).
+    A header may not name a column the log reads twice (``session_id`` twice: which one is
+    meant?); repeated names of other columns are ignored like the columns. A plays (or tracks)
+    file with a header but no rows is an error: an empty log would only fail later, when a world
+    is built from it. (:meth:`ListeningLog.from_frames` accepts empty frames, for code that
+    builds logs piecewise; a blocks file may be empty.) Cells of a Parquet file must hold single
+    values: a list or struct column is an error, and a boolean column is not a number or an id.
+
 Errors
     Bad input raises :class:`LogFormatError` (a ``ValueError``) naming the file (or
     ``<memory> plays`` and the like for frames), the rows (1-based data rows of a file, header
     not counted; index labels of a frame) and the column at fault. Nothing is partially loaded.
+    Track features must fit a float32 (``1e300`` is an error, not ``inf``). A missing file
+    raises ``FileNotFoundError``.
 
 Every step is vectorised (a million plays construct in about a second): columns of few distinct
 values (booleans, categories, dates) are parsed once per distinct value.
@@ -88,9 +111,13 @@ values (booleans, categories, dates) are parsed once per distinct value.
 
 from __future__ import annotations
 
+import bz2
+import errno
+import gzip
+import lzma
 import os
 import warnings
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -98,6 +125,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
 from musicenv.world import COMPLETE, CONTEXT_TYPES, LISTEN, RESPONSES, SKIP
@@ -197,6 +226,13 @@ _DATE_FORMATS = ("ISO8601", "%d-%m-%y", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.
 _DATE_HINT = "expected ISO (2018-07-15) or day-first (15-07-18, 15/07/2018)"
 # datetime64[ns] spans these years; a date outside would overflow instead of being stored.
 _FIRST_DAY, _LAST_DAY = np.datetime64("1678-01-01", "us"), np.datetime64("2261-12-31", "us")
+
+# infer_dtype kinds of object columns whose cells are all ids (text or integers) or missing.
+_ID_KINDS = frozenset({"empty", "string", "integer", "mixed-integer"})
+# infer_dtype kinds whose cells are all single values; any other kind is checked cell by cell.
+_SINGLE_VALUE_KINDS = frozenset(
+    {"empty", "string", "integer", "floating", "mixed-integer-float", "boolean", "datetime", "date", "decimal"}
+)
 
 _FORMAT = "musicenv.listening_log"
 _FORMAT_VERSION = 1
@@ -378,7 +414,7 @@ def load_log(
     tracks_path: str | os.PathLike[str] | None = None,
     blocks_path: str | os.PathLike[str] | None = None,
 ) -> ListeningLog:
-    """Read a log in the generic schema from CSV or Parquet files (Parquet by a ``.parquet``/``.pq`` name).
+    """Read a log in the generic schema from CSV or Parquet files (see "Files" in the module doc).
 
     The schema is the canonical one of the module doc, with its aliases and spellings.
 
@@ -394,9 +430,13 @@ def load_log(
     Other columns are ignored.
 
     Raises:
-        LogFormatError: naming the file, the 1-based data rows and the column at fault.
+        LogFormatError: naming the file, the 1-based data rows and the column at fault; also for
+            a plays or tracks file without rows.
+        FileNotFoundError: a path that does not exist.
     """
-    return _build(_read_rows(plays_path), _read_rows(tracks_path), _read_rows(blocks_path), str(plays_path))
+    return _build(
+        _read_rows(plays_path, "plays"), _read_rows(tracks_path, "tracks"), _read_rows(blocks_path), str(plays_path)
+    )
 
 
 def load_mssd(
@@ -418,15 +458,18 @@ def load_mssd(
             skips), with their number and rows.
 
     Raises:
-        LogFormatError: naming the file, the 1-based data rows and the column at fault.
+        LogFormatError: naming the file, the 1-based data rows and the column at fault; also for
+            a log or track-feature file without rows.
+        FileNotFoundError: a path that does not exist.
     """
-    plays, rows = _read_rows(log_path)
-    columns = _pick_columns(plays, _MSSD_RESPONSE_COLUMNS, {})
+    plays, rows = _read_rows(log_path, "plays")
+    columns = _pick_columns(plays, _MSSD_RESPONSE_COLUMNS, {}, rows)
     _require(columns, _MSSD_RESPONSE_COLUMNS, rows.where, {})
     skipped = _parse_bools("skip_2", columns["skip_2"][1], rows)
     completed = _parse_bools("not_skipped", columns["not_skipped"][1], rows)
     response = np.where(skipped, SKIP, np.where(completed, COMPLETE, LISTEN)).astype(np.int8)
-    log = _build((plays.assign(response=response), rows), _read_rows(track_features_path), None, str(log_path))
+    tracks = _read_rows(track_features_path, "tracks")
+    log = _build((plays.assign(response=response), rows), tracks, None, str(log_path))
     both = skipped & completed
     if both.any():
         warnings.warn(
@@ -481,18 +524,53 @@ def _examples(values: pd.Series | np.ndarray, bad: np.ndarray) -> str:
 
 
 def _pick_columns(
-    frame: pd.DataFrame, names: Iterable[str], aliases: Mapping[str, str]
+    frame: pd.DataFrame, names: Iterable[str], aliases: Mapping[str, str], rows: _Rows
 ) -> dict[str, tuple[str, pd.Series]]:
-    """Canonical name -> (column name as the input spells it, column), for the columns present."""
-    header = {str(column).strip(): column for column in frame.columns}
+    """Canonical name -> (column name as the input spells it, column), for the columns present.
+
+    Header names are compared without surrounding whitespace. A name the log reads that appears
+    more than once is an error (which copy is meant?), as is a cell holding more than one value
+    (a Parquet list or struct, bytes).
+    """
+    names = list(names)
+    wanted = {*names, *aliases}
+    positions: dict[str, list[int]] = {}
+    for i, column in enumerate(frame.columns):
+        name = str(column).strip()
+        if name in wanted:
+            positions.setdefault(name, []).append(i)
+    for name, found in positions.items():
+        if len(found) > 1:
+            numbers = ", ".join(str(i + 1) for i in found)
+            raise LogFormatError(
+                f"{rows.where}: column {name!r} appears {len(found)} times in the header (columns {numbers}); keep one"
+            )
     picked = {}
     for alias, name in aliases.items():
-        if alias in header and name not in header:
-            picked[name] = (alias, frame[header[alias]])
+        if alias in positions and name not in positions:
+            picked[name] = (alias, frame.iloc[:, positions[alias][0]])
     for name in names:
-        if name in header:
-            picked[name] = (name, frame[header[name]])
+        if name in positions:
+            picked[name] = (name, frame.iloc[:, positions[name][0]])
+    for spelled, series in picked.values():
+        _check_single_values(spelled, series, rows)
     return {name: (spelled, _blank_as_missing(series)) for name, (spelled, series) in picked.items()}
+
+
+def _check_single_values(label: str, series: pd.Series, rows: _Rows) -> None:
+    """Raise for cells that hold no single value: lists and arrays (Parquet list columns), dicts, bytes."""
+    if not pd.api.types.is_object_dtype(series.dtype):
+        return
+    if pd.api.types.infer_dtype(series, skipna=True) in _SINGLE_VALUE_KINDS:
+        return
+    bad = np.fromiter(
+        (isinstance(value, (bytes, bytearray)) or not pd.api.types.is_scalar(value) for value in series),
+        dtype=bool,
+        count=len(series),
+    )
+    if bad.any():
+        shown = ", ".join(repr(value)[:40] for value in series[bad].iloc[:3])
+        raise rows.error(label, bad, f"not a single value: {shown} (a list, a mapping or bytes)")
 
 
 def _blank_as_missing(series: pd.Series) -> pd.Series:
@@ -516,28 +594,68 @@ def _unknown_ids(n: int) -> pd.Series:
 
 
 def _parse_ids(label: str, series: pd.Series, rows: _Rows, required: bool) -> pd.Series:
-    ids = series.astype(pd.StringDtype())
+    """Ids as ``string``, surrounding whitespace stripped, NA where missing; see "Ids" in the module doc.
+
+    Ids are text or integers. Whole floats count as integers (a Parquet integer column with nulls
+    reads as floats); booleans, fractions and other types are errors.
+    """
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        raise rows.error(label, series.notna().to_numpy(), f"a boolean column ({dtype}); ids must be text or integers")
+    if pd.api.types.is_float_dtype(dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        fractional = ~np.isnan(values) & ~(np.isfinite(values) & (values == np.round(values)))
+        if fractional.any():
+            raise rows.error(label, fractional, f"not an id (text or an integer): {_examples(series, fractional)}")
+        series = pd.Series(pd.array(values, dtype=pd.Float64Dtype()).astype(pd.Int64Dtype()))
+    elif pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) not in _ID_KINDS:
+        bad = np.fromiter((not _is_id_cell(value) for value in series), dtype=bool, count=len(series))
+        if bad.any():
+            raise rows.error(label, bad, f"not an id (text or an integer): {_examples(series, bad)}")
+    elif not (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_integer_dtype(dtype)):
+        raise rows.error(label, series.notna().to_numpy(), f"a {dtype} column; ids must be text or integers")
+    ids = series.astype(pd.StringDtype()).str.strip()
+    ids = ids.mask(ids == "").reset_index(drop=True)
     if required:
         missing = ids.isna().to_numpy()
         if missing.any():
             raise rows.error(label, missing, "missing value (an id is required)")
-    return ids.reset_index(drop=True)
+    return ids
+
+
+def _is_id_cell(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, (str, int, np.integer)) or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
 
 
 def _numbers(label: str, series: pd.Series, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
-    """float64 values and the mask of missing ones; raises on values that are not finite numbers."""
+    """float64 values and the mask of missing ones; raises on values that are not finite numbers.
+
+    Booleans are not numbers here (a Parquet boolean column is not an hour or a position).
+    """
     missing = series.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(series.dtype):
+        raise rows.error(label, ~missing, f"a boolean column ({series.dtype}) where numbers are expected")
     if pd.api.types.is_numeric_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         # Text is converted once per distinct value: positions and hours repeat a million times.
         codes, uniques = pd.factorize(series)
-        numbers = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce")
-        values = np.append(numbers.to_numpy(dtype=np.float64, na_value=np.nan), np.nan)[codes]
+        distinct = pd.Series(uniques, dtype=object)
+        numbers = pd.to_numeric(distinct, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        if pd.api.types.infer_dtype(distinct, skipna=True) not in ("string", "empty", "integer", "floating"):
+            # to_numeric reads True as 1 and a timestamp as nanoseconds: neither is a number here.
+            numbers[[not _is_number_cell(value) for value in uniques]] = np.nan
+        values = np.append(numbers, np.nan)[codes]
     bad = ~np.isfinite(values) & ~missing
     if bad.any():
         raise rows.error(label, bad, f"not a number: {_examples(series, bad)}")
     return values, missing
+
+
+def _is_number_cell(value: Any) -> bool:
+    return isinstance(value, (str, int, float, np.number)) and not isinstance(value, bool)
 
 
 def _parse_ints(
@@ -563,6 +681,10 @@ def _parse_floats(label: str, series: pd.Series, rows: _Rows, words: Mapping[str
     if words and not pd.api.types.is_numeric_dtype(series.dtype):
         series = series.astype(pd.StringDtype()).str.strip().str.lower().replace(words)
     values, _ = _numbers(label, series, rows)
+    # float32 would turn 1e300 into inf, and the failure would come much later, far from the file.
+    overflow = np.abs(values) > np.finfo(np.float32).max
+    if overflow.any():
+        raise rows.error(label, overflow, f"too large for float32 (beyond ±3.4e38): {_examples(series, overflow)}")
     return values.astype(np.float32)
 
 
@@ -635,7 +757,7 @@ def _parse_dates(label: str, series: pd.Series, rows: _Rows) -> np.ndarray:
 
 def _plays_table(frame: pd.DataFrame, rows: _Rows, catalogue: pd.Index | None) -> pd.DataFrame:
     """The canonical plays table of ``frame``, sorted by session and position; see the module doc."""
-    columns = _pick_columns(frame, PLAY_COLUMNS, _PLAY_ALIASES)
+    columns = _pick_columns(frame, PLAY_COLUMNS, _PLAY_ALIASES, rows)
     _require(columns, _REQUIRED_PLAY_COLUMNS, rows.where, _PLAY_ALIASES)
     label = {name: spelled for name, (spelled, _) in columns.items()}
     given = {name: series.reset_index(drop=True) for name, (_, series) in columns.items()}
@@ -741,7 +863,7 @@ def _check_sessions(plays: pd.DataFrame, session_codes: np.ndarray, rows: _Rows,
 
 def _tracks_table(frame: pd.DataFrame, rows: _Rows) -> pd.DataFrame:
     """The canonical tracks table of ``frame``, in its order; see the module doc."""
-    columns = _pick_columns(frame, [*TRACK_COLUMNS, "release_date_estimate"], _TRACK_ALIASES)
+    columns = _pick_columns(frame, [*TRACK_COLUMNS, "release_date_estimate"], _TRACK_ALIASES, rows)
     _require(columns, ["track_id"], rows.where, _TRACK_ALIASES)
     label = {name: spelled for name, (spelled, _) in columns.items()}
     given = {name: series.reset_index(drop=True) for name, (_, series) in columns.items()}
@@ -779,7 +901,7 @@ def _tracks_table(frame: pd.DataFrame, rows: _Rows) -> pd.DataFrame:
 
 def _blocks_table(frame: pd.DataFrame, rows: _Rows, catalogue: pd.Index | None) -> pd.DataFrame:
     """The canonical blocks table of ``frame``; see the module doc."""
-    columns = _pick_columns(frame, BLOCK_COLUMNS, {})
+    columns = _pick_columns(frame, BLOCK_COLUMNS, {}, rows)
     _require(columns, ["user_id"], rows.where, {})
     if "track_id" not in columns and "artist_id" not in columns:
         raise LogFormatError(f"{rows.where}: missing column 'track_id' or 'artist_id' (each block names one)")
@@ -802,26 +924,126 @@ def _blocks_table(frame: pd.DataFrame, rows: _Rows, catalogue: pd.Index | None) 
     return blocks
 
 
-def _read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """A Parquet (``.parquet``, ``.pq``) or CSV file (any other name; compression by suffix), as read.
+_DECOMPRESSORS = {".gz": ("gzip", gzip.open), ".bz2": ("bzip2", bz2.open), ".xz": ("xz", lzma.open)}
+"""CSV compressions, by file suffix: the name, and an opener giving the decompressed bytes."""
+# What a damaged compressed file raises while being read (gzip's BadGzipFile is an OSError).
+_DECOMPRESSION_ERRORS = (OSError, EOFError, lzma.LZMAError)
 
-    CSV cells stay text, so that every value is parsed, and reported, by this module's rules.
+
+def _read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A table as read: a Parquet file (``.parquet``, ``.pq``) or folder of Parquet files, else a CSV file.
+
+    CSV files may be compressed (``.gz``, ``.bz2``, ``.xz``); their cells stay text, so that every
+    value is parsed, and reported, by this module's rules. A missing file raises
+    ``FileNotFoundError``; anything that cannot be read as such a table, :class:`LogFormatError`.
     """
     path = Path(path)
-    parquet = path.suffix.lower() in (".parquet", ".pq")
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, "no such file or folder", str(path))
+    if path.is_dir():
+        if not any(part.suffix.lower() in (".parquet", ".pq") for part in path.rglob("*") if part.is_file()):
+            raise LogFormatError(
+                f"{path}: a folder without Parquet files (expected a CSV or Parquet file, or a folder of "
+                "Parquet files such as Spark writes)"
+            )
+        return _read_parquet(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return _read_parquet(path)
+    return _read_csv(path)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        if parquet:
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
-    except ValueError as error:  # pandas' and pyarrow's parse errors, and undecodable bytes, are ValueErrors
-        raise LogFormatError(f"{path}: not a readable {'Parquet' if parquet else 'CSV'} file ({error})") from error
+        return pd.read_parquet(path)
+    except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
+        if isinstance(error, PermissionError):
+            raise
+        raise LogFormatError(f"{path}: not a readable Parquet file ({error})") from error
 
 
-def _read_rows(path: str | os.PathLike[str] | None) -> tuple[pd.DataFrame, _Rows] | None:
-    """A file's table and the names of its rows, or None without a file."""
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file's cells as text (NA where empty), under the names its header spells, duplicates kept.
+
+    Every row must have as many cells as the header: a row with a cell missing or extra (a dropped
+    cell, a line cut short) is an error naming it, not a row padded with missing values, whose
+    cells would silently land in the wrong columns.
+    """
+    compression, opener = _DECOMPRESSORS.get(path.suffix.lower(), (None, open))
+    what = "CSV file" if compression is None else f"{compression}-compressed CSV file"
+    ragged: list[Any] = []
+
+    def stop_at_ragged(row: Any) -> str:
+        ragged.append(row)
+        return "error"  # pyarrow then raises ArrowInvalid
+
+    try:
+        with opener(path, "rb") as stream:
+            table = _read_csv_cells(stream, stop_at_ragged, threads=True)
+    except (pa.ArrowInvalid, *_DECOMPRESSION_ERRORS) as error:
+        if isinstance(error, PermissionError):
+            raise
+        if not ragged:
+            raise LogFormatError(f"{path}: not a readable {what} ({error})") from error
+        # The fast threaded read cannot say where the row was; a single-threaded one numbers them all.
+        with opener(path, "rb") as stream:
+            invalid = _ragged_rows(stream)
+        numbers = [row.number - 1 for row in invalid]  # pyarrow counts the header as row 1
+        shown = ", ".join(map(str, numbers[:5])) + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+        first = invalid[0]
+        raise LogFormatError(
+            f"{path}: row{'s' if len(numbers) > 1 else ''} {shown}: {first.actual_columns} cells where the header "
+            f"has {first.expected_columns} (a cell missing or extra, or a line cut short): {first.text[:80]!r}"
+        ) from None
+    header = ["" if name is None else name for name in table.slice(0, 1).to_pylist()[0].values()]
+    frame = table.slice(1).to_pandas()
+    frame.columns = header
+    return frame
+
+
+def _read_csv_cells(stream: Any, on_ragged: Callable[[Any], str], threads: bool) -> pa.Table:
+    """Every cell of a CSV stream as text, null where empty; the header is the first row."""
+    # The header is read as a row, so that its names come back exactly as spelled (pandas would
+    # rename a second "a" to "a.1"). The header's first line bounds the number of columns from
+    # above (a quoted comma counts twice); types given for columns that do not exist are ignored.
+    n_columns = stream.readline().count(b",") + 1
+    stream.seek(0)
+    return pa_csv.read_csv(
+        stream,
+        read_options=pa_csv.ReadOptions(autogenerate_column_names=True, use_threads=threads),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_ragged),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={f"f{i}": pa.string() for i in range(n_columns)},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+
+
+def _ragged_rows(stream: Any) -> list[Any]:
+    """pyarrow's ``InvalidRow`` for every row whose number of cells differs from the header's, in order."""
+    invalid: list[Any] = []
+
+    def collect(row: Any) -> str:
+        invalid.append(row)
+        return "skip"
+
+    _read_csv_cells(stream, collect, threads=False)
+    return invalid
+
+
+def _read_rows(path: str | os.PathLike[str] | None, holding: str | None = None) -> tuple[pd.DataFrame, _Rows] | None:
+    """A file's table and the names of its rows, or None without a file.
+
+    Args:
+        holding: what the rows are (``"plays"``): a file without rows is then an error, since a log
+            without plays (or a catalogue without tracks) only fails later, far from the file.
+    """
     if path is None:
         return None
     frame = _read_table(path)
+    if holding is not None and frame.empty:
+        raise LogFormatError(f"{path}: no {holding}: the table has its columns but no rows")
     return frame, _Rows.of_file(path, len(frame))
 
 

@@ -20,6 +20,7 @@ from musicenv.observation import (
 )
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig, new_artists, play_rewards
+from musicenv.validation import check_action, check_count, check_flag, check_seed
 from musicenv.world import (
     CONTEXT_TYPES,
     RESPONSES,
@@ -108,8 +109,9 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     Slots are ordered best first by the retrieval score. A slot is **invalid** if its track was
     already played in this session or if it is padding (the pool of a catalogue smaller than M);
     `observation["action_mask"]` and `action_masks()` (for sb3-contrib's `MaskablePPO`) mark the
-    valid ones. An invalid action does not crash: see Rewards. Actions outside `[0, M)` raise
-    `ValueError`.
+    valid ones. An invalid action does not crash: see Rewards. An action must be an integer (a
+    Python `int` or a numpy integer, as `action_space.sample()` gives); a float (`2.7`), a bool or
+    text (`"3"`) raises `ValueError`, and so does a slot outside `[0, M)`.
 
     ## Observation Space
 
@@ -217,6 +219,10 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     |                    |                      |             | ground truth (and of the learned world built |
     |                    |                      |             | from its logs)                               |
 
+    Types are checked at construction (:mod:`musicenv.validation`): an int is a Python or numpy
+    integer, never a bool, float or text (`playlist_length=2.5` or `"20"` raises `TypeError`
+    naming the argument), a bool is `True` or `False`, and a value out of range raises `ValueError`.
+
     In a ground-truth run `env.oracle` is an :class:`musicenv.responders.Oracle`: the true
     `session_model` (in the learned world's indices), the current `state`, and
     `response_probs(pool_slots)` / `leave_probs()`, for agents allowed to read the truth; it is
@@ -255,7 +261,16 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         groundtruth_seed: int | None = None,
         observation: ObservationLayout = "full",
     ) -> None:
-        _check_arguments(playlist_length, pool_size, split, observation)
+        playlist_length, pool_size = _check_arguments(
+            playlist_length,
+            pool_size,
+            split,
+            observation,
+            reward=reward,
+            explicit_filter=explicit_filter,
+            strict=strict,
+            groundtruth_seed=groundtruth_seed,
+        )
         self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
         self.observation = observation
         self.playlist_length = playlist_length
@@ -354,9 +369,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             raise error.ResetNeeded(
                 "ListeningSession-v0: the episode is over (or never began); call reset() before step()"
             )
-        slot = int(action)
-        if not 0 <= slot < self.pool_size:
-            raise ValueError(f"action {action!r} is outside the action space Discrete({self.pool_size})")
+        slot = check_action(action, self.pool_size)
         track = self._pool_list[slot]
         if track < 0 or self._played[slot]:
             return self._invalid_step(slot, track)
@@ -585,12 +598,33 @@ def render_playlist(
     return "\n".join(lines) + "\n"
 
 
-def _check_arguments(playlist_length: int, pool_size: int, split: str, observation: str) -> None:
+def _check_arguments(
+    playlist_length: Any,
+    pool_size: Any,
+    split: Any,
+    observation: Any,
+    *,
+    reward: Any = None,
+    explicit_filter: Any = False,
+    strict: Any = False,
+    groundtruth_seed: Any = None,
+) -> tuple[int, int]:
+    """Check the constructor arguments the envs share, naming the one at fault; the two sizes as ints.
+
+    Raises:
+        TypeError: an argument of the wrong type (``playlist_length=2.5``, ``"20"``, ``None``,
+            ``strict="no"``, ``groundtruth_seed=1.5``, a ``reward`` that is not a RewardConfig).
+        ValueError: a value out of range or not among the choices.
+    """
+    playlist_length = check_count("playlist_length", playlist_length)
+    pool_size = check_count("pool_size", pool_size)
     if observation not in OBSERVATION_LAYOUTS:
         raise ValueError(f"observation must be one of {OBSERVATION_LAYOUTS}, got {observation!r}")
-    if playlist_length < 1:
-        raise ValueError(f"playlist_length must be at least 1, got {playlist_length}")
-    if pool_size < 1:
-        raise ValueError(f"pool_size must be at least 1, got {pool_size}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if reward is not None and not isinstance(reward, RewardConfig):
+        raise TypeError(f"reward must be a RewardConfig or None, got {type(reward).__name__}")
+    check_flag("explicit_filter", explicit_filter)
+    check_flag("strict", strict)
+    check_seed("groundtruth_seed", groundtruth_seed)
+    return playlist_length, pool_size

@@ -14,7 +14,8 @@ of the response alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,9 @@ class RewardConfig:
             catalogue. 1 turns it off.
         discovery_popularity_quantile: the popularity quantile below which a track counts as a
             discovery when the world has no ``discovery_mode`` column.
+
+    Every field must be a finite real number (stored as a ``float``): ``TypeError`` for text,
+    bools or None, ``ValueError`` for NaN or infinity, each naming the field.
     """
 
     skip: float = 0.0
@@ -65,16 +69,27 @@ class RewardConfig:
     discovery_popularity_quantile: float = 0.2
 
     def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"RewardConfig.{field.name} must be a number, got {value!r} ({type(value).__name__})")
+            # A NaN or infinite value would turn every return into NaN (or inf) mid-episode.
+            if not math.isfinite(value):
+                raise ValueError(f"RewardConfig.{field.name} must be a finite number, got {value!r}")
+            # Plain floats, so that arithmetic and JSON configs see the same values whatever was given.
+            object.__setattr__(self, field.name, float(value))
         lowest = min(self.skip, self.listen, self.complete)
         if not self.invalid_action < lowest:
             raise ValueError(
-                f"invalid_action={self.invalid_action} must be below the lowest response reward ({lowest}); "
-                "otherwise an agent can earn more by stalling on invalid slots than by playing"
+                f"RewardConfig.invalid_action={self.invalid_action} must be below the lowest response reward "
+                f"({lowest}); otherwise an agent can earn more by stalling on invalid slots than by playing"
             )
         if self.discovery_boost < 0:
-            raise ValueError(f"discovery_boost={self.discovery_boost} must be non-negative")
+            raise ValueError(f"RewardConfig.discovery_boost={self.discovery_boost} must be non-negative")
         if not 0.0 < self.discovery_popularity_quantile < 1.0:
-            raise ValueError(f"discovery_popularity_quantile={self.discovery_popularity_quantile} must lie in (0, 1)")
+            raise ValueError(
+                f"RewardConfig.discovery_popularity_quantile={self.discovery_popularity_quantile} must lie in (0, 1)"
+            )
 
     @property
     def response_values(self) -> np.ndarray:

@@ -38,6 +38,7 @@ from gymnasium import error
 from musicenv.env import COUNTS, RESPONSE_COUNTS
 from musicenv.rewards import new_artists, play_rewards
 from musicenv.torch_session import TorchSessionState, context_feature_tensor, torch_session_model
+from musicenv.validation import check_actions
 from musicenv.vector_base import RESPONSE_NAMES, ListeningSessionVectorEnvBase, session_model_state
 from musicenv.world import (
     RESPONSES,
@@ -46,6 +47,8 @@ from musicenv.world import (
     draw_response,
     sample_session_each,
 )
+
+_INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 ObsFormat = Literal["numpy", "torch"]
 
@@ -88,7 +91,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
     ) -> None:
         if obs_format not in ("numpy", "torch"):
             raise ValueError(f"obs_format must be 'numpy' or 'torch', not {obs_format!r}")
-        if kwargs.get("observation", "full") != "full":
+        if kwargs.get("observation", "full") == "compact":
             raise ValueError("observation='compact' is available on the numpy path (device='cpu') only")
         try:
             torch_device = torch.device(device)
@@ -276,8 +279,12 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
 
     def _check_actions(self, actions: Any) -> torch.Tensor:
         if isinstance(actions, torch.Tensor):
-            if actions.shape != (self.num_envs,) or actions.dtype.is_floating_point or actions.dtype == torch.bool:
-                raise ValueError(f"actions must be {self.num_envs} integers, got {actions!r}")
+            # The rule of musicenv.validation.check_actions, for tensors: integer dtypes only.
+            if actions.shape != (self.num_envs,) or actions.dtype not in _INTEGER_DTYPES:
+                raise ValueError(
+                    f"actions must be {self.num_envs} integers (an integer tensor of shape ({self.num_envs},)), "
+                    f"got {actions!r}"
+                )
             actions_t = actions.to(self.device, torch.int64)
             if self.device.type == "cpu" or self.strict:
                 # On a GPU this range check would cost a sync every step; indexing still fails loudly.
@@ -285,11 +292,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
                 if low < 0 or high >= self.pool_size:
                     raise ValueError(f"actions {actions!r} are outside the action space Discrete({self.pool_size})")
             return actions_t
-        array = np.asarray(actions)
-        if array.shape != (self.num_envs,) or not np.issubdtype(array.dtype, np.integer):
-            raise ValueError(f"actions must be {self.num_envs} integers, got {actions!r}")
-        if array.min() < 0 or array.max() >= self.pool_size:
-            raise ValueError(f"actions {actions!r} are outside the action space Discrete({self.pool_size})")
+        array = check_actions(actions, self.num_envs, self.pool_size)
         return torch.as_tensor(array, dtype=torch.int64, device=self.device)
 
     def _play_rewards_t(self, tracks: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:

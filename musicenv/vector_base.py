@@ -25,6 +25,7 @@ from musicenv.env import CatalogueArrays, _check_arguments, render_playlist
 from musicenv.observation import ObservationLayout, compact_observation_space, observation_space
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig
+from musicenv.validation import check_count
 from musicenv.world import RESPONSES, SessionModel, SessionState, Split, World
 
 RESPONSE_NAMES = np.array([*RESPONSES, None], dtype=object)
@@ -68,9 +69,17 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
         copy: bool = True,
         observation: ObservationLayout = "full",
     ) -> None:
-        _check_arguments(playlist_length, pool_size, split, observation)
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        playlist_length, pool_size = _check_arguments(
+            playlist_length,
+            pool_size,
+            split,
+            observation,
+            reward=reward,
+            explicit_filter=explicit_filter,
+            strict=strict,
+            groundtruth_seed=groundtruth_seed,
+        )
+        num_envs = check_count("num_envs", num_envs)
         self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
         self.num_envs = num_envs
         self.playlist_length = playlist_length

@@ -17,6 +17,7 @@ from gymnasium import error
 from musicenv.env import COUNTS, RESPONSE_COUNTS
 from musicenv.observation import build_observations, write_history_plays
 from musicenv.rewards import new_artists, play_rewards
+from musicenv.validation import check_actions
 from musicenv.vector_base import RESPONSE_NAMES, ListeningSessionVectorEnvBase, session_model_state
 from musicenv.world import (
     RESPONSES,
@@ -204,11 +205,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._started:
             raise error.ResetNeeded("ListeningSessionVectorEnv: call reset() before step()")
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be {self.num_envs} integers, got {actions!r}")
-        if actions.min() < 0 or actions.max() >= self.pool_size:
-            raise ValueError(f"actions {actions!r} are outside the action space Discrete({self.pool_size})")
+        actions = check_actions(actions, self.num_envs, self.pool_size)
         rows = self._rows
         tracks = self.pools[rows, actions]
         valid = (tracks >= 0) & ~self.played[rows, actions]
@@ -459,7 +456,7 @@ def make_vector_env(
             f"backend='numpy' is the CPU path with numpy observations; device={device!r} and "
             f"obs_format={obs_format!r} need backend='torch'"
         )
-    if kwargs.get("observation", "full") != "full":
+    if kwargs.get("observation", "full") == "compact":
         raise ValueError("observation='compact' is available on the numpy path (device='cpu') only")
     from musicenv.torch_vector_env import TorchListeningSessionVectorEnv
 
