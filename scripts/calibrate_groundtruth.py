@@ -5,6 +5,7 @@ Usage::
     python scripts/calibrate_groundtruth.py                 # refine musicenv/groundtruth/calibration.json
     python scripts/calibrate_groundtruth.py --seeds 6       # fit over world seeds 0..5
     python scripts/calibrate_groundtruth.py --from-scratch  # start from neutral parameters
+    python scripts/calibrate_groundtruth.py --rounds 0      # judge the current parameters, write nothing
 
 The parameters are the population's, not one world's: each of ``--rounds`` rounds builds the worlds
 of seeds ``0 .. --seeds - 1`` with the current parameters, simulates ``--sessions`` logged sessions
@@ -113,7 +114,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=default_shared, help="folder with calibration/mssd")
     parser.add_argument("--seeds", type=int, default=4, help="world seeds 0..N-1 the figures are averaged over")
     parser.add_argument("--sessions", type=int, default=20_000, help="sessions simulated per world and round")
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=8, help="fitting rounds; 0 only judges the current fit")
     parser.add_argument("--check-seeds", type=int, default=10, help="world seeds 0..N-1 the fit is judged on")
     parser.add_argument("--check-sessions", type=int, default=5_000, help="sessions per world when judging")
     parser.add_argument(
@@ -146,9 +147,11 @@ def main() -> None:
     after = _mean_figures(per_seed)
     summary = compare(after, targets)
     _print_round("check", summary, start)
-    _print_table(targets, before, (after, summary))
+    _print_table(targets, before or (after, summary), (after, summary))
     rows = {seed: _seed_row(figures, targets) for seed, figures in zip(check_seeds, per_seed)}
     _print_spread(rows, fitted=set(seeds), sessions=args.check_sessions)
+    if not args.rounds:
+        return
     payload = {
         "parameters": {key: list(value) if isinstance(value, tuple) else value for key, value in params.items()},
         "fitted_with": {"world_seeds": list(seeds), "sessions_per_world": args.sessions, "rounds": args.rounds},
