@@ -13,7 +13,7 @@ from musicenv.data import ACOUSTIC_FEATURES, ListeningLog
 from musicenv.groundtruth import EFFECTS, GroundTruthConfig, GroundTruthWorld
 from musicenv.groundtruth.calibration import compare, log_figures, mssd_filter, mssd_targets
 from musicenv.groundtruth.response import KNOWN_BLOCKED, KNOWN_FAMILIAR, KNOWN_UNFAMILIAR
-from musicenv.world import COMPLETE, SKIP, Contexts, SessionModel, World, is_eval_user, take_state
+from musicenv.world import COMPLETE, CONTEXT_TYPES, SKIP, Contexts, SessionModel, World, is_eval_user, take_state
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -296,9 +296,24 @@ def test_session_lengths_match_the_mssd(figures: dict[str, float]) -> None:
     assert figures["length_tv"] <= 0.05
 
 
-def test_context_mix_and_skip_rates_match_the_mssd(figures: dict[str, float]) -> None:
+def test_context_mix_and_skip_rates_match_the_mssd(figures: dict[str, float], log: ListeningLog, shared: Path) -> None:
+    """Each context's skip rate within 0.03 of the MSSD's, or within three standard errors where
+    its sessions are too few for that: charts and personalized playlists have 1.5-2% of plays,
+    about 170 sessions of the 20,000, and sessions differ so much in skip rate (dispersion about
+    6) that their skip rates have a standard error of about 0.025."""
     assert figures["context_share_error"] <= 0.03
-    assert figures["context_skip_error"] <= 0.03
+    plays = mssd_filter(log.plays)
+    skipped = (plays["response"].cat.codes == SKIP).astype(np.float64)
+    per_session = skipped.groupby([plays["context_type"], plays["session_id"]], observed=True).agg(["sum", "size"])
+    target = pd.Series(mssd_targets(shared)["context_skip"], index=pd.Index(CONTEXT_TYPES, name="context_type"))
+    for context, sessions in per_session.groupby(level="context_type", observed=True):
+        rate = sessions["sum"].sum() / sessions["size"].sum()
+        # The standard error of a ratio of sums over independent sessions (the plays of one
+        # session are not independent).
+        residual = sessions["sum"] - rate * sessions["size"]
+        n = len(sessions)
+        se = np.sqrt(n / (n - 1) * (residual**2).sum()) / sessions["size"].sum()
+        assert abs(rate - target[context]) <= max(0.03, 3 * se), (context, rate, target[context], se)
 
 
 def test_response_mix_and_premium_share_match_the_mssd(figures: dict[str, float]) -> None:

@@ -2,9 +2,11 @@
 
 Every field says where its default comes from:
 
-* **fitted**: set by ``scripts/calibrate_groundtruth.py`` so that the world's logs, seen through
-  the MSSD's filter, match the published MSSD aggregates in ``shared/calibration/mssd``; the
-  defaults are read from ``musicenv/groundtruth/calibration.json`` (package data).
+* **fitted**: set by ``scripts/calibrate_groundtruth.py`` so that the logs of the worlds of
+  several seeds, seen through the MSSD's filter and averaged, match the published MSSD
+  aggregates in ``shared/calibration/mssd``; the defaults are read from
+  ``musicenv/groundtruth/calibration.json`` (package data). They are the population's, not one
+  seed's: each of seeds 0-9 meets the aggregates on its own.
 * **MSSD**: taken directly from an MSSD aggregate.
 * **assumption**: a structural constant the aggregates cannot identify (an effect's strength, a
   catalogue's shape), chosen by hand so that the world behaves plausibly. These are the knobs of
@@ -124,10 +126,11 @@ class GroundTruthConfig:
 
     # --- catalogue shape (assumptions) ----------------------------------------------------------
     artist_popularity_sd: float = 1.8
-    """Sd of artists' log popularity; with ``track_popularity_sd`` it sets how long-tailed plays
-    per track are (assumption, checked against ``plays_per_track_histogram.csv``)."""
+    """Sd of an artist's log share of the popularity mass, a stratified normal draw (the same set
+    of shares in every world, whatever the seed); with ``track_popularity_sd`` it sets how
+    long-tailed plays per track are (assumption, checked against ``plays_per_track_histogram.csv``)."""
     track_popularity_sd: float = 0.8
-    """Sd of a track's log popularity around its artist's (assumption)."""
+    """Sd of the log weights by which an artist's tracks split its share (assumption)."""
     explicit_share: float = 0.10
     """Share of explicit tracks; hip-hop has four times the rate of other genres (assumption)."""
     library_size_mean: float = 60.0
@@ -143,11 +146,14 @@ class GroundTruthConfig:
     """Utility per unit of taste match, the cosine of user and track taste vectors (assumption)."""
     popularity_weight: float = 0.25
     """Utility per sd of a track's log popularity (assumption)."""
-    attention_weight: float = 0.8
+    attention_weight: float = 1.2
     """Utility per sd of the session's latent attention; with ``user_bias_sd`` it makes sessions
-    differ in skip rate far more than chance (assumption, checked against the real rows)."""
+    differ in skip rate far more than chance (assumption, checked against the real rows: a
+    per-session skip-rate dispersion of 5.7; 1.2 gives about 5.7, where 0.8 gave 4.8 once
+    ``skip_after_skip`` was fitted to P(skip | previous skip) rather than to an odds ratio)."""
     user_bias_sd: float = 0.4
-    """Sd of a listener's own utility offset: some listeners skip more than others (assumption)."""
+    """Sd of a listener's own utility offset, a stratified normal draw: some listeners skip more
+    than others, and no world's listeners more than another's on average (assumption)."""
     blocked_penalty: float = 6.0
     """Utility lost by a track the listener blocked, or one of a blocked artist (assumption)."""
     fatigue_per_position: float = 0.02
@@ -194,10 +200,10 @@ class GroundTruthConfig:
     hour_offsets: tuple[float, ...] = _fitted("hour_offsets")
     """Utility offset per hour 0..23, centred (fitted to ``skip_rate_by_hour.csv``)."""
     skip_after_skip: float = _fitted("skip_after_skip")
-    """Utility lost right after a skip (fitted so that the odds ratio of skipping after a skip
-    versus after another response is the real rows' (0.73 and 0.20: about 11); at the MSSD's
-    skip rate of 0.52 that means P(skip | previous skip) about 0.78 and P(skip | previous not
-    skipped) about 0.24)."""
+    """Utility lost right after a skip (fitted so that P(skip | previous skip) is 0.755, within
+    the real rows' 0.72 +- 0.05; at the MSSD's skip rate of 0.52 P(skip | previous not skipped)
+    then comes out about 0.29, inside the real rows' 0.20-0.30; why not both real values, see
+    ``scripts/calibrate_groundtruth.py``)."""
 
     # --- session end ---------------------------------------------------------------------------
     leave_offsets: tuple[float, ...] = _fitted("leave_offsets")
@@ -235,7 +241,7 @@ class GroundTruthConfig:
     context_weights: tuple[float, ...] = _fitted("context_weights")
     """Relative frequency of sessions per context type (fitted to ``context_type.csv`` plays)."""
     context_spread: float = 1.0
-    """Sd of a listener's own log preference per context type (assumption)."""
+    """Sd of a listener's own log preference per context type, stratified per type (assumption)."""
     hour_spread: float = 2.5
     """Sd in hours of a listener's sessions around their favourite hour (assumption)."""
 
@@ -253,7 +259,8 @@ class GroundTruthConfig:
     start_date: str = "2018-07-15"
     """First day of the logs (the MSSD's summer of 2018)."""
     activity_sd: float = 1.0
-    """Sd of a listener's log activity: how many more sessions some listeners have (assumption)."""
+    """Sd of a listener's log activity, a stratified normal draw: how many more sessions some
+    listeners have (assumption)."""
     policy_candidates: tuple[int, ...] = (24, 16, 12, 12)
     """Candidates per session drawn from each of :data:`SOURCES` (assumption)."""
     policy_taste_weight: float = 2.0
