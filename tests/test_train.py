@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from fakes import FakeGroundTruth, FakeWorld
-from test_agents import LayoutWorld
+from fakes import FakeGroundTruth, FakeWorld, LayoutWorld
 
 from agents import train as train_module
 from agents.ahdqn import AHDQN, AHDQNLearner
