@@ -10,7 +10,7 @@ forgotten id translation shows up as wrong numbers) with its own model, and the 
 :class:`LayoutWorld` is the fake world the agents' tests run on (named feature blocks and an
 untrained user-response model); :class:`RowOracle` is one session's view of a batched env's
 oracle; :class:`SequencingSessionModel` is a small listener whose responses depend on the order
-of the playlist (satiation, mood, skip runs), for the planner's tests.
+of the playlist (satiation, mood, skip runs), for the planner's tests; :func:`random_policy` picks random slots.
 """
 
 from __future__ import annotations
@@ -292,3 +292,11 @@ class SequencingSessionModel:
 
     def leave_probs(self, state: SessionState) -> np.ndarray:
         return np.minimum(0.05 + self.leave_per_skip * state["skip_run"], 1.0)
+
+
+def random_policy(rng: np.random.Generator, masks: np.ndarray, invalid_share: float = 0.0) -> np.ndarray:
+    """Random valid slots of ``(N, M)`` action masks; with probability ``invalid_share`` any slot (maybe invalid)."""
+    scores = rng.random(masks.shape) * masks
+    actions = scores.argmax(axis=1)
+    wild = rng.random(len(masks)) < invalid_share
+    return np.where(wild, rng.integers(0, masks.shape[1], len(masks)), actions)
