@@ -123,9 +123,9 @@ def make_writer(log_dir: str | Path, purge_step: int | None = None) -> SummaryWr
     ``purge_step``: on a resumed run, the step it continues from; TensorBoard then hides what the
     interrupted run had logged at or after that step, so the curve has no doubled stretch.
 
-    When the folder already holds event files (a resumed run), this waits, at most a second, until
-    the new file's name sorts after theirs: TensorBoard reads a folder's files in name order, and
-    the purge works only when the resumed run's file is read after the interrupted one's.
+    When the folder already holds event files (a resumed or overwritten run), this waits, at most
+    a second, until the new file's name sorts after theirs: TensorBoard reads a folder's files in
+    name order, and the purge works only when the new run's file is read after the earlier ones.
     """
     Path(log_dir).mkdir(parents=True, exist_ok=True)
     wait_for_a_later_event_file_name(Path(log_dir))
