@@ -71,10 +71,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.base import Agent, Observation, masked_argmax, register_agent
+from agents.base import Agent, Observation, masked_argmax
 from agents.baselines import DEFAULT_RESPONSE_VALUES, response_probs_after
 from agents.config import SELECTION_SEED, AHDQNConfig
 from agents.networks import ActionHeadQNetwork, FeatureTables, observation_tensors
+from agents.planner import LearnedPlanner
 from agents.replay import ReplayBatch, ReplayBuffer
 from agents.rollout import rollout
 from musicenv.configs import config_from_dict, config_to_dict
@@ -86,7 +87,6 @@ MODEL_FEATURES_DIM = 3
 """Width of the model features appended to each candidate: P(skip), P(listen), P(complete)."""
 
 
-@register_agent
 class AHDQN(Agent):
     """Action-Head DQN: Q(s, a) for each candidate from a state and a candidate encoder; acts greedily.
 
@@ -297,9 +297,6 @@ class AHDQNLearner:
         # Agent steps at the start of the run played by the teacher.
         self.demonstration_steps = round(config.demonstration_fraction * total_steps)
         if self.demonstration_steps:
-            # Imported here: importing the planners registers them, which only a taught run needs.
-            from agents.planner import LearnedPlanner
-
             self.teacher = LearnedPlanner(world)
         self.obs, _ = env.reset(seed=seed)
         # Model selection: the network with the best mean return on the selection episodes so far.

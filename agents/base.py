@@ -36,6 +36,7 @@ the agent's name and constructor arguments, and plain state files (torch state d
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from abc import ABC, abstractmethod
@@ -123,26 +124,49 @@ class Agent(ABC):
         return f"{type(self).__name__}({arguments})"
 
 
-AGENTS: dict[str, type[Agent]] = {}
-"""Registered agents by name (filled by :func:`register_agent`)."""
+AGENTS: dict[str, str] = {
+    "ahdqn": "agents.ahdqn:AHDQN",
+    "random": "agents.baselines:RandomAgent",
+    "popular": "agents.baselines:MostPopularAgent",
+    "als": "agents.baselines:ALSAgent",
+    "content": "agents.baselines:ContentSimilarityAgent",
+    "greedy_learned": "agents.baselines:GreedyLearnedAgent",
+    "greedy_truth": "agents.baselines:GreedyTruthAgent",
+    "sequence_rnn": "agents.baselines:SequenceRNNAgent",
+    "planner_truth": "agents.planner:TruthPlanner",
+    "planner_learned": "agents.planner:LearnedPlanner",
+    "maskable_ppo": "agents.sb3_agents:MaskablePPOAgent",
+    "ppo": "agents.sb3_agents:PPOAgent",
+    "dqn": "agents.sb3_agents:DQNAgent",
+}
+"""Every agent by name, as a ``"module:Class"`` entry point (as Gymnasium's registry).
+
+The table is static and its modules are imported only when an agent is built, so every name
+works in a fresh process whatever was imported before, and listing the names costs no import of
+torch or stable-baselines3. A new agent is one line here; its class's :attr:`Agent.name` must
+equal its key.
+"""
 
 
-def register_agent(cls: type[Agent]) -> type[Agent]:
-    """Class decorator: make ``cls`` buildable by :func:`make_agent` under ``cls.name``."""
-    if cls.name in AGENTS and AGENTS[cls.name] is not cls:
-        raise ValueError(f"an agent named {cls.name!r} is already registered ({AGENTS[cls.name].__name__})")
-    AGENTS[cls.name] = cls
+def agent_names() -> tuple[str, ...]:
+    """The registered agent names, sorted."""
+    return tuple(sorted(AGENTS))
+
+
+def agent_class(name: str) -> type[Agent]:
+    """Import and return the class registered as ``name``.
+
+    Raises:
+        KeyError: no agent has that name (the message lists those that do).
+        TypeError: the entry point is not an :class:`Agent` named ``name`` (a broken table).
+    """
+    if name not in AGENTS:
+        raise KeyError(f"no agent named {name!r}; known agents: {', '.join(agent_names())}")
+    module_name, _, class_name = AGENTS[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Agent) and cls.name == name):
+        raise TypeError(f"the entry point {AGENTS[name]!r} of agent {name!r} is not an Agent named {name!r}")
     return cls
-
-
-def _registry() -> dict[str, type[Agent]]:
-    # The agent modules register themselves on import; importing them here keeps make_agent
-    # usable without the caller knowing which module holds which agent.
-    import agents.ahdqn
-    import agents.baselines
-    import agents.sb3_agents  # noqa: F401
-
-    return AGENTS
 
 
 def make_agent(name: str, world: World, **kwargs: Any) -> Agent:
@@ -151,10 +175,7 @@ def make_agent(name: str, world: World, **kwargs: Any) -> Agent:
     Raises:
         KeyError: no agent has that name (the message lists those that do).
     """
-    registry = _registry()
-    if name not in registry:
-        raise KeyError(f"no agent named {name!r}; known agents: {', '.join(sorted(registry))}")
-    return registry[name](world, **kwargs)
+    return agent_class(name)(world, **kwargs)
 
 
 def load_agent(folder: str | os.PathLike[str], world: World) -> Agent:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import Agent, Observation, masked_argmax, read_json, register_agent, write_json
+from agents.base import Agent, Observation, masked_argmax, read_json, write_json
 from musicenv.rewards import RewardConfig
 from musicenv.world import World
 
@@ -48,7 +48,6 @@ def feature_block(world: World, name: str, of: str = "track") -> slice:
     return block if isinstance(block, slice) else slice(*block)
 
 
-@register_agent
 class RandomAgent(Agent):
     """A uniformly random valid slot per session, from its own seeded stream.
 
@@ -81,7 +80,6 @@ class RandomAgent(Agent):
         self.rng.bit_generator.state = read_json(folder / "rng.json")
 
 
-@register_agent
 class MostPopularAgent(Agent):
     """The candidate with the highest popularity feature (plays in the world's logs)."""
 
@@ -100,7 +98,6 @@ def als_scores(obs: Observation, user_als: slice, track_als: slice) -> np.ndarra
     return np.einsum("nf,nmf->nm", obs["user"][:, user_als], obs["candidates"][..., track_als])
 
 
-@register_agent
 class ALSAgent(Agent):
     """Collaborative filtering: the candidate whose ALS vector best matches the listener's.
 
@@ -119,7 +116,6 @@ class ALSAgent(Agent):
         return masked_argmax(als_scores(obs, self.user_als, self.track_als), obs["action_mask"])
 
 
-@register_agent
 class ContentSimilarityAgent(Agent):
     """The candidate that sounds most like the session so far.
 
@@ -200,7 +196,6 @@ DEFAULT_RESPONSE_VALUES = tuple(float(v) for v in RewardConfig().response_values
 """The env's default reward of (skip, listen, complete): what the greedy agents maximise."""
 
 
-@register_agent
 class GreedyLearnedAgent(Agent):
     """Myopic play by the learned world's user-response model: the highest expected reward now.
 
@@ -249,7 +244,6 @@ class GreedyLearnedAgent(Agent):
         return {"response_values": list(self.response_values), "device": self.device}
 
 
-@register_agent
 class GreedyTruthAgent(Agent):
     """Myopic play by the ground-truth model: the highest true expected reward now.
 
@@ -337,7 +331,6 @@ _SIMULATED_STAGES: weakref.WeakKeyDictionary[Any, dict[tuple[int, int], Any]] = 
 deterministic function of those, and a fitted stage is never modified, so agents share it."""
 
 
-@register_agent
 class SequenceRNNAgent(Agent):
     """The RNN's next-track prediction as a policy (De Boom et al., 2017).
 

@@ -57,7 +57,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import agents.planner  # noqa: F401  (registers planner_truth and planner_learned with make_agent)
 from agents import report
 from agents.base import AGENT_FORMAT, Agent, load_agent, make_agent
 from agents.config import apply_overrides, build_parser

@@ -21,6 +21,7 @@ projector                     the world's tracks (ALS block) in the embedding pr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,25 @@ def make_writer(log_dir: str | Path, purge_step: int | None = None) -> SummaryWr
 
     ``purge_step``: on a resumed run, the step it continues from; TensorBoard then hides what the
     interrupted run had logged at or after that step, so the curve has no doubled stretch.
+
+    When the folder already holds event files (a resumed or overwritten run), this waits, at most
+    a second, until the new file's name sorts after theirs: TensorBoard reads a folder's files in
+    name order, and the purge works only when the new run's file is read after the earlier ones.
     """
     Path(log_dir).mkdir(parents=True, exist_ok=True)
+    wait_for_a_later_event_file_name(Path(log_dir))
     return SummaryWriter(str(log_dir), purge_step=purge_step)
+
+
+def wait_for_a_later_event_file_name(log_dir: Path) -> None:
+    """Sleep until a new event file in ``log_dir`` gets a name that sorts after every existing one.
+
+    Event files are named ``events.out.tfevents.<second>.<host>.<pid>.<counter>``. Within one
+    second the order falls to the pid and to a per-process counter, both compared as text (a
+    writer numbered 10 sorts before one numbered 9), so a run resumed in the second its
+    interrupted part started (as in-process tests do) could be read first. A later second always
+    sorts later.
+    """
+    seconds = [int(path.name.split(".")[3]) for path in log_dir.glob("events.out.tfevents.*")]
+    if seconds:
+        time.sleep(max(0.0, max(seconds) + 1 - time.time()))

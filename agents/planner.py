@@ -69,7 +69,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from agents.base import Agent, Observation, register_agent
+from agents.base import Agent, Observation
 from musicenv.rewards import RewardConfig
 from musicenv.world import CONTEXT_TYPES, Contexts, SessionModel, SessionState, World, take_state
 
@@ -443,7 +443,6 @@ class LookaheadPlanner(Agent):
         }
 
 
-@register_agent
 class TruthPlanner(LookaheadPlanner):
     """``planner_truth``: the lookahead planner on the ground-truth model (ground-truth run only).
 
@@ -468,7 +467,6 @@ class TruthPlanner(LookaheadPlanner):
         return oracle.session_model, oracle.state, oracle.pools
 
 
-@register_agent
 class LearnedPlanner(LookaheadPlanner):
     """``planner_learned``: the lookahead planner on the learned world's model, in any run.
 

@@ -43,7 +43,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.dqn.policies import DQNPolicy
 
-from agents.base import Agent, Observation, masked_argmax, register_agent
+from agents.base import Agent, Observation, masked_argmax
 from agents.config import SB3Config
 from musicenv.env import ListeningSessionEnv
 from musicenv.world import World
@@ -167,7 +167,6 @@ class SB3Agent(Agent):
         return agent
 
 
-@register_agent
 class MaskablePPOAgent(SB3Agent):
     """sb3-contrib's MaskablePPO (Huang & Ontañón 2022's invalid action masking on PPO)."""
 
@@ -175,7 +174,6 @@ class MaskablePPOAgent(SB3Agent):
     algorithm = "maskable_ppo"
 
 
-@register_agent
 class PPOAgent(SB3Agent):
     """SB3's PPO (Schulman et al. 2017) on the flattened observation; cannot mask while training."""
 
@@ -183,7 +181,6 @@ class PPOAgent(SB3Agent):
     algorithm = "ppo"
 
 
-@register_agent
 class DQNAgent(SB3Agent):
     """SB3's DQN (Mnih et al. 2015) on the flattened observation, one output per slot; cannot mask while training."""
 

@@ -46,7 +46,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import agents.planner  # noqa: F401  (registers planner_learned and planner_truth with make_agent)
 from agents import logging as tb
 from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import Agent, make_agent

@@ -37,15 +37,12 @@ from typing import Any
 import numpy as np
 import torch
 
-# Run as a script, this folder is sys.path[0]; a benchmarks/agents.py would shadow the agents package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-import musicenv  # noqa: F401, E402  (registers ListeningSession-v0)
-from agents.ahdqn import AHDQN, AHDQNLearner  # noqa: E402
-from agents.config import AHDQNConfig  # noqa: E402
-from agents.networks import observation_tensors  # noqa: E402
-from musicenv.torch_vector_env import TorchListeningSessionVectorEnv  # noqa: E402
-from musicenv.vector_env import ListeningSessionVectorEnv  # noqa: E402
+import musicenv  # noqa: F401  (registers ListeningSession-v0)
+from agents.ahdqn import AHDQN, AHDQNLearner
+from agents.config import AHDQNConfig
+from agents.networks import observation_tensors
+from musicenv.torch_vector_env import TorchListeningSessionVectorEnv
+from musicenv.vector_env import ListeningSessionVectorEnv
 
 
 def open_world(name: str) -> Any:

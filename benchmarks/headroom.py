@@ -67,31 +67,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-# Run as a script, Python puts benchmarks/ first on the path, where benchmarks/agents.py would
-# shadow the ``agents`` package; the repository root takes its place.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent)] + [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import agents.planner  # noqa: E402, F401  (registers planner_truth and planner_learned)
-from agents.base import Agent, Observation, make_agent  # noqa: E402
-from agents.metrics import paired_difference  # noqa: E402
-from agents.optimum import optimal_value, policy_value  # noqa: E402
-from agents.planner import PlannerConfig, greedy_policy, planner_policy  # noqa: E402
-from agents.rollout import evaluation_seed, rollout  # noqa: E402
-from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld  # noqa: E402
-from musicenv.responders import GroundTruthResponder  # noqa: E402
-from musicenv.rewards import RewardConfig  # noqa: E402
-from musicenv.vector_env import ListeningSessionVectorEnv  # noqa: E402
-from world_model.world import default_world, groundtruth_for  # noqa: E402
+from agents.base import Agent, Observation, make_agent
+from agents.metrics import paired_difference
+from agents.optimum import optimal_value, policy_value
+from agents.planner import PlannerConfig, greedy_policy, planner_policy
+from agents.rollout import evaluation_seed, rollout
+from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
+from musicenv.responders import GroundTruthResponder
+from musicenv.rewards import RewardConfig
+from musicenv.vector_env import ListeningSessionVectorEnv
+from world_model.world import default_world, groundtruth_for
 
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "satiation": ("satiation",),

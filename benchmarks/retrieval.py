@@ -67,10 +67,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -287,9 +285,6 @@ def agent_run(args: argparse.Namespace) -> None:
 
     import torch
 
-    # Run as a script, this folder heads sys.path, and its agents.py would shadow the agents package.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != here]
     from agents.base import make_agent
     from agents.metrics import paired_difference
     from agents.rollout import evaluation_seed, rollout

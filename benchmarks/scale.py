@@ -54,9 +54,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-# Run as a script, this folder is sys.path[0]; a benchmarks/agents.py would shadow the agents package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
 SIZES: dict[str, dict[str, int]] = {
     "default": {"users": 5_000, "tracks": 10_000, "plays": 200_000, "pool_users": 2_000},
     "medium": {"users": 100_000, "tracks": 100_000, "plays": 1_000_000, "pool_users": 10_000},

@@ -6,14 +6,21 @@ probabilities are deterministic functions of (user, track, session so far). :cla
 is the matching "ground truth": the same user and track ids in a *different* index order (so a
 forgotten id translation shows up as wrong numbers) with its own model, and the ``user_index`` /
 ``track_index`` / ``session_model`` surface of :class:`musicenv.groundtruth.GroundTruthWorld`.
+
+:class:`LayoutWorld` is the fake world the agents' tests run on (named feature blocks and an
+untrained user-response model); :class:`RowOracle` is one session's view of a batched env's
+oracle; :class:`SequencingSessionModel` is a small listener whose responses depend on the order
+of the playlist (satiation, mood, skip runs), for the planner's tests; :func:`random_policy` picks random slots.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 import pandas as pd
 
-from musicenv.world import CONTEXT_TYPES, Contexts, SessionState, Split, is_eval_user
+from musicenv.world import CONTEXT_TYPES, Contexts, SessionState, Split, is_eval_user, take_state
 
 
 class FakeSessionModel:
@@ -178,3 +185,118 @@ class FakeGroundTruth:
 
     def track_index(self, ids: np.ndarray) -> np.ndarray:
         return np.array([self._track_position[i] for i in ids], dtype=np.int64)
+
+
+class LayoutWorld(FakeWorld):
+    """The fake learned world with named feature blocks and an (untrained) user-response model.
+
+    Track features: ALS (3 columns), acoustic (2), popularity (1); user features: ALS (3),
+    premium (1), one more. Enough for every baseline to find the columns it reads.
+    """
+
+    track_feature_layout: ClassVar = {"als": (0, 3), "acoustic": (3, 5), "popularity": (5, 6)}
+    user_feature_layout: ClassVar = {"als": (0, 3), "premium": (3, 4)}
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed=seed, n_tracks=120, d_user=5, d_track=6)
+        # Imported here: the env's tests and the benchmarks use the other fakes without torch.
+        import torch
+
+        from world_model.user_model import UserResponseModel
+
+        torch.manual_seed(seed)
+        self.session_model.response_model = UserResponseModel(user_dim=5, track_dim=6, hidden_size=8, mlp_size=16)
+
+
+class RowOracle:
+    """One session's view of a batched env's oracle: what a single env's oracle would give.
+
+    Args:
+        oracle: the vector env's ``oracle`` (N sessions).
+        row: the session this view shows.
+    """
+
+    def __init__(self, oracle: Any, row: int) -> None:
+        self.oracle, self.row = oracle, row
+
+    def response_probs(self) -> np.ndarray:
+        return self.oracle.response_probs()[self.row : self.row + 1]
+
+    @property
+    def session_model(self) -> Any:
+        return self.oracle.session_model
+
+    @property
+    def state(self) -> SessionState:
+        return take_state(self.oracle.state, slice(self.row, self.row + 1))
+
+    @property
+    def pools(self) -> np.ndarray:
+        return self.oracle.pools[self.row : self.row + 1]
+
+
+class SequencingSessionModel:
+    """A small :class:`~musicenv.world.SessionModel` with the effects that make sequencing matter.
+
+    Tracks have a genre and a quality. The utility of a track is its quality, minus
+    ``satiation`` times the session's decaying exposure to its genre, plus ``mood`` times the
+    session's mood (completions raise it, skips lower it); the listener leaves more often along a
+    run of skips (``leave_per_skip``). With all three at zero, responses do not depend on the
+    session and leaving is constant: greedy by expected reward is then optimal.
+    """
+
+    def __init__(
+        self,
+        n_tracks: int = 12,
+        n_genres: int = 3,
+        satiation: float = 1.2,
+        mood: float = 0.4,
+        leave_per_skip: float = 0.15,
+        seed: int = 0,
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        self.genre = rng.integers(0, n_genres, n_tracks)
+        self.quality = rng.normal(0.3, 1.0, n_tracks)
+        self.n_genres = n_genres
+        self.satiation, self.mood, self.leave_per_skip = satiation, mood, leave_per_skip
+        self.calls = 0
+
+    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
+        n = len(users)
+        return {
+            "user": np.asarray(users, dtype=np.int64),
+            "exposure": np.zeros((n, self.n_genres)),
+            "mood": np.asarray(contexts.attention, dtype=np.float64) * 0.5,
+            "skip_run": np.zeros(n),
+        }
+
+    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        safe = np.maximum(tracks, 0)
+        exposure = np.take_along_axis(state["exposure"], self.genre[safe], axis=1)
+        utility = self.quality[safe] - self.satiation * exposure + self.mood * state["mood"][:, None]
+        like = 1.0 / (1.0 + np.exp(-utility))
+        complete = 0.8 * like
+        skip = 0.9 * (1.0 - like)
+        return np.stack([skip, 1.0 - skip - complete, complete], axis=-1)
+
+    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
+        exposure = 0.6 * state["exposure"]
+        exposure[np.arange(len(tracks)), self.genre[tracks]] += 1.0
+        return {
+            "user": state["user"],
+            "exposure": exposure,
+            "mood": 0.7 * state["mood"] + (responses == 2) - (responses == 0),
+            "skip_run": np.where(responses == 0, state["skip_run"] + 1, 0.0),
+        }
+
+    def leave_probs(self, state: SessionState) -> np.ndarray:
+        return np.minimum(0.05 + self.leave_per_skip * state["skip_run"], 1.0)
+
+
+def random_policy(rng: np.random.Generator, masks: np.ndarray, invalid_share: float = 0.0) -> np.ndarray:
+    """Random valid slots of ``(N, M)`` action masks; with probability ``invalid_share`` any slot (maybe invalid)."""
+    scores = rng.random(masks.shape) * masks
+    actions = scores.argmax(axis=1)
+    wild = rng.random(len(masks)) < invalid_share
+    return np.where(wild, rng.integers(0, masks.shape[1], len(masks)), actions)

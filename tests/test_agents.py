@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from fakes import FakeGroundTruth, FakeWorld
+from fakes import FakeGroundTruth, FakeWorld, LayoutWorld, RowOracle
 
+import agents
 from agents.ahdqn import AHDQN, AHDQNLearner
-from agents.base import AGENTS, Agent, _registry, load_agent, make_agent, masked_argmax
+from agents.base import AGENTS, Agent, agent_class, agent_names, load_agent, make_agent, masked_argmax
 from agents.config import AHDQNConfig
 from agents.metrics import paired_difference
 from agents.networks import observation_tensors
@@ -22,24 +28,6 @@ from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import Contexts, SessionState
 
 POOL, LENGTH = 24, 8
-
-
-class LayoutWorld(FakeWorld):
-    """The fake learned world with named feature blocks and an (untrained) user-response model.
-
-    Track features: ALS (3 columns), acoustic (2), popularity (1); user features: ALS (3),
-    premium (1), one more. Enough for every baseline to find the columns it reads.
-    """
-
-    track_feature_layout: ClassVar = {"als": (0, 3), "acoustic": (3, 5), "popularity": (5, 6)}
-    user_feature_layout: ClassVar = {"als": (0, 3), "premium": (3, 4)}
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed=seed, n_tracks=120, d_user=5, d_track=6)
-        from world_model.user_model import UserResponseModel
-
-        torch.manual_seed(seed)
-        self.session_model.response_model = UserResponseModel(user_dim=5, track_dim=6, hidden_size=8, mlp_size=16)
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +57,7 @@ def agent_kwargs(name: str) -> dict[str, Any]:
     return {}
 
 
-ALL_AGENTS = sorted(_registry())
-
-
-class RowOracle:
-    """One session's view of a batched oracle: what a single env's oracle would give."""
-
-    def __init__(self, oracle: Any, row: int) -> None:
-        self.oracle, self.row = oracle, row
-
-    def response_probs(self) -> np.ndarray:
-        return self.oracle.response_probs()[self.row : self.row + 1]
+ALL_AGENTS = agent_names()
 
 
 def rows(obs: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
@@ -143,10 +121,42 @@ class TestAgentContract:
 
 
 def test_registry_lists_every_agent() -> None:
-    expected = {"ahdqn", "random", "popular", "als", "content", "greedy_learned", "greedy_truth"}
-    assert expected | {"maskable_ppo", "ppo", "dqn"} <= set(AGENTS)
+    expected = {"ahdqn", "random", "popular", "als", "content", "greedy_learned", "greedy_truth", "sequence_rnn"}
+    assert expected | {"planner_truth", "planner_learned", "maskable_ppo", "ppo", "dqn"} == set(AGENTS)
+    assert agents.agent_names() == agent_names() == tuple(sorted(AGENTS))
+    for name in AGENTS:
+        assert issubclass(agent_class(name), Agent) and agent_class(name).name == name
     with pytest.raises(KeyError, match="known agents"):
         make_agent("nope", FakeWorld())
+
+
+FRESH_LOAD = """
+import json, sys
+from fakes import LayoutWorld
+import agents
+world = LayoutWorld(seed=0)
+loaded = {name: type(agents.load_agent(folder, world)).name for name, folder in json.loads(sys.argv[1]).items()}
+print(json.dumps(loaded))
+"""
+
+
+def test_every_agent_loads_in_a_fresh_interpreter(world: LayoutWorld, tmp_path: Path) -> None:
+    # A registry filled by import side effects knows only what happened to be imported; a fresh
+    # interpreter that imports nothing but the package must still load every saved agent.
+    folders = {name: str(make_agent(name, world, **agent_kwargs(name)).save(tmp_path / name)) for name in AGENTS}
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_LOAD, json.dumps(folders)], env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {name: name for name in AGENTS}
+
+
+def test_the_package_exports_the_registry_without_importing_agents() -> None:
+    code = "import sys, agents; agents.agent_names(); print(sorted(m for m in sys.modules if m.startswith('agents.')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['agents.base']"
+    assert agents.load_agent is load_agent and agents.make_agent is make_agent
 
 
 def test_greedy_truth_needs_the_oracle(world: LayoutWorld) -> None:

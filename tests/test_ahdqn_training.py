@@ -1,7 +1,7 @@
 """The AH-DQN's training aids: the response head, the action-value penalty, the planner's
 demonstrations with their large-margin loss, and model selection on learned-world episodes.
 
-Everything runs on the tiny layout world of ``test_agents`` (pools of 24, 8-track playlists).
+Everything runs on the tiny layout world of ``fakes`` (pools of 24, 8-track playlists).
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fakes import FakeGroundTruth
-from test_agents import LayoutWorld
+from fakes import FakeGroundTruth, LayoutWorld
 
 from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import make_agent

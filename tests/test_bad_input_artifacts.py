@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from fakes import FakeGroundTruth
-from test_agents import LayoutWorld
+from fakes import FakeGroundTruth, LayoutWorld
 from test_train import train
 
 from agents import evaluate as evaluate_module

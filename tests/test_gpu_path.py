@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fakes import FakeGroundTruth, FakeWorld
+from fakes import FakeGroundTruth, FakeWorld, random_policy
 
 import musicenv  # noqa: F401  (registers the id)
 from musicenv.registration import ENV_ID
@@ -39,13 +39,6 @@ def learned_world():
     return module.load_world(folder) if folder else module.default_world()
 
 
-def policy(rng: np.random.Generator, masks: np.ndarray, invalid_share: float) -> np.ndarray:
-    scores = rng.random(masks.shape) * masks
-    actions = scores.argmax(axis=1)
-    wild = rng.random(len(masks)) < invalid_share
-    return np.where(wild, rng.integers(0, masks.shape[1], len(masks)), actions)
-
-
 def assert_same_steps(numpy_env, tensor_env, steps: int, seed: int, invalid_share: float = 0.1) -> None:
     """Both envs, the same seed and actions: equal observations, rewards, flags and infos, step by step."""
     obs_a, _ = numpy_env.reset(seed=seed)
@@ -56,7 +49,7 @@ def assert_same_steps(numpy_env, tensor_env, steps: int, seed: int, invalid_shar
         for key in obs_a:
             assert obs_b[key].dtype == obs_a[key].dtype, key
             np.testing.assert_allclose(obs_b[key], obs_a[key], rtol=0, atol=1e-6, err_msg=f"step {step} {key}")
-        actions = policy(rng, obs_a["action_mask"], invalid_share)
+        actions = random_policy(rng, obs_a["action_mask"], invalid_share)
         obs_a, rew_a, term_a, trunc_a, info_a = numpy_env.step(actions)
         obs_b, rew_b, term_b, trunc_b, info_b = tensor_env.step(actions)
         np.testing.assert_allclose(rew_b, rew_a, rtol=0, atol=1e-12)
@@ -142,12 +135,12 @@ def test_state_round_trip_between_paths(world):
     numpy_env.reset(seed=7)
     rng = np.random.default_rng(0)
     for _ in range(5):
-        numpy_env.step(policy(rng, numpy_env.action_masks(), 0.0))
+        numpy_env.step(random_policy(rng, numpy_env.action_masks(), 0.0))
     tensor_env.set_state(numpy_env.get_state())
     for key, value in numpy_env.get_state().items():
         np.testing.assert_array_equal(np.asarray(tensor_env.get_state()[key]), np.asarray(value), err_msg=key)
     for _ in range(12):
-        actions = policy(rng, numpy_env.action_masks(), 0.0)
+        actions = random_policy(rng, numpy_env.action_masks(), 0.0)
         _, rew_a, term_a, _, _ = numpy_env.step(actions)
         _, rew_b, term_b, _, _ = tensor_env.step(actions)
         np.testing.assert_allclose(rew_b, rew_a)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 import pytest
-import test_agents
-from fakes import FakeGroundTruth, FakeWorld
+from fakes import FakeGroundTruth, FakeWorld, SequencingSessionModel
 
 from agents.metrics import mean_interval, paired_difference
 from agents.optimum import optimal_value, policy_value
@@ -27,66 +25,7 @@ from musicenv.world import Contexts, SessionState, take_state
 REWARD = np.array([0.0, 0.5, 1.0])
 
 
-class FakeSessionModel:
-    """A small :class:`~musicenv.world.SessionModel` with the effects that make sequencing matter.
-
-    Tracks have a genre and a quality. The utility of a track is its quality, minus
-    ``satiation`` times the session's decaying exposure to its genre, plus ``mood`` times the
-    session's mood (completions raise it, skips lower it); the listener leaves more often along a
-    run of skips (``leave_per_skip``). With all three at zero, responses do not depend on the
-    session and leaving is constant: greedy by expected reward is then optimal.
-    """
-
-    def __init__(
-        self,
-        n_tracks: int = 12,
-        n_genres: int = 3,
-        satiation: float = 1.2,
-        mood: float = 0.4,
-        leave_per_skip: float = 0.15,
-        seed: int = 0,
-    ):
-        rng = np.random.default_rng(seed)
-        self.genre = rng.integers(0, n_genres, n_tracks)
-        self.quality = rng.normal(0.3, 1.0, n_tracks)
-        self.n_genres = n_genres
-        self.satiation, self.mood, self.leave_per_skip = satiation, mood, leave_per_skip
-        self.calls = 0
-
-    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
-        n = len(users)
-        return {
-            "user": np.asarray(users, dtype=np.int64),
-            "exposure": np.zeros((n, self.n_genres)),
-            "mood": np.asarray(contexts.attention, dtype=np.float64) * 0.5,
-            "skip_run": np.zeros(n),
-        }
-
-    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        safe = np.maximum(tracks, 0)
-        exposure = np.take_along_axis(state["exposure"], self.genre[safe], axis=1)
-        utility = self.quality[safe] - self.satiation * exposure + self.mood * state["mood"][:, None]
-        like = 1.0 / (1.0 + np.exp(-utility))
-        complete = 0.8 * like
-        skip = 0.9 * (1.0 - like)
-        return np.stack([skip, 1.0 - skip - complete, complete], axis=-1)
-
-    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
-        exposure = 0.6 * state["exposure"]
-        exposure[np.arange(len(tracks)), self.genre[tracks]] += 1.0
-        return {
-            "user": state["user"],
-            "exposure": exposure,
-            "mood": 0.7 * state["mood"] + (responses == 2) - (responses == 0),
-            "skip_run": np.where(responses == 0, state["skip_run"] + 1, 0.0),
-        }
-
-    def leave_probs(self, state: SessionState) -> np.ndarray:
-        return np.minimum(0.05 + self.leave_per_skip * state["skip_run"], 1.0)
-
-
-def _instances(model: FakeSessionModel, n: int, m: int, seed: int = 1) -> tuple[SessionState, np.ndarray]:
+def _instances(model: SequencingSessionModel, n: int, m: int, seed: int = 1) -> tuple[SessionState, np.ndarray]:
     rng = np.random.default_rng(seed)
     contexts = Contexts(np.zeros(n, np.int8), np.zeros(n, np.int8), rng.normal(size=n).astype(np.float32))
     state = model.initial_state(np.arange(n), contexts)
@@ -94,7 +33,7 @@ def _instances(model: FakeSessionModel, n: int, m: int, seed: int = 1) -> tuple[
     return state, pools
 
 
-def _brute_force(model: FakeSessionModel, state: SessionState, pool: np.ndarray, length: int) -> float:
+def _brute_force(model: SequencingSessionModel, state: SessionState, pool: np.ndarray, length: int) -> float:
     """Optimal expected return by plain recursion, one session and one model call at a time."""
 
     def value(state: SessionState, left: list[int], steps: int) -> float:
@@ -115,7 +54,7 @@ def _brute_force(model: FakeSessionModel, state: SessionState, pool: np.ndarray,
     return value(state, list(pool), length)
 
 
-def _brute_force_greedy(model: FakeSessionModel, state: SessionState, pool: np.ndarray, length: int) -> float:
+def _brute_force_greedy(model: SequencingSessionModel, state: SessionState, pool: np.ndarray, length: int) -> float:
     """Expected return of greedy by expected reward, by plain recursion."""
 
     def value(state: SessionState, left: list[int], steps: int) -> float:
@@ -139,7 +78,7 @@ def _row(state: SessionState, b: int) -> SessionState:
 
 
 def test_optimal_value_equals_brute_force() -> None:
-    model = FakeSessionModel()
+    model = SequencingSessionModel()
     state, pools = _instances(model, n=4, m=5)
     pools[3, 4] = -1  # padding: a catalogue smaller than the pool
     got = optimal_value(model, state, pools, 3, REWARD)
@@ -152,7 +91,7 @@ def test_optimal_value_equals_brute_force() -> None:
 
 
 def test_policy_value_equals_brute_force() -> None:
-    model = FakeSessionModel()
+    model = SequencingSessionModel()
     state, pools = _instances(model, n=3, m=6)
     got = policy_value(model, state, pools, 4, REWARD, greedy_policy(model, REWARD))
     want = [_brute_force_greedy(model, _row(state, b), pools[b], 4) for b in range(3)]
@@ -160,7 +99,7 @@ def test_policy_value_equals_brute_force() -> None:
 
 
 def test_policy_value_rejects_unavailable_choice() -> None:
-    model = FakeSessionModel()
+    model = SequencingSessionModel()
     state, pools = _instances(model, n=2, m=4)
     pools[:, 0] = -1
     with pytest.raises(ValueError, match="not available"):
@@ -168,7 +107,7 @@ def test_policy_value_rejects_unavailable_choice() -> None:
 
 
 def test_full_width_full_depth_planner_is_optimal() -> None:
-    model = FakeSessionModel()
+    model = SequencingSessionModel()
     state, pools = _instances(model, n=6, m=6)
     length = 4
     optimum = optimal_value(model, state, pools, length, REWARD)
@@ -180,7 +119,7 @@ def test_full_width_full_depth_planner_is_optimal() -> None:
 
 
 def test_depth_one_is_greedy_and_respects_the_mask() -> None:
-    model = FakeSessionModel()
+    model = SequencingSessionModel()
     state, pools = _instances(model, n=5, m=8)
     rng = np.random.default_rng(3)
     available = rng.random((5, 8)) < 0.6
@@ -201,7 +140,7 @@ def test_depth_one_is_greedy_and_respects_the_mask() -> None:
 
 
 def test_shortlist_scores_fewer_tracks_below_the_root() -> None:
-    model = FakeSessionModel(n_tracks=16)
+    model = SequencingSessionModel(n_tracks=16)
     state, pools = _instances(model, n=8, m=10)
     remaining = np.full(8, 5)
     full = plan(model, state, pools, pools >= 0, remaining, REWARD, PlannerConfig(depth=3, width=3, shortlist=None))
@@ -219,7 +158,7 @@ def test_shortlist_scores_fewer_tracks_below_the_root() -> None:
 
 
 def test_planner_beats_greedy_when_sequencing_matters() -> None:
-    model = FakeSessionModel(n_tracks=16)
+    model = SequencingSessionModel(n_tracks=16)
     state, pools = _instances(model, n=30, m=7)
     length = 4
     optimum = optimal_value(model, state, pools, length, REWARD)
@@ -232,7 +171,7 @@ def test_planner_beats_greedy_when_sequencing_matters() -> None:
 
 
 def test_planner_equals_greedy_without_sequential_effects() -> None:
-    model = FakeSessionModel(n_tracks=16, satiation=0.0, mood=0.0, leave_per_skip=0.0)
+    model = SequencingSessionModel(n_tracks=16, satiation=0.0, mood=0.0, leave_per_skip=0.0)
     state, pools = _instances(model, n=10, m=6)
     length = 4
     greedy = policy_value(model, state, pools, length, REWARD, greedy_policy(model, REWARD))
@@ -243,7 +182,7 @@ def test_planner_equals_greedy_without_sequential_effects() -> None:
 
 
 def _sampled_returns(
-    model: FakeSessionModel,
+    model: SequencingSessionModel,
     state: SessionState,
     pools: np.ndarray,
     length: int,
@@ -286,7 +225,7 @@ def test_paired_interval_covers_the_exact_difference_and_is_tighter() -> None:
     # listeners and the same luck (common random numbers); the 95% t interval of their mean
     # paired difference must cover the exact difference of their expected returns (computed by
     # policy_value, no sampling) and exclude zero, and be far tighter than an unpaired interval.
-    model = FakeSessionModel(n_tracks=16)
+    model = SequencingSessionModel(n_tracks=16)
     state, pools = _instances(model, n=30, m=7)
     length = 4
     greedy, planner = greedy_policy(model, REWARD), planner_policy(model, REWARD)
@@ -370,35 +309,3 @@ def test_planner_pays_what_the_env_pays() -> None:
         if terminated or truncated:
             break
     assert agent.config()["reward"]["diversity_bonus"] == 0.3
-
-
-class FullRowOracle(test_agents.RowOracle):
-    """One session's view of a batched oracle, with the model, state and pool a planner reads."""
-
-    @property
-    def session_model(self) -> Any:
-        return self.oracle.session_model
-
-    @property
-    def state(self) -> SessionState:
-        return take_state(self.oracle.state, slice(self.row, self.row + 1))
-
-    @property
-    def pools(self) -> np.ndarray:
-        return self.oracle.pools[self.row : self.row + 1]
-
-
-CONTRACT = sorted(name for name in dir(test_agents.TestAgentContract) if name.startswith("test_"))
-
-
-@pytest.mark.parametrize("check", CONTRACT)
-@pytest.mark.parametrize("name", ["planner_truth", "planner_learned"])
-def test_planners_pass_the_agent_contract(
-    name: str, check: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The shared contract's single-row oracle only offers response_probs; a planner reads more.
-    monkeypatch.setattr(test_agents, "RowOracle", FullRowOracle)
-    world = test_agents.LayoutWorld(seed=0)
-    method = getattr(test_agents.TestAgentContract(), check)
-    arguments = {"name": name, "world": world, "truth": FakeGroundTruth(world, seed=1), "tmp_path": tmp_path}
-    method(**{key: arguments[key] for key in inspect.signature(method).parameters})

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from fakes import FakeGroundTruth, FakeWorld
-from test_agents import LayoutWorld
+from fakes import FakeGroundTruth, FakeWorld, LayoutWorld
 
+from agents import logging as tb
 from agents import train as train_module
 from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import load_agent, make_agent
@@ -195,6 +195,33 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(
         np.testing.assert_array_equal(resumed.evaluation.rollouts[key].returns, rollout.returns)
     # The resumed run's curve continues the interrupted one's: together they are the whole run's.
     assert scalars(resumed.log_dir)["losses/td_loss"] == scalars(whole.log_dir)["losses/td_loss"]
+
+
+def test_a_resumed_runs_event_file_is_read_after_the_interrupted_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writers numbered 9 then 10 by TensorBoard's per-process counter: in one second their file
+    # names would sort as 10 before 9, and the resumed part's purge would come first.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.summary.writer import event_file_writer
+
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(9))
+    interrupted = tb.make_writer(tmp_path)
+    for step in (10, 20, 30):
+        interrupted.add_scalar("loss", step, step)
+    interrupted.close()
+    resumed = tb.make_writer(tmp_path, purge_step=20)
+    for step in (20, 30, 40):
+        resumed.add_scalar("loss", -step, step)
+    resumed.close()
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [(event.step, event.value) for event in events.Scalars("loss")] == [
+        (10, 10),
+        (20, -20),
+        (30, -30),
+        (40, -40),
+    ]
 
 
 def test_resume_refuses_options_that_would_change_the_run(

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fakes import FakeGroundTruth, FakeWorld
+from fakes import FakeGroundTruth, FakeWorld, random_policy
 from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode
 from hypothesis import given, settings
@@ -29,14 +29,6 @@ def world() -> FakeWorld:
 @pytest.fixture(scope="module")
 def groundtruth(world: FakeWorld) -> FakeGroundTruth:
     return FakeGroundTruth(world, seed=1)
-
-
-def policy(rng: np.random.Generator, masks: np.ndarray, invalid_share: float = 0.0) -> np.ndarray:
-    """Random valid slots, and with probability ``invalid_share`` a random (maybe invalid) one."""
-    scores = rng.random(masks.shape) * masks
-    actions = scores.argmax(axis=1)
-    wild = rng.random(len(masks)) < invalid_share
-    return np.where(wild, rng.integers(0, masks.shape[1], len(masks)), actions)
 
 
 def test_make_vec_uses_the_vector_entry_point(world):
@@ -78,7 +70,7 @@ def test_each_sub_env_replays_the_single_env_seeded_seed_plus_i(world, groundtru
     obs, _ = envs.reset(seed=seed)
     actions, vector_trace = [], [[{k: v[i] for k, v in obs.items()}] for i in range(n)]
     for _ in range(steps):
-        action = policy(rng, obs["action_mask"], invalid_share=0.2)
+        action = random_policy(rng, obs["action_mask"], invalid_share=0.2)
         actions.append(action)
         obs, rewards, terminated, truncated, info = envs.step(action)
         for i in range(n):
@@ -117,7 +109,7 @@ def run_vector(envs: ListeningSessionVectorEnv, seed: int, steps: int) -> list:
     obs, info = envs.reset(seed=seed)
     out = [(obs, info)]
     for _ in range(steps):
-        result = envs.step(policy(rng, obs["action_mask"], invalid_share=0.1))
+        result = envs.step(random_policy(rng, obs["action_mask"], invalid_share=0.1))
         obs = result[0]
         out.append(result)
     return out
@@ -153,7 +145,7 @@ def test_same_step_autoreset(world):
     ended_somewhere = False
     for _ in range(30):
         before = {k: v.copy() for k, v in obs.items()}
-        obs, _, terminated, truncated, info = envs.step(policy(rng, obs["action_mask"]))
+        obs, _, terminated, truncated, info = envs.step(random_policy(rng, obs["action_mask"]))
         ended = terminated | truncated
         assert not (terminated & truncated).any()
         if ended.any():
@@ -178,7 +170,7 @@ def test_compact_state_rebuilds_the_observation(world):
     rng = np.random.default_rng(3)
     obs, _ = envs.reset(seed=3)
     for _ in range(25):
-        obs, *_ = envs.step(policy(rng, obs["action_mask"], invalid_share=0.2))
+        obs, *_ = envs.step(random_policy(rng, obs["action_mask"], invalid_share=0.2))
         rebuilt = build_observations(
             world.track_features,
             world.user_features,
@@ -224,7 +216,7 @@ def test_one_batched_responder_call_per_step(world):
     obs, _ = envs.reset(seed=0)
     for _ in range(10):
         counting.calls.clear()
-        obs, *_ = envs.step(policy(np.random.default_rng(1), obs["action_mask"]))
+        obs, *_ = envs.step(random_policy(np.random.default_rng(1), obs["action_mask"]))
         assert counting.calls == [("response_probs", 16), ("advance", 16), ("leave_probs", 16)]
 
 
@@ -275,11 +267,11 @@ def test_get_state_set_state_resume_is_exact(world, tmp_path):
     rng = np.random.default_rng(0)
     obs, _ = envs.reset(seed=11)
     for _ in range(9):
-        obs, *_ = envs.step(policy(rng, obs["action_mask"]))
+        obs, *_ = envs.step(random_policy(rng, obs["action_mask"]))
     np.savez(tmp_path / "vec.npz", **envs.get_state())
     actions, expected = [], []
     for _ in range(20):  # through several autoresets, drawn from the saved generators
-        actions.append(policy(rng, obs["action_mask"], invalid_share=0.1))
+        actions.append(random_policy(rng, obs["action_mask"], invalid_share=0.1))
         result = envs.step(actions[-1])
         obs = result[0]
         expected.append(result)
@@ -330,7 +322,7 @@ def test_fuzz_vector_observations_stay_in_the_space(seed, invalid_share, steps):
     rng = np.random.default_rng(seed)
     obs, _ = envs.reset(seed=seed)
     for _ in range(steps):
-        obs, rewards, terminated, truncated, info = envs.step(policy(rng, obs["action_mask"], invalid_share))
+        obs, rewards, terminated, truncated, info = envs.step(random_policy(rng, obs["action_mask"], invalid_share))
         assert envs.observation_space.contains(obs)
         assert rewards.dtype == np.float64 and terminated.dtype == truncated.dtype == np.bool_
         assert ((rewards == -1.0) == info["invalid_action"]).all()
@@ -390,7 +382,7 @@ def test_compact_observations_expand_to_the_full_ones(world, n):
     assert data_equivalence(expand_observations(*features, small), obs, exact=True)
     rng = np.random.default_rng(0)
     for _ in range(40):
-        actions = policy(rng, obs["action_mask"], invalid_share=0.1)
+        actions = random_policy(rng, obs["action_mask"], invalid_share=0.1)
         obs, rewards, terminated, truncated, info = full.step(actions)
         small, small_rewards, small_terminated, small_truncated, small_info = compact.step(actions)
         assert compact.observation_space.contains(small)
@@ -445,9 +437,9 @@ def test_a_held_state_never_changes_under_steps_and_autoresets(world, groundtrut
     for _ in range(12):  # every session ends within three steps: autoresets on most steps
         held = envs._session()
         snapshot = {key: value.copy() for key, value in held.items()}
-        obs, _, _, _, info = envs.step(policy(rng, obs["action_mask"], invalid_share=0.2))
+        obs, _, _, _, info = envs.step(random_policy(rng, obs["action_mask"], invalid_share=0.2))
         tracks = info["track_index"].copy()
         for key, value in snapshot.items():
             np.testing.assert_array_equal(held[key], value, err_msg=key)
-        envs.step(policy(rng, obs["action_mask"]))  # the info of a step is not rewritten by the next
+        envs.step(random_policy(rng, obs["action_mask"]))  # the info of a step is not rewritten by the next
         np.testing.assert_array_equal(info["track_index"], tracks)

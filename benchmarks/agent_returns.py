@@ -47,8 +47,8 @@ so a variant is measured with exactly the code ``train.py`` runs.
 
 Run::
 
-    python benchmarks/agents.py                                    # small default: a few minutes
-    python benchmarks/agents.py --steps 100000 --episodes 1000     # train.py's run, the issue's measurement
+    python benchmarks/agent_returns.py                                    # small default: a few minutes
+    python benchmarks/agent_returns.py --steps 100000 --episodes 1000     # train.py's run, the issue's measurement
 """
 
 from __future__ import annotations
@@ -56,24 +56,17 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-# Run as a script, this file's folder comes first on sys.path, and the file (agents.py) would
-# shadow the ``agents`` package it measures.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+import torch
 
-import torch  # noqa: E402
-
-import agents.planner  # noqa: E402, F401  (registers planner_learned and planner_truth)
-from agents.base import Agent, make_agent  # noqa: E402
-from agents.config import TrainConfig, apply_overrides, build_parser  # noqa: E402
-from agents.metrics import mean_interval, paired_difference  # noqa: E402
-from agents.rollout import RolloutResult, evaluation_seed, rollout  # noqa: E402
-from agents.train import BASELINES, EVAL_ENVS, load_world, make_learner  # noqa: E402
-from musicenv.vector_env import ListeningSessionVectorEnv  # noqa: E402
+from agents.base import Agent, make_agent
+from agents.config import TrainConfig, apply_overrides, build_parser
+from agents.metrics import mean_interval, paired_difference
+from agents.rollout import RolloutResult, evaluation_seed, rollout
+from agents.train import BASELINES, EVAL_ENVS, load_world, make_learner
+from musicenv.vector_env import ListeningSessionVectorEnv
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, TrainConfig]:
@@ -106,7 +99,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
     )
     parser.add_argument("--world", default="default", help="the world: default or a saved world folder")
     args, rest = parser.parse_known_args(argv)
-    given = vars(build_parser(prog="benchmarks/agents.py (train.py options)").parse_args(rest))
+    given = vars(build_parser(prog="benchmarks/agent_returns.py (train.py options)").parse_args(rest))
     config = apply_overrides(TrainConfig(), {**given, "total_steps": args.steps, "seed": args.seed})
     return args, config
 
@@ -142,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [name for name in args.agents.split(",") if name]
     world, truth = load_world(args.world)
     if truth is None:
-        raise SystemExit(f"benchmarks/agents.py: error: the world {args.world!r} has no ground truth")
+        raise SystemExit(f"benchmarks/agent_returns.py: error: the world {args.world!r} has no ground truth")
 
     # The checkpoint episodes come after the final evaluation's (disjoint seeds), so the curve
     # never selects on the episodes the final figures are computed from.
