@@ -65,8 +65,9 @@ from agents.base import Agent, make_agent
 from agents.config import TrainConfig, apply_overrides, build_parser
 from agents.metrics import mean_interval, paired_difference
 from agents.rollout import RolloutResult, evaluation_seed, rollout
-from agents.train import BASELINES, EVAL_ENVS, load_world, make_learner
+from agents.train import BASELINES, EVAL_ENVS, make_learner
 from musicenv.vector_env import ListeningSessionVectorEnv
+from world_model.world import open_world_and_truth
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, TrainConfig]:
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     args, config = parse_args(argv)
     names = [name for name in args.agents.split(",") if name]
-    world, truth = load_world(args.world)
+    world, truth = open_world_and_truth(args.world)
     if truth is None:
         raise SystemExit(f"benchmarks/agent_returns.py: error: the world {args.world!r} has no ground truth")
 
