@@ -11,12 +11,12 @@ import streamlit as st
 
 from musicenv.explore import data, listener_page, resources, results_page, session_page, sound_page
 
+# The pages that look at a world; the Results page reads an evaluation folder instead.
 WORLD_PAGES = {
     "Listener": listener_page.render,
     "Session": session_page.render,
     "Explore by sound": sound_page.render,
 }
-"""The pages that look at a world; the Results page reads an evaluation folder instead."""
 PAGES = (*WORLD_PAGES, "Results")
 
 

@@ -194,8 +194,11 @@ def type_into(driver: Any, label: str, text: str, timeout: float = 60.0) -> None
     wait_idle(driver, timeout)
 
 
-def screenshot(driver: Any, path: str | os.PathLike[str]) -> Path:
-    """Save the window as a PNG at ``path`` (folders made as needed)."""
+def screenshot(driver: Any, path: str | os.PathLike[str], settle: float = 3.0) -> Path:
+    """Save the window as a PNG at ``path`` (folders made as needed), ``settle`` seconds after the
+    app went idle: tables and charts are drawn in the browser after the run ends."""
+    wait_idle(driver)
+    time.sleep(settle)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
