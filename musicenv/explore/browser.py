@@ -134,11 +134,14 @@ def _wait(driver: Any, timeout: float) -> Any:
     return WebDriverWait(driver, timeout, poll_frequency=0.1)
 
 
-def wait_idle(driver: Any, timeout: float = 60.0) -> None:
-    """Wait until the app has finished its current run (no "running" status widget)."""
+def wait_idle(driver: Any, timeout: float = 60.0, settle: float = 0.2) -> None:
+    """Wait until the app has finished its current run (no "running" status widget).
+
+    The status widget appears a moment after a click: ``settle`` seconds are waited first.
+    """
     from selenium.webdriver.common.by import By
 
-    time.sleep(0.2)  # the status widget appears a moment after a click
+    time.sleep(settle)
     _wait(driver, timeout).until(lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
 
 
@@ -153,7 +156,7 @@ def open_page(driver: Any, url: str, page: str, timeout: float = 120.0) -> None:
     driver.find_element(By.XPATH, label).click()
     heading = f'//h2[normalize-space()="{page}"]'
     _wait(driver, timeout).until(lambda d: d.find_elements(By.XPATH, heading))
-    wait_idle(driver, timeout)
+    wait_idle(driver, timeout, settle=0.0)  # the new page's heading shows the run already answered
 
 
 def playlist_rows(driver: Any, key: str) -> int:
@@ -163,20 +166,36 @@ def playlist_rows(driver: Any, key: str) -> int:
     return len(driver.find_elements(By.CSS_SELECTOR, f".st-key-{key} table tbody tr"))
 
 
-def play_steps(driver: Any, steps: int, key: str = "playlist_you__pick_tracks__learned", timeout: float = 60.0) -> int:
-    """Click *Play* ``steps`` times on the Session page, each time waiting for the playlist ``key`` to grow.
+PLAYLIST = "playlist_you__pick_tracks__learned"
+"""Streamlit key of the person's playlist in the learned world, on the Session page."""
+
+
+def click_play(driver: Any, key: str = PLAYLIST, timeout: float = 60.0) -> float:
+    """Click *Play* once on the Session page (after the app went idle) and wait for the playlist ``key`` to grow.
 
     Returns:
-        The playlist's rows at the end.
+        Seconds from the click until the new row was in the page.
     """
     from selenium.webdriver.common.by import By
 
     play = '//button[.//p[normalize-space()="Play"]]'
+    wait_idle(driver, timeout, settle=0.5)  # a click while a run still draws the page can be lost
+    _wait(driver, timeout).until(lambda d: d.find_elements(By.XPATH, play))
+    before = playlist_rows(driver, key)
+    start = time.perf_counter()
+    driver.find_element(By.XPATH, play).click()
+    _wait(driver, timeout).until(lambda d: playlist_rows(d, key) > before)
+    return time.perf_counter() - start
+
+
+def play_steps(driver: Any, steps: int, key: str = PLAYLIST, timeout: float = 60.0) -> int:
+    """Click *Play* ``steps`` times on the Session page (:func:`click_play`).
+
+    Returns:
+        The playlist's rows at the end.
+    """
     for _ in range(steps):
-        before = playlist_rows(driver, key)
-        _wait(driver, timeout).until(lambda d: d.find_elements(By.XPATH, play))
-        driver.find_element(By.XPATH, play).click()
-        _wait(driver, timeout).until(lambda d, before=before: playlist_rows(d, key) > before)
+        click_play(driver, key, timeout)
     wait_idle(driver, timeout)
     return playlist_rows(driver, key)
 

@@ -8,17 +8,23 @@ import streamlit as st
 
 from musicenv.explore import data
 
+CHOSEN = "eval_folder_chosen"
+"""Session-state key of the evaluation folder last given."""
+
 
 def render(settings: data.Settings) -> None:
     """Draw the page: the folder, the filters, the results table, a return chart, fidelity, figures."""
     st.header("Results")
-    latest = data.latest_eval_output()
+    if CHOSEN not in st.session_state:
+        latest = data.latest_eval_output()
+        st.session_state[CHOSEN] = str(latest) if latest else ""
     folder = st.text_input(
         "eval.py output folder",
-        value=str(latest) if latest else "",
+        value=st.session_state[CHOSEN],
         key="eval_folder",
         help="python eval.py --out FOLDER",
     )
+    st.session_state[CHOSEN] = folder  # kept when the page changes (the widget's own state is not)
     if not folder.strip():
         st.info("Give the folder of an evaluation (python eval.py --out FOLDER); none was found under eval_out/.")
         return
