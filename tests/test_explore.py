@@ -205,7 +205,11 @@ def test_listener_page(monkeypatch: pytest.MonkeyPatch, bundle: data.WorldBundle
     pools = [frame.value for frame in app.dataframe if "learned_complete" in frame.value.columns]
     assert len(pools[0]) == 10
     app.button(key="listener_random").click().run()
-    assert not app.exception
+    assert not app.exception and not app.warning
+    # The listener chosen here is the one the sound page opens with.
+    chosen = app.selectbox(key="listener_select").value
+    app.sidebar.radio(key="page").set_value("Explore by sound").run()
+    assert app.selectbox(key="sound_select").value == chosen
 
 
 def test_session_page_plays_five_steps(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,13 +35,13 @@ def pick_listener(bundle: data.WorldBundle, key: str) -> int:
         The chosen listener's user index.
     """
     user_ids = [str(user_id) for user_id in bundle.world.user_ids]
-    current = st.session_state.get(LISTENER_KEY, user_ids[0])
-    if current not in user_ids:  # another world was loaded
-        current = user_ids[0]
+    select = f"{key}_select"
+    if st.session_state.get(select) not in user_ids:  # first visit of the page, or another world
+        shared = st.session_state.get(LISTENER_KEY)
+        st.session_state[select] = shared if shared in user_ids else user_ids[0]
     left, right = st.columns([4, 1])
     if right.button("Random listener", key=f"{key}_random"):
-        current = user_ids[int(np.random.default_rng().integers(len(user_ids)))]
-        st.session_state[f"{key}_select"] = current
-    chosen = left.selectbox("Listener", user_ids, index=user_ids.index(current), key=f"{key}_select")
+        st.session_state[select] = user_ids[int(np.random.default_rng().integers(len(user_ids)))]
+    chosen = left.selectbox("Listener", user_ids, key=select)
     st.session_state[LISTENER_KEY] = chosen
     return user_ids.index(chosen)
