@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="musicenv", description="musicenv's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
     explore = commands.add_parser(
-        "explore", help="a web app to look inside a world and watch agents play", description=__doc__.split("\n")[0]
+        "explore",
+        help="a web app to look inside a world and watch agents play",
+        description="Start the explore web app (Streamlit), on 127.0.0.1 only unless --address says otherwise.",
     )
     explore.add_argument("--world", default=DEFAULT_WORLD, help="a saved world folder, or 'default' (the embedded one)")
     explore.add_argument("--checkpoint-dir", default="checkpoints", help="folder of saved agents (train.py's runs)")
