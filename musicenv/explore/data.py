@@ -303,14 +303,10 @@ def learned_vs_true(pool: pd.DataFrame) -> pd.DataFrame:
 
 
 def agent_names() -> list[str]:
-    """Every registered agent name (the agent modules register themselves on import)."""
-    import agents.ahdqn
-    import agents.baselines
-    import agents.planner
-    import agents.sb3_agents  # noqa: F401
-    from agents.base import AGENTS
+    """Every registered agent name (:func:`agents.base.agent_names`; nothing is imported to list them)."""
+    from agents.base import agent_names as registered
 
-    return sorted(AGENTS)
+    return list(registered())
 
 
 def checkpoints_in(checkpoint_dir: str | os.PathLike[str]) -> list[Path]:
