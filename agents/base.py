@@ -135,7 +135,8 @@ def _registry() -> dict[str, type[Agent]]:
     # usable without the caller knowing which module holds which agent.
     import agents.ahdqn
     import agents.baselines
-    import agents.sb3_agents  # noqa: F401
+    import agents.sb3_agents
+    import agents.user_cf  # noqa: F401
 
     return AGENTS
 
