@@ -84,6 +84,8 @@ DEFAULT_AGENTS: tuple[str, ...] = (
     "planner_learned",
     "planner_truth",
     "sequence_rnn",
+    "user_cf",
+    "likeability",
 )
 """The agents that need no training: the baselines, the lookahead planners and the sequence RNN
 (De Boom et al.; on a world without a sequence stage it fits its own on first use, a few seconds)."""
