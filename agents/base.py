@@ -135,6 +135,7 @@ def _registry() -> dict[str, type[Agent]]:
     # usable without the caller knowing which module holds which agent.
     import agents.ahdqn
     import agents.baselines
+    import agents.content_clusters
     import agents.likeability
     import agents.sb3_agents
     import agents.user_cf  # noqa: F401

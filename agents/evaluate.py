@@ -86,6 +86,7 @@ DEFAULT_AGENTS: tuple[str, ...] = (
     "sequence_rnn",
     "user_cf",
     "likeability",
+    "content_clusters",
 )
 """The agents that need no training: the baselines, the lookahead planners and the sequence RNN
 (De Boom et al.; on a world without a sequence stage it fits its own on first use, a few seconds)."""

@@ -38,8 +38,10 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _h
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from agents.baselines import feature_block  # noqa: E402
 from agents.likeability import fitted_classifier, like_inputs  # noqa: E402
 from agents.world_logs import world_log  # noqa: E402
+from world_model.content_clusters import ContentClusters  # noqa: E402
 from world_model.features import SessionTable  # noqa: E402
 from world_model.likeability import COMPLETE, LikeabilityConfig, classification_metrics  # noqa: E402
 from world_model.user_model import logged_response_probs  # noqa: E402
@@ -80,10 +82,21 @@ def likeability_figures(world: LearnedWorld) -> None:
             emit(f"likeability_{role}_{name}", value)
 
 
+def cluster_figures(world: LearnedWorld) -> None:
+    """k by silhouette, every k's silhouette and inertia, and the cluster classifier's held-out accuracy."""
+    clusters = ContentClusters.fit(np.asarray(world.track_features)[:, feature_block(world, "acoustic")])
+    emit("clusters_k", clusters.k)
+    for k in clusters.silhouettes:
+        emit(f"clusters_silhouette_k{k}", clusters.silhouettes[k])
+        emit(f"clusters_inertia_k{k}", clusters.inertias[k])
+    emit("cluster_classifier_heldout_accuracy", clusters.classifier_accuracy)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     world = default_world()
     likeability_figures(world)
+    cluster_figures(world)
 
 
 if __name__ == "__main__":
