@@ -136,6 +136,7 @@ def _registry() -> dict[str, type[Agent]]:
     import agents.ahdqn
     import agents.baselines
     import agents.content_clusters
+    import agents.discover_weekly
     import agents.likeability
     import agents.sb3_agents
     import agents.user_cf  # noqa: F401

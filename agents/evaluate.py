@@ -87,6 +87,7 @@ DEFAULT_AGENTS: tuple[str, ...] = (
     "user_cf",
     "likeability",
     "content_clusters",
+    "discover_weekly",
 )
 """The agents that need no training: the baselines, the lookahead planners and the sequence RNN
 (De Boom et al.; on a world without a sequence stage it fits its own on first use, a few seconds)."""
