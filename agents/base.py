@@ -139,6 +139,7 @@ def _registry() -> dict[str, type[Agent]]:
     import agents.discover_weekly
     import agents.likeability
     import agents.sb3_agents
+    import agents.smart_shuffle
     import agents.user_cf  # noqa: F401
 
     return AGENTS

@@ -20,6 +20,7 @@ from musicenv.observation import (
 )
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig
+from musicenv.sessions import session_world
 from musicenv.world import (
     CONTEXT_TYPES,
     RESPONSES,
@@ -215,6 +216,10 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `groundtruth_seed` | int or None          | `None`      | with `world="groundtruth"`: the seed of the  |
     |                    |                      |             | ground truth (and of the learned world built |
     |                    |                      |             | from its logs)                               |
+    | `session`          | str                  | `"default"` | the listening mode, i.e. what the pool holds:|
+    |                    |                      |             | `"default"` or `"smart_shuffle"` (the        |
+    |                    |                      |             | listener's playlist + recommendations; see   |
+    |                    |                      |             | :mod:`musicenv.sessions`)                    |
 
     In a ground-truth run `env.oracle` is an :class:`musicenv.responders.Oracle`: the true
     `session_model` (in the learned world's indices), the current `state`, and
@@ -253,9 +258,11 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         responder: str | SessionModel | GroundTruthLike | None = None,
         groundtruth_seed: int | None = None,
         observation: ObservationLayout = "full",
+        session: str = "default",
     ) -> None:
         _check_arguments(playlist_length, pool_size, split, observation)
         self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
+        self.world = session_world(self.world, session)
         self.observation = observation
         self.playlist_length = playlist_length
         self.pool_size = pool_size

@@ -24,6 +24,7 @@ from musicenv.observation import (
 )
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig
+from musicenv.sessions import session_world
 from musicenv.world import (
     RESPONSES,
     Contexts,
@@ -169,6 +170,7 @@ class ListeningSessionVectorEnv(VectorEnv):
         backend: Literal["numpy", "torch"] | None = None,
         obs_format: Literal["numpy", "torch"] = "numpy",
         observation: ObservationLayout = "full",
+        session: str = "default",
     ) -> None:
         _check_arguments(playlist_length, pool_size, split, observation)
         if num_envs < 1:
@@ -180,6 +182,7 @@ class ListeningSessionVectorEnv(VectorEnv):
                 "the CPU only; build ListeningSessionVectorEnv itself to get the tensor path"
             )
         self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
+        self.world = session_world(self.world, session)
         self.num_envs = num_envs
         self.playlist_length = playlist_length
         self.pool_size = pool_size
