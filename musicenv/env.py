@@ -453,6 +453,19 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         # New arrays on every call: callers keep observations, and must not see later steps in them.
         return {key: value.copy() for key, value in self._obs.items()}
 
+    def withdraw(self, slots: np.ndarray) -> None:
+        """Make pool ``slots`` unplayable for the rest of the session (listener controls, :mod:`musicenv.controls`).
+
+        They leave the mask as played slots do, and the session truncates when no slot is left.
+        Padding and slots already played or withdrawn are ignored.
+        """
+        self._require_started()
+        slots = np.asarray(slots, dtype=np.int64)
+        fresh = slots[(self._pool[slots] >= 0) & ~self._played[slots]]
+        self._played[fresh] = True
+        self._pool_tracks -= len(np.unique(fresh))
+        self._obs["action_mask"][fresh] = 0
+
     def action_masks(self) -> np.ndarray:
         """``(M,)`` bool, the slots that can be played now (for sb3-contrib's ``MaskablePPO``)."""
         self._require_started()
