@@ -92,3 +92,11 @@ def test_retrieval_serves_user_cf_pools_that_reach_later_plays() -> None:
         for u, uid in enumerate(user_cf.listener_ids)
     ]
     assert np.mean(hits) > 2 * 50 / log.n_tracks  # far above a random pool's share
+
+
+def test_saved_user_cf_retrieval_loads_with_the_same_pools(tmp_path) -> None:
+    fitted = Retrieval.fit(taste_log(n_users=40, sessions=2), dataclasses.replace(SMALL, source="user_cf"))
+    fitted.save(tmp_path / "retrieval")
+    loaded = Retrieval.load(tmp_path / "retrieval")
+    users = np.arange(fitted.n_users)
+    np.testing.assert_array_equal(loaded.candidate_pools(users, 30), fitted.candidate_pools(users, 30))
