@@ -18,9 +18,13 @@ Hide for 30 days
 
 Excluding a playlist from the taste profile
     :meth:`ListenerControls.exclude_from_taste` records the tracks of a playlist the listener
-    wants kept out of their taste; :meth:`ListenerControls.taste_counts` is the listener's play
-    vector without them, what a taste profile built from plays (user-user CF's play vectors,
-    :mod:`world_model.user_cf`) reads instead of the raw counts.
+    wants kept out of their taste; :meth:`ListenerControls.taste_counts` is the play vectors
+    without them. In a world with a retrieval stage, the wrapper ranks such a listener's pool by
+    a taste vector re-solved without those plays: the ALS user step of Hu, Koren & Volinsky
+    (2008, eq. 4) with the track factors fixed, on the listener's remaining play counts
+    (:func:`folded_in_vector`; confidence ``1 + alpha * count``, the retrieval's ``alpha`` and
+    ``regularization``), blocked (and, with the filter, explicit) tracks removed, and the
+    session restarted on it before its first play.
 
 Discovery Mode's rule
     With a discovery boost (``RewardConfig(discovery_boost > 1)``), a boosted track that the
@@ -88,6 +92,22 @@ class ListenerControls:
         return out
 
 
+def folded_in_vector(
+    track_vectors: np.ndarray, tracks: np.ndarray, counts: np.ndarray, alpha: float, regularization: float
+) -> np.ndarray:
+    """A listener's ALS vector from their plays with the track factors fixed (Hu et al. 2008, eq. 4).
+
+    ``x = (Y^T Y + Y^T (C - I) Y + lambda I)^-1 Y^T C p`` with ``p = 1`` on the played ``tracks``
+    and confidence ``c = 1 + alpha * counts`` there (1 elsewhere).
+    """
+    factors = np.asarray(track_vectors, dtype=np.float64)
+    played = factors[np.asarray(tracks, dtype=np.int64)]
+    confidence = 1.0 + alpha * np.asarray(counts, dtype=np.float64)
+    gram = factors.T @ factors + (played.T * (confidence - 1.0)) @ played
+    gram += regularization * np.eye(factors.shape[1])
+    return np.linalg.solve(gram, played.T @ confidence).astype(np.float32)
+
+
 def dont_suggest(candidates: np.ndarray, skipped: np.ndarray, playable: np.ndarray, similarity: float) -> np.ndarray:
     """Slots to withdraw after a skip run: playable candidates similar to the skipped tracks.
 
@@ -145,11 +165,33 @@ class ListenerControlsWrapper(gym.Wrapper):
         obs, info = self.env.reset(**kwargs)
         base = self.env.unwrapped
         self._skips = []
+        retrieval = getattr(base.world, "retrieval", None)
+        if self.controls.excluded[base.user] and retrieval is not None:
+            obs = base.replace_pool(self.taste_pool(base.user, retrieval, base.pool_size, base.explicit_filter))
         hidden = np.flatnonzero(np.isin(base.pool, self.controls.hidden_tracks(base.user, self.today)))
         base.withdraw(hidden)
         obs["action_mask"][hidden] = 0
         info["withdrawn"] = len(hidden)
         return obs, info
+
+    def taste_pool(self, user: int, retrieval: Any, size: int, explicit_filter: bool) -> np.ndarray:
+        """``(size,)`` the listener's pool ranked by their taste without the excluded playlist (module docstring)."""
+        row = retrieval.heard[user]
+        kept_plays = ~np.isin(row.indices, sorted(self.controls.excluded[user]))
+        config = retrieval.config
+        vector = folded_in_vector(
+            retrieval.track_vectors, row.indices[kept_plays], row.data[kept_plays], config.alpha, config.regularization
+        )
+        allowed = np.ones(retrieval.n_tracks, dtype=bool)
+        allowed[retrieval.blocked[user].indices] = False
+        if explicit_filter:
+            allowed &= ~retrieval.explicit
+        scores = np.where(allowed, retrieval.track_vectors @ vector, -np.inf)
+        ranked = np.argsort(-scores, kind="stable")[:size]
+        pool = np.full(size, -1, dtype=np.int64)
+        kept = ranked[allowed[ranked]]
+        pool[: len(kept)] = kept
+        return pool
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         base = self.env.unwrapped

@@ -453,6 +453,18 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         # New arrays on every call: callers keep observations, and must not see later steps in them.
         return {key: value.copy() for key, value in self._obs.items()}
 
+    def replace_pool(self, pool: np.ndarray) -> dict[str, np.ndarray]:
+        """Start the current session again on another ``(M,)`` pool (listener controls, :mod:`musicenv.controls`).
+
+        Same listener, context and random numbers; only before the first play. Returns the new
+        first observation.
+        """
+        self._require_started()
+        if self._steps:
+            raise ValueError("replace_pool: the session has already begun")
+        self._begin(self._user, self._contexts, np.asarray(pool, dtype=np.int64), self._uniforms)
+        return self._observation()
+
     def withdraw(self, slots: np.ndarray) -> None:
         """Make pool ``slots`` unplayable for the rest of the session (listener controls, :mod:`musicenv.controls`).
 

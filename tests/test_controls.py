@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from test_agents import LayoutWorld
 
-from musicenv.controls import HIDE_DAYS, ListenerControls, ListenerControlsWrapper, dont_suggest
+from musicenv.controls import HIDE_DAYS, ListenerControls, ListenerControlsWrapper, dont_suggest, folded_in_vector
 from musicenv.env import ListeningSessionEnv
 from musicenv.rewards import RewardConfig
 
@@ -108,3 +108,35 @@ def test_excluded_playlist_leaves_the_taste_counts() -> None:
     counts = sp.csr_matrix(np.array([[3.0, 1.0, 2.0], [1.0, 1.0, 0.0]]))
     controls.exclude_from_taste(0, np.array([0, 2]))
     np.testing.assert_array_equal(controls.taste_counts(counts).toarray(), [[0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+
+
+def test_folded_in_vector_solves_the_als_user_step() -> None:
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(30, 4))
+    tracks, counts = np.array([2, 5, 9]), np.array([1.0, 3.0, 2.0])
+    vector = folded_in_vector(factors, tracks, counts, alpha=10.0, regularization=0.5)
+    confidence, preference = np.ones(30), np.zeros(30)
+    confidence[tracks], preference[tracks] = 1 + 10.0 * counts, 1.0
+    # The gradient of sum_i c_i (p_i - x . y_i)^2 + lambda |x|^2 vanishes at the solution.
+    residual = preference - factors @ vector
+    gradient = -2 * factors.T @ (confidence * residual) + 2 * 0.5 * vector
+    np.testing.assert_allclose(gradient, 0.0, atol=1e-3)
+
+
+def test_excluded_playlist_moves_the_pool_away_from_its_tracks(real_worlds) -> None:
+    world = real_worlds[0]
+    controls = ListenerControls()
+    env = ListenerControlsWrapper(ListeningSessionEnv(world=world, pool_size=POOL), controls, similarity=0.99)
+    env.reset(seed=5)
+    user, before = env.unwrapped.user, env.unwrapped.pool.copy()
+    heard = world.retrieval.heard[user]
+    playlist = heard.indices[np.argsort(-heard.data, kind="stable")[: max(1, len(heard.indices) // 2)]]
+    controls.exclude_from_taste(user, playlist)
+    obs, _ = env.reset(seed=5)
+    after = env.unwrapped.pool
+    assert env.unwrapped.user == user and not np.array_equal(after, before)
+    track_vectors = world.retrieval.track_vectors
+    centre = track_vectors[playlist].mean(axis=0)
+    assert (track_vectors[after] @ centre).mean() < (track_vectors[before] @ centre).mean()
+    np.testing.assert_array_equal(obs["candidates"], world.track_features[after])
+    assert not np.isin(after, world.retrieval.blocked[user].indices).any()
