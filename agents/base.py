@@ -138,6 +138,12 @@ AGENTS: dict[str, str] = {
     "maskable_ppo": "agents.sb3_agents:MaskablePPOAgent",
     "ppo": "agents.sb3_agents:PPOAgent",
     "dqn": "agents.sb3_agents:DQNAgent",
+    "user_cf": "agents.user_cf:UserCFAgent",
+    "likeability": "agents.likeability:LikeabilityAgent",
+    "content_clusters": "agents.content_clusters:ContentClustersAgent",
+    "discover_weekly": "agents.discover_weekly:DiscoverWeeklyAgent",
+    "shuffle": "agents.smart_shuffle:ShuffleAgent",
+    "smart_shuffle": "agents.smart_shuffle:SmartShuffleAgent",
 }
 """Every agent by name, as a ``"module:Class"`` entry point (as Gymnasium's registry).
 

@@ -83,6 +83,10 @@ DEFAULT_AGENTS: tuple[str, ...] = (
     "planner_learned",
     "planner_truth",
     "sequence_rnn",
+    "user_cf",
+    "likeability",
+    "content_clusters",
+    "discover_weekly",
 )
 """The agents that need no training: the baselines, the lookahead planners and the sequence RNN
 (De Boom et al.; on a world without a sequence stage it fits its own on first use, a few seconds)."""
@@ -131,6 +135,9 @@ class EvalConfig:
     """Tracks per playlist (the MSSD's cap): episode length cap and history size."""
     pool_size: int = 100
     """Candidate tracks per session (M), from the world's ANN index."""
+    session: str = "default"
+    """The listening mode, i.e. what the pool holds: ``default`` or ``smart_shuffle`` (the
+    listener's playlist + recommendations; :mod:`musicenv.sessions`)."""
     out: str | None = None
     """Output folder for the tables, figures and TensorBoard logs (default: ``eval_out/<date-time>``)."""
     threads: int = 1
@@ -376,6 +383,7 @@ def evaluate(
     playlist_length: int = 20,
     pool_size: int = 100,
     progress: bool = False,
+    session: str = "default",
 ) -> Evaluation:
     """Evaluate agents in the learned world and (given ``groundtruth``) in the ground-truth world.
 
@@ -390,6 +398,7 @@ def evaluate(
         batch_size: sessions stepped side by side (at most ``episodes``).
         playlist_length, pool_size: the env's settings.
         progress: show a tqdm bar (one tick per episode, counted when an agent's run ends).
+        session: the env's listening mode (:mod:`musicenv.sessions`).
 
     Returns:
         The :class:`Evaluation`.
@@ -414,6 +423,7 @@ def evaluate(
             split="eval",
             responder=groundtruth if name == "groundtruth" else None,
             copy=False,  # agents act on an observation before the next step and keep none
+            session=session,
         )
         for spec in specs:
             bar.set_postfix_str(f"{spec.label} · {name}")
@@ -474,6 +484,7 @@ def evaluate_config(config: EvalConfig, world: World, groundtruth: Any, specs: S
         playlist_length=config.playlist_length,
         pool_size=config.pool_size,
         progress=config.progress,
+        session=config.session,
     )
 
 

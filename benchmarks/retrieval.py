@@ -31,6 +31,8 @@ Pool recall (held out by time)
     not played before the cutoff (discovery). The same for a most-popular pool (``_popular``) and
     a uniformly random pool (``_random``), and for ALS fitted with other skip weights
     (``pool_recall_at_100_skip_weight_<w>``, listen 0.5 and complete 1.0 throughout).
+    ``pool_recall_at_100_user_cf`` (and ``_new_user_cf``): pools of user-user collaborative
+    filtering (:mod:`world_model.user_cf`) on the same plays.
 
 Sequence source (De Boom et al. 2017, :mod:`world_model.sequence`), same held-out protocol
     The sequence stage is fitted on the same plays before the cutoff with the default
@@ -229,6 +231,9 @@ def default_run(args: argparse.Namespace) -> None:
         recall, recall_new = held_out.recall(fitted[weight].candidate_pools(held_out.users, POOL))
         emit(f"pool_recall_at_100_skip_weight_{weight:g}", recall)
         emit(f"pool_recall_at_100_new_skip_weight_{weight:g}", recall_new)
+    recall, recall_new = held_out.recall(default.with_source("user_cf").candidate_pools(held_out.users, POOL))
+    emit("pool_recall_at_100_user_cf", recall)
+    emit("pool_recall_at_100_new_user_cf", recall_new)
     sequence_figures(args, train, log, default, held_out)
 
 

@@ -20,6 +20,7 @@ from musicenv.observation import (
 )
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig, new_artists, play_rewards
+from musicenv.sessions import session_world
 from musicenv.validation import check_action, check_count, check_flag, check_seed
 from musicenv.world import (
     CONTEXT_TYPES,
@@ -218,6 +219,10 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `groundtruth_seed` | int or None          | `None`      | with `world="groundtruth"`: the seed of the  |
     |                    |                      |             | ground truth (and of the learned world built |
     |                    |                      |             | from its logs)                               |
+    | `session`          | str                  | `"default"` | the listening mode, i.e. what the pool holds:|
+    |                    |                      |             | `"default"` or `"smart_shuffle"` (the        |
+    |                    |                      |             | listener's playlist + recommendations; see   |
+    |                    |                      |             | :mod:`musicenv.sessions`)                    |
 
     Types are checked at construction (:mod:`musicenv.validation`): an int is a Python or numpy
     integer, never a bool, float or text (`playlist_length=2.5` or `"20"` raises `TypeError`
@@ -260,6 +265,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         responder: str | SessionModel | GroundTruthLike | None = None,
         groundtruth_seed: int | None = None,
         observation: ObservationLayout = "full",
+        session: str = "default",
     ) -> None:
         playlist_length, pool_size = _check_arguments(
             playlist_length,
@@ -272,6 +278,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             groundtruth_seed=groundtruth_seed,
         )
         self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
+        self.world = session_world(self.world, session)
         self.observation = observation
         self.playlist_length = playlist_length
         self.pool_size = pool_size
@@ -460,6 +467,31 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def _observation(self) -> dict[str, np.ndarray]:
         # New arrays on every call: callers keep observations, and must not see later steps in them.
         return {key: value.copy() for key, value in self._obs.items()}
+
+    def replace_pool(self, pool: np.ndarray) -> dict[str, np.ndarray]:
+        """Start the current session again on another ``(M,)`` pool (listener controls, :mod:`musicenv.controls`).
+
+        Same listener, context and random numbers; only before the first play. Returns the new
+        first observation.
+        """
+        self._require_started()
+        if self._steps:
+            raise ValueError("replace_pool: the session has already begun")
+        self._begin(self._user, self._contexts, np.asarray(pool, dtype=np.int64), self._uniforms)
+        return self._observation()
+
+    def withdraw(self, slots: np.ndarray) -> None:
+        """Make pool ``slots`` unplayable for the rest of the session (listener controls, :mod:`musicenv.controls`).
+
+        They leave the mask as played slots do, and the session truncates when no slot is left.
+        Padding and slots already played or withdrawn are ignored.
+        """
+        self._require_started()
+        slots = np.asarray(slots, dtype=np.int64)
+        fresh = slots[(self._pool[slots] >= 0) & ~self._played[slots]]
+        self._played[fresh] = True
+        self._pool_tracks -= len(np.unique(fresh))
+        self._obs["action_mask"][fresh] = 0
 
     def action_masks(self) -> np.ndarray:
         """``(M,)`` bool, the slots that can be played now (for sb3-contrib's ``MaskablePPO``)."""

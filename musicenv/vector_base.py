@@ -25,6 +25,7 @@ from musicenv.env import CatalogueArrays, _check_arguments, render_playlist
 from musicenv.observation import ObservationLayout, compact_observation_space, observation_space
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig
+from musicenv.sessions import session_world
 from musicenv.validation import check_count
 from musicenv.world import RESPONSES, SessionModel, SessionState, Split, World
 
@@ -47,7 +48,7 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
 
     Args:
         num_envs, world, playlist_length, pool_size, reward, explicit_filter, strict, split,
-        render_mode, responder, groundtruth_seed, copy, observation: as for
+        render_mode, responder, groundtruth_seed, copy, observation, session: as for
             :class:`~musicenv.vector_env.ListeningSessionVectorEnv`.
     """
 
@@ -68,6 +69,7 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
         groundtruth_seed: int | None = None,
         copy: bool = True,
         observation: ObservationLayout = "full",
+        session: str = "default",
     ) -> None:
         playlist_length, pool_size = _check_arguments(
             playlist_length,
@@ -81,6 +83,7 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
         )
         num_envs = check_count("num_envs", num_envs)
         self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
+        self.world = session_world(self.world, session)
         self.num_envs = num_envs
         self.playlist_length = playlist_length
         self.pool_size = pool_size

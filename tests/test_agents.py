@@ -122,7 +122,9 @@ class TestAgentContract:
 
 def test_registry_lists_every_agent() -> None:
     expected = {"ahdqn", "random", "popular", "als", "content", "greedy_learned", "greedy_truth", "sequence_rnn"}
-    assert expected | {"planner_truth", "planner_learned", "maskable_ppo", "ppo", "dqn"} == set(AGENTS)
+    expected |= {"planner_truth", "planner_learned", "maskable_ppo", "ppo", "dqn"}
+    classics = {"user_cf", "likeability", "content_clusters", "discover_weekly", "shuffle", "smart_shuffle"}
+    assert expected | classics == set(AGENTS)
     assert agents.agent_names() == agent_names() == tuple(sorted(AGENTS))
     for name in AGENTS:
         assert issubclass(agent_class(name), Agent) and agent_class(name).name == name

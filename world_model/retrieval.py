@@ -16,7 +16,9 @@ Pool sources
     ``RetrievalConfig(source=...)`` chooses where pools come from: ``"als"`` (default, the steps
     above), ``"sequence"`` (session track vectors and a GRU taste vector, De Boom et al. 2017:
     :mod:`world_model.sequence`), or ``"mix"`` (a ``sequence_share`` of each pool from the
-    sequence source, the rest from ALS, interleaved by rank: :class:`~world_model.candidates.MixedPool`).
+    sequence source, the rest from ALS, interleaved by rank: :class:`~world_model.candidates.MixedPool`),
+    or ``"user_cf"`` (user-user collaborative filtering: neighbours by Pearson correlation of play
+    vectors through Annoy, :mod:`world_model.user_cf`; rebuilt from ``heard`` when loaded).
     The ALS stage is fitted in every case (the world's features and the ALS agent read its
     vectors); the sequence stage only when a pool needs it, and it is saved inside the retrieval
     folder (``sequence/``, with its own manifest, and covered by the retrieval's checksums).
@@ -67,6 +69,7 @@ from world_model.candidates import CandidatePool, MixedPool, PoolCache
 from world_model.embeddings import DEVICES, fit_als
 from world_model.interactions import confidence_matrix, interaction_matrix, listener_codes
 from world_model.sequence import SequenceConfig, SequenceStage
+from world_model.user_cf import UserCFPool, UserNeighbours
 
 if TYPE_CHECKING:
     from musicenv.data import ListeningLog
@@ -78,7 +81,7 @@ FORMAT_VERSION = 1
 _VECTORS = "vectors.npz"
 _INDEX = "index"
 _SEQUENCE = "sequence"
-SOURCES = ("als", "sequence", "mix")
+SOURCES = ("als", "sequence", "mix", "user_cf")
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ class RetrievalConfig:
             (about 30 s on the default world, one core).
         num_threads: ALS threads on the CPU, 0 for all cores; results do not depend on it.
         show_progress: implicit's progress bar over the ALS sweeps.
-        source: where candidate pools come from, ``"als"``, ``"sequence"`` or ``"mix"`` (see the
+        source: where candidate pools come from, ``"als"``, ``"sequence"``, ``"mix"`` or ``"user_cf"`` (see the
             module docstring, "Pool sources").
         sequence_share: with ``source="mix"``, the share of each pool from the sequence source.
         sequence: settings of the sequence stage (:class:`~world_model.sequence.SequenceConfig`;
@@ -216,7 +219,7 @@ class Retrieval:
         popularity: np.ndarray,
         sequence: SequenceStage | None = None,
     ) -> None:
-        if config.source != "als" and sequence is None:
+        if config.source in ("sequence", "mix") and sequence is None:
             raise ValueError(f"source={config.source!r} needs a fitted sequence stage")
         self.config = config
         self.listener_ids = np.asarray(listener_ids, dtype=str)
@@ -239,13 +242,16 @@ class Retrieval:
                     f"the retrieval {self.n_users} x {self.n_tracks}"
                 )
             self.sequence_pool = self._candidate_pool(sequence.taste_vectors, sequence.track_vectors, sequence.index)
-        self.pools: CandidatePool | MixedPool
+        self.pools: CandidatePool | MixedPool | UserCFPool
         if config.source == "als":
             self.pools = self.pool
         elif config.source == "sequence":
             self.pools = self.sequence_pool
-        else:
+        elif config.source == "mix":
             self.pools = MixedPool(self.sequence_pool, self.pool, config.sequence_share)
+        else:
+            neighbours = UserNeighbours.fit(self.heard, seed=config.seed)
+            self.pools = UserCFPool(neighbours, self.explicit, self.blocked, self.popularity)
         self.pool_cache = PoolCache(self.pools)
 
     def _candidate_pool(self, user_vectors: np.ndarray, track_vectors: np.ndarray, index: TrackIndex) -> CandidatePool:
@@ -316,7 +322,7 @@ class Retrieval:
         heard = sp.csr_matrix((np.ones(len(codes), dtype=np.int32), (codes, tracks)), shape=shape)
         heard.sum_duplicates()
         sequence = None
-        if config.source != "als":
+        if config.source in ("sequence", "mix"):
             sequence = SequenceStage.fit(log, config.sequence, config.seed, listeners)
             logger.info("sequence stage: %s", sequence.timings)
         retrieval = cls(
@@ -475,7 +481,7 @@ class Retrieval:
         except (KeyError, ValueError, OSError) as error:
             raise ArtifactError(f"{folder / _INDEX}: unreadable track index ({error})") from error
         sequence = None
-        if config.source != "als":
+        if config.source in ("sequence", "mix"):
             sequence = SequenceStage.load(folder / _SEQUENCE)
             if (sequence.n_users, sequence.n_tracks) != (n_users, n_tracks):
                 raise ArtifactError(
