@@ -199,8 +199,7 @@ class ListenerControlsWrapper(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         track, response = info["track_index"], info["response"]
         boost = base.reward_config.discovery_boost
-        flags = base.catalogue.discovery
-        if response is not None and flags is not None and flags[track] and boost != 1.0:
+        if response is not None and boost != 1.0 and base.catalogue.track_boosts[track] == boost:
             if track in self.controls.unboosted[user]:
                 # The boost was revoked by an earlier skip: the play earns its unboosted value.
                 value = float(base.reward_config.response_values[RESPONSES.index(response)])

@@ -84,7 +84,10 @@ def test_a_skipped_boosted_track_is_not_boosted_again_for_that_listener() -> Non
     for seed in range(60):
         env.reset(seed=seed)
         _, rewarded, _, _, info = env.step(0)
-        if info["response"] == "skip" and env.unwrapped.catalogue.discovery[info["track_index"]]:
+        if (
+            info["response"] == "skip"
+            and env.unwrapped.catalogue.track_boosts[info["track_index"]] == reward.discovery_boost
+        ):
             break
     user, track = env.unwrapped.user, info["track_index"]
     assert controls.unboosted[user] == {track}
