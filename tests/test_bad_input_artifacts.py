@@ -372,17 +372,58 @@ def test_a_damaged_digest_blames_the_manifest_not_the_intact_file(
     assert "tracks.parquet" not in str(error.value) and "vectors.npz" not in str(error.value)
 
 
-def test_a_manifest_saved_before_self_checksums_still_loads(saved_world: Path, tmp_path: Path) -> None:
-    """Worlds saved by earlier versions have neither the manifest's own checksum nor sub-manifest entries."""
+@pytest.mark.parametrize("kind", ["world", "retrieval"])
+def test_a_save_made_before_manifest_checksums_is_refused_not_read_unchecked(
+    saved_world: Path, tmp_path: Path, kind: str
+) -> None:
+    """Saves by earlier versions have neither the manifest's own checksum nor sub-manifest entries:
+    nothing guards them, so they are refused with a message to save them again."""
     folder = copy_of(saved_world, tmp_path)
+    manifest_folder = folder if kind == "world" else folder / "retrieval"
 
     def older(manifest: dict) -> dict:
         manifest.pop(MANIFEST_CHECKSUM)
+        manifest.pop(artifacts.SCHEMA_FIELD)
         manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.endswith(MANIFEST)}
         return manifest
 
-    edit_json(folder / MANIFEST, older)
-    assert load_world(folder).retrieval.n_tracks > 0
+    edit_json(manifest_folder / MANIFEST, older)
+    with pytest.raises(ArtifactError, match=rf"{named(manifest_folder / MANIFEST)}: artifact_schema 1: .*again"):
+        load_world(folder) if kind == "world" else Retrieval.load(manifest_folder)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda m: m.pop(MANIFEST_CHECKSUM), "no manifest_sha256"),
+        (lambda m: m.update(artifact_schema=99), "artifact_schema 99: this musicenv reads artifact_schema 2"),
+        (lambda m: m.update(artifact_schema="2"), "artifact_schema '2'"),
+    ],
+    ids=["checksum removed", "newer schema", "schema a string"],
+)
+def test_a_manifest_of_another_schema_or_without_its_checksum_is_named(
+    saved_world: Path, tmp_path: Path, change: Callable[[dict], object], expected: str
+) -> None:
+    folder = copy_of(saved_world, tmp_path)
+    edit_json(folder / MANIFEST, lambda manifest: (change(manifest), manifest)[1])
+    with pytest.raises(ArtifactError, match=rf"{named(folder / MANIFEST)}: {expected}"):
+        load_world(folder)
+
+
+def test_every_save_writes_the_current_artifact_schema(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    manifest = write_manifest(tmp_path, "musicenv.test", 1, {})
+    assert manifest[artifacts.SCHEMA_FIELD] == artifacts.ARTIFACT_SCHEMA
+    assert read_manifest(tmp_path, "musicenv.test", 1)["files"] == {"a.txt": manifest["files"]["a.txt"]}
+
+
+def test_the_default_world_cache_key_includes_the_artifact_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default worlds cached before a schema change are rebuilt under a new key, never trusted."""
+    from world_model import world as world_module
+
+    before = world_module._cache_key({"a": 1})
+    monkeypatch.setattr(world_module, "ARTIFACT_SCHEMA", artifacts.ARTIFACT_SCHEMA + 1)
+    assert world_module._cache_key({"a": 1}) != before
 
 
 @pytest.mark.parametrize(
