@@ -17,7 +17,9 @@ What a save promises
       the same way through a temporary file and a rename.
     - **Nothing else lost.** A save replaces only an empty folder or an earlier save of the same
       kind (its manifest has the same ``format``); any other folder, or a file, at the target is
-      refused with an :class:`ArtifactError` naming it, and left as it was.
+      refused with an :class:`ArtifactError` naming it, and left as it was. So is a symbolic
+      link (even to an earlier save): the atomic rename would replace the link itself, so save to
+      the folder it points to instead.
     - **No litter.** Staging folders and files left by a killed save (their process no longer
       runs) are removed by the next save of the same target.
     - **Ordinary permissions.** Folders and files are created as any other file is, under the
@@ -212,14 +214,22 @@ def check_replaceable(target: str | os.PathLike[str], fmt: str) -> None:
     """Check that a save of format ``fmt`` may replace whatever is at ``target``.
 
     It may replace nothing, an empty folder, or an earlier save of the same format (a folder whose
-    ``manifest.json`` says so). :func:`atomic_folder` checks this before writing and again before
+    ``manifest.json`` says so); never a symbolic link, whatever it points to.
+    :func:`atomic_folder` checks this before writing and again before
     replacing; commands call it at start so that a refusal comes before hours of work.
 
     Raises:
         ArtifactError: naming ``target`` and what is there.
     """
     target = Path(target)
-    if not target.exists() and not target.is_symlink():
+    if target.is_symlink():
+        # Renaming the new save onto the link would replace the link, not the save it points to,
+        # and leave that save behind: refused, so that nothing is lost or duplicated.
+        raise ArtifactError(
+            f"{target}: is a symbolic link (to {os.readlink(target)}); refusing to save a {fmt} through it: "
+            "save to the folder it points to, or remove the link first"
+        )
+    if not target.exists():
         return
     if not target.is_dir():
         raise ArtifactError(f"{target}: is a file, not a folder; refusing to replace it with a saved {fmt}")

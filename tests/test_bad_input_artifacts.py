@@ -110,9 +110,12 @@ def copy_of(saved: Path, tmp_path: Path, name: str = "copy") -> Path:
 
 
 def snapshot(root: Path) -> dict[str, tuple[bool, str, int]]:
-    """Every entry under ``root``: whether it is a folder, its bytes' digest, its permission bits."""
+    """Every entry under ``root``: whether it is a folder, its bytes' digest (a link: its target), its mode bits."""
     entries = {}
     for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            entries[str(path.relative_to(root))] = (False, f"link to {os.readlink(path)}", 0)
+            continue
         digest = "" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
         entries[str(path.relative_to(root))] = (path.is_dir(), digest, path.stat().st_mode & 0o777)
     return entries
@@ -205,6 +208,25 @@ def test_a_save_replaces_an_empty_folder_or_its_own_earlier_save(
     assert not (target / "left-over-from-the-old-save.txt").exists()
     assert read_manifest(target, first["format"], 1)["files"] == first["files"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target"], "staging or retired folders were left"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("points_to", ["an earlier save", "nothing"])
+def test_a_save_through_a_symbolic_link_is_refused(
+    kind: str, points_to: str, log: ListeningLog, world: LearnedWorld, tmp_path: Path
+) -> None:
+    """The atomic rename would replace the link with a folder and leave the save it points to behind."""
+    earlier = tmp_path / "earlier"
+    if points_to == "an earlier save":
+        saver(kind, log, world)(earlier)
+    link = tmp_path / "link"
+    link.symlink_to(earlier, target_is_directory=True)
+    with unchanged(tmp_path), pytest.raises(ArtifactError, match=rf"{named(link)}: is a symbolic link") as error:
+        saver(kind, log, world)(link)
+    assert "folder it points to" in str(error.value)
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["link", *(["earlier"] if earlier.exists() else [])])
 
 
 def test_a_failed_save_leaves_the_earlier_one_and_no_staging(log: ListeningLog, tmp_path: Path) -> None:
