@@ -608,6 +608,71 @@ def test_eval_reports_n_a_with_the_reason_for_a_damaged_checkpoint_it_found_itse
     assert "checkpoint cannot be loaded" in result.note and "q_network.pt: checksum mismatch" in result.note
 
 
+AGENT_MANIFEST_DAMAGE = {
+    "a list": ("[]", "damaged: not a JSON object"),
+    "no version": ('{"format": "musicenv.agent"}', "format version None"),
+    "truncated": ('{"format": "musicenv.ag', "cannot be read as JSON"),
+    "not UTF-8": (b'{"format": "\xff"}', "cannot be read as JSON"),
+    "no agent name": (None, "config.agent must name the saved agent"),
+}
+
+
+def damage_agent_manifest(agent: Path, damage: str) -> None:
+    text, _ = AGENT_MANIFEST_DAMAGE[damage]
+    if text is None:
+        edit_json(agent / MANIFEST, lambda manifest: {**manifest, "config": {"kwargs": {}}}, resign=True)
+    elif isinstance(text, bytes):
+        (agent / MANIFEST).write_bytes(text)
+    else:
+        (agent / MANIFEST).write_text(text)
+
+
+@pytest.mark.parametrize("damage", list(AGENT_MANIFEST_DAMAGE))
+@pytest.mark.parametrize("name", ["checkpoint folder", "agent folder"])
+def test_eval_stops_naming_the_file_for_a_named_checkpoint_with_a_damaged_agent_manifest(
+    saved_world: Path, world: LearnedWorld, tmp_path: Path, damage: str, name: str
+) -> None:
+    agent = make_agent("ahdqn", world, hidden_size=8, seed=1).save(tmp_path / "checkpoints" / "run_a" / "agent")
+    damage_agent_manifest(agent, damage)
+    given = agent.parent if name == "checkpoint folder" else agent
+    with pytest.raises(SystemExit) as error:
+        evaluate_module.run(eval_argv(saved_world, tmp_path / "out", "--checkpoints", str(given)))
+    message = error.value.code
+    assert isinstance(message, str) and message.startswith("eval.py: error: --checkpoints")  # exit status 1
+    assert f"{agent / MANIFEST}: " in message and AGENT_MANIFEST_DAMAGE[damage][1] in message, message
+    assert "holds no saved agent" not in message
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+@pytest.mark.parametrize("damage", list(AGENT_MANIFEST_DAMAGE))
+def test_the_latest_search_reports_a_damaged_agent_manifest_n_a_with_the_reason(
+    saved_world: Path, world: LearnedWorld, tmp_path: Path, damage: str
+) -> None:
+    """Neither skipped in silence nor silently replaced by an older run of the same agent."""
+    checkpoints = tmp_path / "checkpoints"
+    older = make_agent("ahdqn", world, hidden_size=8, seed=1).save(checkpoints / "run_a" / "agent")
+    os.utime(older / MANIFEST, (0, 0))
+    newer = make_agent("ahdqn", world, hidden_size=8, seed=2).save(checkpoints / "run_b" / "agent")
+    damage_agent_manifest(newer, damage)
+    assert evaluate_module.latest_checkpoints(checkpoints) == [checkpoints / "run_a", checkpoints / "run_b"]
+    evaluation = evaluate_module.run(eval_argv(saved_world, tmp_path / "out", "--checkpoint-dir", str(checkpoints)))
+    damaged = evaluation.result("checkpoint:run_b", "learned")
+    assert damaged.metrics is None
+    assert f"{newer / MANIFEST}: " in damaged.note and AGENT_MANIFEST_DAMAGE[damage][1] in damaged.note
+    assert evaluation.result("ahdqn", "learned").metrics is not None  # the older run, reported beside it
+
+
+def test_eval_loads_a_named_checkpoint_once_for_the_learned_world(
+    saved_world: Path, world: LearnedWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = make_agent("ahdqn", world, hidden_size=8, seed=1).save(tmp_path / "agent")
+    loads = []
+    real = evaluate_module.load_agent
+    monkeypatch.setattr(evaluate_module, "load_agent", lambda *args: loads.append(args) or real(*args))
+    evaluate_module.run(eval_argv(saved_world, tmp_path / "out", "--checkpoints", str(agent)))
+    assert len(loads) == 2  # one per world: the up-front check's agent plays in the learned world
+
+
 def test_eval_output_folder_is_checked_before_the_world_is_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
