@@ -58,7 +58,7 @@ import torch
 from tqdm.auto import tqdm
 
 from agents import report
-from agents.base import AGENT_FORMAT, Agent, load_agent, make_agent
+from agents.base import AGENT_FORMAT, AGENT_FORMAT_VERSION, Agent, load_agent, make_agent
 from agents.config import apply_overrides, build_parser
 from agents.metrics import (
     AgentResult,
@@ -69,7 +69,7 @@ from agents.metrics import (
     popularity_percentiles,
 )
 from agents.rollout import RolloutResult, evaluation_seed, rollout
-from musicenv.artifacts import MANIFEST, ArtifactError, check_writable, write_json_atomic
+from musicenv.artifacts import MANIFEST, ArtifactError, check_writable, read_manifest, write_json_atomic
 from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import World
 
@@ -94,6 +94,8 @@ DEFAULT_AGENTS: tuple[str, ...] = (
 RUN_RECORD = "run.json"
 """How the run was made and how fast it went (everything of a run that is not deterministic)."""
 LATEST = "latest"
+UNREADABLE = "checkpoint"
+"""The agent name of a checkpoint the ``latest`` search found but cannot read (labelled ``checkpoint:<run>``)."""
 NO_CHECKPOINTS = "none"
 WORLDS = ("learned", "groundtruth")
 
@@ -179,6 +181,9 @@ class AgentSpec:
         kwargs: constructor arguments of a fresh agent besides the world.
         named: the checkpoint was named by the user (not found by the ``latest`` search): if it
             cannot be loaded, ``eval.py`` stops with an error instead of reporting n/a.
+        error: why a checkpoint the ``latest`` search found cannot be read (its name is then
+            :data:`UNREADABLE`): :meth:`build` raises it as an :class:`ArtifactError`, and the
+            agent is reported n/a with it.
     """
 
     label: str
@@ -186,12 +191,27 @@ class AgentSpec:
     checkpoint: Path | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     named: bool = False
+    error: str | None = None
+    _loaded: list[Agent] = field(default_factory=list, compare=False, repr=False)
 
     def build(self, world: World) -> Agent:
-        """A fresh agent over ``world`` (loaded from the checkpoint, if any)."""
+        """A fresh agent over ``world`` (loaded from the checkpoint, if any).
+
+        An agent :meth:`preload` built and nothing used yet is handed out first, once.
+        """
+        if self.error is not None:
+            raise ArtifactError(self.error)
+        if self._loaded:
+            return self._loaded.pop()
         if self.checkpoint is not None:
             return load_agent(self.checkpoint, world)
         return make_agent(self.name, world, **self.kwargs)
+
+    def preload(self, world: World) -> None:
+        """Build the agent now (``eval.py`` checks named checkpoints before evaluating); the next
+        :meth:`build` over the same world returns it instead of loading the checkpoint again."""
+        agent = self.build(world)
+        self._loaded[:] = [agent]
 
 
 def agent_folder(path: str | Path) -> Path:
@@ -199,35 +219,64 @@ def agent_folder(path: str | Path) -> Path:
 
     A ``train.py`` checkpoint keeps the agent beside the learner's state; any folder whose
     ``manifest.json`` has the agent format (searched to two levels down, ``agent`` first) is it.
+    Manifests of other saved kinds (the checkpoint's own) are passed over; a damaged one (not a
+    JSON object naming its format) may be the agent's, so it is an error, not passed over.
 
     Raises:
         FileNotFoundError: ``path`` holds no saved agent.
+        ArtifactError: ``path`` holds no intact agent manifest but a damaged manifest (named).
     """
     path = Path(path)
-    candidates = [path, path / "agent", *sorted(path.glob("*")), *sorted(path.glob("*/*"))]
-    for candidate in candidates:
-        if _is_agent_folder(candidate):
+    damaged: ArtifactError | None = None
+    for candidate in _manifest_folders(path):
+        try:
+            manifest = json.loads((candidate / MANIFEST).read_text())
+        except (OSError, ValueError) as error:  # UnicodeDecodeError and JSONDecodeError included
+            damaged = damaged or ArtifactError(f"{candidate / MANIFEST}: cannot be read as JSON ({error})")
+            continue
+        if isinstance(manifest, dict) and manifest.get("format") == AGENT_FORMAT:
             return candidate
+        if not (isinstance(manifest, dict) and isinstance(manifest.get("format"), str)):
+            damaged = damaged or ArtifactError(
+                f"{candidate / MANIFEST}: damaged: not a JSON object that names its format "
+                f"(found {type(manifest).__name__}); save the agent again"
+            )
+    if damaged is not None:
+        raise damaged
     raise FileNotFoundError(f"{path} holds no saved agent (no {MANIFEST} of format {AGENT_FORMAT!r})")
 
 
-def _is_agent_folder(folder: Path) -> bool:
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        return False
-    try:
-        return json.loads(manifest.read_text()).get("format") == AGENT_FORMAT
-    except (OSError, json.JSONDecodeError):
-        return False
+def _manifest_folders(path: Path) -> list[Path]:
+    """The folders where :func:`agent_folder` looks for a saved agent that hold a manifest, in its order."""
+    candidates = [path, path / "agent", *sorted(path.glob("*")), *sorted(path.glob("*/*"))]
+    return [folder for folder in dict.fromkeys(candidates) if (folder / MANIFEST).is_file()]
+
+
+def saved_agent_name(folder: str | Path) -> str:
+    """The registry name of the agent saved in ``folder`` (its manifest's ``config.agent``).
+
+    The manifest itself is checked (format, version, its own checksum), not yet the files.
+
+    Raises:
+        ArtifactError: naming the manifest: unreadable, damaged, or naming no agent.
+    """
+    manifest = read_manifest(folder, AGENT_FORMAT, AGENT_FORMAT_VERSION, verify=False)
+    name = manifest["config"].get("agent")
+    if not isinstance(name, str) or not name:
+        raise ArtifactError(f"{Path(folder) / MANIFEST}: config.agent must name the saved agent, found {name!r}")
+    return name
 
 
 def latest_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
     """The most recent checkpoint of each kind of agent under ``checkpoint_dir``, oldest first.
 
-    A checkpoint is a folder directly under ``checkpoint_dir`` that holds a saved agent
-    (``train.py`` writes ``checkpoint_dir/<run name>/agent``); its age is that of its
-    ``manifest.json``, rewritten at every save. So after training an AH-DQN (and perhaps a
-    MaskablePPO) ``python eval.py`` evaluates the newest run of each.
+    A checkpoint is a folder directly under ``checkpoint_dir`` that holds a ``manifest.json``
+    (itself, or its saved agent: ``train.py`` writes ``checkpoint_dir/<run name>/agent``); its age
+    is that of its ``manifest.json``, rewritten at every save. So after training an AH-DQN (and
+    perhaps a MaskablePPO) ``python eval.py`` evaluates the newest run of each. A checkpoint whose
+    agent cannot be told (no agent, or a damaged manifest) is kept, whatever its age, so that
+    :func:`checkpoint_spec` can say why it cannot be evaluated: it is never skipped in silence, nor
+    replaced by an older run.
     """
     root = Path(checkpoint_dir)
     if not root.is_dir():
@@ -235,11 +284,15 @@ def latest_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
     newest: dict[str, tuple[float, Path]] = {}
     # Names starting with a dot are the atomic writer's unfinished folders.
     for run in sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")):
+        manifests = _manifest_folders(run)
+        if not manifests:
+            continue  # not a checkpoint (e.g. a log folder)
         try:
             folder = agent_folder(run)
-        except FileNotFoundError:
+            name = saved_agent_name(folder)
+        except (ArtifactError, FileNotFoundError):
+            newest[f"unreadable {run}"] = ((manifests[0] / MANIFEST).stat().st_mtime, run)
             continue
-        name = json.loads((folder / MANIFEST).read_text())["config"]["agent"]
         manifest = run / MANIFEST if (run / MANIFEST).is_file() else folder / MANIFEST
         saved = manifest.stat().st_mtime
         if name not in newest or saved > newest[name][0]:
@@ -248,9 +301,14 @@ def latest_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
 
 
 def checkpoint_spec(path: str | Path) -> AgentSpec:
-    """An :class:`AgentSpec` for a saved agent, labelled with its registry name."""
+    """An :class:`AgentSpec` for a saved agent, labelled with its registry name.
+
+    Raises:
+        FileNotFoundError: ``path`` holds no saved agent.
+        ArtifactError: its manifest is damaged (named).
+    """
     folder = agent_folder(path)
-    name = json.loads((folder / MANIFEST).read_text())["config"]["agent"]
+    name = saved_agent_name(folder)
     return AgentSpec(label=name, name=name, checkpoint=folder)
 
 
@@ -277,15 +335,26 @@ def agent_specs(config: EvalConfig) -> tuple[list[AgentSpec], list[str]]:
                 paths.setdefault(path, False)
         else:
             paths[Path(entry)] = True
-    checkpoints = [dataclasses.replace(checkpoint_spec(path), named=named) for path, named in paths.items()]
+    checkpoints = []
+    for path, named in paths.items():
+        try:
+            checkpoints.append(dataclasses.replace(checkpoint_spec(path), named=named))
+        except (ArtifactError, FileNotFoundError) as error:
+            if named:
+                raise  # eval.py stops, naming the file
+            # Found by the latest search: reported n/a with the reason (its kind cannot be told).
+            checkpoints.append(AgentSpec(UNREADABLE, UNREADABLE, checkpoint=Path(path), error=str(error)))
     names = [spec.name for spec in checkpoints]
     for path, spec in zip(paths, checkpoints, strict=True):
         # The agent's name alone where it is unambiguous; else with the run (checkpoint folder) name.
         label = spec.name
-        if names.count(spec.name) > 1 or any(other.label == label for other in specs):
+        if spec.error is not None or names.count(spec.name) > 1 or any(other.label == label for other in specs):
             label = f"{spec.name}:{Path(path).resolve().name}"
         specs.append(dataclasses.replace(spec, label=label))
-        notes.append(f"checkpoint {spec.checkpoint} evaluated as {label!r}")
+        if spec.error is not None:
+            notes.append(f"checkpoint {path} cannot be loaded (reported n/a as {label!r}): {spec.error}")
+        else:
+            notes.append(f"checkpoint {spec.checkpoint} evaluated as {label!r}")
     return specs, notes
 
 
@@ -573,6 +642,8 @@ def run(argv: list[str] | None = None) -> Evaluation:
         specs, notes = agent_specs(config)
     except (PermissionError, FileNotFoundError) as error:  # also a --checkpoints entry with no saved agent
         raise SystemExit(f"eval.py: error: {error}") from error
+    except ArtifactError as error:  # a --checkpoints entry whose manifest is damaged
+        raise SystemExit(f"eval.py: error: --checkpoints: {error}") from error
     print(f"loading world {config.world!r} ...", flush=True)
     from world_model.world import open_world_and_truth  # the world-learning package, on use
 
@@ -580,7 +651,7 @@ def run(argv: list[str] | None = None) -> Evaluation:
     for spec in specs:
         if spec.named:
             try:
-                spec.build(world)
+                spec.preload(world)  # evaluate uses this agent in the learned world, not a second load
             except ValueError as error:  # ArtifactError included: damaged, or not this world's agent
                 message = f"eval.py: error: --checkpoints {spec.checkpoint} cannot be loaded: {error}"
                 raise SystemExit(message) from error

@@ -4,8 +4,9 @@ With no arguments it trains the Action-Head DQN on the embedded default world (b
 synthetic ground-truth world's logs on first use, then cached), then evaluates it and the
 baselines on held-out listeners in the learned world and in the ground-truth world, with common
 random numbers, and prints the comparison. That evaluation is :func:`agents.evaluate.evaluate`'s
-(the table ``eval.py`` prints, on the same episodes as ``eval.py --checkpoints <checkpoint>
---agents <BASELINES> --episodes <eval_episodes> --seed <eval_seed>``). Every option is a field of
+(the table ``eval.py`` prints, on the same episodes as ``eval.py --world <world> --checkpoints
+<checkpoint> --agents <BASELINES> --episodes <eval_episodes> --seed <eval_seed> --playlist-length
+<playlist_length> --pool-size <pool_size>``, with ``eval.py``'s default ``--batch-size``). Every option is a field of
 :class:`agents.config.TrainConfig` (``python train.py --help``).
 
 What a run leaves behind

@@ -46,19 +46,16 @@ from musicenv.vector_env import ListeningSessionVectorEnv
 
 
 def open_world(name: str) -> Any:
-    """The world for ``--world``: ``default`` (the embedded learned world) or ``fake`` (the tests')."""
+    """The world for ``--world``: ``fake`` (the tests'), else as ``train.py``'s ``--world`` (``default`` or a
+    saved world folder)."""
     if name == "fake":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
         from fakes import FakeWorld
 
         return FakeWorld(seed=0, n_users=500, n_tracks=3000, d_user=33, d_track=63)
-    if name == "default":
-        from world_model.world import default_world
+    from world_model.world import open_world as open_named_world  # the one way to open a world by name
 
-        return default_world()
-    from world_model.world import load_world
-
-    return load_world(name)
+    return open_named_world(name)
 
 
 def synchronize(device: torch.device) -> None:

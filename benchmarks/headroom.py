@@ -83,7 +83,7 @@ from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
 from musicenv.responders import GroundTruthResponder
 from musicenv.rewards import RewardConfig
 from musicenv.vector_env import ListeningSessionVectorEnv
-from world_model.world import default_world, groundtruth_for
+from world_model.world import default_world, groundtruth_for, open_world
 
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "satiation": ("satiation",),
@@ -171,9 +171,11 @@ def emit(name: str, value: float) -> None:
 
 
 def build_world(quick: bool) -> Any:
-    """The default learned world, or with ``quick`` a small one built from a small ground truth."""
+    """The default learned world, or with ``quick`` a small one built from a small ground truth
+    (a ground-truth config that :func:`~world_model.world.open_world` does not take, hence
+    :func:`~world_model.world.default_world` itself)."""
     if not quick:
-        return default_world()
+        return open_world("default")
     small = GroundTruthConfig(n_users=400, n_tracks=1500, n_artists=150, n_sessions=4000)
     return default_world(log_sessions=4000, groundtruth_config=small)
 

@@ -4,8 +4,9 @@ Every learned thing in musicenv (a listening log, a retrieval stage, a user-resp
 world, an agent, a training checkpoint) is saved as one folder holding plain files (``.npz``
 arrays, torch state dicts, Annoy indexes, Parquet, JSON) and a ``manifest.json``::
 
-    {"format": "musicenv.retrieval", "format_version": 1, "musicenv_version": "0.1.0",
-     "config": {...}, "files": {"vectors.npz": "<sha256>", "sequence/manifest.json": ...},
+    {"format": "musicenv.retrieval", "format_version": 1, "artifact_schema": 2,
+     "musicenv_version": "0.1.0", "config": {...},
+     "files": {"vectors.npz": "<sha256>", "sequence/manifest.json": ...},
      "manifest_sha256": "<sha256 of everything above>"}
 
 What a save promises
@@ -16,7 +17,9 @@ What a save promises
       the same way through a temporary file and a rename.
     - **Nothing else lost.** A save replaces only an empty folder or an earlier save of the same
       kind (its manifest has the same ``format``); any other folder, or a file, at the target is
-      refused with an :class:`ArtifactError` naming it, and left as it was.
+      refused with an :class:`ArtifactError` naming it, and left as it was. So is a symbolic
+      link (even to an earlier save): the atomic rename would replace the link itself, so save to
+      the folder it points to instead.
     - **No litter.** Staging folders and files left by a killed save (their process no longer
       runs) are removed by the next save of the same target.
     - **Ordinary permissions.** Folders and files are created as any other file is, under the
@@ -24,7 +27,9 @@ What a save promises
       folder is readable by the others who share it.
 
 What a load promises
-    :func:`read_manifest` checks the manifest's format and version, then that the manifest is
+    :func:`read_manifest` checks the manifest's format and version, its ``artifact_schema``
+    (:data:`ARTIFACT_SCHEMA`: saves made before manifests carried their own checksum and listed
+    sub-folders' manifests are refused, to be saved again, never read unchecked), then that the manifest is
     intact (its own checksum, ``manifest_sha256``), then every file's checksum, sub-folders'
     manifests included, before anything is used, and raises :class:`ArtifactError` naming the file
     actually at fault: a damaged or hand-edited manifest is named as such rather than blaming the
@@ -48,6 +53,16 @@ from typing import Any
 MANIFEST = "manifest.json"
 MANIFEST_CHECKSUM = "manifest_sha256"
 """The manifest's own checksum: SHA-256 of its other entries as canonical JSON (:func:`manifest_digest`)."""
+SCHEMA_FIELD = "artifact_schema"
+ARTIFACT_SCHEMA = 2
+"""How every manifest is laid out, whatever the kind of save (each kind has its own ``format_version``).
+
+1 (no ``artifact_schema`` field): the manifest had no checksum of its own and did not list the
+manifests of sub-folders. 2: it carries :data:`MANIFEST_CHECKSUM` and covers every file, at any
+depth. :func:`read_manifest` reads only this schema: an older save is refused with a message to
+save it again, since nothing guards its manifest; caches keyed on it (the default world) include
+it in their key, so their old entries are rebuilt.
+"""
 
 
 class ArtifactError(ValueError):
@@ -199,14 +214,22 @@ def check_replaceable(target: str | os.PathLike[str], fmt: str) -> None:
     """Check that a save of format ``fmt`` may replace whatever is at ``target``.
 
     It may replace nothing, an empty folder, or an earlier save of the same format (a folder whose
-    ``manifest.json`` says so). :func:`atomic_folder` checks this before writing and again before
+    ``manifest.json`` says so); never a symbolic link, whatever it points to.
+    :func:`atomic_folder` checks this before writing and again before
     replacing; commands call it at start so that a refusal comes before hours of work.
 
     Raises:
         ArtifactError: naming ``target`` and what is there.
     """
     target = Path(target)
-    if not target.exists() and not target.is_symlink():
+    if target.is_symlink():
+        # Renaming the new save onto the link would replace the link, not the save it points to,
+        # and leave that save behind: refused, so that nothing is lost or duplicated.
+        raise ArtifactError(
+            f"{target}: is a symbolic link (to {os.readlink(target)}); refusing to save a {fmt} through it: "
+            "save to the folder it points to, or remove the link first"
+        )
+    if not target.exists():
         return
     if not target.is_dir():
         raise ArtifactError(f"{target}: is a file, not a folder; refusing to replace it with a saved {fmt}")
@@ -323,6 +346,7 @@ def write_manifest(folder: str | os.PathLike[str], fmt: str, version: int, confi
     manifest: dict[str, Any] = {
         "format": fmt,
         "format_version": version,
+        SCHEMA_FIELD: ARTIFACT_SCHEMA,
         "musicenv_version": package_version(),
         "config": config,
         "files": files,
@@ -336,8 +360,8 @@ def read_manifest(folder: str | os.PathLike[str], fmt: str, version: int, verify
     """Read and check ``folder``'s manifest: format, version, its own checksum and (with ``verify``) the files'.
 
     The format and version are checked first (another version may checksum differently), then the
-    manifest's own checksum (a manifest saved before it existed has none and is read unchecked),
-    then each listed file's.
+    artifact schema (:data:`ARTIFACT_SCHEMA`; an older save, whose manifest nothing guards, is
+    refused), then the manifest's own checksum, which it must carry, then each listed file's.
 
     Raises:
         ArtifactError: naming the folder and the file at fault: no manifest, one that is not a
@@ -363,7 +387,16 @@ def read_manifest(folder: str | os.PathLike[str], fmt: str, version: int, verify
             f"{path}: format version {manifest.get('format_version')!r}, this musicenv reads version "
             f"{version}; rebuild the artifact with this version"
         )
-    if MANIFEST_CHECKSUM in manifest and manifest[MANIFEST_CHECKSUM] != manifest_digest(manifest):
+    schema = manifest.get(SCHEMA_FIELD, 1)
+    if schema != ARTIFACT_SCHEMA:
+        if schema == 1 or (isinstance(schema, int) and not isinstance(schema, bool) and schema < ARTIFACT_SCHEMA):
+            why = "saved by an earlier musicenv, before manifests were checksummed; it cannot be checked"
+        else:
+            why = f"this musicenv reads {SCHEMA_FIELD} {ARTIFACT_SCHEMA}"
+        raise ArtifactError(f"{path}: {SCHEMA_FIELD} {schema!r}: {why}; save (or rebuild) the {fmt} again")
+    if MANIFEST_CHECKSUM not in manifest:
+        raise ArtifactError(f"{path}: no {MANIFEST_CHECKSUM} (damaged or edited after saving); save the artifact again")
+    if manifest[MANIFEST_CHECKSUM] != manifest_digest(manifest):
         raise ArtifactError(
             f"{path}: damaged or edited after saving (its contents do not match its own {MANIFEST_CHECKSUM}); "
             "save the artifact again"

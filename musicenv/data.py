@@ -112,10 +112,14 @@ values (booleans, categories, dates) are parsed once per distinct value.
 from __future__ import annotations
 
 import bz2
+import contextlib
+import csv
 import errno
 import gzip
+import io
 import lzma
 import os
+import sys
 import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -977,22 +981,32 @@ def _read_csv(path: Path) -> pd.DataFrame:
         return "error"  # pyarrow then raises ArrowInvalid
 
     try:
-        with opener(path, "rb") as stream:
+        with _undecodable_rows() as undecodable, opener(path, "rb") as stream:
             table = _read_csv_cells(stream, stop_at_ragged, threads=True)
     except (pa.ArrowInvalid, *_DECOMPRESSION_ERRORS) as error:
         if isinstance(error, PermissionError):
             raise
-        if not ragged:
+        if not ragged and not undecodable:
             raise LogFormatError(f"{path}: not a readable {what} ({error})") from error
         # The fast threaded read cannot say where the row was; a single-threaded one numbers them all.
-        with opener(path, "rb") as stream:
-            invalid = _ragged_rows(stream)
-        numbers = [row.number - 1 for row in invalid]  # pyarrow counts the header as row 1
+        # A ragged row that is not UTF-8 never reaches the handler (pyarrow fails decoding it for
+        # the handler): then Python's reader numbers the rows instead.
+        if not undecodable:
+            with _undecodable_rows() as undecodable, opener(path, "rb") as stream:
+                invalid = [
+                    (row.number - 1, row.actual_columns, row.expected_columns, row.text) for row in _ragged_rows(stream)
+                ]
+        if undecodable or not invalid:
+            with opener(path, "rb") as stream:
+                invalid = _ragged_rows_python(stream)
+        if not invalid:
+            raise LogFormatError(f"{path}: not a readable {what} ({error})") from error
+        numbers = [number for number, *_ in invalid]  # data rows from 1: pyarrow counts the header as row 1
         shown = ", ".join(map(str, numbers[:5])) + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
-        first = invalid[0]
+        _, actual, expected, text = invalid[0]
         raise LogFormatError(
-            f"{path}: row{'s' if len(numbers) > 1 else ''} {shown}: {first.actual_columns} cells where the header "
-            f"has {first.expected_columns} (a cell missing or extra, or a line cut short): {first.text[:80]!r}"
+            f"{path}: row{'s' if len(numbers) > 1 else ''} {shown}: {actual} cells where the header "
+            f"has {expected} (a cell missing or extra, or a line cut short): {text[:80]!r}"
         ) from None
     header = ["" if name is None else name for name in table.slice(0, 1).to_pylist()[0].values()]
     frame = table.slice(1).to_pandas()
@@ -1018,6 +1032,39 @@ def _read_csv_cells(stream: Any, on_ragged: Callable[[Any], str], threads: bool)
             quoted_strings_can_be_null=True,
         ),
     )
+
+
+@contextlib.contextmanager
+def _undecodable_rows() -> Any:
+    """Collect the decoding errors pyarrow meets while handing a row that is not UTF-8 to the
+    ragged-row handler, instead of letting them print "Exception ignored" tracebacks."""
+    caught: list[BaseException] = []
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError):
+            caught.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield caught
+    finally:
+        sys.unraisablehook = previous
+
+
+def _ragged_rows_python(stream: Any) -> list[tuple[int, int, int, str]]:
+    """``(data row from 1, cells, header cells, text)`` of every ragged row, by Python's CSV reader
+    (undecodable bytes shown as U+FFFD); blank lines are skipped and not counted, as pyarrow does."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+    records = (record for record in csv.reader(text) if record)
+    header = next(records, [])
+    return [
+        (number, len(record), len(header), ",".join(record))
+        for number, record in enumerate(records, start=1)
+        if len(record) != len(header)
+    ]
 
 
 def _ragged_rows(stream: Any) -> list[Any]:

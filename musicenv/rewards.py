@@ -73,11 +73,17 @@ class RewardConfig:
             value = getattr(self, field.name)
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise TypeError(f"RewardConfig.{field.name} must be a number, got {value!r} ({type(value).__name__})")
-            # A NaN or infinite value would turn every return into NaN (or inf) mid-episode.
-            if not math.isfinite(value):
-                raise ValueError(f"RewardConfig.{field.name} must be a finite number, got {value!r}")
             # Plain floats, so that arithmetic and JSON configs see the same values whatever was given.
-            object.__setattr__(self, field.name, float(value))
+            try:
+                number = float(value)
+            except OverflowError as error:  # an integer beyond a float's range, e.g. 10**400
+                raise ValueError(
+                    f"RewardConfig.{field.name} must be a finite number, got an integer too large for a float"
+                ) from error
+            # A NaN or infinite value would turn every return into NaN (or inf) mid-episode.
+            if not math.isfinite(number):
+                raise ValueError(f"RewardConfig.{field.name} must be a finite number, got {value!r}")
+            object.__setattr__(self, field.name, number)
         lowest = min(self.skip, self.listen, self.complete)
         if not self.invalid_action < lowest:
             raise ValueError(

@@ -26,7 +26,7 @@ from musicenv.observation import ObservationLayout, compact_observation_space, o
 from musicenv.responders import GroundTruthLike, Oracle, resolve_world
 from musicenv.rewards import RewardConfig
 from musicenv.sessions import session_world
-from musicenv.validation import check_count
+from musicenv.validation import check_count, check_seed
 from musicenv.world import RESPONSES, SessionModel, SessionState, Split, World
 
 RESPONSE_NAMES = np.array([*RESPONSES, None], dtype=object)
@@ -140,15 +140,22 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
     # -- seeding ---------------------------------------------------------------------------------------
 
     def _reseed(self, seed: int | Sequence[int | None] | None) -> None:
-        """Seed the sub-environments' generators: sub-environment ``i`` with ``seed + i`` (or ``seed[i]``)."""
+        """Seed the sub-environments' generators: sub-environment ``i`` with ``seed + i`` (or ``seed[i]``).
+
+        Seeds follow :mod:`musicenv.validation`: non-negative integers (numpy's included) or None;
+        a bool, float or text is a ``TypeError`` naming ``seed`` (or ``seed[i]``).
+        """
         if seed is None:
             seeds: Sequence[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.num_envs)]
+        elif not (isinstance(seed, Sequence) and not isinstance(seed, (str, bytes))) and not (
+            isinstance(seed, np.ndarray) and seed.ndim == 1
+        ):
+            first = check_seed("seed", seed)  # one integer for all: sub-environment i gets seed + i
+            seeds = [first + i for i in range(self.num_envs)]
         else:
-            seeds = list(seed)
+            seeds = [check_seed(f"seed[{i}]", sub_seed) for i, sub_seed in enumerate(seed)]
             if len(seeds) != self.num_envs:
-                raise ValueError(f"got {len(seeds)} seeds for {self.num_envs} sub-environments")
+                raise ValueError(f"seed: got {len(seeds)} seeds for {self.num_envs} sub-environments")
         for i, sub_seed in enumerate(seeds):
             # As Env.reset: a seed reseeds; no seed keeps the generator, or makes one if there is none.
             if sub_seed is not None or self._rngs[i] is None:

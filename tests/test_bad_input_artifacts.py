@@ -110,9 +110,12 @@ def copy_of(saved: Path, tmp_path: Path, name: str = "copy") -> Path:
 
 
 def snapshot(root: Path) -> dict[str, tuple[bool, str, int]]:
-    """Every entry under ``root``: whether it is a folder, its bytes' digest, its permission bits."""
+    """Every entry under ``root``: whether it is a folder, its bytes' digest (a link: its target), its mode bits."""
     entries = {}
     for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            entries[str(path.relative_to(root))] = (False, f"link to {os.readlink(path)}", 0)
+            continue
         digest = "" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
         entries[str(path.relative_to(root))] = (path.is_dir(), digest, path.stat().st_mode & 0o777)
     return entries
@@ -205,6 +208,25 @@ def test_a_save_replaces_an_empty_folder_or_its_own_earlier_save(
     assert not (target / "left-over-from-the-old-save.txt").exists()
     assert read_manifest(target, first["format"], 1)["files"] == first["files"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["target"], "staging or retired folders were left"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("points_to", ["an earlier save", "nothing"])
+def test_a_save_through_a_symbolic_link_is_refused(
+    kind: str, points_to: str, log: ListeningLog, world: LearnedWorld, tmp_path: Path
+) -> None:
+    """The atomic rename would replace the link with a folder and leave the save it points to behind."""
+    earlier = tmp_path / "earlier"
+    if points_to == "an earlier save":
+        saver(kind, log, world)(earlier)
+    link = tmp_path / "link"
+    link.symlink_to(earlier, target_is_directory=True)
+    with unchanged(tmp_path), pytest.raises(ArtifactError, match=rf"{named(link)}: is a symbolic link") as error:
+        saver(kind, log, world)(link)
+    assert "folder it points to" in str(error.value)
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["link", *(["earlier"] if earlier.exists() else [])])
 
 
 def test_a_failed_save_leaves_the_earlier_one_and_no_staging(log: ListeningLog, tmp_path: Path) -> None:
@@ -372,17 +394,58 @@ def test_a_damaged_digest_blames_the_manifest_not_the_intact_file(
     assert "tracks.parquet" not in str(error.value) and "vectors.npz" not in str(error.value)
 
 
-def test_a_manifest_saved_before_self_checksums_still_loads(saved_world: Path, tmp_path: Path) -> None:
-    """Worlds saved by earlier versions have neither the manifest's own checksum nor sub-manifest entries."""
+@pytest.mark.parametrize("kind", ["world", "retrieval"])
+def test_a_save_made_before_manifest_checksums_is_refused_not_read_unchecked(
+    saved_world: Path, tmp_path: Path, kind: str
+) -> None:
+    """Saves by earlier versions have neither the manifest's own checksum nor sub-manifest entries:
+    nothing guards them, so they are refused with a message to save them again."""
     folder = copy_of(saved_world, tmp_path)
+    manifest_folder = folder if kind == "world" else folder / "retrieval"
 
     def older(manifest: dict) -> dict:
         manifest.pop(MANIFEST_CHECKSUM)
+        manifest.pop(artifacts.SCHEMA_FIELD)
         manifest["files"] = {k: v for k, v in manifest["files"].items() if not k.endswith(MANIFEST)}
         return manifest
 
-    edit_json(folder / MANIFEST, older)
-    assert load_world(folder).retrieval.n_tracks > 0
+    edit_json(manifest_folder / MANIFEST, older)
+    with pytest.raises(ArtifactError, match=rf"{named(manifest_folder / MANIFEST)}: artifact_schema 1: .*again"):
+        load_world(folder) if kind == "world" else Retrieval.load(manifest_folder)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda m: m.pop(MANIFEST_CHECKSUM), "no manifest_sha256"),
+        (lambda m: m.update(artifact_schema=99), "artifact_schema 99: this musicenv reads artifact_schema 2"),
+        (lambda m: m.update(artifact_schema="2"), "artifact_schema '2'"),
+    ],
+    ids=["checksum removed", "newer schema", "schema a string"],
+)
+def test_a_manifest_of_another_schema_or_without_its_checksum_is_named(
+    saved_world: Path, tmp_path: Path, change: Callable[[dict], object], expected: str
+) -> None:
+    folder = copy_of(saved_world, tmp_path)
+    edit_json(folder / MANIFEST, lambda manifest: (change(manifest), manifest)[1])
+    with pytest.raises(ArtifactError, match=rf"{named(folder / MANIFEST)}: {expected}"):
+        load_world(folder)
+
+
+def test_every_save_writes_the_current_artifact_schema(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    manifest = write_manifest(tmp_path, "musicenv.test", 1, {})
+    assert manifest[artifacts.SCHEMA_FIELD] == artifacts.ARTIFACT_SCHEMA
+    assert read_manifest(tmp_path, "musicenv.test", 1)["files"] == {"a.txt": manifest["files"]["a.txt"]}
+
+
+def test_the_default_world_cache_key_includes_the_artifact_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default worlds cached before a schema change are rebuilt under a new key, never trusted."""
+    from world_model import world as world_module
+
+    before = world_module._cache_key({"a": 1})
+    monkeypatch.setattr(world_module, "ARTIFACT_SCHEMA", artifacts.ARTIFACT_SCHEMA + 1)
+    assert world_module._cache_key({"a": 1}) != before
 
 
 @pytest.mark.parametrize(
@@ -543,6 +606,71 @@ def test_eval_reports_n_a_with_the_reason_for_a_damaged_checkpoint_it_found_itse
     result = evaluation.result("ahdqn", "learned")
     assert result.metrics is None
     assert "checkpoint cannot be loaded" in result.note and "q_network.pt: checksum mismatch" in result.note
+
+
+AGENT_MANIFEST_DAMAGE = {
+    "a list": ("[]", "damaged: not a JSON object"),
+    "no version": ('{"format": "musicenv.agent"}', "format version None"),
+    "truncated": ('{"format": "musicenv.ag', "cannot be read as JSON"),
+    "not UTF-8": (b'{"format": "\xff"}', "cannot be read as JSON"),
+    "no agent name": (None, "config.agent must name the saved agent"),
+}
+
+
+def damage_agent_manifest(agent: Path, damage: str) -> None:
+    text, _ = AGENT_MANIFEST_DAMAGE[damage]
+    if text is None:
+        edit_json(agent / MANIFEST, lambda manifest: {**manifest, "config": {"kwargs": {}}}, resign=True)
+    elif isinstance(text, bytes):
+        (agent / MANIFEST).write_bytes(text)
+    else:
+        (agent / MANIFEST).write_text(text)
+
+
+@pytest.mark.parametrize("damage", list(AGENT_MANIFEST_DAMAGE))
+@pytest.mark.parametrize("name", ["checkpoint folder", "agent folder"])
+def test_eval_stops_naming_the_file_for_a_named_checkpoint_with_a_damaged_agent_manifest(
+    saved_world: Path, world: LearnedWorld, tmp_path: Path, damage: str, name: str
+) -> None:
+    agent = make_agent("ahdqn", world, hidden_size=8, seed=1).save(tmp_path / "checkpoints" / "run_a" / "agent")
+    damage_agent_manifest(agent, damage)
+    given = agent.parent if name == "checkpoint folder" else agent
+    with pytest.raises(SystemExit) as error:
+        evaluate_module.run(eval_argv(saved_world, tmp_path / "out", "--checkpoints", str(given)))
+    message = error.value.code
+    assert isinstance(message, str) and message.startswith("eval.py: error: --checkpoints")  # exit status 1
+    assert f"{agent / MANIFEST}: " in message and AGENT_MANIFEST_DAMAGE[damage][1] in message, message
+    assert "holds no saved agent" not in message
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+@pytest.mark.parametrize("damage", list(AGENT_MANIFEST_DAMAGE))
+def test_the_latest_search_reports_a_damaged_agent_manifest_n_a_with_the_reason(
+    saved_world: Path, world: LearnedWorld, tmp_path: Path, damage: str
+) -> None:
+    """Neither skipped in silence nor silently replaced by an older run of the same agent."""
+    checkpoints = tmp_path / "checkpoints"
+    older = make_agent("ahdqn", world, hidden_size=8, seed=1).save(checkpoints / "run_a" / "agent")
+    os.utime(older / MANIFEST, (0, 0))
+    newer = make_agent("ahdqn", world, hidden_size=8, seed=2).save(checkpoints / "run_b" / "agent")
+    damage_agent_manifest(newer, damage)
+    assert evaluate_module.latest_checkpoints(checkpoints) == [checkpoints / "run_a", checkpoints / "run_b"]
+    evaluation = evaluate_module.run(eval_argv(saved_world, tmp_path / "out", "--checkpoint-dir", str(checkpoints)))
+    damaged = evaluation.result("checkpoint:run_b", "learned")
+    assert damaged.metrics is None
+    assert f"{newer / MANIFEST}: " in damaged.note and AGENT_MANIFEST_DAMAGE[damage][1] in damaged.note
+    assert evaluation.result("ahdqn", "learned").metrics is not None  # the older run, reported beside it
+
+
+def test_eval_loads_a_named_checkpoint_once_for_the_learned_world(
+    saved_world: Path, world: LearnedWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = make_agent("ahdqn", world, hidden_size=8, seed=1).save(tmp_path / "agent")
+    loads = []
+    real = evaluate_module.load_agent
+    monkeypatch.setattr(evaluate_module, "load_agent", lambda *args: loads.append(args) or real(*args))
+    evaluate_module.run(eval_argv(saved_world, tmp_path / "out", "--checkpoints", str(agent)))
+    assert len(loads) == 2  # one per world: the up-front check's agent plays in the learned world
 
 
 def test_eval_output_folder_is_checked_before_the_world_is_loaded(

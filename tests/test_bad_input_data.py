@@ -118,6 +118,39 @@ def test_bad_csv_raises_naming_file_row_and_column(
         assert problem in message, message
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "row", "problem"),
+    [
+        ("t2,complete,radio", b"t2,\xff\xfe,radio", "row 2", "10 cells where the header has 10"),  # not ragged
+        ("t2,complete,radio", b"t2,\xff\xferadio", "row 2", "9 cells where the header has 10"),
+        ("23,false,\n", b"23,\xe9t\xe9,,x\n", "row 3", "11 cells where the header has 10"),
+        ("s1,u1,1,2,t1", b"s1,u1,1,\xff", "row 1", "9 cells where the header has 10"),
+    ],
+    ids=["bad bytes in a whole row", "ragged row", "extra cell", "cells cut"],
+)
+def test_a_row_that_is_not_utf8_is_named_without_a_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], old: str, new: bytes, row: str, problem: str
+) -> None:
+    """pyarrow cannot hand a ragged row that is not UTF-8 to its handler: no "Exception ignored"
+    traceback on stderr, and the row is still named."""
+    texts = {PLAYS: PLAYS_CSV, TRACKS: TRACKS_CSV, BLOCKS: BLOCKS_CSV}
+    paths = {name: tmp_path / name for name in texts}
+    for name, text in texts.items():
+        paths[name].write_text(text, encoding="utf-8")
+    head, tail = PLAYS_CSV.encode().split(old.encode())
+    paths[PLAYS].write_bytes(head + new + tail)
+    capfd.readouterr()
+    with pytest.raises(LogFormatError) as caught:
+        load_log(paths[PLAYS], paths[TRACKS], paths[BLOCKS])
+    message = str(caught.value)
+    assert "Exception ignored" not in capfd.readouterr().err
+    if "not a readable" in message or "UTF-8" in message:  # a whole row of bad bytes is no ragged row
+        assert message.startswith(f"{paths[PLAYS]}: "), message
+        return
+    assert_names(message, paths[PLAYS], row)
+    assert problem in message, message
+
+
 def test_the_valid_files_of_the_catalogue_load(tmp_path: Path) -> None:
     """The catalogue's starting files are valid, so each case's error comes from its one edit."""
     paths = [tmp_path / name for name in (PLAYS, TRACKS, BLOCKS)]

@@ -51,6 +51,13 @@ def test_reward_config_rejects_non_finite_values_naming_the_field(field: str, va
 
 
 @pytest.mark.parametrize("field", REWARD_FIELDS)
+@pytest.mark.parametrize("value", [10**400, -(10**400), 10**5000], ids=["1e400", "-1e400", "1e5000"])
+def test_reward_config_rejects_integers_too_large_for_a_float_naming_the_field(field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=rf"^RewardConfig\.{field} must be a finite number, got an integer too large"):
+        RewardConfig(**{field: value})
+
+
+@pytest.mark.parametrize("field", REWARD_FIELDS)
 @pytest.mark.parametrize("value", ["0.5", None, True], ids=["text", "none", "bool"])
 def test_reward_config_rejects_non_numbers_naming_the_field(field: str, value: Any) -> None:
     with pytest.raises(TypeError, match=rf"^RewardConfig\.{field} must be a number"):
@@ -249,3 +256,63 @@ def test_vector_envs_accept_every_integer_spelling_alike(backend: str) -> None:
         envs.reset(seed=0)
         steps.append(envs.step(actions)[:4])
     assert all(data_equivalence(step, steps[0], exact=True) for step in steps)
+
+
+# reset(seed=...) ----------------------------------------------------------------------------------
+
+BAD_SEEDS = [
+    (2.5, TypeError, r"^seed must be an integer, got 2\.5 \(float\)"),
+    (True, TypeError, r"^seed must be an integer, got True \(bool\)"),
+    (np.bool_(True), TypeError, r"^seed must be an integer"),
+    (np.float64(3.0), TypeError, r"^seed must be an integer"),
+    ("3", TypeError, r"^seed must be an integer, got '3' \(str\)"),
+    (-1, ValueError, r"^seed must be at least 0"),
+]
+
+
+def _make(kind: str) -> Any:
+    if kind == "single":
+        return ListeningSessionEnv(world=WORLD)
+    return make_vector_env(3, world=WORLD, backend=kind)
+
+
+@pytest.mark.parametrize("kind", ["single", "numpy", "torch"])
+@pytest.mark.parametrize(("seed", "error", "problem"), BAD_SEEDS, ids=[repr(s[0]) for s in BAD_SEEDS])
+def test_reset_rejects_a_seed_that_is_not_a_non_negative_integer_naming_it(
+    kind: str, seed: Any, error: type[Exception], problem: str
+) -> None:
+    with pytest.raises(error, match=problem):
+        _make(kind).reset(seed=seed)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize(
+    ("seeds", "error", "problem"),
+    [
+        ([0, 2.5, 1], TypeError, r"^seed\[1\] must be an integer, got 2\.5"),
+        ([0, 1, True], TypeError, r"^seed\[2\] must be an integer, got True"),
+        ([0, -1, 1], ValueError, r"^seed\[1\] must be at least 0"),
+        (np.array([0.0, 1.0, 2.0]), TypeError, r"^seed\[0\] must be an integer"),
+        ([0, 1], ValueError, r"^seed: got 2 seeds for 3 sub-environments"),
+    ],
+    ids=["float entry", "bool entry", "negative entry", "float array", "too few"],
+)
+def test_vector_reset_checks_each_seed_of_a_list_naming_it(
+    backend: str, seeds: Any, error: type[Exception], problem: str
+) -> None:
+    with pytest.raises(error, match=problem):
+        make_vector_env(3, world=WORLD, backend=backend).reset(seed=seeds)
+
+
+@pytest.mark.parametrize("kind", ["single", "numpy", "torch"])
+def test_reset_takes_a_numpy_integer_seed_as_the_same_int(kind: str) -> None:
+    spellings = [3, np.int64(3), np.int32(3), np.uint8(3)]
+    if kind != "single":
+        spellings += [[3, 4, 5], np.array([3, 4, 5]), [np.int64(3), np.int16(4), 5]]
+    observations = [_make(kind).reset(seed=seed)[0] for seed in spellings]
+    for observation in observations[1:]:
+        assert data_equivalence(_plain(observation), _plain(observations[0]))
+
+
+def _plain(observation: dict[str, Any]) -> dict[str, Any]:
+    return {key: v.cpu().numpy() if isinstance(v, torch.Tensor) else v for key, v in observation.items()}

@@ -50,7 +50,15 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from musicenv.artifacts import MANIFEST, ArtifactError, atomic_folder, package_version, read_manifest, write_manifest
+from musicenv.artifacts import (
+    ARTIFACT_SCHEMA,
+    MANIFEST,
+    ArtifactError,
+    atomic_folder,
+    package_version,
+    read_manifest,
+    write_manifest,
+)
 from musicenv.data import ListeningLog
 from musicenv.world import CONTEXT_TYPES, Contexts, Split, is_eval_user
 from world_model.exact_als import exact_track_vectors, exact_user_vectors, held_out_track_vectors, held_out_user_vectors
@@ -469,7 +477,10 @@ def musicenv_home() -> Path:
 
 
 def _cache_key(payload: dict[str, Any]) -> str:
-    text = json.dumps({"payload": payload, "version": package_version()}, sort_keys=True)
+    # The artifact schema too: an entry saved under an older schema is rebuilt, never trusted.
+    text = json.dumps(
+        {"payload": payload, "version": package_version(), "artifact_schema": ARTIFACT_SCHEMA}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -484,7 +495,9 @@ def default_world(
 
     Deterministic and offline: the ground-truth world ships with the package, its logs are
     simulated from ``log_seed``, and the world is learned from them with ``config``. The result
-    is cached under :func:`musicenv_home` keyed by all of that and the package version; the build
+    is cached under :func:`musicenv_home` keyed by all of that, the package version and the
+    artifact schema (:data:`musicenv.artifacts.ARTIFACT_SCHEMA`, so entries saved before a change
+    of how saves are checksummed are rebuilt, not trusted); the build
     runs under a file lock so concurrent callers build it once. A cache entry that cannot be read
     (a failed checksum, a damaged manifest, a missing file) is removed and rebuilt under the lock.
     """
