@@ -10,7 +10,7 @@ argmax. :class:`AHDQNLearner` trains it on a
   track, never a wasted step).
 * **Replay**: :class:`~agents.replay.ReplayBuffer` stores each transition as indices (user,
   context, pool, the session's plays) and rebuilds observations when it samples, so memory is
-  bounded and independent of the feature width (DESIGN.md, "Memory and resume").
+  bounded and independent of the feature width (docs/design.md, "Memory and resume").
 * **Targets**: double DQN (van Hasselt et al. 2016): the online network picks the next slot among
   the valid ones, the target network values it; optional n-step returns (Sutton 1988; Rainbow).
   The Huber loss and gradient clipping follow the Nature DQN (Mnih et al. 2015); the target

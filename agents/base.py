@@ -26,8 +26,8 @@ length), ``"history_mask"`` ``(N, L)``, ``"candidates"`` ``(N, M, d_track)`` and
 (``world.track_feature_layout["als"]``, ...) to find the columns they need.
 
 Agents that read the truth (greedy by the ground-truth model) take it from ``oracle``, which
-only a ground-truth run's env offers (``env.oracle``) and no observation exposes (DESIGN.md,
-"One World protocol, two worlds, one agent").
+only a ground-truth run's env offers (``env.oracle``) and no observation exposes (docs/design.md,
+"One World protocol").
 
 Saved agents are folders written atomically by :mod:`musicenv.artifacts`: a JSON manifest with
 the agent's name and constructor arguments, and plain state files (torch state dicts loaded with

@@ -7,7 +7,7 @@ What it does
     models answer) and in the **ground-truth world** (the same observations and pools, answered by
     the ground truth the world was learned from). All agents and both worlds meet the same
     listeners, contexts, pools and response uniforms episode by episode (common random numbers,
-    DESIGN.md), so every comparison is paired. Agents that read the truth (``greedy_truth``,
+    docs/design.md), so every comparison is paired. Agents that read the truth (``greedy_truth``,
     ``planner_truth``) play only in the ground-truth world; their learned-world cells read ``n/a``.
 
     For every agent and world it reports the metrics of :mod:`agents.metrics` (mean return with a

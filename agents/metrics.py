@@ -27,7 +27,7 @@ Definitions (the evaluation table's columns)
     ===================  ====================================================================
 
 Paired comparisons
-    Under common random numbers (DESIGN.md) episode ``i`` of every agent meets the same listener,
+    Under common random numbers (docs/design.md) episode ``i`` of every agent meets the same listener,
     context, pool and response uniforms, so two agents are compared by the mean of their per-episode
     return differences (:func:`paired_difference`), whose interval is far tighter than either
     agent's own. "A beats B" means that interval lies above zero (:attr:`Interval.excludes_zero`).

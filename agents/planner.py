@@ -2,7 +2,7 @@
 
 The :class:`LookaheadPlanner` picks each track by planning over the next ``depth`` tracks with a
 :class:`~musicenv.world.SessionModel`'s exact probabilities (responses and leaving) and playing
-the first track of the best plan. It is the reference DESIGN.md ("Two worlds") asks for: on the
+the first track of the best plan. It is the reference docs/design.md ("The two worlds") asks for: on the
 ground-truth model (``planner_truth``) it measures how much a policy that sequences can gain over
 greedy ranking on a given world; on the learned model (``planner_learned``) it is
 model-predictive control, the strongest model-based competitor of AH-DQN.
@@ -17,7 +17,7 @@ The value it maximises
     remaining length and at the pool's unplayed tracks), ``a`` ranges over the unplayed tracks of
     the pool, and ``R`` is what the env pays for the play (:class:`SlotRewards`, built from the
     env's :class:`~musicenv.rewards.RewardConfig`). Leaving is checked after each play on the
-    advanced state, as the env does (DESIGN.md, "Common random numbers"): the play after which
+    advanced state, as the env does (docs/design.md, "Common random numbers"): the play after which
     the listener leaves still earns its reward. With ``depth`` equal to the remaining length and
     ``width`` equal to the pool size this is the exact optimum (:func:`agents.optimum.optimal_value`;
     tested).

@@ -3,7 +3,7 @@
 An observation of ``ListeningSession-v0`` carries the pool's feature matrix, ``(M, d_track)``
 float32: tens of kilobytes, the same for every step of a session. Storing it per transition
 would make a DQN's replay gigabytes. Everything in an observation is a function of a few
-integers (DESIGN.md, "Memory and resume"), so this buffer stores only those. A sampled batch
+integers (docs/design.md, "Memory and resume"), so this buffer stores only those. A sampled batch
 hands them over as they are (:attr:`ReplayBatch.next_state`): the AH-DQN's learner gathers its
 network's inputs from them where the network lives (:class:`~agents.networks.FeatureTables`, on
 the GPU with ``--device cuda``), and :attr:`ReplayBatch.next_observations` rebuilds the numpy

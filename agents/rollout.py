@@ -1,6 +1,6 @@
 """Run agents on fixed episodes and compare them with paired confidence intervals.
 
-Common random numbers (DESIGN.md, "Evaluation protocol")
+Common random numbers (docs/design.md, "Evaluation protocol")
     A :class:`~musicenv.vector_env.ListeningSessionVectorEnv` reset with seed ``s`` gives
     sub-environment ``i`` its own generator, seeded ``s + i``, from which it draws every one of
     its episodes (user, context, pool, and the per-position response and leaving uniforms), and

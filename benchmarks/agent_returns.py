@@ -1,6 +1,6 @@
 """Benchmark: does the AH-DQN beat greedy ranking where it counts, in the ground truth?
 
-The protocol of issue 6 and DESIGN.md ("Evaluation protocol"): on the default world, the AH-DQN
+The protocol of docs/design.md ("Evaluation protocol"): on the default world, the AH-DQN
 is trained in the *learned* world (as ``train.py`` trains it), then every agent is evaluated on
 held-out listeners in the *ground-truth* world (observations and pools from the learned world,
 responses and leaving from the exact ground truth: the sim-to-real run), on the same fixed
@@ -12,7 +12,7 @@ line:
                                       ``agents.train.BASELINES``), with its 95% t interval
                                       ``<agent>_return_ci_low`` / ``_ci_high``
 ``ahdqn_vs_greedy``                   AH-DQN's mean return over ``greedy_learned``'s (goal >= 1.05)
-``ahdqn_minus_greedy_ci_low/_high``   95% t interval of the mean paired difference (DESIGN.md: "A
+``ahdqn_minus_greedy_ci_low/_high``   95% t interval of the mean paired difference (docs/design.md: "A
                                       beats B" when it excludes zero)
 ``ahdqn_vs_planner_learned``          the same ratio against model-predictive control
 ``learned_<agent>_return``            the same episodes in the *learned* world (where the AH-DQN

@@ -1,6 +1,6 @@
 """The GPU path: the vector env on a CUDA device with AH-DQN choosing every action, and AH-DQN training.
 
-Prints ``name=value`` lines, one run (issue 11, DESIGN.md "Speed"):
+Prints ``name=value`` lines, one run (docs/design.md, "Speed"):
 
 * ``gpu_vector_steps_per_s``: session-steps per second of ``TorchListeningSessionVectorEnv(N,
   device="cuda", obs_format="torch")`` (default N = 4,096) with an AH-DQN Q-network choosing every

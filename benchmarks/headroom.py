@@ -1,6 +1,6 @@
 """Benchmark: how much can sequencing gain over greedy ranking on the default world?
 
-DESIGN.md ("Two worlds") asks for a lookahead planner on the true model as the reference for how
+docs/design.md ("The two worlds") asks for a lookahead planner on the true model as the reference for how
 much a policy that sequences can gain over greedy on a given world: measured, reported, and never
 used to tune the world. This script measures it, on the default world in a ground-truth run
 (pools and observations from the learned world, responses and leaving from the exact ground
@@ -11,8 +11,8 @@ same listeners, pools and luck; :mod:`agents.rollout`), and prints one ``name=va
 ``<agent>_return``                      mean return of ``random``, ``greedy_truth``,
                                         ``planner_truth``, ``greedy_learned``, ``planner_learned``
 ``planner_vs_greedy_truth``             planner_truth mean / greedy_truth mean
-``planner_minus_greedy_ci_low/_high``   95% t interval of the mean paired difference (DESIGN.md:
-                                        "A beats B" when it excludes zero)
+``planner_minus_greedy_ci_low/_high``   95% t interval of the mean paired difference ("A beats
+                                        B" when it excludes zero: docs/design.md)
 ``planner_learned_vs_greedy_learned``   the same for the learned model (model-predictive control
                                         against the paper's strongest baseline), with
                                         ``planner_learned_minus_greedy_learned_ci_low/_high``

@@ -1,4 +1,4 @@
-"""A catalogue-scale world, stage by stage: seconds and peak memory of each (issue 11).
+"""A catalogue-scale world, stage by stage: seconds and peak memory of each.
 
 The learned world's pipeline on a ground-truth world of N users and T tracks:
 
@@ -29,8 +29,7 @@ size       users      tracks     plays        pool users  runs on
 =========  =========  =========  ===========  ==========  ======================================
 default    5,000      10,000     200,000      2,000       CI: a few minutes on 2 cores, < 2 GB
 medium     100,000    100,000    1,000,000    10,000      a laptop: minutes, a few GB
-large      1,000,000  1,000,000  10,000,000   100,000     a 16-core, 128 GiB machine (see the
-                                                          closing note of issue 11 for figures)
+large      1,000,000  1,000,000  10,000,000   100,000     a 16-core, 128 GiB machine
 =========  =========  =========  ===========  ==========  ======================================
 
 Usage::

@@ -382,7 +382,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         if track < 0 or self._played[slot]:
             return self._invalid_step(slot, track)
 
-        # This path is the single env's speed (DESIGN.md, "Speed"): one fused call to the
+        # This path is the single env's speed (docs/design.md, "Speed"): one fused call to the
         # responder's single-session kernel per play, scalars as Python numbers, and no rebuilt
         # matrices. The response is the inverse CDF at the position's uniform (common random numbers).
         self._steps += 1

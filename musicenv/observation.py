@@ -20,13 +20,13 @@ key                 shape                   dtype      content
 
 Every one of them is a function of a few integers per session: the user, the context, the pool's
 track indices, the history's track indices and responses, and which slots were played. That is
-what :func:`build_observations` takes, so a replay buffer stores those (DESIGN.md, "Memory and
+what :func:`build_observations` takes, so a replay buffer stores those (docs/design.md, "Memory and
 resume": a transition's candidate matrix alone is tens of KB) and rebuilds observations when it
 samples; both environments build theirs with the same function, so the layouts cannot drift apart.
 
 Compact observations
     ``observation="compact"`` (both environments) hands over those integers instead, for agents
-    that read the world's feature tables themselves (DESIGN.md, "Speed": candidate features are
+    that read the world's feature tables themselves (docs/design.md, "Speed": candidate features are
     constant within an episode, so copying an ``(M, d_track)`` matrix every step is waste; at
     N = 256 sessions the full layout moves ~8 MB a step):
 

@@ -1,6 +1,6 @@
 """Who answers: the learned world's model, or the ground truth in a sim-to-real run.
 
-DESIGN.md, "Sim-to-real run": the observation, the pool and the (user, context) draw always come
+docs/design.md, "Sim-to-real run": the observation, the pool and the (user, context) draw always come
 from the *learned* world, because that is all a deployed recommender sees. What changes between a
 learned run and a ground-truth run is only the *responder*: the :class:`~musicenv.world.SessionModel`
 that gives the response probabilities and the probability of leaving. In a ground-truth run that

@@ -3,7 +3,7 @@
 The vector environment's tensor path (:class:`musicenv.torch_vector_env.TorchListeningSessionVectorEnv`)
 keeps every session's state as torch tensors on a ``device`` and asks its responder with tensors,
 so that on a GPU a step of thousands of sessions runs without anything crossing to the host
-(DESIGN.md, "Speed"). :func:`torch_session_model` gives it the right responder:
+(docs/design.md, "Speed"). :func:`torch_session_model` gives it the right responder:
 
 * the model's own tensor form, when it offers one: a hook ``torch_session_model(device)`` on the
   session model (as ``single_session`` is the hook of the single environment's kernel). The

@@ -46,10 +46,10 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
     ``_session_arrays`` (every session as host arrays), ``_session`` (the session model's
     state, for the oracle and snapshots) and ``_current_pools``.
 
-    Args:
-        num_envs, world, playlist_length, pool_size, reward, explicit_filter, strict, split,
-        render_mode, responder, groundtruth_seed, copy, observation, session: as for
-            :class:`~musicenv.vector_env.ListeningSessionVectorEnv`.
+    Its arguments (``num_envs``, ``world``, ``playlist_length``, ``pool_size``, ``reward``,
+    ``explicit_filter``, ``strict``, ``split``, ``render_mode``, ``responder``,
+    ``groundtruth_seed``, ``copy``, ``observation``, ``session``) are those of
+    :class:`~musicenv.vector_env.ListeningSessionVectorEnv`.
     """
 
     metadata = {"render_modes": ["ansi"], "autoreset_mode": AutoresetMode.SAME_STEP}  # noqa: RUF012

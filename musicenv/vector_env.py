@@ -66,7 +66,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
     (Gymnasium's vector *observation* wrappers accept only next-step autoreset; normalise features
     in the agent instead.) The other info keys describe the step just taken, for every row.
 
-    **Compact state.** For replay buffers that store indices instead of observations (DESIGN.md,
+    **Compact state.** For replay buffers that store indices instead of observations (docs/design.md,
     "Memory and resume"), the current sessions are exposed as arrays. They are the environment's
     own, updated in place by ``step`` and ``reset``: copy what you keep.
 
@@ -110,10 +110,13 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         num_envs: N, the number of sessions.
         copy: return new observation arrays on every call (default), or the env's buffers.
         observation: ``"full"`` (feature matrices, the default) or ``"compact"`` (indices).
-        world, playlist_length, pool_size, reward, explicit_filter, strict, split, render_mode,
-        responder, groundtruth_seed: as for :class:`~musicenv.env.ListeningSessionEnv`. With
-            ``strict=True`` a batch with an invalid action raises before any session changes.
-            ``render_mode="ansi"``: ``render()`` returns a tuple of N tables.
+        session: the listening mode, as for :class:`~musicenv.env.ListeningSessionEnv`.
+
+    The other arguments (``world``, ``playlist_length``, ``pool_size``, ``reward``,
+    ``explicit_filter``, ``strict``, ``split``, ``render_mode``, ``responder``,
+    ``groundtruth_seed``) are those of :class:`~musicenv.env.ListeningSessionEnv`. With
+    ``strict=True`` a batch with an invalid action raises before any session changes;
+    ``render_mode="ansi"``: ``render()`` returns a tuple of N tables.
     """
 
     # Names of state arrays that only this env holds (see step); none until a step makes some.

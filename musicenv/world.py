@@ -1,6 +1,6 @@
 """The one World protocol that both worlds implement, and the vocabulary they share.
 
-musicenv has two worlds (see DESIGN.md, "Two worlds"): the synthetic **ground-truth world**
+musicenv has two worlds (see docs/design.md, "The two worlds"): the synthetic **ground-truth world**
 (:mod:`musicenv.groundtruth`), whose response probabilities are known exactly, and the
 **learned world** (:mod:`world_model.world`), built from listening logs. The environment, the
 agents and the evaluation talk to either through the protocols below, so one trained agent runs
@@ -53,7 +53,7 @@ CONTEXT_FEATURES_DIM = len(CONTEXT_TYPES) + 2
 """Context as the agent observes it: one-hot context type, then sin and cos of the hour."""
 
 EVAL_USER_SHARE = 0.2
-"""Share of users held out for evaluation (DESIGN.md, "Users")."""
+"""Share of users held out for evaluation (docs/design.md, "Users")."""
 
 SessionState = dict[str, np.ndarray]
 Split = Literal["train", "eval", "all"]
@@ -67,7 +67,7 @@ class Contexts:
         context_type: int8 codes into :data:`CONTEXT_TYPES`.
         hour: int8 hour of day, 0..23.
         attention: float32 standard-normal draw, the session's latent mood/attention. Real
-            sessions differ in skip rate far more than chance allows (DESIGN.md, "Realism");
+            sessions differ in skip rate far more than chance allows (docs/design.md, "Realism the real rows show");
             the ground-truth world reads this to reproduce that, the learned world cannot
             observe it and ignores it, and no observation exposes it.
     """
@@ -129,7 +129,7 @@ def draw_response(p_skip: Any, p_listen: Any, uniform: Any) -> Any:
     0 (skip) when ``uniform < p_skip``, 1 (listen) when below ``p_skip + p_listen``, else 2
     (complete). With the same uniform, two agents whose chosen tracks have the same probabilities
     get the same response, and a track with a higher completion probability never gets a worse
-    response (DESIGN.md, "Common random numbers"). Written with operators only, so it takes
+    response (docs/design.md, "Common random numbers"). Written with operators only, so it takes
     Python numbers (the single env's session kernels), numpy arrays (:func:`sample_responses`,
     the vector env) and torch tensors (the tensor env), and all of them draw the same response
     from the same probabilities, bit for bit.
@@ -204,7 +204,7 @@ class SingleSession(Protocol):
 
     A :class:`SessionModel` is batched; a single environment asks it about one session per step,
     where the per-call cost of three batched calls (and of their state dicts) is most of the step
-    (DESIGN.md, "Speed"). A model may offer ``single_session(state)`` returning one of these, a
+    (docs/design.md, "Speed"). A model may offer ``single_session(state)`` returning one of these, a
     fused kernel that keeps the state in its own form; :func:`single_session` falls back to
     :class:`BatchedSingleSession` for models that do not. Both give the answers of the batched
     calls on a batch of one.
@@ -307,7 +307,7 @@ class World(Protocol):
 
         The tracks and artists each user blocked (the world's own per-user block lists) and,
         with ``explicit_filter``, explicit tracks are removed and the pool refilled from further
-        down the ranking (DESIGN.md, "Pools and masks"). The ground-truth world has no pools of
+        down the ranking (docs/design.md, "Pools and masks"). The ground-truth world has no pools of
         its own: in a sim-to-real run pools always come from the learned world.
         """
         ...

@@ -771,7 +771,7 @@ def test_saved_folders_and_files_follow_the_umask(
     assert (tmp_path / "run.json").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-# -- issue 18: one atomic-write helper, one world-loading routine ----------------------------------
+# -- one atomic-write helper, one world-loading routine ----------------------------------
 
 
 def test_reports_and_scripts_write_through_the_one_atomic_helper() -> None:

@@ -59,7 +59,7 @@ def assert_names(message: str, path: Path | str, row: str | None = None, column:
 
 PLAYS, TRACKS, BLOCKS = "plays.csv", "tracks.csv", "blocks.csv"
 CSV_CASES = [
-    # New (issue 17).
+    # New cases (not handled before this catalogue).
     ("feature overflows float32", TRACKS, "t2,,0.25", "t2,,1e300", "row 2", "energy", "too large for float32"),
     ("negative overflow", TRACKS, "t1,a1,0.5", "t1,a1,-1e39", "row 1", "energy", "too large for float32"),
     ("header-only plays", PLAYS, PLAYS_CSV[PLAYS_CSV.index("\n") + 1 :], "", None, None, "no plays"),

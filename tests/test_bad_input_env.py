@@ -2,7 +2,7 @@
 
 Every case asserts the error type and that the message names the argument, the field or the
 action at fault, and, for actions, that a rejected action changes nothing. Cases handled before
-issue 17 are in the same tables (marked "held"). One rule holds for the single, the vector and
+this catalogue are in the same tables (marked "held"). One rule holds for the single, the vector and
 the tensor vector env: sizes and seeds are integers (Python or numpy, never bool, float or text),
 and an action is an integer slot.
 """

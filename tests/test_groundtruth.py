@@ -327,8 +327,9 @@ def test_plays_per_track_are_long_tailed_like_the_mssd(figures: dict[str, float]
 
 
 def test_skips_come_in_runs_and_sessions_differ_beyond_chance(figures: dict[str, float]) -> None:
-    """DESIGN.md: P(skip | previous skip) about 0.7, P(skip | previous not skipped) 0.2 to 0.3, and
-    per-session skip rates far more dispersed than binomial (the real rows: 0.73, 0.20, 5.7)."""
+    """docs/design.md, "Realism the real rows show": P(skip | previous skip) about 0.7, P(skip |
+    previous not skipped) 0.2 to 0.3, and per-session skip rates far more dispersed than binomial
+    (the real rows: 0.73, 0.20, 5.7)."""
     assert 0.65 <= figures["skip_after_skip"] <= 0.85
     assert 0.2 <= figures["skip_after_other"] <= 0.3
     assert figures["skip_dispersion"] >= 2.5

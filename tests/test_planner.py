@@ -193,7 +193,7 @@ def _sampled_returns(
 
     Episode ``e`` replays instance ``e % B``; its response at play ``t`` is the inverse CDF of the
     response probabilities at ``uniforms[e, t, 0]``, and the listener leaves after it when
-    ``uniforms[e, t, 1]`` is below the leaving probability (DESIGN.md, "Common random numbers").
+    ``uniforms[e, t, 1]`` is below the leaving probability (docs/design.md, "Common random numbers").
     """
     episodes = len(uniforms)
     rows = np.arange(episodes) % len(pools)

@@ -1,7 +1,7 @@
 """Candidate pools: the M tracks an agent may choose from for one user's session.
 
 A pool is the user's ``M`` best tracks by the retrieval score (ALS inner product, ranked by the
-Annoy index), best first, after the removals of DESIGN.md ("Pools and masks"):
+Annoy index), best first, after the removals of docs/design.md ("Pools and masks"):
 
 - tracks the user blocked, and every track of an artist the user blocked;
 - with ``explicit_filter=True``, explicit tracks.

@@ -138,7 +138,7 @@ def held_out_user_vectors(
     sessions, in which tracks played before (familiar) and new tracks look as they will at
     play time.
 
-    Measured, it did not help (:attr:`world_model.world.WorldConfig.leave_session_out` has the
+    Measured, it did not help (``WorldConfig.leave_session_out`` (:class:`world_model.world.WorldConfig`) has the
     figures), so a world uses it only when asked.
 
     The vector is :func:`exact_user_vectors`'s step on the listener's row minus the session's

@@ -1,6 +1,6 @@
 """The learned world's :class:`~musicenv.world.SessionModel`: the user-response and session-end models together.
 
-:class:`LearnedSessionModel` answers what the environment asks of a world (DESIGN.md, "One World
+:class:`LearnedSessionModel` answers what the environment asks of a world (docs/design.md, "One World
 protocol"): the probabilities of (skip, listen, complete) for candidate tracks as the next play,
 the new state after a play, and the probability that the listener leaves now. It reads the
 trained :class:`~world_model.user_model.UserResponseModel` and
@@ -13,7 +13,7 @@ Four ways to compute, one answer
 
     * **numpy, batched** (:meth:`LearnedSessionModel.response_probs` and ``advance`` for ``B * K``
       at most ``numpy_threshold`` rows). A batch-1 torch call costs 40 to 60 µs on a CPU, more
-      than everything else a single environment step does (DESIGN.md, "Speed"). So for small
+      than everything else a single environment step does (docs/design.md, "Speed"). So for small
       batches the trained weights run in numpy, reading per-track tables precomputed once (each
       track's share of the head's first layer, of the key and of the GRU's input), so that scoring
       a candidate is a few gathers and two small matrix products (plus, with a listening history,

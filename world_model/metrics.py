@@ -1,6 +1,6 @@
 """Metrics of a user-response model: AUC, log-loss, three-class ECE and the lift ratio.
 
-These are the metrics of DESIGN.md ("Metrics"), used by the training report, the benchmark
+These are the metrics of docs/design.md ("Metrics"), used by the training report, the benchmark
 (``benchmarks/user_model.py``) and the tests:
 
 - **AUC one-vs-rest** for *skip* (score ``P(skip)``, positives the skipped plays) and for
@@ -21,7 +21,7 @@ import numpy as np
 from musicenv.world import COMPLETE, SKIP
 
 ECE_BINS = 15
-"""Equal-width bins per class for :func:`expected_calibration_error` (DESIGN.md, "Metrics")."""
+"""Equal-width bins per class for :func:`expected_calibration_error` (docs/design.md, "Metrics")."""
 
 PROBABILITY_FLOOR = 1e-12
 """Probabilities are clipped to at least this before taking logs, so a confident miss costs

@@ -36,7 +36,7 @@ Usage::
 The learned world delegates its ``candidate_pools`` (:class:`musicenv.world.World`) here. Users
 are the log's listeners (``log.listener_ids()``: user ids, or sessions where a log has none) in
 sorted order; tracks are the rows of ``log.tracks``. ALS is fitted on every listener's history:
-a service has a vector for every listener (DESIGN.md, "Users").
+a service has a vector for every listener (docs/design.md, "Users").
 
 Skips as evidence
     The default skip weight is 0.25, half a listen's 0.5 and a quarter of a completion's: a skip

@@ -1,6 +1,6 @@
 """The session-end model: the probability that a listener leaves after each play.
 
-Listeners leave sessions, and in real logs they leave above all after runs of skips (DESIGN.md,
+Listeners leave sessions, and in real logs they leave above all after runs of skips (docs/design.md,
 "Realism the real rows show"). Tomasi et al. (KDD 2023) end a simulated episode when the user
 model says the listener is gone; this module is that part of the learned world.
 

@@ -97,7 +97,7 @@ class UserModelConfig:
     """Architecture and training of the user-response model.
 
     The sizes are small on purpose: the default world (about 20,000 sessions, 200,000 plays)
-    must be learned, ALS included, in under two minutes on a two-core CPU (DESIGN.md, "Speed").
+    must be learned, ALS included, in under two minutes on a two-core CPU (docs/design.md, "Speed").
     """
 
     hidden_size: int = 64

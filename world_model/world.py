@@ -5,7 +5,7 @@ candidate pools), the user-response model and the session-end model (together it
 :class:`~world_model.learned_session.LearnedSessionModel`), the track table, the listeners, and
 the empirical listening contexts of the logs. It implements :class:`musicenv.world.World`, so
 ``ListeningSession-v0`` runs on it, and it remembers the ground-truth world it was built from
-(when it was), so the same agent can be judged against the truth (DESIGN.md, "Two worlds").
+(when it was), so the same agent can be judged against the truth (docs/design.md, "The two worlds").
 
 Building::
 

@@ -4,7 +4,7 @@
 aggregates (``scripts/calibrate_groundtruth.py``), and writes the listening logs that the learned
 world is built from. Its :class:`~musicenv.groundtruth.response.GroundTruthSessionModel` gives the
 exact probabilities of skip, listen and complete, and of leaving, for any listener, context,
-session so far and track. See DESIGN.md, "Two worlds".
+session so far and track. See docs/design.md, "The two worlds".
 """
 
 from __future__ import annotations

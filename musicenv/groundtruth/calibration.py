@@ -1,6 +1,6 @@
 """How closely listening logs match the MSSD: the figures the calibration script fits and the tests check.
 
-The MSSD kept only sessions of 10 to 20 plays and cut longer ones at 20 (``shared/README.md``),
+The MSSD kept only sessions of 10 to 20 plays and cut longer ones at 20 (the dataset's documentation),
 so every figure is computed through that filter (:func:`mssd_filter`): sessions under 10 plays
 are dropped, the rest cut at 20. Then, from the MSSD aggregates in a calibration folder
 (``shared/calibration/mssd``) and the real rows (``shared/data/mssd/log_real_11_sessions.csv``):

@@ -1,6 +1,6 @@
 """The ground-truth world: a synthetic population of listeners and tracks whose responses are known.
 
-See DESIGN.md, "Two worlds". :class:`GroundTruthWorld` implements :class:`musicenv.world.World`
+See docs/design.md, "The two worlds". :class:`GroundTruthWorld` implements :class:`musicenv.world.World`
 with the exact :class:`~musicenv.groundtruth.response.GroundTruthSessionModel`; its
 :meth:`~GroundTruthWorld.simulate_logs` writes the listening logs a learned world is built from.
 
@@ -125,7 +125,7 @@ class GroundTruthWorld:
         return users, draw_contexts(self.catalogue, self.config, rng, users)
 
     def candidate_pools(self, users: np.ndarray, size: int, explicit_filter: bool = False) -> np.ndarray:
-        """Not available: candidate pools always come from the learned world (DESIGN.md)."""
+        """Not available: candidate pools always come from the learned world (docs/design.md, "Sim-to-real run")."""
         raise NotImplementedError(
             "the ground-truth world has no candidate pools: in a sim-to-real run the pools come from the "
             "learned world built from this world's logs (world_model), and the ground truth only answers"
