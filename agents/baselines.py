@@ -48,27 +48,19 @@ def feature_block(world: World, name: str, of: str = "track") -> slice:
     return block if isinstance(block, slice) else slice(*block)
 
 
-class RandomAgent(Agent):
-    """A uniformly random valid slot per session, from its own seeded stream.
+class SeededAgent(Agent):
+    """An agent that draws from its own seeded stream, saved with it so a reloaded agent goes on
+    where it stopped.
 
-    One uniform is drawn per row, in row order, so a batch of N acts as N single calls would.
+    Args:
+        world: the world whose observations the agent reads.
+        seed: seeds the stream.
     """
-
-    name = "random"
 
     def __init__(self, world: World, seed: int = 0) -> None:
         super().__init__(world)
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
-
-    def act(self, obs: Observation, oracle: Any = None) -> np.ndarray:
-        mask = obs["action_mask"].astype(bool)
-        valid = mask.sum(axis=1)
-        if not valid.all():
-            raise ValueError("an observation's action_mask allows no slot (is the session already over?)")
-        picks = np.floor(self.rng.random(len(mask)) * valid).astype(np.int64)
-        # Slot of the pick-th allowed entry of each row.
-        return (np.cumsum(mask, axis=1) <= picks[:, None]).sum(axis=1).astype(np.int64)
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
 
     def config(self) -> dict[str, Any]:
         return {"seed": self.seed}
@@ -78,6 +70,24 @@ class RandomAgent(Agent):
 
     def _load_state(self, folder: Path) -> None:
         self.rng.bit_generator.state = read_json(folder / "rng.json")
+
+
+class RandomAgent(SeededAgent):
+    """A uniformly random valid slot per session, from its own seeded stream.
+
+    One uniform is drawn per row, in row order, so a batch of N acts as N single calls would.
+    """
+
+    name = "random"
+
+    def act(self, obs: Observation, oracle: Any = None) -> np.ndarray:
+        mask = obs["action_mask"].astype(bool)
+        valid = mask.sum(axis=1)
+        if not valid.all():
+            raise ValueError("an observation's action_mask allows no slot (is the session already over?)")
+        picks = np.floor(self.rng.random(len(mask)) * valid).astype(np.int64)
+        # Slot of the pick-th allowed entry of each row.
+        return (np.cumsum(mask, axis=1) <= picks[:, None]).sum(axis=1).astype(np.int64)
 
 
 class MostPopularAgent(Agent):

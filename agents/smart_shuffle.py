@@ -18,19 +18,18 @@ default mode the "playlist" is the leading run of the pool's tracks the listener
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, Observation, masked_argmax, read_json, write_json
-from agents.baselines import RowLookup
+from agents.base import Observation, masked_argmax
+from agents.baselines import RowLookup, SeededAgent
 from agents.world_logs import play_counts
 from musicenv.sessions import INJECTION_PERIOD, playlist_slots
 from musicenv.world import World
 
 
-class PlaylistShuffle(Agent):
+class PlaylistShuffle(SeededAgent):
     """Shuffle of the listener's playlist slots, with a recommendation every ``injection_period``-th play.
 
     Args:
@@ -41,9 +40,7 @@ class PlaylistShuffle(Agent):
     injection_period: int | None = None
 
     def __init__(self, world: World, seed: int = 0) -> None:
-        super().__init__(world)
-        self.seed = int(seed)
-        self.rng = np.random.default_rng(self.seed)
+        super().__init__(world, seed)
         self.heard = play_counts(world)
         self.users = RowLookup(world.user_features)
         self.tracks = RowLookup(world.track_features)
@@ -79,15 +76,6 @@ class PlaylistShuffle(Agent):
             np.zeros(mask.shape), np.where(recommendations.any(axis=1)[:, None], recommendations, mask)
         )
         return np.where(shuffle, shuffled, best).astype(np.int64)
-
-    def config(self) -> dict[str, Any]:
-        return {"seed": self.seed}
-
-    def _save_state(self, folder: Path) -> None:
-        write_json(folder / "rng.json", self.rng.bit_generator.state)
-
-    def _load_state(self, folder: Path) -> None:
-        self.rng.bit_generator.state = read_json(folder / "rng.json")
 
 
 class ShuffleAgent(PlaylistShuffle):
