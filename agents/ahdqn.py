@@ -80,7 +80,7 @@ from agents.replay import ReplayBatch, ReplayBuffer
 from agents.rollout import rollout
 from musicenv.configs import config_from_dict, config_to_dict
 from musicenv.observation import build_observations
-from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES, World, context_features
+from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES, World, context_features, world_familiarity
 
 RESPONSE_CODES = {name: code for code, name in enumerate(RESPONSES)}
 MODEL_FEATURES_DIM = 3
@@ -175,7 +175,15 @@ class AHDQN(Agent):
             return [(candidates, torch.zeros(candidates.shape[:2], device=self.device)) for _ in prefixes]
         played = torch.arange(tensors["history"].shape[1], device=self.device) < tensors["lengths"][:, None]
         all_probs = response_probs_after(
-            self.response_model, tensors["user"], tensors["context"], tensors["history"], played, candidates, prefixes
+            self.response_model,
+            tensors["user"],
+            tensors["context"],
+            tensors["history"],
+            played,
+            candidates,
+            prefixes,
+            tensors.get("familiarity"),
+            tensors.get("history_familiarity"),
         )
         return [(torch.cat([candidates, probs], -1), probs @ self.response_values) for probs in all_probs]
 
@@ -271,7 +279,9 @@ class AHDQNLearner:
         self.device = agent.device
         self.online = agent.q_network
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.tables = FeatureTables(agent.world.track_features, agent.world.user_features, self.device)
+        self.tables = FeatureTables(
+            agent.world.track_features, agent.world.user_features, self.device, world_familiarity(agent.world)
+        )
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate)
         world = agent.world
         self.replay = ReplayBuffer(
@@ -282,6 +292,7 @@ class AHDQNLearner:
             world.track_features,
             world.user_features,
             seed=seed + 1,
+            familiarity=world_familiarity(world),
         )
         self.rng = np.random.default_rng(seed)
         self.global_step = 0
@@ -628,4 +639,5 @@ def current_observations(env: Any) -> Observation:
         env.history_tracks,
         env.history_responses,
         env.played,
+        catalogue.familiarity,
     )

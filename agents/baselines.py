@@ -160,11 +160,13 @@ def learned_response_probs(model: Any, obs: Observation, device: str | torch.dev
     """``(N, M, 3)`` (skip, listen, complete) probabilities of every candidate under a learned
     :class:`~world_model.user_model.UserResponseModel`, computed from the observation's arrays.
 
-    The model's GRU reads the ``"history"`` rows (track features, response one-hot) as the
-    learned world's environment feeds it, from the state the user and context give it; each
-    candidate is scored as the play at the next position.
+    The model's GRU reads the ``"history"`` rows (track features, response one-hot) and their
+    ``"history_familiarity"`` as the learned world's environment feeds it, from the state the user
+    and context give it; each candidate is scored, with its ``"familiarity"``, as the play at the
+    next position.
     """
-    tensors = {key: torch.as_tensor(obs[key], device=device) for key in ("user", "context", "history", "candidates")}
+    keys = ("user", "context", "history", "candidates", "familiarity", "history_familiarity")
+    tensors = {key: torch.as_tensor(obs[key], device=device) for key in keys if key in obs}
     mask = torch.as_tensor(obs["history_mask"], device=device) > 0
     (probs,) = response_probs_after(
         model,
@@ -174,6 +176,8 @@ def learned_response_probs(model: Any, obs: Observation, device: str | torch.dev
         mask,
         tensors["candidates"].float(),
         [mask.sum(dim=1)],
+        tensors.get("familiarity"),
+        tensors.get("history_familiarity"),
     )
     return probs.double().cpu().numpy()
 
@@ -187,6 +191,8 @@ def response_probs_after(
     played: torch.Tensor,
     candidates: torch.Tensor,
     lengths: list[torch.Tensor],
+    familiarity: torch.Tensor | None = None,
+    history_familiarity: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """The model's ``(N, M, 3)`` float32 probabilities of the candidates after each prefix of the sessions.
 
@@ -194,12 +200,14 @@ def response_probs_after(
     entry of ``lengths`` (``(N,)`` plays before the scored one): the GRU is causal, so its state after
     the first ``t`` plays is the same whatever follows them. Everything stays on the tensors'
     device (the AH-DQN's learner asks for the states before and after each replayed play).
+    ``familiarity`` ``(N, M, k)`` and ``history_familiarity`` ``(N, L, k)``: the observation's
+    familiarity rows of the candidates and of the played tracks (None: never played).
     """
     responses = torch.where(played, history[..., -3:].argmax(dim=-1), -1)
     static = model.static_input(user, context)
-    hidden = model.encode(static, history[..., :-3], responses)
+    hidden = model.encode(static, history[..., :-3], responses, history_familiarity)
     rows = torch.arange(len(user), device=user.device)
-    return [torch.softmax(model(static, hidden[rows, n], n + 1, candidates), dim=-1) for n in lengths]
+    return [torch.softmax(model(static, hidden[rows, n], n + 1, candidates, familiarity), dim=-1) for n in lengths]
 
 
 DEFAULT_RESPONSE_VALUES = tuple(float(v) for v in RewardConfig().response_values)

@@ -47,6 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.base import Observation
+from musicenv.observation import familiarity_rows
+from musicenv.world import Familiarity
 
 N_RESPONSES = 3
 DECAYS = (0.5, 0.8, 0.95)
@@ -59,6 +61,9 @@ def observation_tensors(obs: Observation, device: str | torch.device) -> dict[st
         key: torch.as_tensor(obs[key], device=device, dtype=torch.float32)
         for key in ("user", "context", "history", "candidates")
     }
+    for key in ("familiarity", "history_familiarity"):
+        if key in obs:
+            out[key] = torch.as_tensor(obs[key], device=device, dtype=torch.float32)
     out["lengths"] = torch.as_tensor(obs["history_mask"], device=device).sum(dim=1).long()
     out["action_mask"] = torch.as_tensor(obs["action_mask"], device=device).bool()
     return out
@@ -74,10 +79,19 @@ class FeatureTables:
     Args:
         track_features, user_features: the world's tables.
         device: where the tensors live.
+        familiarity: the world's sparse familiarity table (:func:`musicenv.world.world_familiarity`);
+            its rows are looked up on the host (sorted keys) and moved with the batch.
     """
 
-    def __init__(self, track_features: np.ndarray, user_features: np.ndarray, device: str | torch.device) -> None:
+    def __init__(
+        self,
+        track_features: np.ndarray,
+        user_features: np.ndarray,
+        device: str | torch.device,
+        familiarity: Familiarity | None = None,
+    ) -> None:
         self.device = torch.device(device)
+        self.familiarity = familiarity
         # A zero row at the end: padding (-1) reads it.
         self.tracks = torch.cat(
             [torch.as_tensor(track_features, dtype=torch.float32), torch.zeros(1, track_features.shape[1])]
@@ -115,6 +129,10 @@ class FeatureTables:
             "candidates": self.tracks[torch.where(pools_t >= 0, pools_t, padding)],
             "lengths": in_history.sum(dim=1),
             "action_mask": (pools_t >= 0) & ~torch.as_tensor(played, device=device),
+            "familiarity": torch.as_tensor(familiarity_rows(self.familiarity, users, pools), device=device),
+            "history_familiarity": torch.as_tensor(
+                familiarity_rows(self.familiarity, users, history_tracks), device=device
+            ),
         }
 
 

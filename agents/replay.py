@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from musicenv.observation import build_observations
+from musicenv.world import Familiarity
 
 Observation = dict[str, np.ndarray]
 
@@ -82,11 +83,14 @@ class ReplayBatch:
     demonstrated: np.ndarray
     track_features: np.ndarray
     user_features: np.ndarray
+    familiarity: Familiarity | None = None
 
     @cached_property
     def next_observations(self) -> Observation:
         """The observations after the transitions (B rows), built from :attr:`next_state` when first read."""
-        return build_observations(self.track_features, self.user_features, **self.next_state)
+        return build_observations(
+            self.track_features, self.user_features, **self.next_state, familiarity=self.familiarity
+        )
 
     def observations(self) -> Observation:
         """The observations before the actions (materialised; the learner reads ``lengths`` instead)."""
@@ -96,6 +100,9 @@ class ReplayBatch:
             **self.next_observations,
             "history": np.where(keep[..., None], self.next_observations["history"], 0.0).astype(np.float32),
             "history_mask": keep.astype(np.float32),
+            "history_familiarity": np.where(keep[..., None], self.next_observations["history_familiarity"], 0.0).astype(
+                np.float32
+            ),
             "action_mask": self.action_masks,
         }
 
@@ -110,6 +117,8 @@ class ReplayBuffer:
         context_dim: width of the context features.
         track_features, user_features: the world's feature tables, read when sampling.
         seed: seeds the sampling stream.
+        familiarity: the world's familiarity table (:func:`musicenv.world.world_familiarity`), read
+            when sampling.
     """
 
     def __init__(
@@ -121,6 +130,7 @@ class ReplayBuffer:
         track_features: np.ndarray,
         user_features: np.ndarray,
         seed: int = 0,
+        familiarity: Familiarity | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
@@ -129,6 +139,7 @@ class ReplayBuffer:
         self.capacity = capacity
         self.track_features = track_features
         self.user_features = user_features
+        self.familiarity = familiarity
         self.arrays: dict[str, np.ndarray] = {
             "users": np.zeros(capacity, np.int32),
             "contexts": np.zeros((capacity, context_dim), np.float32),
@@ -233,6 +244,7 @@ class ReplayBuffer:
             demonstrated=a["demonstrated"],
             track_features=self.track_features,
             user_features=self.user_features,
+            familiarity=self.familiarity,
         )
 
     def save(self, folder: Path) -> None:

@@ -180,10 +180,13 @@ def mssd_smoke() -> None:
         progress=False,
         session_user_features=features.session_user_features,
         session_track_features=features.session_track_features,
+        track_artists=log.track_artist_codes(),
     )
     session_history = None
     if model.history_dim:
-        session_history = ListeningHistory.from_sessions(sessions, log.n_tracks).session_features(sessions)
+        session_history = ListeningHistory.from_sessions(
+            sessions, log.n_tracks, log.track_artist_codes()
+        ).session_features(sessions)
     probs = logged_response_probs(
         model,
         sessions,
@@ -237,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     oracle_probs, oracle_leave = oracle_replay(gt, future, sim_rows, held_out)
     # What the world knows of each held-out play's (listener, track): the logged plays (the
     # held-out sessions themselves are in no log).
-    history = ListeningHistory.from_sessions(sessions, log.n_tracks)
+    history = ListeningHistory.from_sessions(sessions, log.n_tracks, log.track_artist_codes())
     held_out_history = history.features(held_out.listeners[:, None], np.maximum(held_out.tracks, 0))
     held_out_history[~held_out.play_mask()] = 0.0
     mask = held_out.play_mask()

@@ -32,6 +32,7 @@ from musicenv.world import (
     World,
     context_features,
     single_session,
+    world_familiarity,
 )
 
 SESSION_STATS = ("return", "length", "completions", "listens", "skips", "invalid_actions")
@@ -60,6 +61,8 @@ class CatalogueArrays:
         track_boosts: ``(n_tracks,)`` float64 factor of each track's response reward
             (:meth:`~musicenv.rewards.RewardConfig.track_boosts`: the discovery boost, or 1).
         user_ids: ``(n_users,)`` object array of str.
+        familiarity: the world's sparse (listener, track) familiarity table
+            (:func:`musicenv.world.world_familiarity`), or None (zero ``familiarity`` rows).
     """
 
     def __init__(self, world: World, reward: RewardConfig) -> None:
@@ -81,6 +84,7 @@ class CatalogueArrays:
             codes, uniques = np.full(n_tracks, -1), []
         self.artist_codes = np.where(codes >= 0, codes, len(uniques) + np.arange(n_tracks)).astype(np.int64)
         self.track_boosts = reward.track_boosts(tracks)
+        self.familiarity = world_familiarity(world)
 
 
 class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
@@ -128,6 +132,11 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     | `history_mask` | `(L,)`             | float32 | 1.0 where a track was played                         |
     | `candidates`   | `(M, d_track)`     | float32 | the pool's track features, zero rows for padding     |
     | `action_mask`  | `(M,)`             | int8    | 1 where the slot can be played                       |
+    | `familiarity`  | `(M, 7)`           | float32 | the listener's past plays, completions and skips of  |
+    |                |                    |         | each candidate and of its artist in the world's logs |
+    |                |                    |         | (:data:`musicenv.world.FAMILIARITY_FEATURES`): what  |
+    |                |                    |         | the learned user model reads; zero rows for padding  |
+    | `history_familiarity` | `(L, 7)`    | float32 | the same for each played track, in order             |
 
     The feature boxes are bounded by the world's feature tables (and 0). Every call returns new
     arrays. With `observation="compact"` the observation holds indices instead (the user, the
@@ -369,6 +378,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             self._history_tracks[None],
             self._history_responses[None],
             self._played[None],
+            self.catalogue.familiarity,
         )
         return {key: value[0] for key, value in batch.items()}
 
@@ -411,6 +421,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             row[: self._d_track] = self.catalogue.track_features[track]
             row[self._d_track + response] = 1.0
             obs["history_mask"][position] = 1.0
+            obs["history_familiarity"][position] = obs["familiarity"][slot]
         obs["action_mask"][slot] = 0
 
         info = {

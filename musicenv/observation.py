@@ -16,7 +16,20 @@ key                 shape                   dtype      content
                                                        padding (a catalogue smaller than M)
 ``action_mask``     ``(M,)``                int8       1 where the slot can be played: not padding
                                                        and not played yet
+``familiarity``     ``(M, k)``              float32    the listener's familiarity with each candidate
+                                                       (k = 7 :data:`~musicenv.world.FAMILIARITY_FEATURES`:
+                                                       past plays, completions and skips of the track
+                                                       and of its artist in the logs the world was
+                                                       learned from); zero rows for padding
+``history_familiarity`` ``(L, k)``          float32    the same for each played track; zero rows
+                                                       after the last play
 ==================  ======================  =========  ==============================================
+
+``familiarity`` is exactly what the learned user model reads of each (listener, track) pair, so
+an agent sees what the world sees (the world's own table, :func:`musicenv.world.world_familiarity`,
+stored sparse; a world without one gives zeros). It is the logs' count, fixed within a session:
+what the listener did with a track earlier in *this* session reaches the model, and the agent,
+through the played history (``history``), not through these columns.
 
 Every one of them is a function of a few integers per session: the user, the context, the pool's
 track indices, the history's track indices and responses, and which slots were played. That is
@@ -42,7 +55,9 @@ Compact observations
     =====================  ===========  =========  ============================================
 
     :func:`expand_observations` turns them into the full layout (equal to what the environment
-    would have returned, tested).
+    would have returned, tested). The familiarity columns are not copied into compact
+    observations: an agent gathers them from the world's sparse table,
+    ``world_familiarity(world).features(user[:, None], pool)``.
 """
 
 from __future__ import annotations
@@ -52,7 +67,7 @@ from typing import Literal
 import numpy as np
 from gymnasium import spaces
 
-from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES
+from musicenv.world import CONTEXT_FEATURES_DIM, FAMILIARITY_FEATURES, RESPONSES, Familiarity
 
 ObservationLayout = Literal["full", "compact"]
 OBSERVATION_LAYOUTS: tuple[str, ...] = ("full", "compact")
@@ -95,8 +110,33 @@ def observation_space(
                 dtype=np.float32,
             ),
             "action_mask": spaces.Box(0, 1, (pool_size,), dtype=np.int8),
+            "familiarity": familiarity_space(pool_size),
+            "history_familiarity": familiarity_space(playlist_length),
         }
     )
+
+
+def familiarity_space(rows: int) -> spaces.Box:
+    """The box of ``rows`` familiarity rows: a played flag and shares in [0, 1], log counts >= 0."""
+    high = np.ones(len(FAMILIARITY_FEATURES), dtype=np.float32)
+    high[[FAMILIARITY_FEATURES.index("log_plays"), FAMILIARITY_FEATURES.index("artist_log_plays")]] = np.inf
+    return spaces.Box(
+        np.zeros((rows, len(high)), np.float32), np.broadcast_to(high, (rows, len(high))), dtype=np.float32
+    )
+
+
+def familiarity_rows(familiarity: Familiarity | None, users: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+    """``(N, K, k)`` float32 familiarity of ``users`` ``(N,)`` with ``tracks`` ``(N, K)`` (``-1``: zero rows).
+
+    ``familiarity`` is the world's table (:func:`musicenv.world.world_familiarity`); None gives zeros.
+    """
+    tracks = np.asarray(tracks)
+    if familiarity is None:
+        return np.zeros((*tracks.shape, len(FAMILIARITY_FEATURES)), dtype=np.float32)
+    valid = tracks >= 0
+    rows = familiarity.features(np.asarray(users)[:, None], np.where(valid, tracks, 0))
+    rows[~valid] = 0.0
+    return rows
 
 
 def compact_observation_space(n_users: int, n_tracks: int, playlist_length: int, pool_size: int) -> spaces.Dict:
@@ -114,7 +154,10 @@ def compact_observation_space(n_users: int, n_tracks: int, playlist_length: int,
 
 
 def expand_observations(
-    track_features: np.ndarray, user_features: np.ndarray, compact: dict[str, np.ndarray]
+    track_features: np.ndarray,
+    user_features: np.ndarray,
+    compact: dict[str, np.ndarray],
+    familiarity: Familiarity | None = None,
 ) -> dict[str, np.ndarray]:
     """The full observations of compact ones (one session's, or a batch with a leading axis).
 
@@ -122,6 +165,7 @@ def expand_observations(
         track_features: the world's ``track_features``.
         user_features: the world's ``user_features``.
         compact: a compact observation of either environment (``observation="compact"``).
+        familiarity: the world's familiarity table (:func:`musicenv.world.world_familiarity`).
 
     Returns:
         What the environment returns with the default ``observation="full"`` in the same state.
@@ -138,6 +182,7 @@ def expand_observations(
         batch["history_tracks"],
         batch["history_responses"],
         (pools >= 0) & (batch["action_mask"] == 0),
+        familiarity,
     )
     return {key: value[0] for key, value in full.items()} if single else full
 
@@ -174,6 +219,7 @@ def build_observations(
     history_tracks: np.ndarray,
     history_responses: np.ndarray,
     played: np.ndarray,
+    familiarity: Familiarity | None = None,
 ) -> dict[str, np.ndarray]:
     """A batch of N observations from compact indices.
 
@@ -186,6 +232,8 @@ def build_observations(
         history_tracks: ``(N, L)`` track indices played so far in order, ``-1`` after the last.
         history_responses: ``(N, L)`` response codes of those plays (ignored where padded).
         played: ``(N, M)`` bool, which pool slots were played.
+        familiarity: the world's familiarity table (:func:`musicenv.world.world_familiarity`);
+            None gives zero ``familiarity`` rows.
 
     Returns:
         The observation keys of this module's table, each with a leading batch axis N, in freshly
@@ -215,4 +263,6 @@ def build_observations(
         "history_mask": in_history.astype(np.float32),
         "candidates": candidates,
         "action_mask": (in_pool & ~played).astype(np.int8),
+        "familiarity": familiarity_rows(familiarity, users, pools),
+        "history_familiarity": familiarity_rows(familiarity, users, history_tracks),
     }

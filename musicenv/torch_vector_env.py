@@ -36,6 +36,7 @@ import torch
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
+from musicenv.observation import familiarity_rows
 from musicenv.rewards import new_artists, play_rewards
 from musicenv.torch_session import TorchSessionState, context_feature_tensor, torch_session_model
 from musicenv.validation import check_actions
@@ -218,6 +219,15 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         pools = t["pools"][index]
         in_pool = pools >= 0
         obs["candidates"][index] = self._track_features[pools.clamp(min=0)] * in_pool[..., None]
+        # The familiarity table is the world's sparse host table, read once per session begun.
+        obs["familiarity"][index] = torch.as_tensor(
+            familiarity_rows(self.catalogue.familiarity, t["users"][index].cpu().numpy(), pools.cpu().numpy()),
+            device=pools.device,
+        )
+        obs["history_familiarity"][index] = torch.as_tensor(
+            familiarity_rows(self.catalogue.familiarity, t["users"][index].cpu().numpy(), history.cpu().numpy()),
+            device=pools.device,
+        )
         obs["action_mask"][index] = (in_pool & ~t["played"][index]).to(torch.int8)
 
     def step(self, actions: Any) -> tuple[dict[str, Any], Any, Any, Any, dict[str, Any]]:
@@ -338,6 +348,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         )
         put(obs["history"], at, history)
         put(obs["history_mask"], at, torch.ones_like(positions, dtype=torch.float32))
+        put(obs["history_familiarity"], at, obs["familiarity"][rows, slots.clamp(min=0)])
         put(obs["action_mask"], (rows, slots), torch.zeros_like(slots, dtype=torch.int8))
 
     def _end_t(self, rows: np.ndarray, ended: torch.Tensor) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
-from musicenv.observation import build_observations, write_history_plays
+from musicenv.observation import build_observations, familiarity_rows, write_history_plays
 from musicenv.rewards import new_artists, play_rewards
 from musicenv.validation import check_actions
 from musicenv.vector_base import RESPONSE_NAMES, ListeningSessionVectorEnvBase, session_model_state
@@ -202,6 +202,8 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         obs["history"][rows] = 0.0
         obs["history_mask"][rows] = 0.0
         obs["candidates"][rows] = catalogue.candidate_features.take(pools, axis=0)
+        obs["familiarity"][rows] = familiarity_rows(catalogue.familiarity, self.users[rows], pools)
+        obs["history_familiarity"][rows] = 0.0
 
     def step(
         self, actions: np.ndarray
@@ -302,6 +304,8 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         else:
             write_history_plays(self._obs["history"], at, self.catalogue.track_features, tracks, responses)
             self._obs["history_mask"].reshape(-1)[at] = 1.0
+            familiarity = self._obs["history_familiarity"]
+            familiarity.reshape(-1, familiarity.shape[-1])[at] = self._obs["familiarity"][rows, slots]
         self._obs["action_mask"][rows, slots] = 0
 
     def _end(self, rows: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
@@ -404,6 +408,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             self.history_tracks,
             self.history_responses,
             self.played,
+            self.catalogue.familiarity,
         )
 
 

@@ -274,6 +274,38 @@ def single_session(model: SessionModel, state: SessionState) -> SingleSession:
     return own(state) if own is not None else BatchedSingleSession(model, state)
 
 
+FAMILIARITY_FEATURES: tuple[str, ...] = (
+    "played_before",
+    "log_plays",
+    "complete_share",
+    "skip_share",
+    "artist_log_plays",
+    "artist_complete_share",
+    "artist_skip_share",
+)
+"""A listener's familiarity with a track, from the logs a world was learned from, in column order:
+whether and how often (``log(1 + plays)``) they played the track and the shares of those plays
+completed and skipped, then the same over every track of its artist
+(:class:`world_model.history.ListeningHistory`). The observations' ``"familiarity"`` columns."""
+
+
+class Familiarity(Protocol):
+    """A sparse (listener, track) table of :data:`FAMILIARITY_FEATURES` (the learned world's listening history)."""
+
+    def features(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+        """``(..., len(FAMILIARITY_FEATURES))`` float32 of each (listener, track) pair (broadcast shapes)."""
+        ...
+
+
+def world_familiarity(world: object) -> Familiarity | None:
+    """The familiarity table a world's observations carry: the learned world's ``familiarity``, or None.
+
+    A world learned without it (``UserModelConfig.history=False``) or one with no logs of its own
+    has none; its observations' ``"familiarity"`` is then zeros ("never played").
+    """
+    return getattr(world, "familiarity", None)
+
+
 @runtime_checkable
 class World(Protocol):
     """What the environment and the agents need of a world.

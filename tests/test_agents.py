@@ -360,3 +360,34 @@ def test_replay_memory_is_bounded_and_independent_of_feature_width() -> None:
 def test_agent_interface_is_small() -> None:
     public = {name for name in vars(Agent) if not name.startswith("_")}
     assert public == {"act", "config", "save", "load", "needs_oracle"}
+
+
+def test_the_observation_carries_the_familiarity_the_learned_world_reads(real_worlds) -> None:
+    """``familiarity`` rows are the world's table for the pool, ``history_familiarity`` the played
+    tracks' rows, and greedy_learned's probabilities from the observation are the world's own."""
+    from agents.baselines import learned_response_probs
+
+    world, _ = real_worlds
+    table = world.familiarity
+    model = world.session_model
+    assert table is not None and model.response_model.history_dim == obs_width(table)
+    env = ListeningSessionEnv(world=world)
+    obs, _ = env.reset(seed=4)
+    pool = env.pool
+    np.testing.assert_array_equal(obs["familiarity"], table.features(np.full(len(pool), env.user), pool))
+    assert obs["familiarity"][:, 0].any(), "some pool tracks were played in the logs"
+    rng = np.random.default_rng(0)
+    for step in range(1, 5):
+        expected = model.response_probs(env._session(), pool[None])[0]
+        got = learned_response_probs(model.response_model, {key: value[None] for key, value in obs.items()})[0]
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        obs, _, terminated, _, _ = env.step(int(rng.choice(np.flatnonzero(obs["action_mask"]))))
+        played = table.features(np.full(step, env.user), env._history_tracks[:step])
+        np.testing.assert_array_equal(obs["history_familiarity"][:step], played)
+        if terminated:
+            break
+
+
+def obs_width(table: Any) -> int:
+    """Columns of a familiarity table's rows."""
+    return table.features(np.array([0]), np.array([0])).shape[-1]

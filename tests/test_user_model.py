@@ -87,6 +87,9 @@ def session_model(trained, sessions: SessionTable, features) -> LearnedSessionMo
     )
 
 
+H = len(HISTORY_FEATURES)
+
+
 def random_model(seed: int = 0, history_dim: int = len(HISTORY_FEATURES), sequential: bool = True):
     torch.manual_seed(seed)
     return UserResponseModel(
@@ -103,14 +106,14 @@ def test_output_shapes(sequential: bool) -> None:
     b, k, t = 3, 7, 4
     static = model.static_input(torch.randn(b, 6), torch.randn(b, 8))
     assert static.shape == (b, model.static_dim)
-    hidden = model.encode(static, torch.randn(b, t, 5), torch.randint(0, 3, (b, t)), torch.randn(b, t, 4))
+    hidden = model.encode(static, torch.randn(b, t, 5), torch.randint(0, 3, (b, t)), torch.randn(b, t, H))
     assert hidden.shape == (b, t + 1, 8)
-    logits = model(static, hidden[:, -1], torch.full((b,), t + 1), torch.randn(b, k, 5), torch.randn(b, k, 4))
+    logits = model(static, hidden[:, -1], torch.full((b,), t + 1), torch.randn(b, k, 5), torch.randn(b, k, H))
     assert logits.shape == (b, k, 3)
     tracks = torch.tensor([[0, 1, 2, -1], [3, -1, -1, -1], [4, 5, 6, 7]])
     responses = torch.where(tracks >= 0, torch.randint(0, 3, tracks.shape), -1)
     positions = torch.where(tracks >= 0, torch.arange(1, 5).expand(3, -1), 0)
-    played = model.played_logits(static, torch.randn(10, 5), tracks, responses, positions, torch.randn(3, 4, 4))
+    played = model.played_logits(static, torch.randn(10, 5), tracks, responses, positions, torch.randn(3, 4, H))
     assert played.shape == (int((tracks >= 0).sum()), 3)
 
 
@@ -120,7 +123,7 @@ def test_scoring_many_candidates_at_once_equals_one_by_one() -> None:
     static = model.static_input(torch.randn(b, 6), torch.randn(b, 8))
     hidden = model.initial_hidden(static)
     position = torch.tensor([1, 3, 5, 20])
-    candidates, history = torch.randn(b, k, 5), torch.rand(b, k, 4)
+    candidates, history = torch.randn(b, k, 5), torch.rand(b, k, H)
     together = model(static, hidden, position, candidates, history)
     for j in range(k):
         alone = model(static, hidden, position, candidates[:, j : j + 1], history[:, j : j + 1])
@@ -134,7 +137,7 @@ def test_many_sessions_at_once_equal_one_by_one() -> None:
     mask = tracks >= 0
     responses = torch.where(mask, torch.randint(0, 3, tracks.shape), -1)
     positions = torch.where(mask, torch.arange(1, 6).expand(3, -1), 0)
-    history = torch.rand(3, 5, 4) * mask[..., None]
+    history = torch.rand(3, 5, H) * mask[..., None]
     static = model.static_input(torch.randn(3, 6), torch.randn(3, 8), torch.tensor([1.0, 0.0, 1.0]))
     together = model.played_logits(static, table, tracks, responses, positions, history)
     start = 0
@@ -158,8 +161,8 @@ def test_history_changes_the_answer_and_none_means_never_played() -> None:
     static = model.static_input(torch.randn(2, 6), torch.randn(2, 8))
     hidden, position, candidates = model.initial_hidden(static), torch.tensor([1, 1]), torch.randn(2, 3, 5)
     never = model(static, hidden, position, candidates, None)
-    torch.testing.assert_close(never, model(static, hidden, position, candidates, torch.zeros(2, 3, 4)))
-    assert not torch.allclose(never, model(static, hidden, position, candidates, torch.ones(2, 3, 4)))
+    torch.testing.assert_close(never, model(static, hidden, position, candidates, torch.zeros(2, 3, H)))
+    assert not torch.allclose(never, model(static, hidden, position, candidates, torch.ones(2, 3, H)))
 
 
 # --- features ----------------------------------------------------------------------------------------
@@ -181,21 +184,36 @@ def _tiny_log() -> ListeningLog:
 
 
 def test_listening_history_counts_and_leaves_out_the_own_session() -> None:
+    """The familiarity features against the tiny log counted by hand (t0 and t1 by artist a, t2 by b)."""
     table = SessionTable.from_log(_tiny_log(), 20)
-    history = ListeningHistory.from_sessions(table, 3)
+    history = ListeningHistory.from_sessions(table, 3, np.array([0, 0, 1]))
     u1 = int(np.searchsorted(table.listener_ids, "u1"))
     # u1 played t0 twice: completed once, skipped once.
     np.testing.assert_allclose(history.pair_counts(np.array([u1]), np.array([0]))[0], [1.0, 0.0, 1.0])
-    features = history.features(np.array([u1, u1]), np.array([0, 2]))
-    np.testing.assert_allclose(features[0], [1.0, np.log(3.0), 0.5, 0.5], rtol=1e-6)
-    np.testing.assert_allclose(features[1], [1.0, np.log(2.0), 0.0, 0.0], rtol=1e-6)
+    # u1's plays of artist a: t0 complete, t1 skip, t0 skip.
+    np.testing.assert_allclose(history.artist_pair_counts(np.array([u1]), np.array([1]))[0], [2.0, 0.0, 1.0])
+    features = history.features(np.array([u1, u1, u1]), np.array([0, 2, 1]))
+    third, two_thirds = 1.0 / 3.0, 2.0 / 3.0
+    np.testing.assert_allclose(features[0], [1.0, np.log(3.0), 0.5, 0.5, np.log(4.0), third, two_thirds], rtol=1e-6)
+    # t2 (artist b): one listen, the only play of b.
+    np.testing.assert_allclose(features[1], [1.0, np.log(2.0), 0.0, 0.0, np.log(2.0), 0.0, 0.0], rtol=1e-6)
+    # t1: one skip; its artist is a's three plays.
+    np.testing.assert_allclose(features[2], [1.0, np.log(2.0), 0.0, 1.0, np.log(4.0), third, two_thirds], rtol=1e-6)
     held_out = history.session_features(table)
     s1 = int(np.flatnonzero(table.session_ids == "s1")[0])
+    s2 = int(np.flatnonzero(table.session_ids == "s2")[0])
     s3 = int(np.flatnonzero(table.session_ids == "s3")[0])
-    # In s1, t0's history is s2's skip only; t1 was never played by u1 elsewhere.
-    np.testing.assert_allclose(held_out[s1, 0], [1.0, np.log(2.0), 0.0, 1.0], rtol=1e-6)
-    np.testing.assert_allclose(held_out[s1, 1], 0.0)
+    # In s1, t0's history is s2's skip only (and of artist a, that skip); t1 was never played by
+    # u1 elsewhere, but its artist was (s2's skip of t0).
+    np.testing.assert_allclose(held_out[s1, 0], [1.0, np.log(2.0), 0.0, 1.0, np.log(2.0), 0.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(held_out[s1, 1], [0.0, 0.0, 0.0, 0.0, np.log(2.0), 0.0, 1.0], rtol=1e-6)
+    # In s2, t2 (artist b) was never played elsewhere; t0's history is s1's complete, a's is s1's two plays.
+    np.testing.assert_allclose(held_out[s2, 0], [1.0, np.log(2.0), 1.0, 0.0, np.log(3.0), 0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(held_out[s2, 1], 0.0)
     np.testing.assert_allclose(held_out[s3], 0.0)
+    # Without artists every track is its own artist: the artist columns repeat the track's.
+    own = ListeningHistory.from_sessions(table, 3).features(np.array([u1]), np.array([0]))[0]
+    np.testing.assert_allclose(own[4:], own[1:4], rtol=1e-6)
 
 
 def test_history_round_trips_through_arrays(sessions: SessionTable) -> None:

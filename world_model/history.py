@@ -1,8 +1,10 @@
-"""What a service knows of each listener's past with each track: their logged plays of it.
+"""What a service knows of each listener's past with each track: their logged plays of it and of its artist.
 
 :class:`ListeningHistory` gives, per (listener, track), whether and how often the listener
-played the track in the logs and how those plays ended (:data:`HISTORY_FEATURES`); the
-user-response model reads it beside the track's features.
+played the track and its artist in the logs and how those plays ended (:data:`HISTORY_FEATURES`,
+the listener's *familiarity* with the track); the user-response model reads it beside the track's
+features, and the environments put it in the observation (``"familiarity"``), so agents see what
+the world sees.
 """
 
 from __future__ import annotations
@@ -12,26 +14,37 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from musicenv.world import FAMILIARITY_FEATURES
+
 if TYPE_CHECKING:
     from world_model.sessions import SessionTable
 
 
-HISTORY_FEATURES: tuple[str, ...] = ("played_before", "log_plays", "complete_share", "skip_share")
-"""What the world knows of a listener's past with a track (:class:`ListeningHistory`), in column order."""
+HISTORY_FEATURES: tuple[str, ...] = FAMILIARITY_FEATURES
+"""The listener's familiarity with a track and its artist (:class:`ListeningHistory`), in column order."""
+
+N_TRACK_COLUMNS = 4
+"""The first columns of :data:`HISTORY_FEATURES` are the track's; the rest its artist's."""
 
 
 @dataclass(frozen=True)
 class ListeningHistory:
-    """Every listener's logged plays of every track: what a service knows of their past with it.
+    """Every listener's logged plays of every track and artist: what a service knows of their past.
 
     Why: a listener responds to a track they already know differently from a new one (the
     default ground-truth world gives known tracks a bonus, and the listener's mood changes how
-    welcome new ones are). ALS vectors blur that: a track near the listener's vector may be
-    one they played ten times or one they never heard, and a candidate pool, ranked by those
-    vectors, holds far more of the second kind than the logged sessions did. So the
-    user-response model reads, for each (listener, track), :data:`HISTORY_FEATURES`:
-    ``played_before`` (0 or 1), ``log_plays`` (``log(1 + plays)``) and the shares of those
-    plays completed and skipped (0 when never played).
+    welcome new ones are), and to a new track by an artist they know differently from one by a
+    stranger. ALS vectors blur that: a track near the listener's vector may be one they played
+    ten times or one they never heard, and a candidate pool, ranked by those vectors, holds far
+    more of the second kind than the logged sessions did. So the user-response model reads, for
+    each (listener, track), :data:`HISTORY_FEATURES`: ``played_before`` (0 or 1), ``log_plays``
+    (``log(1 + plays)``) and the shares of those plays completed and skipped (0 when never
+    played), then the same counts over every track of the track's artist (``artist_log_plays``,
+    ``artist_complete_share``, ``artist_skip_share``; the track's own plays included).
+
+    Storage is sparse, as the log is: sorted ``listener * n_tracks + track`` and
+    ``listener * n_artists + artist`` keys of the pairs with plays and their per-response counts,
+    looked up with ``searchsorted``; nothing is dense in listeners x tracks.
 
     In training, a play's history leaves out its own session (:meth:`session_features`): the
     environment's sessions are not in the log either, so the model sees what it will see.
@@ -40,34 +53,58 @@ class ListeningHistory:
         keys: ``(P,)`` int64, sorted ``listener * n_tracks + track`` of every pair with plays.
         counts: ``(P, 3)`` float64 plays of the pair per response (skip, listen, complete).
         n_tracks: catalogue size.
+        track_artists: ``(n_tracks,)`` int64 artist code of every track
+            (:meth:`~musicenv.data.ListeningLog.track_artist_codes`).
+        artist_keys: ``(Q,)`` int64, sorted ``listener * n_artists + artist`` with plays.
+        artist_counts: ``(Q, 3)`` float64 plays of the (listener, artist) pair per response.
     """
 
     keys: np.ndarray
     counts: np.ndarray
     n_tracks: int
+    track_artists: np.ndarray
+    artist_keys: np.ndarray
+    artist_counts: np.ndarray
+
+    @property
+    def n_artists(self) -> int:
+        """Number of artist codes (the largest code + 1)."""
+        return int(self.track_artists.max()) + 1 if len(self.track_artists) else 0
 
     @classmethod
-    def from_sessions(cls, sessions: SessionTable, n_tracks: int) -> ListeningHistory:
-        """The history of every play in ``sessions`` (all listeners, evaluation users included)."""
+    def from_sessions(
+        cls, sessions: SessionTable, n_tracks: int, track_artists: np.ndarray | None = None
+    ) -> ListeningHistory:
+        """The history of every play in ``sessions`` (all listeners, evaluation users included).
+
+        ``track_artists`` ``(n_tracks,)``: each track's artist code; None makes every track its own
+        artist (a log without artists), so the artist columns repeat the track's counts.
+        """
+        artists = np.arange(n_tracks, dtype=np.int64) if track_artists is None else np.asarray(track_artists, np.int64)
+        if artists.shape != (n_tracks,):
+            raise ValueError(f"track_artists has shape {artists.shape}, expected ({n_tracks},)")
         mask = sessions.play_mask()
-        keys = sessions.listeners[:, None].astype(np.int64) * n_tracks + sessions.tracks
-        unique, inverse = np.unique(keys[mask], return_inverse=True)
-        counts = np.zeros((len(unique), 3))
-        np.add.at(counts, (inverse, sessions.responses[mask]), 1.0)
-        return cls(unique.astype(np.int64), counts, int(n_tracks))
+        listeners = sessions.listeners[:, None].astype(np.int64)
+        responses = sessions.responses[mask]
+        keys, counts = _pair_counts((listeners * n_tracks + sessions.tracks)[mask], responses)
+        n_artists = int(artists.max()) + 1 if n_tracks else 0
+        played_artists = artists[np.maximum(sessions.tracks, 0)]
+        artist_keys, artist_counts = _pair_counts((listeners * n_artists + played_artists)[mask], responses)
+        return cls(keys, counts, int(n_tracks), artists, artist_keys, artist_counts)
 
     def pair_counts(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """``(..., 3)`` plays per response of each (listener, track) pair (broadcast shapes)."""
         keys = np.asarray(listeners, dtype=np.int64) * self.n_tracks + np.asarray(tracks, dtype=np.int64)
-        if len(self.keys) == 0:
-            return np.zeros((*keys.shape, 3))
-        where = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        found = self.keys[where] == keys
-        return np.where(found[..., None], self.counts[where], 0.0)
+        return _lookup(self.keys, self.counts, keys)
+
+    def artist_pair_counts(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+        """``(..., 3)`` plays per response of each listener with each track's artist (broadcast shapes)."""
+        artists = self.track_artists[np.asarray(tracks, dtype=np.int64)]
+        return _lookup(self.artist_keys, self.artist_counts, np.asarray(listeners, np.int64) * self.n_artists + artists)
 
     def features(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """``(..., len(HISTORY_FEATURES))`` float32 of each (listener, track) pair (broadcast shapes)."""
-        return history_features(self.pair_counts(listeners, tracks))
+        return history_features(self.pair_counts(listeners, tracks), self.artist_pair_counts(listeners, tracks))
 
     def session_features(self, sessions: SessionTable) -> np.ndarray:
         """``(S, L, len(HISTORY_FEATURES))`` float32: each play's history without its own session.
@@ -77,20 +114,33 @@ class ListeningHistory:
         """
         mask = sessions.play_mask()
         tracks = np.maximum(sessions.tracks, 0)
-        counts = self.pair_counts(sessions.listeners[:, None], tracks)
-        # The session's own plays of each of its tracks (a track may recur within a session).
-        session_keys = np.arange(len(sessions))[:, None] * self.n_tracks + tracks
-        unique, inverse = np.unique(session_keys[mask], return_inverse=True)
-        own = np.zeros((len(unique), 3))
-        np.add.at(own, (inverse, sessions.responses[mask]), 1.0)
-        counts[mask] -= own[inverse]
-        out = history_features(np.maximum(counts, 0.0))
+        listeners = sessions.listeners[:, None]
+        counts = self.pair_counts(listeners, tracks)
+        artist_counts = self.artist_pair_counts(listeners, tracks)
+        # The session's own plays of each of its tracks and artists (either may recur within it).
+        rows = np.arange(len(sessions), dtype=np.int64)[:, None]
+        for total, keys in (
+            (counts, rows * self.n_tracks + tracks),
+            (artist_counts, rows * self.n_artists + self.track_artists[tracks]),
+        ):
+            unique, inverse = np.unique(keys[mask], return_inverse=True)
+            own = np.zeros((len(unique), 3))
+            np.add.at(own, (inverse, sessions.responses[mask]), 1.0)
+            total[mask] -= own[inverse]
+        out = history_features(np.maximum(counts, 0.0), np.maximum(artist_counts, 0.0))
         out[~mask] = 0.0
         return out
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays for an ``.npz`` file; :meth:`from_arrays` inverts it."""
-        return {"history_keys": self.keys, "history_counts": self.counts, "history_n_tracks": np.array(self.n_tracks)}
+        return {
+            "history_keys": self.keys,
+            "history_counts": self.counts,
+            "history_n_tracks": np.array(self.n_tracks),
+            "history_track_artists": self.track_artists,
+            "history_artist_keys": self.artist_keys,
+            "history_artist_counts": self.artist_counts,
+        }
 
     @classmethod
     def from_arrays(cls, arrays: Any) -> ListeningHistory:
@@ -99,13 +149,47 @@ class ListeningHistory:
             np.asarray(arrays["history_keys"], dtype=np.int64),
             np.asarray(arrays["history_counts"], dtype=np.float64),
             int(arrays["history_n_tracks"]),
+            np.asarray(arrays["history_track_artists"], dtype=np.int64),
+            np.asarray(arrays["history_artist_keys"], dtype=np.int64),
+            np.asarray(arrays["history_artist_counts"], dtype=np.float64),
         )
 
 
-def history_features(counts: np.ndarray) -> np.ndarray:
-    """:data:`HISTORY_FEATURES` ``(..., 4)`` float32 from plays per response ``(..., 3)``."""
+def _pair_counts(keys: np.ndarray, responses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique ``keys`` and their ``(P, 3)`` plays per response."""
+    unique, inverse = np.unique(keys, return_inverse=True)
+    counts = np.zeros((len(unique), 3))
+    np.add.at(counts, (inverse, responses), 1.0)
+    return unique.astype(np.int64), counts
+
+
+def _lookup(sorted_keys: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` counts of ``keys`` in ``sorted_keys`` (zeros where absent)."""
+    if len(sorted_keys) == 0:
+        return np.zeros((*keys.shape, 3))
+    where = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    found = sorted_keys[where] == keys
+    return np.where(found[..., None], counts[where], 0.0)
+
+
+def history_features(counts: np.ndarray, artist_counts: np.ndarray) -> np.ndarray:
+    """:data:`HISTORY_FEATURES` ``(..., 7)`` float32 of the track's and its artist's plays per response ``(..., 3)``."""
     counts = np.asarray(counts, dtype=np.float64)
+    artist_counts = np.asarray(artist_counts, dtype=np.float64)
     total = counts.sum(axis=-1)
     share = counts / np.maximum(total, 1.0)[..., None]
-    out = np.stack([total > 0, np.log1p(total), share[..., 2], share[..., 0]], axis=-1)
+    artist_total = artist_counts.sum(axis=-1)
+    artist_share = artist_counts / np.maximum(artist_total, 1.0)[..., None]
+    out = np.stack(
+        [
+            total > 0,
+            np.log1p(total),
+            share[..., 2],
+            share[..., 0],
+            np.log1p(artist_total),
+            artist_share[..., 2],
+            artist_share[..., 0],
+        ],
+        axis=-1,
+    )
     return out.astype(np.float32)

@@ -487,6 +487,12 @@ class TorchLearnedSessionModel:
             self.history_keys = torch.as_tensor(np.asarray(model.history.keys, np.int64), device=self.device)
             self.history_counts = torch.as_tensor(np.asarray(model.history.counts, np.float64), device=self.device)
             self.history_n_tracks = int(model.history.n_tracks)
+            self.history_n_artists = int(model.history.n_artists)
+            self.history_track_artists = torch.as_tensor(model.history.track_artists, device=self.device)
+            self.history_artist_keys = torch.as_tensor(model.history.artist_keys, device=self.device)
+            self.history_artist_counts = torch.as_tensor(
+                np.asarray(model.history.artist_counts, np.float64), device=self.device
+            )
             self.history_w = tensor(model._history_w)
         if self.sequential:
             self.initial_w, self.initial_b = tensor(model._initial_w), tensor(model._initial_b)
@@ -588,20 +594,29 @@ class TorchLearnedSessionModel:
         return context
 
     def history_features(self, users: torch.Tensor, tracks: torch.Tensor) -> torch.Tensor:
-        """``ListeningHistory.features`` on the device: ``(..., 4)`` float32 of (listener, track) pairs."""
+        """``ListeningHistory.features`` on the device: ``(..., 7)`` float32 of (listener, track) pairs."""
         if self.history_keys is None:
             raise ValueError("this model reads no listening history")
         shape = torch.broadcast_shapes(users.shape, tracks.shape)
-        keys = (users.long() * self.history_n_tracks + tracks.long()).expand(shape).contiguous()
-        if len(self.history_keys) == 0:
-            counts = torch.zeros((*shape, 3), dtype=torch.float64, device=self.device)
-        else:
-            where = torch.searchsorted(self.history_keys, keys).clamp(max=len(self.history_keys) - 1)
-            found = self.history_keys[where] == keys
-            counts = self.history_counts[where] * found[..., None]
-        total = counts.sum(dim=-1)
+        users, tracks = users.long().expand(shape), tracks.long().expand(shape)
+        counts = _lookup(self.history_keys, self.history_counts, users * self.history_n_tracks + tracks)
+        artist_keys = users * self.history_n_artists + self.history_track_artists[tracks]
+        artist_counts = _lookup(self.history_artist_keys, self.history_artist_counts, artist_keys)
+        total, artist_total = counts.sum(dim=-1), artist_counts.sum(dim=-1)
         share = counts / total.clamp(min=1.0)[..., None]
-        features = torch.stack([(total > 0).to(torch.float64), torch.log1p(total), share[..., 2], share[..., 0]], -1)
+        artist_share = artist_counts / artist_total.clamp(min=1.0)[..., None]
+        features = torch.stack(
+            [
+                (total > 0).to(torch.float64),
+                torch.log1p(total),
+                share[..., 2],
+                share[..., 0],
+                torch.log1p(artist_total),
+                artist_share[..., 2],
+                artist_share[..., 0],
+            ],
+            -1,
+        )
         return features.to(torch.float32)
 
     def _gru_step(
@@ -624,6 +639,14 @@ class TorchLearnedSessionModel:
     def from_numpy(self, state: dict[str, np.ndarray]) -> TorchSessionState:
         """A numpy model's state on the device."""
         return {key: torch.as_tensor(np.asarray(value), device=self.device) for key, value in state.items()}
+
+
+def _lookup(sorted_keys: torch.Tensor, counts: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """``(..., 3)`` float64 counts of ``keys`` in ``sorted_keys`` (zeros where absent), found on the device."""
+    if len(sorted_keys) == 0:
+        return torch.zeros((*keys.shape, 3), dtype=torch.float64, device=keys.device)
+    where = torch.searchsorted(sorted_keys, keys.contiguous()).clamp(max=len(sorted_keys) - 1)
+    return counts[where] * (sorted_keys[where] == keys)[..., None]
 
 
 def save_models(folder: str | os.PathLike[str], session_model: LearnedSessionModel) -> Path:

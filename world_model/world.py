@@ -202,6 +202,11 @@ class LearnedWorld:
             "eval": np.flatnonzero(self.eval_users[session_users]),
         }
 
+    @property
+    def familiarity(self) -> ListeningHistory | None:
+        """The listeners' familiarity with tracks and artists the user model reads (None if it reads none)."""
+        return self.session_model.history
+
     def sample_sessions(self, rng: np.random.Generator, n: int, split: Split) -> tuple[np.ndarray, Contexts]:
         """Draw ``n`` logged (listener, context) pairs of ``split``'s listeners, uniformly over sessions.
 
@@ -401,6 +406,7 @@ def build_world(
         log, sessions, retrieval, config.retrieval, config.leave_session_out, config.track_folds, config.seed
     )
     stats, track_features, user_features = features.stats, features.track_features, features.user_features
+    track_artists = log.track_artist_codes()
     session_user_features = features.session_user_features
     response_model, report = train_user_model(
         sessions,
@@ -411,9 +417,14 @@ def build_world(
         log_dir=None if log_dir is None else str(log_dir),
         session_user_features=session_user_features,
         session_track_features=features.session_track_features,
+        track_artists=track_artists,
     )
     session_end = SessionEndModel.fit(sessions)
-    history = ListeningHistory.from_sessions(sessions, len(track_features)) if response_model.history_dim else None
+    history = (
+        ListeningHistory.from_sessions(sessions, len(track_features), track_artists)
+        if response_model.history_dim
+        else None
+    )
     session_model = LearnedSessionModel(
         response_model, session_end, track_features, user_features, stats, history=history
     )
