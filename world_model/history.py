@@ -9,6 +9,7 @@ the world sees.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ class ListeningHistory:
             (:meth:`~musicenv.data.ListeningLog.track_artist_codes`).
         artist_keys: ``(Q,)`` int64, sorted ``listener * n_artists + artist`` with plays.
         artist_counts: ``(Q, 3)`` float64 plays of the (listener, artist) pair per response.
+        n_artists: number of artist codes (the largest code + 1).
     """
 
     keys: np.ndarray
@@ -65,11 +67,7 @@ class ListeningHistory:
     track_artists: np.ndarray
     artist_keys: np.ndarray
     artist_counts: np.ndarray
-
-    @property
-    def n_artists(self) -> int:
-        """Number of artist codes (the largest code + 1)."""
-        return int(self.track_artists.max()) + 1 if len(self.track_artists) else 0
+    n_artists: int
 
     @classmethod
     def from_sessions(
@@ -90,7 +88,7 @@ class ListeningHistory:
         n_artists = int(artists.max()) + 1 if n_tracks else 0
         played_artists = artists[np.maximum(sessions.tracks, 0)]
         artist_keys, artist_counts = _pair_counts((listeners * n_artists + played_artists)[mask], responses)
-        return cls(keys, counts, int(n_tracks), artists, artist_keys, artist_counts)
+        return cls(keys, counts, int(n_tracks), artists, artist_keys, artist_counts, n_artists)
 
     def pair_counts(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """``(..., 3)`` plays per response of each (listener, track) pair (broadcast shapes)."""
@@ -105,6 +103,32 @@ class ListeningHistory:
     def features(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """``(..., len(HISTORY_FEATURES))`` float32 of each (listener, track) pair (broadcast shapes)."""
         return history_features(self.pair_counts(listeners, tracks), self.artist_pair_counts(listeners, tracks))
+
+    def pair_features(self, listener: int, track: int) -> np.ndarray:
+        """``(len(HISTORY_FEATURES),)`` float32 of one pair: :meth:`features`' numbers, bit for bit.
+
+        The single-session kernel's form: two scalar lookups and Python arithmetic instead of
+        array operations, about a tenth of :meth:`features`' cost on one pair (the single env's
+        step speed). The float64 operations are the same, in the same order.
+        """
+        c0, c1, c2 = _find(self.keys, self.counts, listener * self.n_tracks + track)
+        a0, a1, a2 = _find(
+            self.artist_keys, self.artist_counts, listener * self.n_artists + int(self.track_artists[track])
+        )
+        total, artist_total = c0 + c1 + c2, a0 + a1 + a2
+        scale, artist_scale = max(total, 1.0), max(artist_total, 1.0)
+        return np.array(
+            [
+                float(total > 0),
+                math.log1p(total),
+                c2 / scale,
+                c0 / scale,
+                math.log1p(artist_total),
+                a2 / artist_scale,
+                a0 / artist_scale,
+            ],
+            dtype=np.float32,
+        )
 
     def session_features(self, sessions: SessionTable) -> np.ndarray:
         """``(S, L, len(HISTORY_FEATURES))`` float32: each play's history without its own session.
@@ -140,6 +164,7 @@ class ListeningHistory:
             "history_track_artists": self.track_artists,
             "history_artist_keys": self.artist_keys,
             "history_artist_counts": self.artist_counts,
+            "history_n_artists": np.array(self.n_artists),
         }
 
     @classmethod
@@ -152,6 +177,7 @@ class ListeningHistory:
             np.asarray(arrays["history_track_artists"], dtype=np.int64),
             np.asarray(arrays["history_artist_keys"], dtype=np.int64),
             np.asarray(arrays["history_artist_counts"], dtype=np.float64),
+            int(arrays["history_n_artists"]),
         )
 
 
@@ -161,6 +187,14 @@ def _pair_counts(keys: np.ndarray, responses: np.ndarray) -> tuple[np.ndarray, n
     counts = np.zeros((len(unique), 3))
     np.add.at(counts, (inverse, responses), 1.0)
     return unique.astype(np.int64), counts
+
+
+def _find(sorted_keys: np.ndarray, counts: np.ndarray, key: int) -> list[float]:
+    """The three counts of one ``key`` in ``sorted_keys`` as Python floats (zeros where absent)."""
+    where = int(sorted_keys.searchsorted(key))
+    if where < len(sorted_keys) and sorted_keys[where] == key:
+        return counts[where].tolist()
+    return [0.0, 0.0, 0.0]
 
 
 def _lookup(sorted_keys: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -362,6 +362,7 @@ class LearnedSingleSession:
             raise ValueError(f"a single session needs a state of one session, got {len(state['users'])}")
         self.model = model
         self._users = state["users"]
+        self._user = int(self._users[0])
         self._hidden = state["hidden"][0]
         self._static_context = state["static_context"][0]
         self._context = state["context"][0]
@@ -377,8 +378,11 @@ class LearnedSingleSession:
         model = self.model
         mlp = model.response_model.mlp_size
         row = model._track_table[track]
+        familiarity = None
         if model.history is not None:
-            row = row + (model.history.features(self._users[:, None], np.array([[track]])) @ model._history_w)[0, 0]
+            # One lookup serves the head and the GRU step.
+            familiarity = model.history.pair_features(self._user, track)
+            row = row + familiarity @ model._history_w
         context = self._context
         pre = row[:mlp] + context[:mlp]
         pre += (row[mlp:] * context[mlp:]) @ model._interaction
@@ -401,7 +405,7 @@ class LearnedSingleSession:
             position_rows[position] if position < len(position_rows) else np.float32(position + 1) * model._position_w
         )
         if model.response_model.sequential:
-            self._hidden = self._gru_step(track, response)
+            self._hidden = self._gru_step(track, response, familiarity)
             context += self._hidden @ model._hidden_w
         self._context = context
         self._skip_run = self._skip_run + 1 if response == SKIP else 0
@@ -409,13 +413,13 @@ class LearnedSingleSession:
         self._counts[response] += 1
         return probs, response
 
-    def _gru_step(self, track: int, response: int) -> np.ndarray:
-        """LearnedSessionModel._numpy_step for one session."""
+    def _gru_step(self, track: int, response: int, familiarity: np.ndarray | None) -> np.ndarray:
+        """LearnedSessionModel._numpy_step for one session (``familiarity``: the played track's history row)."""
         model = self.model
         size = model.response_model.hidden_size
         gate_input = model._gate_table[track, response]
         if model.history is not None:
-            gate_input = gate_input + (model.history.features(self._users, np.array([track])) @ model._history_gates)[0]
+            gate_input = gate_input + familiarity @ model._history_gates
         gate_hidden = self._hidden @ model._w_hh
         gate_hidden += model._b_hh
         reset_update = expit(gate_input[: 2 * size] + gate_hidden[: 2 * size])
