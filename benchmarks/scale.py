@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=False,
             session_user_features=features.session_user_features,
             session_track_features=features.session_track_features,
+            track_artists=log.track_artist_codes(),
         ),
     )
     print(f"total_seconds={time.perf_counter() - total:.2f}")

@@ -25,14 +25,15 @@ Architecture (:class:`UserResponseModel`)
       ReLU, and three logits (skip, listen, complete). Everything left of ``C c`` and ``q`` is
       the same for every candidate of a session, so one call scores ``(B, K)`` candidates at
       the price of ``B`` states.
-    - *Listening history* (``history=True``; off by default, see :class:`UserModelConfig`): for
-      the candidate, and for each played track read by the GRU, the listener's logged plays of
-      that track
+    - *Familiarity* (``history=True``, the default, see :class:`UserModelConfig`): for the
+      candidate, and for each played track read by the GRU, the listener's logged plays of that
+      track and of its artist
       (:class:`~world_model.history.ListeningHistory`: played before, how often, how they ended)
       enter beside the track's features (``+ G g`` in the first layer, ``+ J g`` in the key).
       Listeners answer tracks they know differently from new ones, ALS vectors cannot tell the
       two apart, and a candidate pool holds far more new tracks than the logs did
-      (``benchmarks/user_model.py``'s ``history_*`` figures).
+      (``benchmarks/user_model.py``'s ``no_history_*`` figures). The environments put the same
+      rows in the observation (``"familiarity"``, ``"history_familiarity"``).
     - ``sequential=False`` drops the GRU (no ``B h``, no ``R h``): the non-sequential baseline.
 
     ``P(listen past N seconds) = P(listen) + P(complete)``.
