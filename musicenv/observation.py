@@ -131,9 +131,10 @@ def familiarity_rows(familiarity: Familiarity | None, users: np.ndarray, tracks:
     ``familiarity`` is the world's table (:func:`musicenv.world.world_familiarity`); None gives zeros.
     """
     tracks = np.asarray(tracks)
-    if familiarity is None:
-        return np.zeros((*tracks.shape, len(FAMILIARITY_FEATURES)), dtype=np.float32)
     valid = tracks >= 0
+    # A new session's empty history, the common case at a reset, needs no lookup.
+    if familiarity is None or not valid.any():
+        return np.zeros((*tracks.shape, len(FAMILIARITY_FEATURES)), dtype=np.float32)
     rows = familiarity.features(np.asarray(users)[:, None], np.where(valid, tracks, 0))
     rows[~valid] = 0.0
     return rows
