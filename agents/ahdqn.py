@@ -413,7 +413,8 @@ class AHDQNLearner:
             actions = self.explore(self.obs, self.epsilon())
         taken_probs = None
         if self.probs is not None:
-            taken_probs = self.probs[torch.arange(env.num_envs), torch.as_tensor(actions)].cpu().numpy()
+            slots = torch.as_tensor(actions, device=self.device)
+            taken_probs = self.probs[torch.arange(env.num_envs, device=self.device), slots].cpu().numpy()
         self.obs, rewards, terminated, truncated, info = env.step(actions)
         self._observe()
         if info["invalid_action"].any():
