@@ -10,7 +10,10 @@ argmax. :class:`AHDQNLearner` trains it on a
   track, never a wasted step).
 * **Replay**: :class:`~agents.replay.ReplayBuffer` stores each transition as indices (user,
   context, pool, the session's plays) and rebuilds observations when it samples, so memory is
-  bounded and independent of the feature width (docs/design.md, "Memory and resume").
+  bounded and independent of the feature width (docs/design.md, "Memory and resume"). With model
+  features it also keeps the user-response model's probabilities of each transition's played
+  slot and next pool, scored once when the state was played: the gradient steps then never run
+  the model (which was most of their time), except on the pools of demonstrated states.
 * **Targets**: double DQN (van Hasselt et al. 2016): the online network picks the next slot among
   the valid ones, the target network values it; optional n-step returns (Sutton 1988; Rainbow).
   The Huber loss and gradient clipping follow the Nature DQN (Mnih et al. 2015); the target
@@ -150,15 +153,10 @@ class AHDQN(Agent):
         self.q_network = network.to(self.device)
 
     @torch.no_grad()
-    def candidate_inputs(
+    def response_probs(
         self, tensors: dict[str, torch.Tensor], lengths: list[torch.Tensor] | None = None
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The candidate rows the network scores, and the myopic value added to its output.
-
-        Without ``model_features``: the observation's candidate features, and zeros. With them:
-        the features followed by the learned user-response model's (skip, listen, complete)
-        probabilities of each candidate as the session's next play, and ``(N, M)`` the expected
-        reward of that play, ``probs · response_values`` (what ``greedy_learned`` ranks by).
+    ) -> list[torch.Tensor]:
+        """The learned user-response model's ``(N, M, 3)`` probabilities of every candidate as the next play.
 
         Args:
             tensors: :func:`~agents.networks.observation_tensors` (or
@@ -166,33 +164,72 @@ class AHDQN(Agent):
             lengths: the session prefixes to score after, one ``(N,)`` tensor of plays each
                 (default: the whole history, ``tensors["lengths"]``); one GRU pass serves them all.
 
-        Returns:
-            One ``(candidates, myopic)`` pair per entry of ``lengths``.
+        Raises:
+            ValueError: the agent was built without ``model_features`` (it has no model to ask).
         """
-        candidates = tensors["candidates"]
-        prefixes = [tensors["lengths"]] if lengths is None else lengths
         if not self.model_features:
-            return [(candidates, torch.zeros(candidates.shape[:2], device=self.device)) for _ in prefixes]
+            raise ValueError("response_probs needs an agent built with model_features=True")
+        prefixes = [tensors["lengths"]] if lengths is None else lengths
         played = torch.arange(tensors["history"].shape[1], device=self.device) < tensors["lengths"][:, None]
-        all_probs = response_probs_after(
+        return response_probs_after(
             self.response_model,
             tensors["user"],
             tensors["context"],
             tensors["history"],
             played,
-            candidates,
+            tensors["candidates"],
             prefixes,
             tensors.get("familiarity"),
             tensors.get("history_familiarity"),
         )
-        return [(torch.cat([candidates, probs], -1), probs @ self.response_values) for probs in all_probs]
+
+    def with_probs(self, candidates: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Candidate rows with the model's probabilities appended, and their myopic value ``probs · response_values``.
+
+        ``candidates`` ``(..., d_track)`` and ``probs`` ``(..., 3)`` (:meth:`response_probs`, or
+        probabilities stored when the state was played).
+        """
+        return torch.cat([candidates, probs], -1), probs @ self.response_values
+
+    @torch.no_grad()
+    def candidate_inputs(
+        self, tensors: dict[str, torch.Tensor], lengths: list[torch.Tensor] | None = None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The candidate rows the network scores, and the myopic value added to its output.
+
+        Without ``model_features``: the observation's candidate features, and zeros. With them:
+        the features followed by the learned user-response model's (skip, listen, complete)
+        probabilities of each candidate as the session's next play (:meth:`response_probs`), and
+        ``(N, M)`` the expected reward of that play, ``probs · response_values`` (what
+        ``greedy_learned`` ranks by).
+
+        Args:
+            tensors: :func:`~agents.networks.observation_tensors` (or
+                :meth:`~agents.networks.FeatureTables.tensors`) of the sessions.
+            lengths: as for :meth:`response_probs`.
+
+        Returns:
+            One ``(candidates, myopic)`` pair per entry of ``lengths``.
+        """
+        candidates = tensors["candidates"]
+        if not self.model_features:
+            zeros = torch.zeros(candidates.shape[:2], device=self.device)
+            return [(candidates, zeros) for _ in ([None] if lengths is None else lengths)]
+        return [self.with_probs(candidates, probs) for probs in self.response_probs(tensors, lengths)]
 
     @torch.no_grad()
     def q_values(self, obs: Observation) -> np.ndarray:
         """``(N, M)`` float32 Q-values of every slot (masked slots included, unmasked)."""
         tensors = observation_tensors(obs, self.device)
-        ((tensors["candidates"], myopic),) = self.candidate_inputs(tensors)
-        return (self.q_network(tensors) + myopic).float().cpu().numpy()
+        ((candidates, myopic),) = self.candidate_inputs(tensors)
+        return self.q_values_of(tensors, candidates, myopic).float().cpu().numpy()
+
+    @torch.no_grad()
+    def q_values_of(
+        self, tensors: dict[str, torch.Tensor], candidates: torch.Tensor, myopic: torch.Tensor
+    ) -> torch.Tensor:
+        """``(N, M)`` Q-values from observation ``tensors`` and :meth:`candidate_inputs`' pair."""
+        return self.q_network({**tensors, "candidates": candidates}) + myopic
 
     def act(self, obs: Observation, oracle: Any = None) -> np.ndarray:
         return masked_argmax(self.q_values(obs), obs["action_mask"])
@@ -293,6 +330,7 @@ class AHDQNLearner:
             world.user_features,
             seed=seed + 1,
             familiarity=world_familiarity(world),
+            model_probs=agent.model_features,
         )
         self.rng = np.random.default_rng(seed)
         self.global_step = 0
@@ -304,12 +342,15 @@ class AHDQNLearner:
         self.session_rewards = np.zeros((n, length), np.float32)
         self.session_actions = np.zeros((n, length), np.int64)
         self.session_demonstrated = np.zeros((n, length), np.bool_)
+        # With model features: the model's probabilities of each played slot, as it was played.
+        self.session_taken_probs = np.zeros((n, length, MODEL_FEATURES_DIM), np.float32)
         self.teacher: Agent | None = None
         # Agent steps at the start of the run played by the teacher.
         self.demonstration_steps = round(config.demonstration_fraction * total_steps)
         if self.demonstration_steps:
             self.teacher = LearnedPlanner(world)
         self.obs, _ = env.reset(seed=seed)
+        self._observe()
         # Model selection: the network with the best mean return on the selection episodes so far.
         self.selection_scores: dict[int, float] = {}
         self.best_step: int | None = None
@@ -337,8 +378,26 @@ class AHDQNLearner:
         coins = self.rng.random(len(mask))
         picks = np.floor(self.rng.random(len(mask)) * mask.sum(axis=1)).astype(np.int64)
         random_slots = (np.cumsum(mask, axis=1) <= picks[:, None]).sum(axis=1)
-        greedy = self.agent.act(obs) if (coins >= epsilon).any() else random_slots
+        greedy = self._greedy(obs) if (coins >= epsilon).any() else random_slots
         return np.where(coins < epsilon, random_slots, greedy).astype(np.int64)
+
+    def _observe(self) -> None:
+        """Read the current observations into tensors and, with model features, score their pools once.
+
+        Why once: these probabilities serve the greedy action now, and are stored with the
+        transitions as their states' model features, so the gradient steps never run the user
+        model again (it was most of a gradient step's time: ``benchmarks/RESULTS.md``).
+        """
+        self.obs_tensors = observation_tensors(self.obs, self.device)
+        self.probs = self.agent.response_probs(self.obs_tensors)[0] if self.agent.model_features else None
+
+    def _greedy(self, obs: Observation) -> np.ndarray:
+        """The agent's greedy slots on the current observations (``obs``), from the probabilities already scored."""
+        if self.probs is None:
+            return self.agent.act(obs)
+        candidates, myopic = self.agent.with_probs(self.obs_tensors["candidates"], self.probs)
+        q = self.agent.q_values_of(self.obs_tensors, candidates, myopic).float().cpu().numpy()
+        return masked_argmax(q, obs["action_mask"])
 
     def collect(self) -> None:
         """One vector step: act on all N sessions, store the transitions, tally ended sessions."""
@@ -354,7 +413,12 @@ class AHDQNLearner:
             actions = self.teacher.act(self.obs).astype(np.int64)
         else:
             actions = self.explore(self.obs, self.epsilon())
+        taken_probs = None
+        if self.probs is not None:
+            slots = torch.as_tensor(actions, device=self.device)
+            taken_probs = self.probs[torch.arange(env.num_envs, device=self.device), slots].cpu().numpy()
         self.obs, rewards, terminated, truncated, info = env.step(actions)
+        self._observe()
         if info["invalid_action"].any():
             raise RuntimeError("the learner played an invalid slot; the action mask and the env disagree")
         rows = np.arange(env.num_envs)
@@ -368,6 +432,8 @@ class AHDQNLearner:
         self.session_rewards[rows, positions] = rewards
         self.session_actions[rows, positions] = actions
         self.session_demonstrated[rows, positions] = demonstrating
+        if taken_probs is not None:
+            self.session_taken_probs[rows, positions] = taken_probs
         self._store(users, contexts, pools, next_tracks, next_responses, positions, done)
         self.global_step += env.num_envs
         if done.any():
@@ -394,9 +460,12 @@ class AHDQNLearner:
         A transition starting at position ``s`` is complete once ``n`` plays are in (``s = t - n
         + 1`` for the play at ``t``) or when its session ends (every pending ``s`` in
         ``(t - n, t]``), with return ``sum_k gamma^k r_{s+k}`` and bootstrap weight ``gamma^(t+1-s)``
-        (0 after the end).
+        (0 after the end). With model features the transition also keeps the model's
+        probabilities of its played slot and of the next state's pool (where the session ended,
+        those of the session that replaced it: the discount is 0, so they are never read).
         """
         gamma, n = self.config.gamma, self.config.n_step
+        next_probs = None if self.probs is None else self.probs.cpu().numpy()
         for back in range(n):
             starts = positions - back
             emit = (starts >= 0) & (done | (back == n - 1))
@@ -419,6 +488,8 @@ class AHDQNLearner:
                 rewards=window @ powers,
                 discounts=np.where(done[rows], 0.0, gamma**steps),
                 demonstrated=self.session_demonstrated[rows, start],
+                taken_probs=None if next_probs is None else self.session_taken_probs[rows, start],
+                next_probs=None if next_probs is None else next_probs[rows],
             )
 
     # -- learning ----------------------------------------------------------------------------------
@@ -442,7 +513,10 @@ class AHDQNLearner:
         """Huber TD loss of a batch and the (detached) Q-values of the actions taken.
 
         The state's history is a prefix of the next state's, so one GRU pass per network serves
-        both; the candidates are the same pool in both states.
+        both; the candidates are the same pool in both states. With model features, the model's
+        probabilities are those stored with the transition (scored when its states were played);
+        only the demonstrated rows, whose margin loss ranks the whole pool of the state before the
+        play, score that pool again.
         """
         # Gathered where the networks live: only the batch's indices cross from the host.
         obs = self.tables.tensors(**batch.next_state)
@@ -450,12 +524,20 @@ class AHDQNLearner:
         next_lengths = obs["lengths"]
         actions = torch.as_tensor(batch.actions, device=self.device)
         rows = torch.arange(len(actions), device=self.device)
-        # The model's probabilities depend on the session so far: one set per state, one GRU pass.
-        (candidates_now, myopic_now), (candidates, myopic) = self.agent.candidate_inputs(obs, [lengths, next_lengths])
+        if batch.next_probs is not None:
+            candidates, myopic = self.agent.with_probs(
+                obs["candidates"], torch.as_tensor(batch.next_probs, device=self.device)
+            )
+            taken, myopic_taken = self.agent.with_probs(
+                obs["candidates"][rows, actions], torch.as_tensor(batch.taken_probs, device=self.device)
+            )
+        else:
+            ((candidates, myopic),) = self.agent.candidate_inputs(obs, [next_lengths])
+            taken, myopic_taken = candidates[rows, actions], myopic[rows, actions]
         state, next_state = self.online.states(obs["user"], obs["context"], obs["history"], lengths, next_lengths)
-        taken = candidates_now[rows, actions][:, None]
+        taken = taken[:, None]
         action_value = self.online.action_values(state, taken)[:, 0]
-        q_taken = action_value + self.online.response_term(state, taken)[:, 0] + myopic_now[rows, actions]
+        q_taken = action_value + self.online.response_term(state, taken)[:, 0] + myopic_taken
         with torch.no_grad():
             (target_state,) = self.target.states(obs["user"], obs["context"], obs["history"], next_lengths)
             chooser = (
@@ -474,7 +556,9 @@ class AHDQNLearner:
         loss = F.smooth_l1_loss(q_taken, targets)
         if batch.demonstrated.any():
             demo = torch.as_tensor(batch.demonstrated, device=self.device)
-            q_all = self.online.q_values(state[demo], candidates_now[demo]) + myopic_now[demo]
+            demo_obs = {key: value[demo] for key, value in obs.items()}
+            ((candidates_now, myopic_now),) = self.agent.candidate_inputs(demo_obs, [lengths[demo]])
+            q_all = self.online.q_values(state[demo], candidates_now) + myopic_now
             allowed = torch.as_tensor(batch.action_masks, device=self.device).bool()[demo]
             margins = torch.full_like(q_all, self.config.demonstration_margin)
             margins[torch.arange(len(q_all), device=self.device), actions[demo]] = 0.0
@@ -585,6 +669,7 @@ class AHDQNLearner:
             rewards=self.session_rewards,
             actions=self.session_actions,
             demonstrated=self.session_demonstrated,
+            taken_probs=self.session_taken_probs,
         )
         state = {
             "global_step": self.global_step,
@@ -620,11 +705,13 @@ class AHDQNLearner:
             self.session_rewards = sessions["rewards"].copy()
             self.session_actions = sessions["actions"].copy()
             self.session_demonstrated = sessions["demonstrated"].copy()
+            self.session_taken_probs = sessions["taken_probs"].copy()
         self.global_step = int(state["global_step"])
         self.gradient_steps = int(state["gradient_steps"])
         self.rng.bit_generator.state = state["rng"]
         self.stats = EpisodeStats(**state["stats"])
         self.obs = current_observations(self.env)
+        self._observe()
 
 
 def current_observations(env: Any) -> Observation:

@@ -59,13 +59,19 @@ class AHDQNConfig:
     """Transitions per gradient step (CleanRL's default)."""
     buffer_size: int = 100_000
     """Replay capacity in transitions. Compact storage (track indices, never feature matrices)
-    costs about half a kilobyte a transition at M = 100, so this is ~50 MB."""
+    costs about half a kilobyte a transition at M = 100, and 1.8 KB with ``model_features`` (the
+    model's probabilities of the next pool are kept: :mod:`agents.replay`), so this is ~55 or
+    ~175 MB."""
     learning_starts: int = 2_000
     """Transitions collected with the exploration policy before the first gradient step. Chosen
     here: enough for the first batches to cover hundreds of sessions (CleanRL: 10,000 Atari frames)."""
-    train_frequency: int = 32
-    """Env transitions between gradient steps (all envs together). With 32 envs, one gradient step
-    per vector step: a replay ratio of ``batch_size / train_frequency`` = 4 (CleanRL: 128/10)."""
+    train_frequency: int = 64
+    """Env transitions between gradient steps (all envs together). With 64 envs, one gradient step
+    per vector step: a replay ratio of ``batch_size / train_frequency`` = 2 (CleanRL: 128/10).
+    Chosen here: the gradient steps were most of a run's time, and half as many (a replay ratio of
+    2 instead of 4) ended no worse, paired on the same evaluation episodes; the same ratio with
+    fewer but larger batches saved nothing (a batch's cost is its size). Figures in
+    ``benchmarks/RESULTS.md``, "AH-DQN training speed"."""
     target_update_interval: int = 250
     """Gradient steps between hard copies of the online network into the target network
     (``tau`` = 1 as in the Nature DQN and CleanRL; their 10,000 and 500 steps count frames of far
@@ -186,8 +192,10 @@ class TrainConfig:
     world, responses from its ground truth: a sim-to-real run)."""
     total_steps: int = 100_000
     """Agent steps (env transitions over all envs) to train for."""
-    num_envs: int = 32
-    """Sessions run side by side in the vector env; the agent scores all of them in one batched pass."""
+    num_envs: int = 64
+    """Sessions run side by side in the vector env; the agent scores all of them in one batched pass.
+    Chosen here: 64 rather than 32 halves the per-step cost of acting (and of the demonstrating
+    planner) per agent step (``benchmarks/RESULTS.md``, "AH-DQN training speed")."""
     seed: int = 1
     """Seeds the network's initialisation, exploration, the replay sampling and the training
     episodes. Must be below 2**30: evaluation seeds start there, so the two never overlap."""

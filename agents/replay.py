@@ -24,10 +24,22 @@ What a transition stores (bytes at M = 100, L = 20; :meth:`ReplayBuffer.bytes_pe
     ``rewards``         4            the (n-step, discounted) reward
     ``discounts``       4            gamma^k for the bootstrap, 0 where the session ended
     ``demonstrated``    1            the action was a teacher's (the AH-DQN's demonstrations)
+    ``taken_probs``     12           with ``model_probs``: the user-response model's
+                                     (skip, listen, complete) of the slot played
+    ``next_probs``      12 M         with ``model_probs``: the same for every slot of
+                                     the next state's pool (float32)
     ==================  ===========  =================================================
 
-    About 551 bytes at M = 100 and L = 20, whatever the feature width; memory is fixed at
-    construction (``capacity`` rows of each array) and never grows.
+    About 549 bytes at M = 100 and L = 20, whatever the feature width, and 1,761 with
+    ``model_probs``; memory is fixed at construction (``capacity`` rows of each array) and
+    never grows.
+
+Why the model's probabilities are stored
+    They are the AH-DQN's model features, a function of the state that the learner would
+    otherwise compute again for every replayed transition, twice (before and after the play):
+    scoring a pool with the user-response model was most of a gradient step's time. They are
+    scored once, when the state is played, and cost 1.2 KB a transition (120 MB at the default
+    capacity of 100,000); they are outputs of a fixed model, not observations.
 
 One history serves both states
     A session's history only grows, so the state's history is the first ``lengths`` plays of the
@@ -45,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from musicenv.observation import build_observations
-from musicenv.world import Familiarity
+from musicenv.world import RESPONSES, Familiarity
 
 Observation = dict[str, np.ndarray]
 
@@ -70,6 +82,10 @@ class ReplayBatch:
         indices: ``(B,)`` rows of the buffer the batch came from.
         demonstrated: ``(B,)`` bool, the action was a teacher's demonstration.
         track_features, user_features: the world's tables the observations are built from.
+        taken_probs: ``(B, 3)`` float32 the model's probabilities of the slot played (None when
+            the buffer stores none).
+        next_probs: ``(B, M, 3)`` float32 the model's probabilities of the next state's pool
+            (None when the buffer stores none).
     """
 
     next_state: dict[str, np.ndarray]
@@ -84,6 +100,8 @@ class ReplayBatch:
     track_features: np.ndarray
     user_features: np.ndarray
     familiarity: Familiarity | None = None
+    taken_probs: np.ndarray | None = None
+    next_probs: np.ndarray | None = None
 
     @cached_property
     def next_observations(self) -> Observation:
@@ -119,6 +137,8 @@ class ReplayBuffer:
         seed: seeds the sampling stream.
         familiarity: the world's familiarity table (:func:`musicenv.world.world_familiarity`), read
             when sampling.
+        model_probs: also store the user-response model's probabilities of each transition's
+            played slot and next pool (``taken_probs``, ``next_probs``; see the module docstring).
     """
 
     def __init__(
@@ -131,6 +151,7 @@ class ReplayBuffer:
         user_features: np.ndarray,
         seed: int = 0,
         familiarity: Familiarity | None = None,
+        model_probs: bool = False,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
@@ -153,6 +174,10 @@ class ReplayBuffer:
             "discounts": np.zeros(capacity, np.float32),
             "demonstrated": np.zeros(capacity, np.bool_),
         }
+        self.model_probs = model_probs
+        if model_probs:
+            self.arrays["taken_probs"] = np.zeros((capacity, len(RESPONSES)), np.float32)
+            self.arrays["next_probs"] = np.zeros((capacity, pool_size, len(RESPONSES)), np.float32)
         self.position = 0
         self.size = 0
         self.rng = np.random.default_rng(seed)
@@ -182,10 +207,19 @@ class ReplayBuffer:
         rewards: np.ndarray,
         discounts: np.ndarray,
         demonstrated: np.ndarray | None = None,
+        taken_probs: np.ndarray | None = None,
+        next_probs: np.ndarray | None = None,
     ) -> None:
         """Store K transitions (every argument has K rows; see the module docstring for each).
 
-        ``demonstrated``: the action was the teacher's (default: none was)."""
+        ``demonstrated``: the action was the teacher's (default: none was). ``taken_probs`` and
+        ``next_probs``: required when the buffer stores the model's probabilities, refused when not.
+        """
+        if self.model_probs != (taken_probs is not None and next_probs is not None):
+            raise ValueError(
+                "taken_probs and next_probs are required with model_probs=True and refused without: "
+                f"this buffer has model_probs={self.model_probs}"
+            )
         count = len(users)
         rows = (self.position + np.arange(count)) % self.capacity
         values = {
@@ -201,6 +235,8 @@ class ReplayBuffer:
             "discounts": discounts,
             "demonstrated": np.zeros(count, np.bool_) if demonstrated is None else demonstrated,
         }
+        if self.model_probs:
+            values.update(taken_probs=taken_probs, next_probs=next_probs)
         for key, value in values.items():
             self.arrays[key][rows] = value
         self.position = int((self.position + count) % self.capacity)
@@ -245,6 +281,8 @@ class ReplayBuffer:
             track_features=self.track_features,
             user_features=self.user_features,
             familiarity=self.familiarity,
+            taken_probs=a.get("taken_probs"),
+            next_probs=a.get("next_probs"),
         )
 
     def save(self, folder: Path) -> None:

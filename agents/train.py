@@ -67,7 +67,10 @@ from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import World
 
 CHECKPOINT_FORMAT = "musicenv.run"
-CHECKPOINT_FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = 2
+"""2: the AH-DQN trainer's state holds the user-response model's probabilities of its replayed and
+current sessions (:mod:`agents.replay`); a version-1 checkpoint cannot be resumed (its saved agent
+still loads and evaluates)."""
 RESUME_OVERRIDABLE = frozenset(
     {
         "total_steps",

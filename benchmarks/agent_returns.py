@@ -26,6 +26,9 @@ line:
                                       return on the checkpoint episodes first reaches greedy's on
                                       the same episodes (``nan``: never within ``--steps``)
 ``agent_steps_per_s``                 AH-DQN training throughput (env steps and gradient steps)
+``agent_steps_per_cpu_s``             the same per second of the process's CPU time (user and
+                                      system): the figure to compare on a busy shared machine,
+                                      where wall time counts other processes' turns
 ``load_average_1m``                   the machine's load when the run ended (the CPU is shared:
                                       read throughput against it)
 ====================================  ===========================================================
@@ -149,12 +152,13 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     learner = make_learner(config, world)
-    train_seconds, seconds_to_greedy = 0.0, math.nan
+    train_seconds, train_cpu_seconds, seconds_to_greedy = 0.0, 0.0, math.nan
     next_check = args.checkpoint_every or config.total_steps
     while learner.global_step < config.total_steps:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         learner.run(min(next_check, config.total_steps))
         train_seconds += time.perf_counter() - start
+        train_cpu_seconds += time.process_time() - cpu_start
         if args.checkpoint_every:
             curve = ground_truth_rollout(learner.agent, world, truth, config, args.checkpoint_episodes, curve_seed)
             value = float(curve.returns.mean())
@@ -162,9 +166,10 @@ def main(argv: list[str] | None = None) -> None:
             if math.isnan(seconds_to_greedy) and value >= greedy_curve_return:
                 seconds_to_greedy = train_seconds
             next_check += args.checkpoint_every
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     learner.finish()
     train_seconds += time.perf_counter() - start
+    train_cpu_seconds += time.process_time() - cpu_start
 
     results: dict[str, RolloutResult] = {}
     learned: dict[str, RolloutResult] = {}
@@ -202,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"train_seconds_to_greedy={seconds_to_greedy:.1f}")
     print(f"train_seconds={train_seconds:.1f}")
     print(f"agent_steps_per_s={learner.global_step / max(train_seconds, 1e-9):.0f}")
+    print(f"agent_steps_per_cpu_s={learner.global_step / max(train_cpu_seconds, 1e-9):.0f}")
     print(f"load_average_1m={os.getloadavg()[0]:.2f}")
 
 

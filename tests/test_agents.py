@@ -316,6 +316,30 @@ def test_one_gru_pass_gives_both_states_model_features_exactly(real_worlds) -> N
         assert torch.equal(got, expected)
 
 
+def test_stored_model_probabilities_are_the_models_own(real_worlds) -> None:
+    """The probabilities the learner stores when a state is played equal the model's on the replayed states.
+
+    Equal within 1e-6, not bit for bit: they were scored in a batch of the vector env's sessions,
+    the check scores them in a batch of replayed ones (another matrix shape, another summation
+    order). Where the session ended the next state's probabilities are never read (discount 0).
+    """
+    world, _ = real_worlds
+    env = ListeningSessionVectorEnv(8, world=world, copy=False)
+    config = AHDQNConfig(learning_starts=10**9, n_step=2, demonstration_fraction=0.0)
+    agent = AHDQN(world, hidden_size=16, model_features=True, response_head=True)
+    learner = AHDQNLearner(agent, env, config, total_steps=10**6, seed=0)
+    learner.run(8 * 30)
+    batch = learner.replay.batch(np.arange(len(learner.replay)))
+    assert batch.taken_probs is not None and batch.next_probs is not None
+    tensors = learner.tables.tensors(**batch.next_state)
+    now, after = agent.response_probs(tensors, [torch.as_tensor(batch.lengths), tensors["lengths"]])
+    rows = np.arange(len(batch.actions))
+    np.testing.assert_allclose(batch.taken_probs, now.numpy()[rows, batch.actions], atol=1e-6)
+    going_on = batch.discounts > 0
+    assert going_on.any() and not going_on.all()
+    np.testing.assert_allclose(batch.next_probs[going_on], after.numpy()[going_on], atol=1e-6)
+
+
 def test_replay_n_step_returns_and_discounts(world: LayoutWorld) -> None:
     env = vector_env(world, None, n=1)
     config = AHDQNConfig(learning_starts=10**9, n_step=3, gamma=0.5)

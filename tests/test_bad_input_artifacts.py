@@ -36,6 +36,7 @@ from test_train import train
 from agents import evaluate as evaluate_module
 from agents import report
 from agents.base import load_agent, make_agent
+from agents.train import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION
 from musicenv import artifacts
 from musicenv.artifacts import (
     MANIFEST,
@@ -256,7 +257,7 @@ def test_overwrite_starts_a_taken_run_name_afresh(
     common = ("--eval-episodes", "0", "--seed", "5")
     train(tmp_path, fake_world, fake_truth, "--total-steps", "40", *common, run_name="r1")
     again = train(tmp_path, fake_world, fake_truth, "--total-steps", "80", "--overwrite", *common, run_name="r1")
-    manifest = read_manifest(again.checkpoint, "musicenv.run", 1)
+    manifest = read_manifest(again.checkpoint, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION)
     assert manifest["config"]["global_step"] == 80 and again.finished
 
 
