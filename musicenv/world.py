@@ -199,6 +199,61 @@ class SessionModel(Protocol):
         ...
 
 
+@runtime_checkable
+class EnsembleSessionModel(SessionModel, Protocol):
+    """A :class:`SessionModel` whose responses come from an ensemble of ``ensemble_size`` members.
+
+    The learned world's user-response model is an ensemble (docs/design.md, "An honest learned
+    world"): every member answers every question, the members share one session state, and
+    :meth:`~SessionModel.response_probs` is the members' mean. Where the members disagree the
+    logs did not pin the answer down; the environments report that disagreement
+    (``info["disagreement"]``, :func:`member_disagreement`) and can penalise it
+    (``responses="pessimistic"``) or answer each episode with one member (``responses="sample"``).
+    A model that is not an ensemble is treated as an ensemble of one (:func:`ensemble_size`).
+    """
+
+    @property
+    def ensemble_size(self) -> int:
+        """How many members answer (1: a single model)."""
+        ...
+
+    def member_response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        """``(B, K, E, 3)`` float64: each of the ``E`` members' probabilities for ``tracks`` ``(B, K)``.
+
+        Their mean over the member axis is :meth:`~SessionModel.response_probs`.
+        """
+        ...
+
+    def member(self, index: int) -> SessionModel:
+        """Member ``index`` alone, as a :class:`SessionModel` over the same states (``0 <= index < E``).
+
+        Its ``initial_state``, ``advance`` and ``leave_probs`` are the ensemble's (a state made by
+        one serves the other); its ``response_probs`` are that member's.
+        """
+        ...
+
+
+def ensemble_size(model: SessionModel) -> int:
+    """The number of members of ``model``'s ensemble: its ``ensemble_size``, or 1 for a single model."""
+    return int(getattr(model, "ensemble_size", 1))
+
+
+def member_disagreement(member_probs: np.ndarray, response_values: np.ndarray) -> np.ndarray:
+    """The members' disagreement on a play: the standard deviation over members of its expected value.
+
+    Args:
+        member_probs: ``(..., E, 3)`` each member's (skip, listen, complete) probabilities.
+        response_values: ``(3,)`` the reward of each response (:attr:`musicenv.rewards.RewardConfig.response_values`).
+
+    Returns:
+        ``(...)`` float64 ``std_e(member_probs[..., e, :] @ response_values)`` (population standard
+        deviation; 0 for an ensemble of one), in reward units, so ``reward - lambda * disagreement``
+        is a lower-confidence reward (MOPO, Yu et al. 2020).
+    """
+    values = np.asarray(member_probs, dtype=np.float64) @ np.asarray(response_values, dtype=np.float64)
+    return values.std(axis=-1)
+
+
 class SingleSession(Protocol):
     """One listener's session, stepped one play at a time: the single environment's fast path.
 
