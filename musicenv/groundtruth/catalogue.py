@@ -59,7 +59,9 @@ Block lists
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -67,31 +69,13 @@ from scipy.special import ndtri
 
 from musicenv.groundtruth.config import GENRES, GroundTruthConfig
 
+MSSD_FEATURE_FILE = Path(__file__).with_name("mssd_features.json")
+"""The MSSD's per-feature marginals (package data): for each feature, its min, quartiles, max,
+mean and sd over the MSSD's 3,604,454 tracks, in the order of the file's ``columns``."""
 MSSD_FEATURE_STATS: dict[str, tuple[float, float, float, float, float, float, float]] = {
-    # feature: (min, q25, median, q75, max, mean, sd), from shared/calibration/mssd/track_feature_stats.csv
-    "duration": (30.00095, 176.74667358398438, 217.91346740722656, 267.17333984375, 1799.9987, 233.19153, 108.40078),
-    "release_year": (1950.0, 2006.0, 2013.0, 2017.0, 2019.0, 2009.2618, 11.032883),
-    "us_pop_estimate": (90.0, 93.38182640075684, 95.75416564941406, 97.92122077941895, 100.0, 95.57389, 2.7355654),
-    "acousticness": (0.0, 0.026676796842366457, 0.22051293402910233, 0.6528423428535461, 0.99579644, 0.34697142, 0.3426438),
-    "beat": (0.0, 0.33165277540683746, 0.45931588113307953, 0.5851561725139618, 0.9999525, 0.46174732, 0.17175929),
-    "bounciness": (0.0, 0.32069869339466095, 0.47959718108177185, 0.6339014023542404, 0.98627746, 0.4791121, 0.19902638),
-    "danceability": (0.0, 0.43269796669483185, 0.5727441310882568, 0.6975901275873184, 0.9978067, 0.55654883, 0.18584399),
-    "dyn_range_mean": (0.0, 5.82196319103241, 7.5199196338653564, 9.476902484893799, 52.613094, 7.8482637, 2.680296),
-    "energy": (0.0, 0.4098319336771965, 0.6261149644851685, 0.8073052018880844, 0.99998415, 0.59184915, 0.26028153),
-    "flatness": (0.0, 0.9691407978534698, 1.0024218559265137, 1.0291716158390045, 1.1678013, 0.99345285, 0.05521685),
-    "instrumentalness": (0.0, 2.465404733698051e-07, 0.00021618742175633088, 0.31328627467155457, 0.9999964, 0.20700543, 0.34479046),
-    "key": (0.0, 2.0, 5.0, 8.0, 11.0, 5.2724347, 3.5640194),
-    "liveness": (0.0, 0.09680309891700745, 0.1294194757938385, 0.2700362280011177, 1.0, 0.21265154, 0.19244611),
-    "loudness": (-60.0, -11.710000038146973, -8.083999633789062, -5.790999889373779, 6.275, -9.604982, 5.7326536),
-    "mechanism": (0.0, 0.26923078298568726, 0.48543688654899597, 0.7173144817352295, 1.0, 0.49962053, 0.2561808),
-    "mode": (0.0, 0.0, 1.0, 1.0, 1.0, 0.65147984, 0.4765018),
-    "organism": (0.0, 0.25323486328125, 0.45492370426654816, 0.6480055153369904, 0.9791129, 0.46189377, 0.25091973),
-    "speechiness": (0.0, 0.0362724345177412, 0.0501267034560442, 0.10153559595346451, 0.97057986, 0.104530916, 0.13859805),
-    "tempo": (0.0, 96.03399658203125, 119.947998046875, 139.86000061035156, 249.987, 120.06836, 30.42756),
-    "time_signature": (0.0, 4.0, 4.0, 4.0, 5.0, 3.8745599, 0.48518974),
-    "valence": (0.0, 0.25195426493883133, 0.47360245883464813, 0.7050038725137711, 0.99999, 0.481476, 0.2725142),
-}  # fmt: skip
-"""The MSSD's per-feature marginals (3,604,454 tracks)."""
+    name: tuple(row) for name, row in json.loads(MSSD_FEATURE_FILE.read_text())["features"].items()
+}
+"""Feature -> ``(min, q25, median, q75, max, mean, sd)``, read from :data:`MSSD_FEATURE_FILE`."""
 
 ACOUSTIC_VECTOR_DIM = 8
 """The MSSD's ``acoustic_vector_0..7``."""
