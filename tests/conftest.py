@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import FakeGroundTruth, FakeWorld
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -24,3 +25,19 @@ def real_worlds():
 
     world = default_world()
     return world, groundtruth_for(world)
+
+
+@pytest.fixture(scope="module")
+def world() -> FakeWorld:
+    """The fake learned world of seed 0, one per test module.
+
+    A module whose tests want another world (a :class:`~fakes.LayoutWorld`, a learned world)
+    defines its own ``world`` fixture; :func:`groundtruth` then stands behind that one.
+    """
+    return FakeWorld(seed=0)
+
+
+@pytest.fixture(scope="module")
+def groundtruth(world: FakeWorld) -> FakeGroundTruth:
+    """The fake ground truth (seed 1) behind the module's ``world``, for ground-truth runs."""
+    return FakeGroundTruth(world, seed=1)

@@ -35,11 +35,6 @@ def world() -> LayoutWorld:
     return LayoutWorld(seed=0)
 
 
-@pytest.fixture(scope="module")
-def truth(world: LayoutWorld) -> FakeGroundTruth:
-    return FakeGroundTruth(world, seed=1)
-
-
 def vector_env(world: Any, truth: Any, n: int = 6, split: str = "train") -> ListeningSessionVectorEnv:
     return ListeningSessionVectorEnv(
         n, world=world, responder=truth, split=split, playlist_length=LENGTH, pool_size=POOL
@@ -68,8 +63,8 @@ def rows(obs: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
 class TestAgentContract:
     """What every registered agent promises (agents.base: "Contract")."""
 
-    def test_valid_actions_under_any_mask(self, name: str, world: LayoutWorld, truth: FakeGroundTruth) -> None:
-        env = vector_env(world, truth)
+    def test_valid_actions_under_any_mask(self, name: str, world: LayoutWorld, groundtruth: FakeGroundTruth) -> None:
+        env = vector_env(world, groundtruth)
         obs, _ = env.reset(seed=0)
         agent = make_agent(name, world, **agent_kwargs(name))
         rng = np.random.default_rng(0)
@@ -80,8 +75,8 @@ class TestAgentContract:
             assert actions.shape == (env.num_envs,) and actions.dtype == np.int64
             assert mask[np.arange(env.num_envs), actions].all()
 
-    def test_batch_equals_single_calls(self, name: str, world: LayoutWorld, truth: FakeGroundTruth) -> None:
-        env = vector_env(world, truth)
+    def test_batch_equals_single_calls(self, name: str, world: LayoutWorld, groundtruth: FakeGroundTruth) -> None:
+        env = vector_env(world, groundtruth)
         obs, _ = env.reset(seed=1)
         obs, *_ = env.step(np.argmax(obs["action_mask"], axis=1))  # a history of one play
         batched = make_agent(name, world, **agent_kwargs(name)).act(obs, env.oracle)
@@ -89,14 +84,14 @@ class TestAgentContract:
         one_by_one = [single.act(rows(obs, i), RowOracle(env.oracle, i))[0] for i in range(env.num_envs)]
         np.testing.assert_array_equal(batched, one_by_one)
 
-    def test_deterministic_given_seed(self, name: str, world: LayoutWorld, truth: FakeGroundTruth) -> None:
-        first = rollout(make_agent(name, world, **agent_kwargs(name)), vector_env(world, truth), 6, seed=5)
-        second = rollout(make_agent(name, world, **agent_kwargs(name)), vector_env(world, truth), 6, seed=5)
+    def test_deterministic_given_seed(self, name: str, world: LayoutWorld, groundtruth: FakeGroundTruth) -> None:
+        first = rollout(make_agent(name, world, **agent_kwargs(name)), vector_env(world, groundtruth), 6, seed=5)
+        second = rollout(make_agent(name, world, **agent_kwargs(name)), vector_env(world, groundtruth), 6, seed=5)
         np.testing.assert_array_equal(first.tracks, second.tracks)
         np.testing.assert_array_equal(first.returns, second.returns)
 
-    def test_save_load_round_trip(self, name: str, world: LayoutWorld, truth: FakeGroundTruth, tmp_path) -> None:
-        env = vector_env(world, truth)
+    def test_save_load_round_trip(self, name: str, world: LayoutWorld, groundtruth: FakeGroundTruth, tmp_path) -> None:
+        env = vector_env(world, groundtruth)
         obs, _ = env.reset(seed=2)
         agent = make_agent(name, world, **agent_kwargs(name))
         agent.act(obs, env.oracle)  # move any random stream past its start
@@ -107,8 +102,10 @@ class TestAgentContract:
             np.testing.assert_array_equal(loaded.act(obs, env.oracle), agent.act(obs, env.oracle))
         assert type(agent).load(tmp_path / "agent", world).name == name
 
-    def test_plays_full_episode_in_single_env(self, name: str, world: LayoutWorld, truth: FakeGroundTruth) -> None:
-        env = ListeningSessionEnv(world=world, responder=truth, playlist_length=LENGTH, pool_size=POOL)
+    def test_plays_full_episode_in_single_env(
+        self, name: str, world: LayoutWorld, groundtruth: FakeGroundTruth
+    ) -> None:
+        env = ListeningSessionEnv(world=world, responder=groundtruth, playlist_length=LENGTH, pool_size=POOL)
         agent = make_agent(name, world, **agent_kwargs(name))
         obs, _ = env.reset(seed=4)
         done, steps = False, 0
@@ -168,8 +165,8 @@ def test_greedy_truth_needs_the_oracle(world: LayoutWorld) -> None:
         make_agent("greedy_truth", world).act(obs, env.oracle)
 
 
-def test_greedy_truth_is_the_best_myopic_agent(world: LayoutWorld, truth: FakeGroundTruth) -> None:
-    env = vector_env(world, truth)
+def test_greedy_truth_is_the_best_myopic_agent(world: LayoutWorld, groundtruth: FakeGroundTruth) -> None:
+    env = vector_env(world, groundtruth)
     obs, _ = env.reset(seed=0)
     probs = env.oracle.response_probs()
     expected = np.where(obs["action_mask"] > 0, probs @ np.array([0.0, 0.5, 1.0]), -np.inf).argmax(axis=1)

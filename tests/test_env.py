@@ -33,16 +33,6 @@ STEP_INFO_KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def world() -> FakeWorld:
-    return FakeWorld(seed=0)
-
-
-@pytest.fixture(scope="module")
-def groundtruth(world: FakeWorld) -> FakeGroundTruth:
-    return FakeGroundTruth(world, seed=1)
-
-
 def first_valid(obs: dict[str, np.ndarray]) -> int:
     return int(np.flatnonzero(obs["action_mask"])[0])
 

@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fakes import FakeGroundTruth, FakeWorld, random_policy
+from fakes import FakeGroundTruth, random_policy
 
 import musicenv  # noqa: F401  (registers the id)
 from musicenv.registration import ENV_ID
@@ -24,11 +24,6 @@ from musicenv.vector_env import ListeningSessionVectorEnv, make_vector_env
 
 torch.set_num_threads(1)
 DEVICE = os.environ.get("MUSICENV_TEST_DEVICE", "cpu")
-
-
-@pytest.fixture(scope="module")
-def world() -> FakeWorld:
-    return FakeWorld(seed=0)
 
 
 @pytest.fixture(scope="module")

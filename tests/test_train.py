@@ -57,11 +57,6 @@ def world() -> LayoutWorld:
     return LayoutWorld(seed=0)
 
 
-@pytest.fixture(scope="module")
-def truth(world: LayoutWorld) -> FakeGroundTruth:
-    return FakeGroundTruth(world, seed=1)
-
-
 def train(tmp_path: Path, world: Any, truth: Any, *extra: str, run_name: str = "run") -> train_module.TrainResult:
     argv = [
         *TINY,
@@ -99,9 +94,9 @@ def assert_same_weights(first: Any, second: Any) -> None:
 
 
 def test_smoke_run_trains_evaluates_and_logs(
-    tmp_path: Path, world: LayoutWorld, truth: FakeGroundTruth, capsys
+    tmp_path: Path, world: LayoutWorld, groundtruth: FakeGroundTruth, capsys
 ) -> None:
-    result = train(tmp_path, world, truth, "--total-steps", "240", "--eval-episodes", "8")
+    result = train(tmp_path, world, groundtruth, "--total-steps", "240", "--eval-episodes", "8")
     out = capsys.readouterr().out
     assert result.finished and result.global_step >= 240
     # The comparison covers the trained agent and the baselines in both worlds; agents that read
@@ -144,9 +139,11 @@ def test_smoke_run_trains_evaluates_and_logs(
     assert (result.log_dir / "projector_config.pbtxt").is_file()
 
 
-def test_same_seed_gives_the_same_training_curve(tmp_path: Path, world: LayoutWorld, truth: FakeGroundTruth) -> None:
+def test_same_seed_gives_the_same_training_curve(
+    tmp_path: Path, world: LayoutWorld, groundtruth: FakeGroundTruth
+) -> None:
     runs = [
-        train(tmp_path / name, world, truth, "--total-steps", "200", "--eval-episodes", "0", "--seed", seed)
+        train(tmp_path / name, world, groundtruth, "--total-steps", "200", "--eval-episodes", "0", "--seed", seed)
         for name, seed in (("a", "3"), ("b", "3"), ("c", "4"))
     ]
     curves = [scalars(run.log_dir) for run in runs]
@@ -170,23 +167,23 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
 
 @pytest.mark.parametrize("interruption", ["stop_at_step", "sigterm"])
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(
-    interruption: str, tmp_path: Path, world: LayoutWorld, truth: FakeGroundTruth, monkeypatch: pytest.MonkeyPatch
+    interruption: str, tmp_path: Path, world: LayoutWorld, groundtruth: FakeGroundTruth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     common = ("--total-steps", "200", "--eval-episodes", "6", "--seed", "2")
     if interruption == "sigterm":  # also covers the learner's model-features path
         common += ("--ahdqn.model-features",)
-    whole = train(tmp_path / "whole", world, truth, *common)
+    whole = train(tmp_path / "whole", world, groundtruth, *common)
 
     folder = tmp_path / "parts"
     if interruption == "sigterm":
         with monkeypatch.context() as patch:
             interrupt_at(patch, 112)  # between gradient steps and log points, mid-episode
-            first = train(folder, world, truth, *common)
+            first = train(folder, world, groundtruth, *common)
     else:
-        first = train(folder, world, truth, *common, "--stop-at-step", "112")
+        first = train(folder, world, groundtruth, *common, "--stop-at-step", "112")
     assert not first.finished and first.global_step == 112 and first.evaluation is None
     assert json.loads((first.checkpoint / "manifest.json").read_text())["config"]["global_step"] == 112
-    resumed = train(folder, world, truth, "--resume", "run")
+    resumed = train(folder, world, groundtruth, "--resume", "run")
     assert resumed.finished and resumed.global_step == whole.global_step
     assert_same_weights(resumed.agent, whole.agent)
     assert whole.evaluation is not None and resumed.evaluation is not None
@@ -225,27 +222,29 @@ def test_a_resumed_runs_event_file_is_read_after_the_interrupted_ones(
 
 
 def test_resume_refuses_options_that_would_change_the_run(
-    tmp_path: Path, world: LayoutWorld, truth: FakeGroundTruth
+    tmp_path: Path, world: LayoutWorld, groundtruth: FakeGroundTruth
 ) -> None:
-    train(tmp_path, world, truth, "--total-steps", "80", "--eval-episodes", "0", "--stop-at-step", "40")
+    train(tmp_path, world, groundtruth, "--total-steps", "80", "--eval-episodes", "0", "--stop-at-step", "40")
     with pytest.raises(SystemExit, match=r"ahdqn\.gamma"):
-        train(tmp_path, world, truth, "--resume", "run", "--ahdqn.gamma", "0.5")
+        train(tmp_path, world, groundtruth, "--resume", "run", "--ahdqn.gamma", "0.5")
     with pytest.raises(SystemExit, match="no checkpoint"):
-        train(tmp_path / "elsewhere", world, truth, "--resume")
+        train(tmp_path / "elsewhere", world, groundtruth, "--resume")
 
 
-def test_corrupted_checkpoint_is_refused_by_name(tmp_path: Path, world: LayoutWorld, truth: FakeGroundTruth) -> None:
-    first = train(tmp_path, world, truth, "--total-steps", "120", "--eval-episodes", "0", "--stop-at-step", "80")
+def test_corrupted_checkpoint_is_refused_by_name(
+    tmp_path: Path, world: LayoutWorld, groundtruth: FakeGroundTruth
+) -> None:
+    first = train(tmp_path, world, groundtruth, "--total-steps", "120", "--eval-episodes", "0", "--stop-at-step", "80")
     damaged = first.checkpoint / "trainer" / "optimizer.pt"
     damaged.write_bytes(damaged.read_bytes()[:-7])
     with pytest.raises(SystemExit, match=r"optimizer\.pt: checksum mismatch"):
-        train(tmp_path, world, truth, "--resume", "run")
+        train(tmp_path, world, groundtruth, "--resume", "run")
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one(
-    tmp_path: Path, world: LayoutWorld, truth: FakeGroundTruth, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, world: LayoutWorld, groundtruth: FakeGroundTruth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = train(tmp_path, world, truth, "--total-steps", "120", "--eval-episodes", "0", "--stop-at-step", "40")
+    first = train(tmp_path, world, groundtruth, "--total-steps", "120", "--eval-episodes", "0", "--stop-at-step", "40")
     before = (first.checkpoint / "manifest.json").read_text()
 
     def fail(self: AHDQNLearner, folder: Path) -> None:
@@ -255,11 +254,11 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one(
 
     monkeypatch.setattr(AHDQNLearner, "save", fail)
     with pytest.raises(OSError, match="disk full"):
-        train(tmp_path, world, truth, "--resume", "run", "--stop-at-step", "80")
+        train(tmp_path, world, groundtruth, "--resume", "run", "--stop-at-step", "80")
     assert (first.checkpoint / "manifest.json").read_text() == before
     assert not list(first.checkpoint.parent.glob(".*.tmp")), "the staging folder was left behind"
     monkeypatch.undo()
-    resumed = train(tmp_path, world, truth, "--resume", "run", "--stop-at-step", "80")
+    resumed = train(tmp_path, world, groundtruth, "--resume", "run", "--stop-at-step", "80")
     assert resumed.global_step == 80
 
 
@@ -300,8 +299,8 @@ def test_cli_parses_nested_options_and_rejects_bad_values(capsys) -> None:
         parse_config(["--agent", "nope"])
 
 
-def test_model_features_agent_starts_as_greedy_learned(world: LayoutWorld, truth: FakeGroundTruth) -> None:
-    env = ListeningSessionVectorEnv(6, world=world, responder=truth, playlist_length=8, pool_size=24)
+def test_model_features_agent_starts_as_greedy_learned(world: LayoutWorld, groundtruth: FakeGroundTruth) -> None:
+    env = ListeningSessionVectorEnv(6, world=world, responder=groundtruth, playlist_length=8, pool_size=24)
     obs, _ = env.reset(seed=0)
     agent = AHDQN(world, hidden_size=8, seed=1, model_features=True)
     greedy = make_agent("greedy_learned", world)

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fakes import FakeGroundTruth, FakeWorld, random_policy
+from fakes import FakeWorld, random_policy
 from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode
 from hypothesis import given, settings
@@ -19,16 +19,6 @@ from musicenv.registration import ENV_ID
 from musicenv.rewards import RewardConfig
 from musicenv.vector_env import ListeningSessionVectorEnv, make_vector_env
 from musicenv.world import context_features
-
-
-@pytest.fixture(scope="module")
-def world() -> FakeWorld:
-    return FakeWorld(seed=0)
-
-
-@pytest.fixture(scope="module")
-def groundtruth(world: FakeWorld) -> FakeGroundTruth:
-    return FakeGroundTruth(world, seed=1)
 
 
 def test_make_vec_uses_the_vector_entry_point(world):
