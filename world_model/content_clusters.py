@@ -23,6 +23,8 @@ The cluster classifier
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
@@ -31,6 +33,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
 
+@dataclass(frozen=True, eq=False)
 class ContentClusters:
     """The fitted scaler, the chosen KMeans, the cluster classifier and the model-selection figures.
 
@@ -44,21 +47,12 @@ class ContentClusters:
         classifier_accuracy: the classifier's accuracy on the held-out tracks.
     """
 
-    def __init__(
-        self,
-        scaler: MinMaxScaler,
-        kmeans: KMeans,
-        classifier: LogisticRegression,
-        silhouettes: dict[int, float],
-        inertias: dict[int, float],
-        classifier_accuracy: float,
-    ) -> None:
-        self.scaler = scaler
-        self.kmeans = kmeans
-        self.classifier = classifier
-        self.silhouettes = silhouettes
-        self.inertias = inertias
-        self.classifier_accuracy = classifier_accuracy
+    scaler: MinMaxScaler
+    kmeans: KMeans
+    classifier: LogisticRegression
+    silhouettes: dict[int, float]
+    inertias: dict[int, float]
+    classifier_accuracy: float
 
     @property
     def k(self) -> int:
