@@ -269,6 +269,31 @@ def save_checkpoint(
 # -- training -------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TrainingRun:
+    """One run as a trainer (:func:`train_ahdqn`, :func:`train_sb3`) receives it from :func:`run`.
+
+    Attributes:
+        config: the run's settings.
+        world: the world the agent observes (the learned world, in either kind of run).
+        responder: the ground truth that answers in a ground-truth run; None in a learned-world run.
+        writer: the run's TensorBoard writer.
+        checkpoint: the run's checkpoint folder.
+        name: the run's name.
+        resume_from: the checkpoint the run continues from; None for a new run.
+        stop: the signal handler whose request stops the run after the current iteration.
+    """
+
+    config: TrainConfig
+    world: World
+    responder: Any
+    writer: Any
+    checkpoint: Path
+    name: str
+    resume_from: Path | None
+    stop: StopSignal
+
+
 class RunLogger:
     """Charts, losses, SPS, progress bar and checkpoints of one run, driven after every iteration.
 
@@ -276,26 +301,17 @@ class RunLogger:
     curve depends on the steps alone (and is the same for a resumed run).
     """
 
-    def __init__(
-        self,
-        config: TrainConfig,
-        writer: Any,
-        global_step: int,
-        save: Any,
-        stop: StopSignal,
-    ) -> None:
-        self.config = config
-        self.writer = writer
+    def __init__(self, run: TrainingRun, global_step: int, save: Any) -> None:
+        self.config, self.writer, self.stop = run.config, run.writer, run.stop
         self.save = save
-        self.stop = stop
         self.bar = tqdm(
-            total=config.total_steps,
-            initial=min(global_step, config.total_steps),
+            total=run.config.total_steps,
+            initial=min(global_step, run.config.total_steps),
             unit="step",
             unit_scale=True,
-            disable=not config.progress,
+            disable=not run.config.progress,
             dynamic_ncols=True,
-            desc=config.agent,
+            desc=run.config.agent,
         )
         self.last_step = global_step
         self.last_time = time.perf_counter()
@@ -373,28 +389,19 @@ def make_learner(config: TrainConfig, world: World, responder: Any = None) -> AH
     return AHDQNLearner(agent, env, config.ahdqn, config.total_steps, seed=config.seed, selection_env=selection_env)
 
 
-def train_ahdqn(
-    config: TrainConfig,
-    world: World,
-    responder: Any,
-    writer: Any,
-    checkpoint: Path,
-    run_name: str,
-    resume_from: Path | None,
-    stop: StopSignal,
-) -> tuple[Agent, int, bool]:
+def train_ahdqn(run: TrainingRun) -> tuple[Agent, int, bool]:
     """Train the AH-DQN; return the agent, the steps done and whether the run finished."""
-    learner = make_learner(config, world, responder)
+    learner = make_learner(run.config, run.world, run.responder)
     agent, env = learner.agent, learner.env
-    if resume_from is not None:
+    if run.resume_from is not None:
         # The online network is the saved agent's (the manifest's checksums were verified on reading).
-        agent._load_state(resume_from / "agent")
-        learner.load(resume_from / "trainer")
+        agent._load_state(run.resume_from / "agent")
+        learner.load(run.resume_from / "trainer")
 
     def save() -> None:
-        save_checkpoint(checkpoint, config, run_name, agent, learner.global_step, learner.save)
+        save_checkpoint(run.checkpoint, run.config, run.name, agent, learner.global_step, learner.save)
 
-    logger = RunLogger(config, writer, learner.global_step, save, stop)
+    logger = RunLogger(run, learner.global_step, save)
 
     def callback(learner: AHDQNLearner) -> bool:
         charts = None
@@ -404,61 +411,54 @@ def train_ahdqn(
             losses = {"losses/epsilon": learner.epsilon()}
             if learner.gradient_steps:
                 losses.update({"losses/td_loss": metrics.td_loss, "losses/q_values": metrics.q_mean})
-                writer.add_histogram("q_values", metrics.q_values, learner.global_step)
+                run.writer.add_histogram("q_values", metrics.q_values, learner.global_step)
             return logger.after(learner.global_step, charts, losses)
         return logger.after(learner.global_step, None, {})
 
     try:
-        learner.run(config.total_steps, callback)
+        learner.run(run.config.total_steps, callback)
     finally:
         logger.close()
     if not logger.stopped:
         learner.finish()
         for step, score in learner.selection_scores.items():
-            writer.add_scalar("charts/selection_return", score, step)
+            run.writer.add_scalar("charts/selection_return", score, step)
         if learner.best_step is not None:
             scores = learner.selection_scores
             print(
                 f"model selection: kept the network of step {learner.best_step:,} (mean return "
-                f"{scores[learner.best_step]:.3f} on {config.ahdqn.selection_episodes} learned-world episodes; "
+                f"{scores[learner.best_step]:.3f} on {run.config.ahdqn.selection_episodes} learned-world episodes; "
                 f"untrained {scores[0]:.3f}, last {scores[learner.global_step]:.3f})"
             )
         save()
     return agent, learner.global_step, not logger.stopped
 
 
-def train_sb3(
-    config: TrainConfig,
-    world: World,
-    responder: Any,
-    writer: Any,
-    checkpoint: Path,
-    run_name: str,
-    resume_from: Path | None,
-    stop: StopSignal,
-) -> tuple[Agent, int, bool]:
+def train_sb3(run: TrainingRun) -> tuple[Agent, int, bool]:
     """Train an SB3 agent (MaskablePPO, PPO or DQN); return the agent, the steps done, whether it finished."""
     from stable_baselines3.common.logger import configure
 
     from agents.sb3_agents import SessionStatsCallback, make_model
 
     agent = make_agent(
-        config.agent,
-        world,
-        net_arch=config.sb3.net_arch,
-        playlist_length=config.playlist_length,
-        pool_size=config.pool_size,
-        seed=config.seed,
-        device=config.device,
+        run.config.agent,
+        run.world,
+        net_arch=run.config.sb3.net_arch,
+        playlist_length=run.config.playlist_length,
+        pool_size=run.config.pool_size,
+        seed=run.config.seed,
+        device=run.config.device,
     )
-    env_kwargs = {"responder": responder} if responder is not None else {}
-    model = make_model(agent, config.sb3, config.num_envs, config.seed, env_kwargs)
-    model.set_logger(configure(str(writer.log_dir), ["tensorboard"]))
-    if resume_from is not None:
-        trainer = resume_from / "trainer"
-        model.policy.load_state_dict(torch.load(trainer / "policy.pt", weights_only=True, map_location=config.device))
+    env_kwargs = {"responder": run.responder} if run.responder is not None else {}
+    model = make_model(agent, run.config.sb3, run.config.num_envs, run.config.seed, env_kwargs)
+    model.set_logger(configure(str(run.writer.log_dir), ["tensorboard"]))
+    if run.resume_from is not None:
+        trainer = run.resume_from / "trainer"
+        model.policy.load_state_dict(
+            torch.load(trainer / "policy.pt", weights_only=True, map_location=run.config.device)
+        )
         model.policy.optimizer.load_state_dict(
-            torch.load(trainer / "optimizer.pt", weights_only=True, map_location=config.device)
+            torch.load(trainer / "optimizer.pt", weights_only=True, map_location=run.config.device)
         )
         model.num_timesteps = int(np.load(trainer / "steps.npy"))
 
@@ -470,9 +470,9 @@ def train_sb3(
 
     def save() -> None:
         agent.policy.load_state_dict(model.policy.state_dict())  # type: ignore[attr-defined]
-        save_checkpoint(checkpoint, config, run_name, agent, model.num_timesteps, write_state)
+        save_checkpoint(run.checkpoint, run.config, run.name, agent, model.num_timesteps, write_state)
 
-    logger = RunLogger(config, writer, model.num_timesteps, save, stop)
+    logger = RunLogger(run, model.num_timesteps, save)
     sums = {"episodes": 0, "return": 0.0, "length": 0, "completions": 0, "skips": 0}
     previous = [model.num_timesteps]
 
@@ -494,10 +494,10 @@ def train_sb3(
         previous[0] = global_step
         return logger.after(global_step, charts, {})
 
-    remaining = config.total_steps - model.num_timesteps
+    remaining = run.config.total_steps - model.num_timesteps
     try:
         if remaining > 0:
-            model.learn(remaining, callback=SessionStatsCallback(on_step), reset_num_timesteps=resume_from is None)
+            model.learn(remaining, callback=SessionStatsCallback(on_step), reset_num_timesteps=run.resume_from is None)
     finally:
         logger.close()
     agent.policy.load_state_dict(model.policy.state_dict())  # type: ignore[attr-defined]
@@ -580,7 +580,7 @@ def run(argv: list[str] | None = None, world: World | None = None, truth: Any = 
     trainer = train_ahdqn if config.agent == "ahdqn" else train_sb3
     with StopSignal() as stop:
         agent, global_step, finished = trainer(
-            config, world, responder, writer, checkpoint, run_name, resume_from, stop
+            TrainingRun(config, world, responder, writer, checkpoint, run_name, resume_from, stop)
         )
     result = TrainResult(run_name, log_dir, checkpoint, agent, global_step, finished)
     if not finished:
