@@ -81,6 +81,7 @@ from agents.networks import ActionHeadQNetwork, FeatureTables, observation_tenso
 from agents.planner import LearnedPlanner
 from agents.replay import ReplayBatch, ReplayBuffer
 from agents.rollout import rollout
+from musicenv.artifacts import read_arrays
 from musicenv.configs import config_from_dict, config_to_dict
 from musicenv.observation import build_observations
 from musicenv.world import CONTEXT_FEATURES_DIM, RESPONSES, World, context_features, world_familiarity
@@ -699,8 +700,7 @@ class AHDQNLearner:
         )
         self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=self.device, weights_only=True))
         self.replay.load(folder)
-        with np.load(folder / "env.npz") as env_state:
-            self.env.set_state({key: env_state[key] for key in env_state.files})
+        self.env.set_state(read_arrays(folder / "env.npz"))
         with np.load(folder / "sessions.npz") as sessions:
             self.session_rewards = sessions["rewards"].copy()
             self.session_actions = sessions["actions"].copy()

@@ -19,6 +19,7 @@ import torch
 from agents.base import Agent, Observation, masked_argmax
 from agents.baselines import feature_block
 from agents.world_logs import WorldLog, world_log
+from musicenv.artifacts import read_arrays
 from musicenv.world import World
 from world_model.likeability import COMPLETE, LikeabilityClassifier, LikeabilityConfig
 
@@ -91,7 +92,6 @@ class LikeabilityAgent(Agent):
         torch.save(weights, folder / "classifier.pt")
 
     def _load_state(self, folder: Path) -> None:
-        with np.load(folder / "scaler.npz", allow_pickle=False) as saved:
-            arrays = {key: saved[key] for key in saved.files}
+        arrays = read_arrays(folder / "scaler.npz")
         weights = torch.load(folder / "classifier.pt", weights_only=True)
         self._classifier = LikeabilityClassifier.from_state(arrays, weights)

@@ -50,6 +50,8 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 MANIFEST = "manifest.json"
 MANIFEST_CHECKSUM = "manifest_sha256"
 """The manifest's own checksum: SHA-256 of its other entries as canonical JSON (:func:`manifest_digest`)."""
@@ -354,6 +356,17 @@ def write_manifest(folder: str | os.PathLike[str], fmt: str, version: int, confi
     manifest[MANIFEST_CHECKSUM] = manifest_digest(manifest)
     write_json_atomic(own, manifest)
     return manifest
+
+
+def read_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file at ``path``, read into memory (pickled objects refused).
+
+    Raises:
+        OSError, ValueError: the file is missing or not an ``.npz``, as :func:`numpy.load` raises
+            them, for the caller to name the artifact it belongs to.
+    """
+    with np.load(path, allow_pickle=False) as arrays:
+        return {name: arrays[name] for name in arrays.files}
 
 
 def read_manifest(folder: str | os.PathLike[str], fmt: str, version: int, verify: bool = True) -> dict:

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
+from musicenv.artifacts import ArtifactError, atomic_folder, read_arrays, read_manifest, write_manifest
 from musicenv.configs import config_from_dict
 from world_model.ann_index import TrackIndex
 from world_model.candidates import CandidatePool, MixedPool, PoolCache
@@ -447,13 +447,11 @@ class Retrieval:
                 disagree with the manifest.
         """
         folder = Path(folder)
-        manifest = read_manifest(folder, FORMAT, FORMAT_VERSION)
-        settings = manifest["config"]
+        settings = read_manifest(folder, FORMAT, FORMAT_VERSION)["config"]
         try:
             config = RetrievalConfig.from_dict(settings["retrieval"])
             n_users, n_tracks, factors = settings["n_users"], settings["n_tracks"], settings["factors"]
-            with np.load(folder / _VECTORS, allow_pickle=False) as arrays:
-                data = {name: arrays[name] for name in arrays.files}
+            data = read_arrays(folder / _VECTORS)
             blocked = sp.csr_matrix(
                 (np.ones(len(data["blocked_indices"]), dtype=np.int8), data["blocked_indices"], data["blocked_indptr"]),
                 shape=(n_users, n_tracks),

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
+from musicenv.artifacts import ArtifactError, atomic_folder, read_arrays, read_manifest, write_manifest
 from musicenv.configs import config_from_dict
 from world_model.ann_index import TrackIndex
 from world_model.interactions import listener_codes
@@ -348,13 +348,11 @@ class SequenceStage:
                 (checksums are verified first), or contents whose shapes disagree with the manifest.
         """
         folder = Path(folder)
-        manifest = read_manifest(folder, SEQUENCE_FORMAT, SEQUENCE_FORMAT_VERSION)
-        settings = manifest["config"]
+        settings = read_manifest(folder, SEQUENCE_FORMAT, SEQUENCE_FORMAT_VERSION)["config"]
         try:
             config = SequenceConfig.from_dict(settings["sequence"])
             n_users, n_tracks, dim = settings["n_users"], settings["n_tracks"], settings["dim"]
-            with np.load(folder / _VECTORS, allow_pickle=False) as arrays:
-                data = {name: arrays[name] for name in arrays.files}
+            data = read_arrays(folder / _VECTORS)
             state = torch.load(folder / _MODEL, weights_only=True, map_location="cpu")
             model = TasteModel(dim, config.hidden_size)
             model.load_state_dict(state)
