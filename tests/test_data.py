@@ -23,74 +23,36 @@ from musicenv.data import (
     load_mssd,
 )
 
+LOG_FIELDS = (
+    "session_id", "user_id", "position", "session_length", "track_id", "response",
+    "context_type", "hour", "premium", "date", "shuffled",
+)  # fmt: skip
+"""The generic log's columns, in the order the test files write them."""
+
+
+def session_plays(session: dict[str, str], *plays: tuple[str, str]) -> list[dict[str, str]]:
+    """One session's rows of a generic log: the session's fields on every row, and its plays'
+    ``(track_id, response)`` at positions 1, 2, ... (columns in :data:`LOG_FIELDS` order)."""
+    rows = [
+        {**session, "position": str(position), "track_id": track, "response": response}
+        for position, (track, response) in enumerate(plays, start=1)
+    ]
+    return [{name: row[name] for name in LOG_FIELDS} for row in rows]
+
+
 # A valid generic log: session s1 is complete, s2 has no user and no date.
 PLAYS = [
-    {
-        "session_id": "s1",
-        "user_id": "u1",
-        "position": "1",
-        "session_length": "3",
-        "track_id": "t1",
-        "response": "skip",
-        "context_type": "radio",
-        "hour": "8",
-        "premium": "true",
-        "date": "2018-07-15",
-        "shuffled": "false",
-    },
-    {
-        "session_id": "s1",
-        "user_id": "u1",
-        "position": "2",
-        "session_length": "3",
-        "track_id": "t2",
-        "response": "listen",
-        "context_type": "radio",
-        "hour": "8",
-        "premium": "true",
-        "date": "2018-07-15",
-        "shuffled": "false",
-    },
-    {
-        "session_id": "s1",
-        "user_id": "u1",
-        "position": "3",
-        "session_length": "3",
-        "track_id": "t3",
-        "response": "complete",
-        "context_type": "radio",
-        "hour": "8",
-        "premium": "true",
-        "date": "2018-07-15",
-        "shuffled": "false",
-    },
-    {
-        "session_id": "s2",
-        "user_id": "",
-        "position": "1",
-        "session_length": "2",
-        "track_id": "t1",
-        "response": "complete",
-        "context_type": "catalog",
-        "hour": "23",
-        "premium": "false",
-        "date": "",
-        "shuffled": "true",
-    },
-    {
-        "session_id": "s2",
-        "user_id": "",
-        "position": "2",
-        "session_length": "2",
-        "track_id": "t2",
-        "response": "skip",
-        "context_type": "catalog",
-        "hour": "23",
-        "premium": "false",
-        "date": "",
-        "shuffled": "true",
-    },
-]
+    *session_plays(
+        {"session_id": "s1", "user_id": "u1", "session_length": "3", "context_type": "radio", "hour": "8",
+         "premium": "true", "date": "2018-07-15", "shuffled": "false"},
+        ("t1", "skip"), ("t2", "listen"), ("t3", "complete"),
+    ),
+    *session_plays(
+        {"session_id": "s2", "user_id": "", "session_length": "2", "context_type": "catalog", "hour": "23",
+         "premium": "false", "date": "", "shuffled": "true"},
+        ("t1", "complete"), ("t2", "skip"),
+    ),
+]  # fmt: skip
 TRACKS = [
     {"track_id": "t1", "artist_id": "a1", "energy": "0.5", "mode": "major"},
     {"track_id": "t2", "artist_id": "a1", "energy": "0.25", "mode": "minor"},
