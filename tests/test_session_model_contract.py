@@ -100,25 +100,18 @@ class SessionModelContract:
         after = case.model.advance(state, tracks, responses)
         for b in range(SESSIONS):
             alone = row(state, b)
-            np.testing.assert_allclose(
-                case.model.response_probs(alone, case.pools[b : b + 1]),
-                case.model.response_probs(state, case.pools)[b : b + 1],
-                rtol=1e-6,
-                atol=1e-9,
-            )
-            np.testing.assert_allclose(
-                case.model.leave_probs(alone), case.model.leave_probs(state)[b : b + 1], rtol=1e-9
-            )
             alone_after = case.model.advance(alone, tracks[b : b + 1], responses[b : b + 1])
-            np.testing.assert_allclose(
-                case.model.response_probs(alone_after, case.pools[b : b + 1]),
-                case.model.response_probs(after, case.pools)[b : b + 1],
-                rtol=1e-6,
-                atol=1e-9,
-            )
-            np.testing.assert_allclose(
-                case.model.leave_probs(alone_after), case.model.leave_probs(after)[b : b + 1], rtol=1e-9
-            )
+            # Before and after the play, the session alone answers as its row of the batch.
+            for single, batch in ((alone, state), (alone_after, after)):
+                np.testing.assert_allclose(
+                    case.model.response_probs(single, case.pools[b : b + 1]),
+                    case.model.response_probs(batch, case.pools)[b : b + 1],
+                    rtol=1e-6,
+                    atol=1e-9,
+                )
+                np.testing.assert_allclose(
+                    case.model.leave_probs(single), case.model.leave_probs(batch)[b : b + 1], rtol=1e-9
+                )
 
     def test_the_single_session_kernel_plays_as_the_batched_calls(self, case: Case) -> None:
         rng = np.random.default_rng(3)
