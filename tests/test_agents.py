@@ -20,7 +20,7 @@ from agents.base import AGENTS, Agent, agent_class, agent_names, load_agent, mak
 from agents.config import AHDQNConfig
 from agents.metrics import paired_difference
 from agents.networks import observation_tensors
-from agents.replay import ReplayBuffer
+from agents.replay import ReplayBatch, ReplayBuffer
 from agents.rollout import evaluation_seed, rollout
 from musicenv.artifacts import ArtifactError
 from musicenv.env import ListeningSessionEnv
@@ -296,15 +296,21 @@ def test_batch_tensors_gathered_from_indices_equal_the_rebuilt_observations() ->
         assert gathered[key].dtype == value.dtype and torch.equal(gathered[key], value), key
 
 
-def test_one_gru_pass_gives_both_states_model_features_exactly(real_worlds) -> None:
-    """The learner scores the state before and after a play from one pass over the next state's history."""
+def replayed_model_features(real_worlds: Any, vector_steps: int) -> tuple[AHDQN, AHDQNLearner, ReplayBatch]:
+    """An AH-DQN with model features and a response head, its learner run (no gradient step) for
+    ``vector_steps`` steps of 8 real-world sessions, and the batch of every transition it stored."""
     world, _ = real_worlds
     env = ListeningSessionVectorEnv(8, world=world, copy=False)
     config = AHDQNConfig(learning_starts=10**9, n_step=2, demonstration_fraction=0.0)
     agent = AHDQN(world, hidden_size=16, model_features=True, response_head=True)
     learner = AHDQNLearner(agent, env, config, total_steps=10**6, seed=0)
-    learner.run(8 * 12)
-    batch = learner.replay.batch(np.arange(len(learner.replay)))
+    learner.run(8 * vector_steps)
+    return agent, learner, learner.replay.batch(np.arange(len(learner.replay)))
+
+
+def test_one_gru_pass_gives_both_states_model_features_exactly(real_worlds) -> None:
+    """The learner scores the state before and after a play from one pass over the next state's history."""
+    agent, learner, batch = replayed_model_features(real_worlds, vector_steps=12)
     tensors = learner.tables.tensors(**batch.next_state)
     both = agent.candidate_inputs(tensors, [torch.as_tensor(batch.lengths), tensors["lengths"]])
     ((before, before_myopic),) = agent.candidate_inputs(observation_tensors(batch.observations(), "cpu"))
@@ -320,13 +326,7 @@ def test_stored_model_probabilities_are_the_models_own(real_worlds) -> None:
     the check scores them in a batch of replayed ones (another matrix shape, another summation
     order). Where the session ended the next state's probabilities are never read (discount 0).
     """
-    world, _ = real_worlds
-    env = ListeningSessionVectorEnv(8, world=world, copy=False)
-    config = AHDQNConfig(learning_starts=10**9, n_step=2, demonstration_fraction=0.0)
-    agent = AHDQN(world, hidden_size=16, model_features=True, response_head=True)
-    learner = AHDQNLearner(agent, env, config, total_steps=10**6, seed=0)
-    learner.run(8 * 30)
-    batch = learner.replay.batch(np.arange(len(learner.replay)))
+    agent, learner, batch = replayed_model_features(real_worlds, vector_steps=30)
     assert batch.taken_probs is not None and batch.next_probs is not None
     tensors = learner.tables.tensors(**batch.next_state)
     now, after = agent.response_probs(tensors, [torch.as_tensor(batch.lengths), tensors["lengths"]])
