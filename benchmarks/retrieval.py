@@ -81,7 +81,6 @@ from musicenv.data import ListeningLog
 from musicenv.groundtruth import GroundTruthWorld
 from musicenv.world import Contexts
 from world_model.ann_index import TrackIndex, exact_top_k
-from world_model.candidates import CandidatePool
 from world_model.retrieval import Retrieval, RetrievalConfig
 from world_model.sequence import SequenceConfig, SequenceStage, next_track_hit_rates, session_documents
 
@@ -190,16 +189,7 @@ def default_run(args: argparse.Namespace) -> None:
         "pools_per_second_explicit_filter",
         queries_per_second(lambda: retrieval.candidate_pools(users, POOL, explicit_filter=True), len(users)),
     )
-    through_index = CandidatePool(
-        retrieval.user_vectors,
-        retrieval.track_vectors,
-        retrieval.index,
-        retrieval.explicit,
-        retrieval.blocked,
-        retrieval.heard,
-        retrieval.popularity,
-        exact_max_tracks=0,
-    )
+    through_index = retrieval.als_pool(exact_max_tracks=0)
     emit("pools_per_second_annoy", queries_per_second(lambda: through_index.pools(users, POOL), len(users)))
     als, popular = truth_overlap(world, retrieval)
     emit("truth_overlap_at_100", als)

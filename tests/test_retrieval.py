@@ -15,7 +15,7 @@ from musicenv.data import ListeningLog
 from musicenv.groundtruth import GroundTruthWorld
 from musicenv.world import Contexts
 from world_model.ann_index import TrackIndex, exact_top_k, norm_bands, top_k
-from world_model.candidates import CandidatePool, PoolCache
+from world_model.candidates import PoolCache
 from world_model.embeddings import fit_als
 from world_model.interactions import confidence_matrix, interaction_matrix
 from world_model.projector import METADATA_HEADER, export_projector
@@ -284,17 +284,7 @@ def test_batch_equals_one_by_one(retrieval: Retrieval) -> None:
 
 
 def test_exploration_share_adds_unheard_popular_tracks(retrieval: Retrieval) -> None:
-    pool = CandidatePool(
-        retrieval.user_vectors,
-        retrieval.track_vectors,
-        retrieval.index,
-        retrieval.explicit,
-        retrieval.blocked,
-        retrieval.heard,
-        retrieval.popularity,
-        exploration_share=0.2,
-        seed=1,
-    )
+    pool = retrieval.als_pool(exploration_share=0.2, seed=1)
     users = np.array([0, 1, 2, 3])
     pools = pool.pools(users, 50, explicit_filter=True)
     plain = retrieval.candidate_pools(users, 50, explicit_filter=True)

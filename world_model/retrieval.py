@@ -232,7 +232,12 @@ class Retrieval:
         self.heard = sp.csr_matrix(heard)
         self.popularity = np.asarray(popularity, dtype=np.int64)
         self.timings: dict[str, float] = {}
-        self.pool = self._candidate_pool(self.user_vectors, self.track_vectors, index)
+        settings = {
+            "exploration_share": config.exploration_share,
+            "seed": config.seed,
+            "exact_max_tracks": config.exact_max_tracks,
+        }
+        self.pool = self._candidate_pool(self.user_vectors, self.track_vectors, index, **settings)
         self.sequence = sequence
         self.sequence_pool: CandidatePool | None = None
         if sequence is not None:
@@ -241,7 +246,9 @@ class Retrieval:
                     f"the sequence stage has {sequence.n_users} users x {sequence.n_tracks} tracks, "
                     f"the retrieval {self.n_users} x {self.n_tracks}"
                 )
-            self.sequence_pool = self._candidate_pool(sequence.taste_vectors, sequence.track_vectors, sequence.index)
+            self.sequence_pool = self._candidate_pool(
+                sequence.taste_vectors, sequence.track_vectors, sequence.index, **settings
+            )
         self.pools: CandidatePool | MixedPool | UserCFPool
         if config.source == "als":
             self.pools = self.pool
@@ -254,20 +261,21 @@ class Retrieval:
             self.pools = UserCFPool(neighbours, self.explicit, self.blocked, self.popularity)
         self.pool_cache = PoolCache(self.pools)
 
-    def _candidate_pool(self, user_vectors: np.ndarray, track_vectors: np.ndarray, index: TrackIndex) -> CandidatePool:
-        """Pools ranked by ``user . track`` through ``index``, with this stage's blocks, filter and exploration."""
-        config = self.config
+    def als_pool(self, **options: Any) -> CandidatePool:
+        """A :class:`CandidatePool` over this stage's ALS vectors and index, for measuring a variant.
+
+        It has this stage's blocks, explicit flags, heard tracks and popularity; ``options``
+        (``exploration_share``, ``seed``, ``exact_max_tracks``) are passed as given and the others
+        keep :class:`CandidatePool`'s defaults, not the config's (:attr:`pool` is the configured one).
+        """
+        return self._candidate_pool(self.user_vectors, self.track_vectors, self.index, **options)
+
+    def _candidate_pool(
+        self, user_vectors: np.ndarray, track_vectors: np.ndarray, index: TrackIndex, **options: Any
+    ) -> CandidatePool:
+        """Pools ranked by ``user . track`` through ``index``, with this stage's blocks, filter and popularity."""
         return CandidatePool(
-            user_vectors,
-            track_vectors,
-            index,
-            self.explicit,
-            self.blocked,
-            self.heard,
-            self.popularity,
-            exploration_share=config.exploration_share,
-            seed=config.seed,
-            exact_max_tracks=config.exact_max_tracks,
+            user_vectors, track_vectors, index, self.explicit, self.blocked, self.heard, self.popularity, **options
         )
 
     @property
