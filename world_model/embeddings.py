@@ -64,6 +64,13 @@ def fit_als(
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     confidence = sp.csr_matrix(confidence, dtype=np.float32)
+    settings = {
+        "factors": factors,
+        "regularization": regularization,
+        "alpha": 1.0,
+        "iterations": iterations,
+        "random_state": seed,
+    }
     with threadpool_limits(limits=1, user_api="blas"):
         if device == "cuda":
             import implicit.gpu
@@ -76,26 +83,13 @@ def fit_als(
                 )
             import implicit.gpu.als
 
-            model = implicit.gpu.als.AlternatingLeastSquares(
-                factors=factors,
-                regularization=regularization,
-                alpha=1.0,
-                iterations=iterations,
-                random_state=seed,
-            )
+            model = implicit.gpu.als.AlternatingLeastSquares(**settings)
             model.fit(confidence, show_progress=show_progress)
             model = model.to_cpu()
         else:
             import implicit.cpu.als
 
-            model = implicit.cpu.als.AlternatingLeastSquares(
-                factors=factors,
-                regularization=regularization,
-                alpha=1.0,
-                iterations=iterations,
-                num_threads=num_threads,
-                random_state=seed,
-            )
+            model = implicit.cpu.als.AlternatingLeastSquares(**settings, num_threads=num_threads)
             model.fit(confidence, show_progress=show_progress)
     users = np.ascontiguousarray(model.user_factors, dtype=np.float32)
     items = np.ascontiguousarray(model.item_factors, dtype=np.float32)
