@@ -351,6 +351,8 @@ def make_learner(config: TrainConfig, world: World, responder: Any = None) -> AH
         split="train",
         playlist_length=config.playlist_length,
         pool_size=config.pool_size,
+        responses=config.env.responses,
+        pessimism=config.env.pessimism,
     )
     agent = AHDQN(
         world,
@@ -451,7 +453,9 @@ def train_sb3(
         seed=config.seed,
         device=config.device,
     )
-    env_kwargs = {"responder": responder} if responder is not None else {}
+    env_kwargs: dict[str, Any] = {"responses": config.env.responses, "pessimism": config.env.pessimism}
+    if responder is not None:
+        env_kwargs["responder"] = responder
     model = make_model(agent, config.sb3, config.num_envs, config.seed, env_kwargs)
     model.set_logger(configure(str(writer.log_dir), ["tensorboard"]))
     if resume_from is not None:

@@ -299,6 +299,36 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
     `playlist_length`, so an agent cannot stall forever. With `strict=True` it raises
     `ValueError` naming the slot instead.
 
+    With `responses="pessimistic"` a play's reward is lowered by `pessimism` times the members'
+    disagreement on it (see Responses); an invalid action earns `reward.invalid_action` alone.
+
+    ## Responses
+
+    The learned world's user-response model may be an ensemble
+    (:class:`musicenv.world.EnsembleSessionModel`): members trained alike that share one session
+    state and agree where the logs pinned the answer down. `responses` says how it answers:
+
+    * `"mean"` (default): the members' mean probabilities. Exactly the environment as it was
+      before ensembles: the same draws, the same episodes.
+    * `"sample"`: each episode is answered by one member, drawn at reset from `self.np_random`
+      (domain randomisation: an agent must do well for every member the logs allow). The member
+      is drawn *after* the listener, context and uniforms, as one more integer, and only when the
+      responder has more than one member: the first episode after `reset(seed=s)` meets the same
+      listener, pool and uniforms as in `"mean"` mode, but, unseeded, later episodes differ from
+      `"mean"`'s, since each reset drew one more number. The same seed replays the same members.
+    * `"pessimistic"`: the mean probabilities, and the reward of a play minus `pessimism` times
+      the members' disagreement on it: a lower-confidence reward that keeps an agent where the
+      model knows the answer (MOPO, Yu et al. 2020). The draws are those of `"mean"`.
+
+    The disagreement of a play is the standard deviation over the members of its expected
+    response value (`reward.response_values`, before any discovery boost or diversity bonus;
+    :func:`musicenv.world.member_disagreement`), in reward units, for the state before the play.
+    A responder that is not an ensemble (the ground truth of `world="groundtruth"`, any
+    `SessionModel`) is an ensemble of one: its disagreement is 0 and the three modes are the same
+    environment, draw for draw. `pessimism` defaults to
+    :data:`musicenv.responders.DEFAULT_PESSIMISM` (1.0: one standard deviation; its docstring
+    says how it is chosen).
+
     ## Starting State
 
     `reset(seed=...)` draws, from `self.np_random` only: the listener and the context
@@ -329,7 +359,9 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
     `response_probs` (3,) float64 (zeros for an invalid action), `track_id`, `artist_id` (None when
     unknown), `track_index` (the world's track index of the slot, -1 for padding), `p_complete`
     (the responder's completion probability of the chosen track; 0.0 for an invalid action),
-    `invalid_action`, `position` (the 1-based session position of the play). At the end,
+    `invalid_action`, `position` (the 1-based session position of the play), `disagreement`
+    (float: the members' disagreement on the play, in every `responses` mode; 0.0 for a
+    responder that is not an ensemble and for an invalid action; see Responses). At the end,
     `session`: a dict of `return`, `length` (tracks played), `completions`, `listens`, `skips`,
     `invalid_actions`. (Not `episode`: that key belongs to `RecordEpisodeStatistics` and SB3's
     `Monitor`, which would otherwise collide with it.)
@@ -374,17 +406,23 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
     |                    |                      |             | `"default"` or `"smart_shuffle"` (the        |
     |                    |                      |             | listener's playlist + recommendations; see   |
     |                    |                      |             | :mod:`musicenv.sessions`)                    |
+    | `responses`        | str                  | `"mean"`    | how an ensemble responder answers: `"mean"`, |
+    |                    |                      |             | `"sample"` or `"pessimistic"` (Responses)    |
+    | `pessimism`        | float                | `1.0`       | lambda of `"pessimistic"`: the weight of the |
+    |                    |                      |             | disagreement in a play's reward (finite,     |
+    |                    |                      |             | >= 0)                                        |
 
     Types are checked at construction (:mod:`musicenv.validation`): an int is a Python or numpy
     integer, never a bool, float or text (`playlist_length=2.5` or `"20"` raises `TypeError`
-    naming the argument), a bool is `True` or `False`, and a value out of range raises `ValueError`.
+    naming the argument), a bool is `True` or `False`, a weight (`pessimism`) a finite real
+    number, and a value out of range or a text not among the choices raises `ValueError`.
 
     In a ground-truth run `env.oracle` is an :class:`musicenv.responders.Oracle`: the true
     `session_model` (in the learned world's indices), the current `state`, and
     `response_probs(pool_slots)` / `leave_probs()`, for agents allowed to read the truth; it is
     None otherwise, and no observation exposes it. `get_state()` / `set_state()` save and restore
-    the whole environment, random generator included, as a flat dict of arrays (`np.savez`-able
-    without pickle), for an exact resume. `env.user` and `env.pool` give the current listener's
+    the whole environment, random generator and the episode's member included, as a flat dict of
+    arrays (`np.savez`-able without pickle), for an exact resume. `env.user` and `env.pool` give the current listener's
     user index and the pool's track indices, for baselines that rank by the world's tables.
 
     ## Vectorized environment
@@ -398,7 +436,8 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version; `responses` and `pessimism` (with `info["disagreement"]`) added
+      later, their default the environment as it was.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012  (Gymnasium's convention)
@@ -709,8 +748,9 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
     def get_state(self) -> dict[str, np.ndarray]:
         """The whole environment state as a flat dict of arrays, for an exact resume.
 
-        It holds the random generator (as JSON text), the episode's draws, the session so far and
-        the responder's state (keys ``session_model/...``), so ``set_state`` on a new env over the
+        It holds the random generator (as JSON text), the episode's draws (the answering
+        ``member`` too), the session so far and the responder's state (keys
+        ``session_model/...``), so ``set_state`` on a new env over the
         same world continues step for step, and later resets draw the same episodes.
         ``np.savez(path, **state)`` saves it without pickle.
         """

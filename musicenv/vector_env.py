@@ -113,9 +113,17 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         observation: ``"full"`` (feature matrices, the default) or ``"compact"`` (indices).
         session: the listening mode, as for :class:`~musicenv.env.ListeningSessionEnv`.
 
+    **Responses.** ``responses`` and ``pessimism`` are the single environment's (its Responses
+    section); ``info["disagreement"]`` is ``(N,)`` float64, 0 where the action was invalid. In
+    ``"sample"`` mode each episode's member is drawn from its sub-environment's own generator
+    after that episode's uniforms, as the single environment draws it, so sub-environment ``i``
+    still replays a single environment seeded ``s + i``; one batched ``member_response_probs``
+    call then answers every session with its own member.
+
     The other arguments (``world``, ``playlist_length``, ``pool_size``, ``reward``,
     ``explicit_filter``, ``strict``, ``split``, ``render_mode``, ``responder``,
-    ``groundtruth_seed``) are those of :class:`~musicenv.env.ListeningSessionEnv`. With
+    ``groundtruth_seed``, ``responses``, ``pessimism``) are those of
+    :class:`~musicenv.env.ListeningSessionEnv`. With
     ``strict=True`` a batch with an invalid action raises before any session changes;
     ``render_mode="ansi"``: ``render()`` returns a tuple of N tables.
     """
