@@ -72,10 +72,10 @@ class ListeningSessionVectorEnvBase(SessionEnvSetup, VectorEnv, ABC):
         responses: ResponseMode = "mean",
         pessimism: float = DEFAULT_PESSIMISM,
     ) -> None:
+        self.num_envs = check_count("num_envs", num_envs)
         settings = SessionSettings.check(
             playlist_length, pool_size, reward, explicit_filter, strict, split, observation, responses, pessimism
         )
-        self.num_envs = check_count("num_envs", num_envs)
         groundtruth = self._set_up(settings, world, responder, groundtruth_seed, session, render_mode)
         self.copy = copy
         # Padding (-1) reads the extra last entry: no track, no artist.
