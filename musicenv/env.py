@@ -172,7 +172,7 @@ class SessionEnvSetup:
         session: str,
         render_mode: str | None,
     ) -> bool:
-        """Set the environment up as the module docstring says; whether its responder is the ground truth.
+        """Set the environment up as the class docstring says; whether its responder is the ground truth.
 
         Raises:
             TypeError, ValueError: a bad ``groundtruth_seed``, world, responder or session.
@@ -333,7 +333,8 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
 
     `reset(seed=...)` draws, from `self.np_random` only: the listener and the context
     (`world.sample_sessions`, from the users of `split`), then one uniform per position for the
-    response and one for leaving. Responses are the inverse CDF of (skip, listen, complete) at the
+    response and one for leaving (and, with `responses="sample"` and an ensemble, the member that
+    answers the episode: see Responses). Responses are the inverse CDF of (skip, listen, complete) at the
     position's uniform, and the listener leaves when the position's leaving uniform is below the
     leaving probability: **common random numbers**, so two agents that meet the same seed meet
     the same listener, pool and luck, and their returns differ only through their choices. The
@@ -422,8 +423,9 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
     `response_probs(pool_slots)` / `leave_probs()`, for agents allowed to read the truth; it is
     None otherwise, and no observation exposes it. `get_state()` / `set_state()` save and restore
     the whole environment, random generator and the episode's member included, as a flat dict of
-    arrays (`np.savez`-able without pickle), for an exact resume. `env.user` and `env.pool` give the current listener's
-    user index and the pool's track indices, for baselines that rank by the world's tables.
+    arrays (`np.savez`-able without pickle), for an exact resume. `env.user` and `env.pool` give
+    the current listener's user index and the pool's track indices, for baselines that rank by
+    the world's tables.
 
     ## Vectorized environment
 
