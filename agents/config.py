@@ -24,6 +24,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from musicenv.responders import DEFAULT_PESSIMISM, ResponseMode
+from musicenv.validation import check_weight
+
 AgentName = Literal["ahdqn", "maskable_ppo", "ppo", "dqn"]
 
 TRAIN_SEED_LIMIT = 2**30
@@ -180,6 +183,25 @@ class SB3Config:
 
 
 @dataclass
+class EnvConfig:
+    """How the training environments answer (``ListeningSession-v0``'s Responses section).
+
+    Only the training episodes read it: model selection, the closing evaluation and ``eval.py``
+    play the world's mean answers, so runs with different settings are compared on one footing.
+    """
+
+    responses: ResponseMode = "mean"
+    """How the learned world's ensemble answers the training episodes: ``mean`` (the members' mean
+    probabilities), ``sample`` (one member per episode: domain randomisation) or ``pessimistic``
+    (each play's reward minus ``pessimism`` times the members' disagreement on it, MOPO). The
+    ground truth of ``--world groundtruth`` is one model, for which the three are the same."""
+    pessimism: float = DEFAULT_PESSIMISM
+    """Lambda of ``--env.responses pessimistic``: the weight of the disagreement (reward units) in a
+    play's reward. The default is ``musicenv.responders.DEFAULT_PESSIMISM``, whose docstring says
+    how it is chosen."""
+
+
+@dataclass
 class TrainConfig:
     """Everything ``train.py`` needs; ``python train.py --help`` prints these docstrings."""
 
@@ -238,6 +260,8 @@ class TrainConfig:
     """Action-Head DQN hyperparameters (``--agent ahdqn``)."""
     sb3: SB3Config = field(default_factory=SB3Config)
     """stable-baselines3 hyperparameters (``--agent maskable_ppo|ppo|dqn``)."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """How the training environments answer (``--env.responses``, ``--env.pessimism``)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < TRAIN_SEED_LIMIT:
@@ -263,6 +287,7 @@ class TrainConfig:
             raise ValueError(f"ahdqn.demonstration_fraction must lie in [0, 1], got {fraction}")
         if not 0.0 < self.ahdqn.tau <= 1.0:
             raise ValueError(f"ahdqn.tau must lie in (0, 1], got {self.ahdqn.tau}")
+        check_weight("env.pessimism", self.env.pessimism)
 
 
 @functools.cache

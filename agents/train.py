@@ -367,6 +367,8 @@ def make_learner(config: TrainConfig, world: World, responder: Any = None) -> AH
         split="train",
         playlist_length=config.playlist_length,
         pool_size=config.pool_size,
+        responses=config.env.responses,
+        pessimism=config.env.pessimism,
     )
     agent = AHDQN(
         world,
@@ -449,7 +451,9 @@ def train_sb3(run: TrainingRun) -> tuple[Agent, int, bool]:
         seed=run.config.seed,
         device=run.config.device,
     )
-    env_kwargs = {"responder": run.responder} if run.responder is not None else {}
+    env_kwargs: dict[str, Any] = {"responses": run.config.env.responses, "pessimism": run.config.env.pessimism}
+    if run.responder is not None:
+        env_kwargs["responder"] = run.responder
     model = make_model(agent, run.config.sb3, run.config.num_envs, run.config.seed, env_kwargs)
     model.set_logger(configure(str(run.writer.log_dir), ["tensorboard"]))
     if run.resume_from is not None:

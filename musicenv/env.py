@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -18,19 +19,30 @@ from musicenv.observation import (
     compact_observation_space,
     observation_space,
 )
-from musicenv.responders import GroundTruthLike, Oracle, resolve_world
+from musicenv.responders import (
+    DEFAULT_PESSIMISM,
+    RESPONSE_MODES,
+    GroundTruthLike,
+    Oracle,
+    ResponseMode,
+    member_models,
+    resolve_world,
+)
 from musicenv.rewards import RewardConfig, new_artists, play_rewards
 from musicenv.sessions import session_world
-from musicenv.validation import check_action, check_count, check_flag, check_seed
+from musicenv.validation import check_action, check_choice, check_count, check_flag, check_seed, check_weight
 from musicenv.world import (
     CONTEXT_TYPES,
     RESPONSES,
     Contexts,
     SessionModel,
     SessionState,
+    SingleSession,
     Split,
     World,
     context_features,
+    ensemble_size,
+    member_disagreement,
     single_session,
     world_familiarity,
 )
@@ -87,7 +99,137 @@ class CatalogueArrays:
         self.familiarity = world_familiarity(world)
 
 
-class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
+@dataclass(frozen=True)
+class SessionSettings:
+    """The settings of the sessions an environment plays: the arguments every environment shares, checked once.
+
+    Attributes are the constructor arguments of the same names (:class:`ListeningSessionEnv`),
+    as checked values: ``reward`` is a :class:`~musicenv.rewards.RewardConfig` (the defaults for
+    None) and ``pessimism`` a float.
+    """
+
+    playlist_length: int
+    pool_size: int
+    reward: RewardConfig
+    explicit_filter: bool
+    strict: bool
+    split: Split
+    observation: ObservationLayout
+    responses: ResponseMode
+    pessimism: float
+
+    @classmethod
+    def check(
+        cls,
+        playlist_length: Any,
+        pool_size: Any,
+        reward: Any,
+        explicit_filter: Any,
+        strict: Any,
+        split: Any,
+        observation: Any,
+        responses: Any,
+        pessimism: Any,
+    ) -> SessionSettings:
+        """The settings of an environment's arguments, after checking each (:mod:`musicenv.validation`).
+
+        Raises:
+            TypeError: an argument of the wrong type (``playlist_length=2.5``, ``"20"``, ``None``,
+                ``strict="no"``, ``pessimism="1"``, a ``reward`` that is not a RewardConfig), naming it.
+            ValueError: a value out of range or not among the choices (``responses="median"``,
+                ``pessimism=-1``), naming it.
+        """
+        if reward is not None and not isinstance(reward, RewardConfig):
+            raise TypeError(f"reward must be a RewardConfig or None, got {type(reward).__name__}")
+        return cls(
+            playlist_length=check_count("playlist_length", playlist_length),
+            pool_size=check_count("pool_size", pool_size),
+            reward=reward if reward is not None else RewardConfig(),
+            explicit_filter=check_flag("explicit_filter", explicit_filter),
+            strict=check_flag("strict", strict),
+            split=check_choice("split", split, SPLITS),  # type: ignore[arg-type]
+            observation=check_choice("observation", observation, OBSERVATION_LAYOUTS),  # type: ignore[arg-type]
+            responses=check_choice("responses", responses, RESPONSE_MODES),  # type: ignore[arg-type]
+            pessimism=check_weight("pessimism", pessimism),
+        )
+
+
+class SessionEnvSetup:
+    """What every ``ListeningSession-v0`` environment sets up from its arguments (the single and the vector envs' base).
+
+    :meth:`_set_up` resolves the world and the responder, keeps the settings as public attributes
+    (``playlist_length``, ``pool_size``, ``reward_config``, ``explicit_filter``, ``strict``,
+    ``split``, ``observation``, ``responses``, ``pessimism``, ``render_mode``) and builds the
+    catalogue arrays and the models that answer episodes.
+    """
+
+    def _set_up(
+        self,
+        settings: SessionSettings,
+        world: str | os.PathLike[str] | World,
+        responder: str | SessionModel | GroundTruthLike | None,
+        groundtruth_seed: Any,
+        session: str,
+        render_mode: str | None,
+    ) -> bool:
+        """Set the environment up as the class docstring says; whether its responder is the ground truth.
+
+        Raises:
+            TypeError, ValueError: a bad ``groundtruth_seed``, world, responder or session.
+        """
+        check_seed("groundtruth_seed", groundtruth_seed)
+        world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
+        self.world = session_world(world, session)
+        self.playlist_length = settings.playlist_length
+        self.pool_size = settings.pool_size
+        self.reward_config = settings.reward
+        self.explicit_filter = settings.explicit_filter
+        self.strict = settings.strict
+        self.split = settings.split
+        self.observation = settings.observation
+        self.responses = settings.responses
+        self.pessimism = settings.pessimism
+        self.render_mode = render_mode
+        self.catalogue = CatalogueArrays(self.world, self.reward_config)
+        self._ensemble_size = ensemble_size(self._responder)
+        # The models an episode may be answered by: the members in "sample" mode, else the responder.
+        self._member_models = member_models(self._responder, self.responses)
+        # The weight of the disagreement in a play's reward: 0 but in "pessimistic" mode.
+        self._penalty = self.pessimism if self.responses == "pessimistic" else 0.0
+        return groundtruth
+
+    def _session_observation_space(self) -> spaces.Dict:
+        """The observation space of one session, in the layout ``observation`` asks for."""
+        catalogue = self.catalogue
+        if self.observation == "full":
+            return observation_space(
+                catalogue.track_features, catalogue.user_features, self.playlist_length, self.pool_size
+            )
+        return compact_observation_space(
+            len(catalogue.user_features), len(catalogue.track_features), self.playlist_length, self.pool_size
+        )
+
+    def _known_members(self, members: np.ndarray) -> np.ndarray:
+        """``members`` (a snapshot's), after checking this env has a model for each.
+
+        Raises:
+            ValueError: a member this env's ``responses`` mode has no model for (a snapshot of a
+                "sample" env restored into a "mean" one, or of another ensemble).
+        """
+        if members.min() < 0 or members.max() >= len(self._member_models):
+            raise ValueError(
+                f"the state's episodes are answered by members up to {members.max()}; this env's "
+                f"responses={self.responses!r} has {len(self._member_models)} model(s) to answer with"
+            )
+        return members
+
+    def _draw_member(self, rng: np.random.Generator) -> int:
+        """The member that answers a new episode: drawn from ``rng`` in "sample" mode with more than one member
+        (one integer, after the episode's other draws), else 0 without a draw."""
+        return int(rng.integers(len(self._member_models))) if len(self._member_models) > 1 else 0
+
+
+class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int64]):
     """
     ## Description
 
@@ -157,11 +299,42 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     `playlist_length`, so an agent cannot stall forever. With `strict=True` it raises
     `ValueError` naming the slot instead.
 
+    With `responses="pessimistic"` a play's reward is lowered by `pessimism` times the members'
+    disagreement on it (see Responses); an invalid action earns `reward.invalid_action` alone.
+
+    ## Responses
+
+    The learned world's user-response model may be an ensemble
+    (:class:`musicenv.world.EnsembleSessionModel`): members trained alike that share one session
+    state and agree where the logs pinned the answer down. `responses` says how it answers:
+
+    * `"mean"` (default): the members' mean probabilities. Exactly the environment as it was
+      before ensembles: the same draws, the same episodes.
+    * `"sample"`: each episode is answered by one member, drawn at reset from `self.np_random`
+      (domain randomisation: an agent must do well for every member the logs allow). The member
+      is drawn *after* the listener, context and uniforms, as one more integer, and only when the
+      responder has more than one member: the first episode after `reset(seed=s)` meets the same
+      listener, pool and uniforms as in `"mean"` mode, but, unseeded, later episodes differ from
+      `"mean"`'s, since each reset drew one more number. The same seed replays the same members.
+    * `"pessimistic"`: the mean probabilities, and the reward of a play minus `pessimism` times
+      the members' disagreement on it: a lower-confidence reward that keeps an agent where the
+      model knows the answer (MOPO, Yu et al. 2020). The draws are those of `"mean"`.
+
+    The disagreement of a play is the standard deviation over the members of its expected
+    response value (`reward.response_values`, before any discovery boost or diversity bonus;
+    :func:`musicenv.world.member_disagreement`), in reward units, for the state before the play.
+    A responder that is not an ensemble (the ground truth of `world="groundtruth"`, any
+    `SessionModel`) is an ensemble of one: its disagreement is 0 and the three modes are the same
+    environment, draw for draw. `pessimism` defaults to
+    :data:`musicenv.responders.DEFAULT_PESSIMISM` (1.0: one standard deviation; its docstring
+    says how it is chosen).
+
     ## Starting State
 
     `reset(seed=...)` draws, from `self.np_random` only: the listener and the context
     (`world.sample_sessions`, from the users of `split`), then one uniform per position for the
-    response and one for leaving. Responses are the inverse CDF of (skip, listen, complete) at the
+    response and one for leaving (and, with `responses="sample"` and an ensemble, the member that
+    answers the episode: see Responses). Responses are the inverse CDF of (skip, listen, complete) at the
     position's uniform, and the listener leaves when the position's leaving uniform is below the
     leaving probability: **common random numbers**, so two agents that meet the same seed meet
     the same listener, pool and luck, and their returns differ only through their choices. The
@@ -187,7 +360,9 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     `response_probs` (3,) float64 (zeros for an invalid action), `track_id`, `artist_id` (None when
     unknown), `track_index` (the world's track index of the slot, -1 for padding), `p_complete`
     (the responder's completion probability of the chosen track; 0.0 for an invalid action),
-    `invalid_action`, `position` (the 1-based session position of the play). At the end,
+    `invalid_action`, `position` (the 1-based session position of the play), `disagreement`
+    (float: the members' disagreement on the play, in every `responses` mode; 0.0 for a
+    responder that is not an ensemble and for an invalid action; see Responses). At the end,
     `session`: a dict of `return`, `length` (tracks played), `completions`, `listens`, `skips`,
     `invalid_actions`. (Not `episode`: that key belongs to `RecordEpisodeStatistics` and SB3's
     `Monitor`, which would otherwise collide with it.)
@@ -232,18 +407,25 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     |                    |                      |             | `"default"` or `"smart_shuffle"` (the        |
     |                    |                      |             | listener's playlist + recommendations; see   |
     |                    |                      |             | :mod:`musicenv.sessions`)                    |
+    | `responses`        | str                  | `"mean"`    | how an ensemble responder answers: `"mean"`, |
+    |                    |                      |             | `"sample"` or `"pessimistic"` (Responses)    |
+    | `pessimism`        | float                | `1.0`       | lambda of `"pessimistic"`: the weight of the |
+    |                    |                      |             | disagreement in a play's reward (finite,     |
+    |                    |                      |             | >= 0)                                        |
 
     Types are checked at construction (:mod:`musicenv.validation`): an int is a Python or numpy
     integer, never a bool, float or text (`playlist_length=2.5` or `"20"` raises `TypeError`
-    naming the argument), a bool is `True` or `False`, and a value out of range raises `ValueError`.
+    naming the argument), a bool is `True` or `False`, a weight (`pessimism`) a finite real
+    number, and a value out of range or a text not among the choices raises `ValueError`.
 
     In a ground-truth run `env.oracle` is an :class:`musicenv.responders.Oracle`: the true
     `session_model` (in the learned world's indices), the current `state`, and
     `response_probs(pool_slots)` / `leave_probs()`, for agents allowed to read the truth; it is
     None otherwise, and no observation exposes it. `get_state()` / `set_state()` save and restore
-    the whole environment, random generator included, as a flat dict of arrays (`np.savez`-able
-    without pickle), for an exact resume. `env.user` and `env.pool` give the current listener's
-    user index and the pool's track indices, for baselines that rank by the world's tables.
+    the whole environment, random generator and the episode's member included, as a flat dict of
+    arrays (`np.savez`-able without pickle), for an exact resume. `env.user` and `env.pool` give
+    the current listener's user index and the pool's track indices, for baselines that rank by
+    the world's tables.
 
     ## Vectorized environment
 
@@ -256,7 +438,8 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version; `responses` and `pessimism` (with `info["disagreement"]`) added
+      later, their default the environment as it was.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012  (Gymnasium's convention)
@@ -275,40 +458,18 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         groundtruth_seed: int | None = None,
         observation: ObservationLayout = "full",
         session: str = "default",
+        responses: ResponseMode = "mean",
+        pessimism: float = DEFAULT_PESSIMISM,
     ) -> None:
-        playlist_length, pool_size = _check_arguments(
-            playlist_length,
-            pool_size,
-            split,
-            observation,
-            reward=reward,
-            explicit_filter=explicit_filter,
-            strict=strict,
-            groundtruth_seed=groundtruth_seed,
+        settings = SessionSettings.check(
+            playlist_length, pool_size, reward, explicit_filter, strict, split, observation, responses, pessimism
         )
-        self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
-        self.world = session_world(self.world, session)
-        self.observation = observation
-        self.playlist_length = playlist_length
-        self.pool_size = pool_size
-        self.reward_config = reward if reward is not None else RewardConfig()
-        self.explicit_filter = explicit_filter
-        self.strict = strict
-        self.split = split
-        self.render_mode = render_mode
-        self.catalogue = CatalogueArrays(self.world, self.reward_config)
+        groundtruth = self._set_up(settings, world, responder, groundtruth_seed, session, render_mode)
         self._response_values = self.reward_config.response_values.tolist()
         self._d_track = self.catalogue.track_features.shape[1]
-        self._no_history = np.full(playlist_length, -1, dtype=np.int64)
-
-        self.observation_space = (
-            observation_space(self.catalogue.track_features, self.catalogue.user_features, playlist_length, pool_size)
-            if observation == "full"
-            else compact_observation_space(
-                len(self.catalogue.user_features), len(self.catalogue.track_features), playlist_length, pool_size
-            )
-        )
-        self.action_space = spaces.Discrete(pool_size)
+        self._no_history = np.full(self.playlist_length, -1, dtype=np.int64)
+        self.observation_space = self._session_observation_space()
+        self.action_space = spaces.Discrete(self.pool_size)
         self.oracle = (
             Oracle(
                 self._responder,
@@ -331,11 +492,12 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         super().reset(seed=check_seed("seed", seed))
         users, contexts = self.world.sample_sessions(self.np_random, 1, self.split)
         uniforms = self.np_random.random((2, self.playlist_length))
+        member = self._draw_member(self.np_random)
         pool = self.world.candidate_pools(users, self.pool_size, self.explicit_filter)[0]
-        self._begin(int(users[0]), contexts, np.asarray(pool, dtype=np.int64), uniforms)
+        self._begin(int(users[0]), contexts, np.asarray(pool, dtype=np.int64), uniforms, member)
         return self._observation(), {}
 
-    def _begin(self, user: int, contexts: Contexts, pool: np.ndarray, uniforms: np.ndarray) -> None:
+    def _begin(self, user: int, contexts: Contexts, pool: np.ndarray, uniforms: np.ndarray, member: int) -> None:
         length = self.playlist_length
         self._user = user
         self._contexts = contexts
@@ -352,12 +514,18 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._length = 0
         self._return = 0.0
         self._counts = dict.fromkeys(COUNTS, 0)
-        self._session_kernel = single_session(
-            self._responder, self._responder.initial_state(np.array([user]), contexts)
-        )
+        self._start_kernel(member, self._responder.initial_state(np.array([user]), contexts))
         self._done = False
         self._started = True
         self._obs = self._rebuild_observation()
+
+    def _start_kernel(self, member: int, state: SessionState) -> None:
+        """Answer the session from ``state`` on with member ``member``'s single-session kernel."""
+        self._member = member
+        model = self._member_models[member]
+        self._session_kernel = single_session(model, state)
+        # The ensemble's own kernel may report its members' probabilities of each play; a member's never does.
+        self._kernel_reports_members = model is self._responder and hasattr(self._session_kernel, "last_member_probs")
 
     def _rebuild_observation(self) -> dict[str, np.ndarray]:
         if self.observation == "compact":
@@ -398,11 +566,15 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._steps += 1
         position = self._length
         kernel = self._session_kernel
-        probs, response = kernel.play(track, self._response_uniforms[position])
+        if self._ensemble_size > 1:
+            probs, response, disagreement = self._ensemble_play(kernel, track, self._response_uniforms[position])
+        else:
+            probs, response = kernel.play(track, self._response_uniforms[position])
+            disagreement = 0.0
         p_complete = probs[2]
         terminated = self._leave_uniforms[position] < kernel.leave_prob()
 
-        reward = self._play_reward(track, response, position)
+        reward = self._play_reward(track, response, position) - self._penalty * disagreement
         self._history_tracks[position] = track
         self._history_responses[position] = response
         self._history_p_complete[position] = p_complete
@@ -433,8 +605,19 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "p_complete": p_complete,
             "invalid_action": False,
             "position": position + 1,
+            "disagreement": disagreement,
         }
         return self._observation(), reward, terminated, self._end(terminated, info), info
+
+    def _ensemble_play(self, kernel: SingleSession, track: int, uniform: float) -> tuple[list[float], int, float]:
+        """``kernel.play`` on an ensemble responder, and the members' disagreement on the track (reward units)."""
+        before = None if self._kernel_reports_members else kernel.state
+        probs, response = kernel.play(track, uniform)
+        if before is None:
+            member_probs = kernel.last_member_probs  # type: ignore[attr-defined]
+        else:
+            member_probs = self._responder.member_response_probs(before, np.array([[track]]))[0, 0]  # type: ignore[attr-defined]
+        return probs, response, float(member_disagreement(member_probs, self.reward_config.response_values))
 
     def _play_reward(self, track: int, response: int, position: int) -> float:
         config, catalogue = self.reward_config, self.catalogue
@@ -465,6 +648,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "p_complete": 0.0,
             "invalid_action": True,
             "position": self._length + 1,
+            "disagreement": 0.0,
         }
         return self._observation(), reward, False, self._end(False, info), info
 
@@ -489,7 +673,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._require_started()
         if self._steps:
             raise ValueError("replace_pool: the session has already begun")
-        self._begin(self._user, self._contexts, np.asarray(pool, dtype=np.int64), self._uniforms)
+        self._begin(self._user, self._contexts, np.asarray(pool, dtype=np.int64), self._uniforms, self._member)
         return self._observation()
 
     def withdraw(self, slots: np.ndarray) -> None:
@@ -566,8 +750,9 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
     def get_state(self) -> dict[str, np.ndarray]:
         """The whole environment state as a flat dict of arrays, for an exact resume.
 
-        It holds the random generator (as JSON text), the episode's draws, the session so far and
-        the responder's state (keys ``session_model/...``), so ``set_state`` on a new env over the
+        It holds the random generator (as JSON text), the episode's draws (the answering
+        ``member`` too), the session so far and the responder's state (keys
+        ``session_model/...``), so ``set_state`` on a new env over the
         same world continues step for step, and later resets draw the same episodes.
         ``np.savez(path, **state)`` saves it without pickle.
         """
@@ -588,6 +773,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             "done": np.array(self._done),
             "return": np.array(self._return, dtype=np.float64),
             "counts": np.array(list(self._counts.values()), dtype=np.int64),
+            "member": np.array(self._member, dtype=np.int64),
         }
         state.update({f"session_model/{key}": np.array(value) for key, value in self._session_kernel.state.items()})
         return state
@@ -603,7 +789,9 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
             )
         self.np_random.bit_generator.state = json.loads(str(state["rng"]))
         contexts = Contexts(np.array(state["context_type"]), np.array(state["hour"]), np.array(state["attention"]))
-        self._begin(int(state["user"]), contexts, pool.copy(), np.array(state["uniforms"], dtype=np.float64))
+        # A snapshot from before responses= has no member: its episode was answered by the responder.
+        member = int(self._known_members(np.array([state.get("member", 0)], dtype=np.int64))[0])
+        self._begin(int(state["user"]), contexts, pool.copy(), np.array(state["uniforms"], dtype=np.float64), member)
         self._played = np.array(state["played"], dtype=bool)
         self._history_tracks = history_tracks.copy()
         self._history_responses = np.array(state["history_responses"], dtype=np.int8)
@@ -615,7 +803,7 @@ class ListeningSessionEnv(gym.Env[dict[str, np.ndarray], np.int64]):
         self._counts = dict(zip(self._counts, np.asarray(state["counts"]).tolist(), strict=True))
         prefix = "session_model/"
         session = {key[len(prefix) :]: np.array(value) for key, value in state.items() if key.startswith(prefix)}
-        self._session_kernel = single_session(self._responder, session)
+        self._start_kernel(member, session)
         self._obs = self._rebuild_observation()
 
 
@@ -640,35 +828,3 @@ def render_playlist(
         track_id = catalogue.track_ids[track]
         lines.append(f"{position:>4}  {track_id!s:<24.24} {artist!s:<20.20} {RESPONSES[response]:<9} {p:>11.2f}")
     return "\n".join(lines) + "\n"
-
-
-def _check_arguments(
-    playlist_length: Any,
-    pool_size: Any,
-    split: Any,
-    observation: Any,
-    *,
-    reward: Any = None,
-    explicit_filter: Any = False,
-    strict: Any = False,
-    groundtruth_seed: Any = None,
-) -> tuple[int, int]:
-    """Check the constructor arguments the envs share, naming the one at fault; the two sizes as ints.
-
-    Raises:
-        TypeError: an argument of the wrong type (``playlist_length=2.5``, ``"20"``, ``None``,
-            ``strict="no"``, ``groundtruth_seed=1.5``, a ``reward`` that is not a RewardConfig).
-        ValueError: a value out of range or not among the choices.
-    """
-    playlist_length = check_count("playlist_length", playlist_length)
-    pool_size = check_count("pool_size", pool_size)
-    if observation not in OBSERVATION_LAYOUTS:
-        raise ValueError(f"observation must be one of {OBSERVATION_LAYOUTS}, got {observation!r}")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if reward is not None and not isinstance(reward, RewardConfig):
-        raise TypeError(f"reward must be a RewardConfig or None, got {type(reward).__name__}")
-    check_flag("explicit_filter", explicit_filter)
-    check_flag("strict", strict)
-    check_seed("groundtruth_seed", groundtruth_seed)
-    return playlist_length, pool_size

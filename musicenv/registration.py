@@ -2,7 +2,10 @@
 
 The id carries no ``max_episode_steps``: the environment truncates at its own ``playlist_length``,
 so ``gymnasium.make("ListeningSession-v0", playlist_length=30)`` gives 30-track sessions and no
-``TimeLimit`` can cut one earlier than the environment would. Entry points are strings, so
+``TimeLimit`` can cut one earlier than the environment would. Every constructor argument passes
+through ``make`` and ``make_vec`` as a keyword (``responses="sample"``, ``pessimism=0.5``, ...);
+the id registers no defaults of its own, so ``gymnasium.make`` and the classes build the same
+environment. Entry points are strings, so
 importing musicenv loads neither a world nor the environment module.
 """
 

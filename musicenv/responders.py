@@ -11,17 +11,38 @@ learned world's user and track indices into the ground truth's, once, as arrays.
 :func:`resolve_world` turns the environment's ``world=`` / ``responder=`` arguments into a world
 and a responder; :class:`Oracle` is the handle through which agents that are allowed to read the
 truth (greedy by the true model, a lookahead planner) see it. No observation exposes it.
+
+A responder may be an ensemble (:class:`~musicenv.world.EnsembleSessionModel`: the learned
+world's model); the environment's ``responses=`` argument says how an ensemble answers
+(:data:`RESPONSE_MODES`), and :func:`member_models` gives the models an episode can be answered by.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from musicenv.world import Contexts, SessionModel, SessionState, World
+from musicenv.world import Contexts, SessionModel, SessionState, World, ensemble_size
+
+ResponseMode = Literal["mean", "sample", "pessimistic"]
+RESPONSE_MODES: tuple[str, ...] = ("mean", "sample", "pessimistic")
+"""How an ensemble responder answers (the environments' ``responses=``; docs/design.md, "An honest
+learned world: responses"): ``"mean"``, the members' mean probabilities; ``"sample"``, one member
+drawn per episode (domain randomisation); ``"pessimistic"``, the mean, and a reward lowered by
+``pessimism`` times the members' disagreement on the play (MOPO, Yu et al. 2020)."""
+
+DEFAULT_PESSIMISM = 1.0
+"""The default ``pessimism`` (lambda) of ``responses="pessimistic"``: a play's reward minus one
+standard deviation of its expected value across the members, a one-sigma lower confidence bound
+(MOPO's penalty is the same kind of spread times a lambda of about 1). The rule for choosing it is
+set on a ground-truth seed other than the reported one (1, not 0): train with each lambda of
+(0.25, 0.5, 1, 2) in the learned world of ``groundtruth_seed=1``, keep the lambda whose agent
+earns most in that seed's ground truth. While the learned world is an ensemble of one the
+disagreement is 0 and every lambda gives the same run, so the rule cannot yet separate them and
+the one-sigma bound stands."""
 
 
 @runtime_checkable
@@ -73,6 +94,16 @@ class GroundTruthResponder:
 
     def leave_probs(self, state: SessionState) -> np.ndarray:
         return self.session_model.leave_probs(state)
+
+
+def member_models(model: SessionModel, responses: ResponseMode) -> list[SessionModel]:
+    """The models that may answer an episode: with ``responses="sample"``, each member of ``model``'s
+    ensemble (``model.member(i)``); otherwise, or for a model that is not an ensemble of more than
+    one, ``model`` alone (an ensemble of one whose member 0 is the model)."""
+    size = ensemble_size(model)
+    if responses != "sample" or size == 1:
+        return [model]
+    return [model.member(index) for index in range(size)]  # type: ignore[attr-defined]
 
 
 def _translate(index: Callable[[np.ndarray], np.ndarray], ids: np.ndarray, what: str) -> np.ndarray:

@@ -14,12 +14,13 @@ of the response alone.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from musicenv.validation import check_number
 
 DISCOVERY_COLUMN = "discovery_mode"
 """Optional bool column of a world's track table: the track is promoted in Discovery Mode."""
@@ -70,20 +71,8 @@ class RewardConfig:
 
     def __post_init__(self) -> None:
         for field in fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise TypeError(f"RewardConfig.{field.name} must be a number, got {value!r} ({type(value).__name__})")
             # Plain floats, so that arithmetic and JSON configs see the same values whatever was given.
-            try:
-                number = float(value)
-            except OverflowError as error:  # an integer beyond a float's range, e.g. 10**400
-                raise ValueError(
-                    f"RewardConfig.{field.name} must be a finite number, got an integer too large for a float"
-                ) from error
-            # A NaN or infinite value would turn every return into NaN (or inf) mid-episode.
-            if not math.isfinite(number):
-                raise ValueError(f"RewardConfig.{field.name} must be a finite number, got {value!r}")
-            object.__setattr__(self, field.name, number)
+            object.__setattr__(self, field.name, check_number(f"RewardConfig.{field.name}", getattr(self, field.name)))
         lowest = min(self.skip, self.listen, self.complete)
         if not self.invalid_action < lowest:
             raise ValueError(

@@ -16,6 +16,9 @@ so that on a GPU a step of thousands of sessions runs without anything crossing 
 
 Both speak the :class:`TorchSessionModel` protocol: the :class:`~musicenv.world.SessionModel`
 methods with tensors in and out, a state being a ``dict[str, torch.Tensor]`` with the batch first.
+The tensor form of an ensemble (:class:`~musicenv.world.EnsembleSessionModel`) also has its
+``member_response_probs``, ``(B, K, E, 3)`` on the device, which the environment asks only of a
+responder of more than one member (its ``responses=`` modes and ``info["disagreement"]``).
 """
 
 from __future__ import annotations
@@ -94,6 +97,11 @@ class HostSessionModel:
     def advance(self, state: TorchSessionState, tracks: torch.Tensor, responses: torch.Tensor) -> TorchSessionState:
         new = self.model.advance(self.to_numpy(state), tracks.cpu().numpy(), responses.cpu().numpy())
         return self.from_numpy(new)
+
+    def member_response_probs(self, state: TorchSessionState, tracks: torch.Tensor) -> torch.Tensor:
+        """``(B, K, E, 3)``: an ensemble's :meth:`~musicenv.world.EnsembleSessionModel.member_response_probs`."""
+        probs = self.model.member_response_probs(self.to_numpy(state), tracks.cpu().numpy())  # type: ignore[attr-defined]
+        return torch.as_tensor(np.asarray(probs, dtype=np.float64), device=self.device)
 
     def leave_probs(self, state: TorchSessionState) -> torch.Tensor:
         probs = self.model.leave_probs(self.to_numpy(state))

@@ -142,6 +142,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         t["pool_tracks"] = torch.zeros(n, dtype=torch.int64, device=device)
         t["returns"] = torch.zeros(n, dtype=torch.float64, device=device)
         t["counts"] = torch.zeros((n, len(COUNTS)), dtype=torch.int64, device=device)
+        t["members"] = torch.zeros(n, dtype=torch.int64, device=device)
         self.tensors = t
         self._session_state: TorchSessionState = {}
         self._obs_t = {
@@ -174,6 +175,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         users, contexts = sample_session_each(self.world, rngs, self.split)
         users = users.astype(np.int64, copy=False)
         uniforms = [rng.random((2, self.playlist_length)) for rng in rngs]
+        members = [self._draw_member(rng) for rng in rngs]
         device, t = self.device, self.tensors
         index = torch.as_tensor(rows, device=device)
         users_t = torch.as_tensor(users, device=device)
@@ -193,6 +195,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         t["pool_tracks"][index] = (pools >= 0).sum(dim=1)
         t["returns"][index] = 0.0
         t["counts"][index] = 0
+        t["members"][index] = torch.as_tensor(members, dtype=torch.int64, device=device)
         fresh = self.responder.initial_state(users_t, contexts)
         if len(rows) == self.num_envs:
             self._session_state = fresh
@@ -245,7 +248,8 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         positions = t["lengths"].clone()
 
         # Every session is scored and advanced; those with an invalid action keep their old state.
-        probs = self.responder.response_probs(state, tracks[:, None])[:, 0]
+        probs, disagreement = self._answer_t(state, tracks)
+        disagreement = disagreement * valid
         responses = draw_response(probs[:, 0], probs[:, 1], t["uniforms"][rows, 0, positions])
         advanced = self.responder.advance(state, tracks.clamp(min=0), responses)
         self._session_state = {
@@ -257,7 +261,11 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         probs = probs * valid[:, None]
         responses = torch.where(valid, responses, -1).to(torch.int8)
 
-        rewards = torch.where(valid, self._play_rewards_t(tracks, responses), self.reward_config.invalid_action)
+        rewards = torch.where(
+            valid,
+            self._play_rewards_t(tracks, responses) - self._penalty * disagreement,
+            self.reward_config.invalid_action,
+        )
         self._record_plays_t(valid, actions_t, tracks, responses, probs[:, 2], positions)
         t["steps"] += 1
         t["returns"] += rewards
@@ -273,6 +281,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             "p_complete": probs[:, 2].clone(),
             "invalid_action": ~valid,
             "position": positions + 1,
+            "disagreement": disagreement,
         }
         ended_host = ended.cpu().numpy()
         if ended_host.any():
@@ -304,6 +313,19 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             return actions_t
         array = check_actions(actions, self.num_envs, self.pool_size)
         return torch.as_tensor(array, dtype=torch.int64, device=self.device)
+
+    def _answer_t(self, state: TorchSessionState, tracks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every row's ``(N, 3)`` probabilities of its track, as ``responses`` asks, and the members' ``(N,)``
+        disagreement on it (0 for a single model): the numpy path's ``_answer`` on the device."""
+        if self._ensemble_size == 1:
+            probs = self.responder.response_probs(state, tracks[:, None])[:, 0]
+            return probs, torch.zeros_like(probs[:, 0])
+        member_probs = self.responder.member_response_probs(state, tracks[:, None])[:, 0]  # type: ignore[attr-defined]
+        # musicenv.world.member_disagreement on tensors: the population standard deviation over members.
+        disagreement = (member_probs @ self._response_values).std(dim=-1, correction=0)
+        if self.responses == "sample":
+            return member_probs[self._rows_t, self.tensors["members"]], disagreement
+        return self.responder.response_probs(state, tracks[:, None])[:, 0], disagreement
 
     def _play_rewards_t(self, tracks: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
         """Every row's reward as if its play were valid (padding reads as track 0; the caller masks)."""
@@ -376,6 +398,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             "p_complete": info["p_complete"].cpu().numpy(),
             "invalid_action": info["invalid_action"].cpu().numpy(),
             "position": info["position"].cpu().numpy(),
+            "disagreement": info["disagreement"].cpu().numpy(),
         }
         if "session" in info:
             ended = info["_session"].cpu().numpy()
@@ -440,7 +463,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
 
     def _session_arrays(self) -> dict[str, np.ndarray]:
         names = ("users", "context_type", "hour", "attention", "pools", "played", "history_tracks")
-        names += ("history_responses", "history_p_complete", "uniforms", "steps", "returns", "counts")
+        names += ("history_responses", "history_p_complete", "uniforms", "steps", "returns", "counts", "members")
         return {name: self._view(name) for name in names}
 
     # -- saving and restoring ----------------------------------------------------------------------------
@@ -467,6 +490,7 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             "pool_tracks": (pools >= 0).sum(axis=1),
             "returns": state["returns"],
             "counts": state["counts"],
+            "members": self._restore_members(state),
         }
         for key, value in values.items():
             t[key].copy_(torch.as_tensor(np.asarray(value)).to(t[key].dtype))

@@ -1,7 +1,8 @@
 """Checks of the environments' arguments and actions, shared by the single and the vector envs.
 
 One rule for every environment: counts (``playlist_length``, ``pool_size``, ``num_envs``) and seeds
-are integers, flags are booleans, and an action is an integer slot. "Integer" means a Python
+are integers, flags are booleans, weights (``pessimism``) are finite non-negative numbers, choices
+(``responses``) are one of their texts, and an action is an integer slot. "Integer" means a Python
 ``int`` or a numpy integer (scalar, 0-d array, or for the vector envs an integer array); ``bool``
 is not an integer here, though Python lets it pass for one, and neither are floats (``2.7`` would
 be a silent truncation) or text (``"3"``). A wrong type raises ``TypeError`` naming the argument;
@@ -11,6 +12,8 @@ envs always have, so that one ``except`` catches every rejected action.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -59,6 +62,49 @@ def check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {_shown(value)}")
     return bool(value)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """``value``, after checking it is one of ``choices``.
+
+    Raises:
+        ValueError: anything else (another text, None, a number), naming ``name`` and the choices.
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {_shown(value)}")
+    return value
+
+
+def check_number(name: str, value: Any) -> float:
+    """``value`` as a ``float``, after checking it is a finite real number (numpy's included).
+
+    Raises:
+        TypeError: not a real number (text, a bool, None), naming ``name``.
+        ValueError: NaN, infinite, or an integer beyond a float's range, naming ``name``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError as error:  # an integer beyond a float's range, e.g. 10**400
+        raise ValueError(f"{name} must be a finite number, got an integer too large for a float") from error
+    # A NaN or infinite value would turn every return into NaN (or inf) mid-episode.
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def check_weight(name: str, value: Any) -> float:
+    """``value`` as a ``float``, after checking it is a finite real number of at least 0 (:func:`check_number`).
+
+    Raises:
+        TypeError: not a real number, naming ``name``.
+        ValueError: negative, NaN or infinite, naming ``name``.
+    """
+    number = check_number(name, value)
+    if number < 0.0:
+        raise ValueError(f"{name} must be at least 0, got {value!r}")
+    return number
 
 
 def check_action(action: Any, n_actions: int) -> int:

@@ -21,11 +21,10 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from musicenv.env import CatalogueArrays, _check_arguments, render_playlist
-from musicenv.observation import ObservationLayout, compact_observation_space, observation_space
-from musicenv.responders import GroundTruthLike, Oracle, resolve_world
+from musicenv.env import SessionEnvSetup, SessionSettings, render_playlist
+from musicenv.observation import ObservationLayout
+from musicenv.responders import DEFAULT_PESSIMISM, GroundTruthLike, Oracle, ResponseMode
 from musicenv.rewards import RewardConfig
-from musicenv.sessions import session_world
 from musicenv.validation import check_count, check_seed
 from musicenv.world import RESPONSES, SessionModel, SessionState, Split, World
 
@@ -36,7 +35,7 @@ SESSION_MODEL_PREFIX = "session_model/"
 """Prefix of the session model's arrays in a :meth:`ListeningSessionVectorEnvBase.get_state` snapshot."""
 
 
-class ListeningSessionVectorEnvBase(VectorEnv, ABC):
+class ListeningSessionVectorEnvBase(SessionEnvSetup, VectorEnv, ABC):
     """N listening sessions stepped together: what both paths share (read the numpy path's docstring).
 
     The base checks the arguments, resolves the world and responder, builds the catalogue arrays,
@@ -48,7 +47,7 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
 
     Its arguments (``num_envs``, ``world``, ``playlist_length``, ``pool_size``, ``reward``,
     ``explicit_filter``, ``strict``, ``split``, ``render_mode``, ``responder``,
-    ``groundtruth_seed``, ``copy``, ``observation``, ``session``) are those of
+    ``groundtruth_seed``, ``copy``, ``observation``, ``session``, ``responses``, ``pessimism``) are those of
     :class:`~musicenv.vector_env.ListeningSessionVectorEnv`.
     """
 
@@ -70,53 +69,29 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
         copy: bool = True,
         observation: ObservationLayout = "full",
         session: str = "default",
+        responses: ResponseMode = "mean",
+        pessimism: float = DEFAULT_PESSIMISM,
     ) -> None:
-        playlist_length, pool_size = _check_arguments(
-            playlist_length,
-            pool_size,
-            split,
-            observation,
-            reward=reward,
-            explicit_filter=explicit_filter,
-            strict=strict,
-            groundtruth_seed=groundtruth_seed,
+        self.num_envs = check_count("num_envs", num_envs)
+        settings = SessionSettings.check(
+            playlist_length, pool_size, reward, explicit_filter, strict, split, observation, responses, pessimism
         )
-        num_envs = check_count("num_envs", num_envs)
-        self.world, self._responder, groundtruth = resolve_world(world, responder, groundtruth_seed)
-        self.world = session_world(self.world, session)
-        self.num_envs = num_envs
-        self.playlist_length = playlist_length
-        self.pool_size = pool_size
-        self.reward_config = reward if reward is not None else RewardConfig()
-        self.explicit_filter = explicit_filter
-        self.strict = strict
-        self.split = split
-        self.render_mode = render_mode
+        groundtruth = self._set_up(settings, world, responder, groundtruth_seed, session, render_mode)
         self.copy = copy
-        self.observation = observation
-        self.catalogue = CatalogueArrays(self.world, self.reward_config)
         # Padding (-1) reads the extra last entry: no track, no artist.
         self._track_ids = np.append(self.catalogue.track_ids, None)
         self._artist_ids = np.append(self.catalogue.artist_ids, None)
-
-        catalogue = self.catalogue
-        self.single_observation_space = (
-            observation_space(catalogue.track_features, catalogue.user_features, playlist_length, pool_size)
-            if observation == "full"
-            else compact_observation_space(
-                len(catalogue.user_features), len(catalogue.track_features), playlist_length, pool_size
-            )
-        )
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.single_action_space = spaces.Discrete(pool_size)
-        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.single_observation_space = self._session_observation_space()
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.single_action_space = spaces.Discrete(self.pool_size)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.oracle = (
             Oracle(self._responder, state=self._session, pools=self._current_pools, action_mask=self.action_masks)
             if groundtruth
             else None
         )
-        self._rows = np.arange(num_envs)
-        self._rngs: list[np.random.Generator | None] = [None] * num_envs
+        self._rows = np.arange(self.num_envs)
+        self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
         self._started = False
 
     # -- what a path provides ------------------------------------------------------------------------
@@ -220,6 +195,10 @@ class ListeningSessionVectorEnvBase(VectorEnv, ABC):
             rng.bit_generator.state = bit_state
             self._rngs.append(rng)
         return pools
+
+    def _restore_members(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        """The ``(N,)`` members that answer the snapshot's episodes (0 in a snapshot from before ``responses=``)."""
+        return self._known_members(np.array(state.get("members", np.zeros(self.num_envs)), dtype=np.int64))
 
 
 def session_model_state(state: dict[str, np.ndarray]) -> SessionState:

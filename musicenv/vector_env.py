@@ -24,6 +24,7 @@ from musicenv.world import (
     Contexts,
     SessionState,
     context_features,
+    member_disagreement,
     sample_responses,
     sample_session_each,
     take_state,
@@ -112,9 +113,17 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         observation: ``"full"`` (feature matrices, the default) or ``"compact"`` (indices).
         session: the listening mode, as for :class:`~musicenv.env.ListeningSessionEnv`.
 
+    **Responses.** ``responses`` and ``pessimism`` are the single environment's (its Responses
+    section); ``info["disagreement"]`` is ``(N,)`` float64, 0 where the action was invalid. In
+    ``"sample"`` mode each episode's member is drawn from its sub-environment's own generator
+    after that episode's uniforms, as the single environment draws it, so sub-environment ``i``
+    still replays a single environment seeded ``s + i``; one batched ``member_response_probs``
+    call then answers every session with its own member.
+
     The other arguments (``world``, ``playlist_length``, ``pool_size``, ``reward``,
     ``explicit_filter``, ``strict``, ``split``, ``render_mode``, ``responder``,
-    ``groundtruth_seed``) are those of :class:`~musicenv.env.ListeningSessionEnv`. With
+    ``groundtruth_seed``, ``responses``, ``pessimism``) are those of
+    :class:`~musicenv.env.ListeningSessionEnv`. With
     ``strict=True`` a batch with an invalid action raises before any session changes;
     ``render_mode="ansi"``: ``render()`` returns a tuple of N tables.
     """
@@ -143,6 +152,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         self._pool_tracks = np.zeros(n, dtype=np.int64)
         self._returns = np.zeros(n, dtype=np.float64)
         self._counts = np.zeros((n, len(COUNTS)), dtype=np.int64)
+        self._members = np.zeros(n, dtype=np.int64)
         self._state: SessionState = {}
         self._obs = {
             key: np.zeros(space.shape, dtype=space.dtype) for key, space in self.observation_space.spaces.items()
@@ -161,6 +171,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         users = users.astype(np.int64, copy=False)
         for row, rng in zip(row_list, rngs):
             rng.random(out=self._uniforms[row])
+            self._members[row] = self._draw_member(rng)
         pools = np.asarray(self.world.candidate_pools(users, self.pool_size, self.explicit_filter), dtype=np.int64)
 
         self.users[rows] = users
@@ -226,16 +237,17 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         previous = self._state
         if all_valid:
             playing = rows
-            probs = np.asarray(self._responder.response_probs(self._state, tracks[:, None])[:, 0], np.float64)
+            probs, disagreement = self._answer(self._state, tracks, rows)
             responses = sample_responses(probs, self._uniforms[rows, 0, positions])
             self._state = self._responder.advance(self._state, tracks, responses)
         else:
             playing = np.flatnonzero(valid)
             probs = np.zeros((self.num_envs, len(RESPONSES)))
+            disagreement = np.zeros(self.num_envs)
             responses = np.full(self.num_envs, -1, dtype=np.int8)
             if len(playing):
                 before = take_state(self._state, playing)
-                probs[playing] = self._responder.response_probs(before, tracks[playing, None])[:, 0]
+                probs[playing], disagreement[playing] = self._answer(before, tracks[playing], playing)
                 responses[playing] = sample_responses(probs[playing], self._uniforms[playing, 0, positions[playing]])
                 after = self._responder.advance(before, tracks[playing], responses[playing])
                 self._state = _state_with_rows(self._state, playing, after)
@@ -250,7 +262,9 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         terminated = valid & (self._uniforms[rows, 1, positions] < self._responder.leave_probs(self._state))
 
         rewards = np.full(self.num_envs, self.reward_config.invalid_action, dtype=np.float64)
-        rewards[playing] = self._play_rewards(tracks[playing], responses[playing], playing)
+        rewards[playing] = (
+            self._play_rewards(tracks[playing], responses[playing], playing) - self._penalty * disagreement[playing]
+        )
         self._record_plays(playing, actions[playing], tracks[playing], responses[playing], probs[playing, 2])
         self.steps += 1
         self._returns += rewards
@@ -267,11 +281,24 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             "p_complete": probs[:, 2].copy(),
             "invalid_action": ~valid,
             "position": positions + 1,
+            "disagreement": disagreement,
         }
         ended = terminated | truncated
         if ended.any():
             info.update(self._end(np.flatnonzero(ended), ended))
         return self._observations(), rewards, terminated, truncated, info
+
+    def _answer(self, state: SessionState, tracks: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The responder's ``(B, 3)`` probabilities of the plays of sessions ``rows`` (``state``, ``tracks``),
+        as ``responses`` asks, and the members' ``(B,)`` disagreement on them (0 for a single model)."""
+        if self._ensemble_size == 1:
+            probs = np.asarray(self._responder.response_probs(state, tracks[:, None])[:, 0], np.float64)
+            return probs, np.zeros(len(tracks))
+        member_probs = np.asarray(self._responder.member_response_probs(state, tracks[:, None])[:, 0], np.float64)  # type: ignore[attr-defined]
+        disagreement = member_disagreement(member_probs, self.reward_config.response_values)
+        if self.responses == "sample":
+            return member_probs[np.arange(len(rows)), self._members[rows]], disagreement
+        return np.asarray(self._responder.response_probs(state, tracks[:, None])[:, 0], np.float64), disagreement
 
     def _play_rewards(self, tracks: np.ndarray, responses: np.ndarray, playing: np.ndarray) -> np.ndarray:
         config, catalogue = self.reward_config, self.catalogue
@@ -364,6 +391,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             "steps": self.steps,
             "returns": self._returns,
             "counts": self._counts,
+            "members": self._members,
         }
 
     # -- saving and restoring ----------------------------------------------------------------------------
@@ -386,6 +414,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         self._pool_tracks = (pools >= 0).sum(axis=1)
         self._returns = np.array(state["returns"], dtype=np.float64)
         self._counts = np.array(state["counts"], dtype=np.int64)
+        self._members = self._restore_members(state)
         self._state = session_model_state(state)
         self._started = True
         contexts = context_features(self._contexts)

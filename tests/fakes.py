@@ -7,6 +7,10 @@ is the matching "ground truth": the same user and track ids in a *different* ind
 forgotten id translation shows up as wrong numbers) with its own model, and the ``user_index`` /
 ``track_index`` / ``session_model`` surface of :class:`musicenv.groundtruth.GroundTruthWorld`.
 
+:class:`FakeEnsembleSessionModel` is an ensemble (:class:`musicenv.world.EnsembleSessionModel`) of
+fake listeners that differ by a known shift of their drive and share one session state;
+:func:`ensemble_world` is a :class:`FakeWorld` answered by one.
+
 :class:`LayoutWorld` is the fake world the agents' tests run on (named feature blocks and an
 untrained user-response model); :class:`RowOracle` is one session's view of a batched env's
 oracle; :class:`SequencingSessionModel` is a small listener whose responses depend on the order
@@ -20,7 +24,15 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from musicenv.world import CONTEXT_TYPES, Contexts, SessionState, Split, is_eval_user, take_state
+from musicenv.world import (
+    CONTEXT_TYPES,
+    BatchedSingleSession,
+    Contexts,
+    SessionState,
+    Split,
+    is_eval_user,
+    take_state,
+)
 
 
 class FakeSessionModel:
@@ -30,12 +42,16 @@ class FakeSessionModel:
         user_taste: ``(n_users, k)`` latent tastes.
         track_style: ``(n_tracks, k)`` latent styles.
         leave_scale: multiplies the leaving probability; 0 makes a listener who never leaves.
+        drive: added to every track's drive (a more, or less, willing listener); leaving ignores it.
     """
 
-    def __init__(self, user_taste: np.ndarray, track_style: np.ndarray, leave_scale: float = 1.0) -> None:
+    def __init__(
+        self, user_taste: np.ndarray, track_style: np.ndarray, leave_scale: float = 1.0, drive: float = 0.0
+    ) -> None:
         self.user_taste = user_taste
         self.track_style = track_style
         self.leave_scale = leave_scale
+        self.drive = drive
 
     def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
         n = len(users)
@@ -50,7 +66,10 @@ class FakeSessionModel:
         tracks = np.asarray(tracks)
         safe = np.where(tracks >= 0, tracks, 0)
         affinity = (self.user_taste[state["users"]][:, None, :] * self.track_style[safe]).sum(axis=-1)
-        drive = affinity + (0.4 * state["attention"] - 0.04 * state["position"] - 0.5 * state["skip_run"])[:, None]
+        drive = (
+            affinity
+            + (self.drive + 0.4 * state["attention"] - 0.04 * state["position"] - 0.5 * state["skip_run"])[:, None]
+        )
         # Softmax of logits (-drive, -0.7, drive), written out: this model sits on the env's hot path.
         weights = np.empty((*drive.shape, 3))
         weights[..., 0] = np.exp(-drive)
@@ -70,6 +89,72 @@ class FakeSessionModel:
     def leave_probs(self, state: SessionState) -> np.ndarray:
         logit = -3.5 + 0.9 * state["skip_run"] + 0.05 * state["position"]
         return self.leave_scale / (1.0 + np.exp(-logit))
+
+
+class FakeEnsembleSessionModel:
+    """An ensemble of :class:`FakeSessionModel` listeners, member ``e``'s drive shifted by ``drives[e]``.
+
+    The members share the base's tastes, styles and leaving, so one state serves them all; the
+    ensemble's ``response_probs`` is the members' mean. With ``reports_members`` its
+    single-session kernel reports the members' probabilities of each play (``last_member_probs``),
+    as the learned world's does; without, the environment asks ``member_response_probs``.
+
+    Args:
+        base: the listener whose tastes, styles and leaving the members share.
+        drives: each member's shift of the drive (len E).
+        reports_members: offer a single-session kernel with ``last_member_probs``.
+    """
+
+    def __init__(
+        self, base: FakeSessionModel, drives: tuple[float, ...] = (-1.0, 0.0, 1.0), reports_members: bool = False
+    ) -> None:
+        self.base = base
+        self.members = [FakeSessionModel(base.user_taste, base.track_style, base.leave_scale, d) for d in drives]
+        if reports_members:
+            self.single_session = lambda state: FakeEnsembleSingleSession(self, state)
+
+    @property
+    def ensemble_size(self) -> int:
+        return len(self.members)
+
+    def member(self, index: int) -> FakeSessionModel:
+        return self.members[index]
+
+    def member_response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        return np.stack([member.response_probs(state, tracks) for member in self.members], axis=-2)
+
+    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
+        return self.base.initial_state(users, contexts)
+
+    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        return self.member_response_probs(state, tracks).mean(axis=-2)
+
+    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
+        return self.base.advance(state, tracks, responses)
+
+    def leave_probs(self, state: SessionState) -> np.ndarray:
+        return self.base.leave_probs(state)
+
+
+class FakeEnsembleSingleSession(BatchedSingleSession):
+    """The batched single session of a :class:`FakeEnsembleSessionModel` that keeps ``last_member_probs``."""
+
+    def __init__(self, model: FakeEnsembleSessionModel, state: SessionState) -> None:
+        super().__init__(model, state)
+        self.last_member_probs: np.ndarray | None = None
+
+    def play(self, track: int, uniform: float) -> tuple[list[float], int]:
+        self.last_member_probs = self.model.member_response_probs(self.state, np.array([[track]]))[0, 0]
+        return super().play(track, uniform)
+
+
+def ensemble_world(
+    seed: int = 0, drives: tuple[float, ...] = (-1.0, 0.0, 1.0), reports_members: bool = False
+) -> FakeWorld:
+    """A :class:`FakeWorld` answered by a :class:`FakeEnsembleSessionModel` over its own listener."""
+    world = FakeWorld(seed=seed)
+    world.session_model = FakeEnsembleSessionModel(world.session_model, drives, reports_members)  # type: ignore[assignment]
+    return world
 
 
 class FakeWorld:

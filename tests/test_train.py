@@ -309,3 +309,20 @@ def test_model_features_agent_starts_as_greedy_learned(world: LayoutWorld, groun
         obs, *_ = env.step(greedy.act(obs))
     with pytest.raises(ValueError, match="response_model"):
         AHDQN(FakeWorld(), model_features=True)
+
+
+def test_env_responses_reach_the_training_envs_only(world: LayoutWorld) -> None:
+    config, _ = parse_config([*TINY, "--env.responses", "pessimistic", "--env.pessimism", "0.3"])
+    learner = train_module.make_learner(config, world)
+    assert (learner.env.responses, learner.env.pessimism) == ("pessimistic", 0.3)
+    assert learner.selection_env.responses == "mean"
+    sample, _ = parse_config([*TINY, "--env.responses", "sample"])
+    assert train_module.make_learner(sample, world).env.responses == "sample"
+
+
+def test_bad_env_options_are_refused(capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_config(["--env.responses", "median"])
+    with pytest.raises(SystemExit):
+        parse_config(["--env.pessimism", "-1"])
+    assert "env.pessimism must be at least 0" in capsys.readouterr().err
