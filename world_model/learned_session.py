@@ -28,6 +28,15 @@ Four ways to compute, one answer
       :meth:`LearnedSessionModel.torch_session_model`): the numpy path's tables on torch tensors,
       for the vector environment whose sessions live on a GPU (``benchmarks/gpu.py``).
 
+An ensemble (:class:`~musicenv.world.EnsembleSessionModel`)
+    The response model's members share the trunk, so they share the session state: only the
+    head's last two layers are theirs. Every path scores all members with the same two products
+    a single model needs (the members' hidden layers side by side, their outputs one
+    block-diagonal matrix) and answers with their mean (:meth:`LearnedSessionModel.response_probs`);
+    :meth:`~LearnedSessionModel.member_response_probs` gives each member's, and
+    :meth:`~LearnedSessionModel.member` one member alone, with its own single-session kernel and
+    device model.
+
 Session state
     A ``dict[str, np.ndarray]`` with the batch first (see :mod:`musicenv.world`):
 
@@ -86,7 +95,7 @@ heads ``output.<e>.*`` in the state dict); version 1, a single model, is refused
 
 
 class LearnedSessionModel:
-    """The learned world's session model (protocol :class:`musicenv.world.SessionModel`).
+    """The learned world's session model (protocol :class:`musicenv.world.EnsembleSessionModel`).
 
     Args:
         response_model: a trained :class:`UserResponseModel` (with the shuffled flag, the flag
@@ -100,6 +109,10 @@ class LearnedSessionModel:
         device: where the torch path runs.
         history: the listeners' logged plays (:class:`~world_model.history.ListeningHistory`);
             required when the model reads history (``response_model.history_dim > 0``).
+
+    Attributes:
+        members: the response model's members this model answers with (all of them; one for
+            :meth:`member`).
     """
 
     def __init__(
@@ -530,6 +543,11 @@ class TorchLearnedSessionModel:
     The state has the keys of the numpy model (``users``, ``hidden``, ``static_context``,
     ``context``, ``position``, ``skip_run``, ``last_response``, ``response_counts``), so
     :meth:`to_numpy` / :meth:`from_numpy` convert one into the other exactly.
+
+    Like the numpy model it is an ensemble: :meth:`response_probs` is the members' mean,
+    :meth:`member_response_probs` each member's ``(B, K, E, 3)`` tensor, and :meth:`member` a
+    member alone (an object, not an argument of the calls, so that the tensor environment's
+    ``"sample"`` responses hold one per episode as the other environments do).
     """
 
     def __init__(self, model: LearnedSessionModel, device: str | torch.device) -> None:

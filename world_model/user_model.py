@@ -35,6 +35,10 @@ Architecture (:class:`UserResponseModel`)
       (``benchmarks/user_model.py``'s ``no_history_*`` figures). The environments put the same
       rows in the observation (``"familiarity"``, ``"history_familiarity"``).
     - ``sequential=False`` drops the GRU (no ``B h``, no ``R h``): the non-sequential baseline.
+    - *Ensemble* (``ensemble_size`` ``E``, :class:`UserModelConfig`): everything above is a
+      shared trunk; the hidden layer and the output are ``E`` members' own (one ``(M, E * M/2)``
+      product and ``E`` outputs), and the model's answer is the members' mean probability
+      (:func:`ensemble_logits`). ``E = 1`` is exactly the single model.
 
     ``P(listen past N seconds) = P(listen) + P(complete)``.
 
@@ -48,8 +52,10 @@ Training (:func:`train_user_model`)
     are in no log either; with ``WorldConfig.leave_session_out``
     :func:`~world_model.world.build_world` does the same for the listener's ALS vector
     (:func:`~world_model.exact_als.held_out_user_vectors`). Adam, cross-entropy, early stopping on
-    the validation log-loss (the best epoch's weights are kept). The same seed gives identical
-    weights on the CPU.
+    the validation log-loss of the members' mean (the best epoch's weights are kept). Each member's
+    loss weighs a play by its listener's bootstrap count (:func:`listener_bootstrap`) and the
+    loss is the members' mean, so the trunk learns from every member. The same seed gives
+    identical weights on the CPU.
 
 The logging policy's shuffled share
     A log's organic sessions were chosen by a recommender that knew something about the
