@@ -259,7 +259,7 @@ class LearnedSessionModel:
         The members' mean (:meth:`member_response_probs`). Padding (``tracks < 0``) is scored as
         track 0: finite, and to be ignored by the caller.
         """
-        return self.member_response_probs(state, tracks).mean(axis=-2)
+        return _members_mean(self.member_response_probs(state, tracks))
 
     def member_response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
         """``(B, K, E, 3)`` float64: each member's probabilities for ``tracks`` ``(B, K)`` next (:attr:`members`)."""
@@ -277,11 +277,7 @@ class LearnedSessionModel:
         hidden = pre @ self._hidden_layer_w
         hidden += self._hidden_layer_b
         np.maximum(hidden, 0.0, out=hidden)
-        logits = (hidden @ self._output_w + self._output_b).astype(np.float64).reshape(*tracks.shape, -1, 3)
-        logits -= logits.max(axis=-1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=-1, keepdims=True)
-        return logits
+        return _softmax((hidden @ self._output_w + self._output_b).astype(np.float64).reshape(*tracks.shape, -1, 3))
 
     def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
         """New state after each session played ``tracks`` ``(B,)`` with ``responses`` ``(B,)``."""
@@ -375,7 +371,7 @@ class LearnedSessionModel:
 
     def torch_response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
         """:meth:`response_probs` through the torch module on ``device``, whatever the batch size."""
-        return self.torch_member_response_probs(state, tracks).mean(axis=-2)
+        return _members_mean(self.torch_member_response_probs(state, tracks))
 
     @torch.inference_mode()
     def torch_member_response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
@@ -410,6 +406,19 @@ class LearnedSessionModel:
         return out.cpu().numpy()
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of float64 ``logits``, in place: every numpy path's (they agree bit for bit)."""
+    logits -= logits.max(axis=-1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=-1, keepdims=True)
+    return logits
+
+
+def _members_mean(member_probs: np.ndarray) -> np.ndarray:
+    """``(..., 3)``: the mean over the member axis of ``(..., E, 3)`` probabilities (one member: its own, exactly)."""
+    return np.add.reduce(member_probs, axis=-2) / member_probs.shape[-2]
+
+
 class LearnedSingleSession:
     """One session of the learned world, stepped by one fused call per play (:class:`musicenv.world.SingleSession`).
 
@@ -425,9 +434,6 @@ class LearnedSingleSession:
         model: the :class:`LearnedSessionModel` whose tables it reads.
         state: the session so far, a batch of one (``initial_state`` or a restored snapshot).
 
-    Attributes:
-        last_member_probs: ``(E, 3)`` float64, each member's probabilities of the last play
-            (NaN before the first), for the environments' disagreement.
     """
 
     def __init__(self, model: LearnedSessionModel, state: SessionState) -> None:
@@ -443,7 +449,7 @@ class LearnedSingleSession:
         self._skip_run = int(state["skip_run"][0])
         self._last_response = int(state["last_response"][0])
         self._counts = [int(count) for count in state["response_counts"][0]]
-        self.last_member_probs = np.full((model.ensemble_size, 3), np.nan)
+        self._member_probs: np.ndarray | list[float] = np.full((model.ensemble_size, 3), np.nan)
 
     def play(self, track: int, uniform: float) -> tuple[list[float], int]:
         """Score ``track`` (a track index, not padding), draw the response at ``uniform`` (inverse CDF), advance.
@@ -468,13 +474,17 @@ class LearnedSingleSession:
         hidden = pre @ model._hidden_layer_w
         hidden += model._hidden_layer_b
         np.maximum(hidden, 0.0, out=hidden)
-        # The members' softmax and mean as the batched path computes them, operation for operation.
-        member_probs = (hidden @ model._output_w + model._output_b).astype(np.float64).reshape(-1, 3)
-        member_probs -= member_probs.max(axis=-1, keepdims=True)
-        np.exp(member_probs, out=member_probs)
-        member_probs /= member_probs.sum(axis=-1, keepdims=True)
-        self.last_member_probs = member_probs
-        probs = member_probs.mean(axis=-2).tolist()
+        logits = (hidden @ model._output_w + model._output_b).astype(np.float64)
+        if len(logits) == 3:
+            # One member: the softmax as the batched path computes it (numpy's exp, sums left to
+            # right) on Python numbers, a third of the cost of numpy's reductions on three numbers.
+            exps = np.exp(logits - max(logits.tolist())).tolist()
+            total = exps[0] + exps[1] + exps[2]
+            probs = [exps[0] / total, exps[1] / total, exps[2] / total]
+            self._member_probs = probs
+        else:
+            self._member_probs = _softmax(logits.reshape(-1, 3))
+            probs = _members_mean(self._member_probs).tolist()
         response = draw_response(probs[0], probs[1], uniform)
 
         self._position += 1
@@ -509,6 +519,12 @@ class LearnedSingleSession:
     def leave_prob(self) -> float:
         """The session-end model's probability that the listener leaves now."""
         return self.model.session_end.leave_prob(self._position, self._skip_run, self._last_response, self._counts)
+
+    @property
+    def last_member_probs(self) -> np.ndarray:
+        """``(E, 3)`` float64: each member's probabilities of the last play (NaN before the first),
+        for the environments' disagreement; their mean is what :meth:`play` returned."""
+        return np.asarray(self._member_probs, dtype=np.float64).reshape(-1, 3)
 
     @property
     def state(self) -> SessionState:
