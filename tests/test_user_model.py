@@ -501,7 +501,13 @@ def test_a_member_alone_answers_as_that_member_on_every_path(session_model: Lear
         assert alone.ensemble_size == 1 and alone.member(0).members == alone.members
         if path == "torch_session":  # the device model's own member, sharing the ensemble's device tables
             device_model = session_model.torch_session_model("cpu")
-            assert device_model.member(index).track_table is device_model.track_table
+            device_member = device_model.member(index)
+            assert device_member.track_table is device_model.track_table and device_member.ensemble_size == 1
+            users, contexts, tracks, _ = script
+            first = device_member.response_probs(
+                device_member.initial_state(torch.as_tensor(users), contexts), torch.as_tensor(tracks[:, :1])
+            )
+            np.testing.assert_allclose(first[:, 0].numpy(), expected[:, 0, index], rtol=0, atol=1e-5)
         members, probs, *_ = _path_trace(alone, path, *script)
         # The responses (and so the sessions) follow the member, so compare where the sessions agree: the first play.
         np.testing.assert_allclose(probs[:, 0], expected[:, 0, index], rtol=0, atol=1e-5)
