@@ -153,9 +153,11 @@ class UserModelConfig:
     weight per listener and member, :func:`listener_bootstrap`) from its own initial weights.
     Where the logs pin a response down the members agree; where they do not (tracks new to a
     listener, rare contexts) they disagree, and the environments report or penalise that
-    (:class:`musicenv.world.EnsembleSessionModel`). Five members cost about one model's time
-    (the heads are a few percent of a step) and their mean is no worse than one model; the
-    figures are in ``benchmarks/RESULTS.md``."""
+    (:class:`musicenv.world.EnsembleSessionModel`). Five: their mean is no worse than one model
+    (slightly better log-loss and calibration), the default world still trains in about one
+    model's time, and the single environment's step stays within a few percent to a fifth of
+    one model's (the members' hidden layers are five times one model's, so batched scoring costs
+    more); the figures are in ``benchmarks/RESULTS.md``."""
     seed: int = 0
     """Seeds the initial weights, the minibatch order and the members' bootstraps."""
 
