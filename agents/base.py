@@ -132,6 +132,7 @@ AGENTS: dict[str, str] = {
     "content": "agents.baselines:ContentSimilarityAgent",
     "greedy_learned": "agents.baselines:GreedyLearnedAgent",
     "greedy_truth": "agents.baselines:GreedyTruthAgent",
+    "lcb_greedy": "agents.baselines:LCBGreedyAgent",
     "sequence_rnn": "agents.baselines:SequenceRNNAgent",
     "planner_truth": "agents.planner:TruthPlanner",
     "planner_learned": "agents.planner:LearnedPlanner",

@@ -79,6 +79,7 @@ DEFAULT_AGENTS: tuple[str, ...] = (
     "als",
     "content",
     "greedy_learned",
+    "lcb_greedy",
     "greedy_truth",
     "planner_learned",
     "planner_truth",

@@ -41,11 +41,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from musicenv.data import ListeningLog, load_mssd
 from musicenv.groundtruth import GroundTruthWorld
 from musicenv.groundtruth.simulate import log_frames
-from musicenv.world import Contexts
+from musicenv.rewards import RewardConfig
+from musicenv.world import Contexts, member_disagreement
 from world_model.history import ListeningHistory
 from world_model.learned_session import LearnedSessionModel
 from world_model.metrics import binary_log_loss, lift_ratio, response_metrics
@@ -108,6 +110,30 @@ def report(prefix: str, probs: np.ndarray, responses: np.ndarray, oracle: dict[s
     for name, value in metrics.items():
         emit(f"{prefix}{name}", value)
     return metrics
+
+
+def ensemble_report(
+    prefix: str, member_probs: np.ndarray, responses: np.ndarray, truth: np.ndarray, known: np.ndarray
+) -> None:
+    """Is the members' disagreement where the mean is wrong? ``(n, E, 3)`` members' probabilities of n plays.
+
+    ``disagreement`` is :func:`~musicenv.world.member_disagreement` with the default reward, the
+    error the absolute gap between the mean's expected reward and the truth's; their Pearson and
+    Spearman correlations, the disagreement on tracks the listener played before (``known``) and
+    on new ones, and each member's log-loss beside the mean's (``logloss`` above).
+    """
+    values = RewardConfig().response_values
+    disagreement = member_disagreement(member_probs, values)
+    error = np.abs(member_probs.mean(axis=1) @ values - truth @ values)
+    emit(f"{prefix}disagreement_mean", float(disagreement.mean()))
+    emit(f"{prefix}disagreement_known", float(disagreement[known].mean()))
+    emit(f"{prefix}disagreement_new", float(disagreement[~known].mean()))
+    emit(f"{prefix}disagreement_error_pearson", float(np.corrcoef(disagreement, error)[0, 1]))
+    emit(f"{prefix}disagreement_error_spearman", float(spearmanr(disagreement, error).statistic))
+    emit(f"{prefix}error_mean", float(error.mean()))
+    members = range(member_probs.shape[1])
+    member_loglosses = [response_metrics(member_probs[:, e], responses)["logloss"] for e in members]
+    emit(f"{prefix}member_logloss_mean", float(np.mean(member_loglosses)))
 
 
 def track_rate_probs(train: SessionTable, n_tracks: int, tracks: np.ndarray) -> np.ndarray:
@@ -209,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="ground-truth world and log seed")
     parser.add_argument("--eval-sessions", type=int, default=20_000, help="later sessions simulated to hold out")
     parser.add_argument("--quick", action="store_true", help="only the default model (no variants, no baselines)")
+    parser.add_argument(
+        "--ensemble-size", type=int, default=UserModelConfig.ensemble_size, help="members of the default model"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -220,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     retrieval_config = RetrievalConfig()
     retrieval = Retrieval.fit(log, retrieval_config)
     emit("retrieval_seconds", time.perf_counter() - started)
-    config = UserModelConfig()
+    config = UserModelConfig(ensemble_size=args.ensemble_size)
     sessions = SessionTable.from_log(log, config.max_session_length)
     started = time.perf_counter()
     features = features_of(log, sessions, retrieval, retrieval_config)
@@ -264,18 +293,23 @@ def main(argv: list[str] | None = None) -> None:
             progress=False,
             session_user_features=features.session_user_features,
             session_track_features=features.session_track_features,
+            track_artists=log.track_artist_codes(),
         )
         emit(f"{prefix}train_seconds", training.train_seconds)
         emit(f"{prefix}epochs", training.epochs)
-        probs = logged_response_probs(
+        member_probs = logged_response_probs(
             model,
             held_out,
             track_features,
             user_features,
             shuffled=True,
             session_history=held_out_history if model.history_dim else None,
+            members=True,
         )
+        probs = member_probs.mean(axis=-2)
         report(prefix, probs[mask], responses, oracle, truth)
+        if model.ensemble_size > 1:
+            ensemble_report(prefix, member_probs[mask], responses, truth, held_out_history[mask][:, 0] > 0)
         shuffled_metrics = response_metrics(probs[shuffled_mask], held_out.responses[shuffled_mask])
         shuffled_metrics["kl_to_oracle"] = float(
             np.mean(

@@ -119,6 +119,7 @@ class TestAgentContract:
 
 def test_registry_lists_every_agent() -> None:
     expected = {"ahdqn", "random", "popular", "als", "content", "greedy_learned", "greedy_truth", "sequence_rnn"}
+    expected |= {"lcb_greedy"}
     expected |= {"planner_truth", "planner_learned", "maskable_ppo", "ppo", "dqn"}
     classics = {"user_cf", "likeability", "content_clusters", "discover_weekly", "shuffle", "smart_shuffle"}
     assert expected | classics == set(AGENTS)
@@ -407,6 +408,71 @@ def test_the_observation_carries_the_familiarity_the_learned_world_reads(real_wo
         np.testing.assert_array_equal(obs["history_familiarity"][:step], played)
         if terminated:
             break
+
+
+@pytest.fixture(scope="module")
+def ensemble_world() -> LayoutWorld:
+    """The layout world whose (untrained) user-response model is an ensemble of four, which disagree."""
+    from world_model.user_model import UserResponseModel
+
+    world = LayoutWorld(seed=0)
+    torch.manual_seed(1)
+    world.session_model.response_model = UserResponseModel(
+        user_dim=5, track_dim=6, hidden_size=8, mlp_size=16, ensemble_size=4
+    ).eval()
+    return world
+
+
+def ensemble_observations(world: LayoutWorld, truth: FakeGroundTruth) -> list[dict[str, np.ndarray]]:
+    """Observations of six sessions before their first play and after each of their first three plays."""
+    env = vector_env(world, truth)
+    obs, _ = env.reset(seed=7)
+    seen = [obs]
+    for _ in range(3):
+        obs, *_ = env.step(np.argmax(obs["action_mask"], axis=1))
+        seen.append(obs)
+    return seen
+
+
+def test_learned_response_probs_are_the_members_mean(ensemble_world: LayoutWorld, truth: FakeGroundTruth) -> None:
+    from agents.baselines import learned_response_probs
+
+    model = ensemble_world.session_model.response_model
+    for obs in ensemble_observations(ensemble_world, truth):
+        members = learned_response_probs(model, obs, members=True)
+        assert members.shape == (*obs["action_mask"].shape, 4, 3)
+        np.testing.assert_array_equal(learned_response_probs(model, obs), members.mean(axis=-2))
+        assert members.std(axis=-2).max() > 1e-3, "untrained members disagree"
+
+
+def test_lcb_greedy_with_kappa_zero_plays_as_greedy_learned(
+    ensemble_world: LayoutWorld, truth: FakeGroundTruth
+) -> None:
+    greedy = make_agent("greedy_learned", ensemble_world)
+    lcb = make_agent("lcb_greedy", ensemble_world, kappa=0.0)
+    for obs in ensemble_observations(ensemble_world, truth):
+        np.testing.assert_array_equal(lcb.act(obs), greedy.act(obs))
+
+
+def test_lcb_greedy_with_a_large_kappa_plays_the_candidate_the_members_agree_on(
+    ensemble_world: LayoutWorld, truth: FakeGroundTruth
+) -> None:
+    from agents.baselines import DEFAULT_RESPONSE_VALUES, learned_response_probs
+    from musicenv.world import member_disagreement
+
+    model = ensemble_world.session_model.response_model
+    lcb = make_agent("lcb_greedy", ensemble_world, kappa=1e6)
+    greedy = make_agent("greedy_learned", ensemble_world)
+    differs = 0
+    for obs in ensemble_observations(ensemble_world, truth):
+        disagreement = member_disagreement(learned_response_probs(model, obs, members=True), DEFAULT_RESPONSE_VALUES)
+        disagreement = np.where(obs["action_mask"] > 0, disagreement, np.inf)
+        actions = lcb.act(obs)
+        np.testing.assert_array_equal(actions, disagreement.argmin(axis=1))
+        differs += int((actions != greedy.act(obs)).sum())
+    assert differs > 0, "the bound changes some picks"
+    with pytest.raises(ValueError, match="kappa"):
+        make_agent("lcb_greedy", ensemble_world, kappa=-1.0)
 
 
 def obs_width(table: Any) -> int:

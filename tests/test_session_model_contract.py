@@ -11,7 +11,10 @@ truth in a learned world's indices. What each must give:
 * a batch of sessions answers as the same sessions asked one at a time (``response_probs``,
   ``leave_probs``, and ``advance`` followed by either);
 * the single-session kernel (:func:`musicenv.world.single_session`, a model's own fused one or
-  the batched fallback) plays a session exactly as the batched calls do.
+  the batched fallback) plays a session exactly as the batched calls do;
+* an ensemble (:class:`musicenv.world.EnsembleSessionModel`) answers with its members' mean, and
+  each member alone answers as that member over the ensemble's states; any other model is an
+  ensemble of one.
 
 The tensor models of :mod:`musicenv.torch_session` speak another protocol (torch tensors on a
 device) and are held to the numpy models by ``tests/test_gpu_path.py``.
@@ -27,7 +30,16 @@ import pytest
 from fakes import FakeGroundTruth, FakeWorld, SequencingSessionModel
 
 from musicenv.responders import GroundTruthResponder
-from musicenv.world import Contexts, SessionModel, SessionState, sample_responses, single_session, take_state
+from musicenv.world import (
+    Contexts,
+    EnsembleSessionModel,
+    SessionModel,
+    SessionState,
+    ensemble_size,
+    sample_responses,
+    single_session,
+    take_state,
+)
 
 SESSIONS, POOL, PLAYS = 6, 10, 3
 
@@ -133,6 +145,31 @@ class SessionModelContract:
                 case.model.response_probs(batched, case.pools[b : b + 1]),
                 rtol=1e-6,
                 atol=1e-9,
+            )
+
+    def test_an_ensemble_answers_with_its_members_mean(self, case: Case) -> None:
+        if not isinstance(case.model, EnsembleSessionModel):
+            assert ensemble_size(case.model) == 1
+            return
+        size = ensemble_size(case.model)
+        state, tracks = played(case, PLAYS)
+        members = case.model.member_response_probs(state, case.pools)
+        assert members.shape == (SESSIONS, POOL, size, 3) and members.dtype == np.float64
+        np.testing.assert_allclose(members.mean(axis=-2), case.model.response_probs(state, case.pools), atol=1e-12)
+        for index in range(size):
+            alone = case.model.member(index)
+            np.testing.assert_allclose(alone.response_probs(state, case.pools), members[:, :, index], atol=1e-6)
+            np.testing.assert_array_equal(alone.leave_probs(state), case.model.leave_probs(state))
+            # A state the member made serves the ensemble: the same sessions played from the start.
+            again = alone.initial_state(case.users, case.contexts)
+            responses = np.zeros(SESSIONS, np.int8)
+            for step in range(PLAYS):
+                again = alone.advance(again, tracks[:, step], responses)
+            replayed = case.model.initial_state(case.users, case.contexts)
+            for step in range(PLAYS):
+                replayed = case.model.advance(replayed, tracks[:, step], responses)
+            np.testing.assert_allclose(
+                case.model.response_probs(again, case.pools), case.model.response_probs(replayed, case.pools)
             )
 
 

@@ -6,6 +6,7 @@ with a small network and two epochs, so the file takes seconds.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from musicenv.artifacts import ArtifactError
+from musicenv.artifacts import ArtifactError, write_manifest
 from musicenv.data import ListeningLog
 from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
 from musicenv.torch_session import HostSessionModel, torch_session_model
@@ -24,12 +25,24 @@ from musicenv.world import BatchedSingleSession, Contexts, context_features, dra
 from world_model.exact_als import exact_track_vectors, exact_user_vectors, held_out_track_vectors, held_out_user_vectors
 from world_model.history import HISTORY_FEATURES, ListeningHistory
 from world_model.interactions import interaction_matrix, listener_codes
-from world_model.learned_session import LearnedSessionModel, TorchLearnedSessionModel, load_models, save_models
+from world_model.learned_session import (
+    MODELS_FORMAT,
+    LearnedSessionModel,
+    TorchLearnedSessionModel,
+    load_models,
+    save_models,
+)
 from world_model.metrics import auc, expected_calibration_error, log_loss, response_metrics
 from world_model.retrieval import Retrieval, RetrievalConfig
 from world_model.session_end import SESSION_END_FEATURES, SessionEndModel, session_end_features
 from world_model.sessions import SessionTable, session_folds
-from world_model.user_model import UserModelConfig, UserResponseModel, logged_response_probs, train_user_model
+from world_model.user_model import (
+    UserModelConfig,
+    UserResponseModel,
+    listener_bootstrap,
+    logged_response_probs,
+    train_user_model,
+)
 from world_model.world import learn_features
 
 torch.set_num_threads(1)
@@ -37,7 +50,7 @@ torch.set_num_threads(1)
 SMALL_TRUTH = GroundTruthConfig(n_users=200, n_tracks=500, n_artists=50)
 SMALL_RETRIEVAL = RetrievalConfig(factors=8, iterations=5, n_trees=2, n_bands=1, pool_size=30)
 SMALL_MODEL = UserModelConfig(
-    hidden_size=16, mlp_size=32, interaction_size=8, max_epochs=2, batch_size=64, history=True
+    hidden_size=16, mlp_size=32, interaction_size=8, max_epochs=2, batch_size=64, history=True, ensemble_size=3
 )
 
 
@@ -391,9 +404,14 @@ def _script(session_model: LearnedSessionModel, n: int = 6, plays: int = 25, see
 
 
 def _module_trace(session_model: LearnedSessionModel, users, contexts, tracks, uniforms):
-    """The reference: the trained module on raw features, and the session-end model's own batched form."""
+    """The reference: the trained module on raw features, and the session-end model's own batched form.
+
+    Returns each played track's members' probabilities ``(n, plays, E, 3)``, the responses drawn
+    from their mean, and the leaving probabilities.
+    """
     model, history = session_model.response_model, session_model.history
     n, plays = tracks.shape
+    members = np.zeros((n, plays, model.ensemble_size, 3))
     probs, responses, leave = np.zeros((n, plays, 3)), np.zeros((n, plays), np.int64), np.zeros((n, plays))
     counts, skip_run, last = np.zeros((n, 3), np.int64), np.zeros(n, np.int64), np.full(n, -1)
     with torch.no_grad():
@@ -406,20 +424,22 @@ def _module_trace(session_model: LearnedSessionModel, users, contexts, tracks, u
             base, query = model.session_context(static_base, static_query, hidden, torch.full((n,), t + 1))
             played = torch.as_tensor(session_model.track_features[tracks[:, t]])
             heard = torch.as_tensor(history.features(users, tracks[:, t]))
-            logits = model.score(base, query, played[:, None], heard[:, None])
-            probs[:, t] = torch.softmax(logits.double(), -1)[:, 0].numpy()
+            logits = model.score(base, query, played[:, None], heard[:, None], members=True)
+            members[:, t] = torch.softmax(logits.double(), -1)[:, 0].numpy()
+            probs[:, t] = members[:, t].mean(axis=-2)
             responses[:, t] = sample_responses(probs[:, t], uniforms[:, t])
             hidden = model.step(hidden, played, torch.as_tensor(responses[:, t]), heard)
             counts[np.arange(n), responses[:, t]] += 1
             skip_run = (skip_run + 1) * (responses[:, t] == 0)
             last = responses[:, t]
             leave[:, t] = session_model.session_end.leave_probs(np.full(n, t + 1), skip_run, last, counts)
-    return probs, responses, leave
+    return members, probs, responses, leave
 
 
 def _path_trace(session_model: LearnedSessionModel, path: str, users, contexts, tracks, uniforms):
-    """The played tracks' probabilities, the responses drawn and the leaving probabilities, by ``path``."""
+    """The played tracks' members' and mean probabilities, the responses and the leaving probabilities, by ``path``."""
     n, plays = tracks.shape
+    members = np.zeros((n, plays, session_model.ensemble_size, 3))
     probs, responses, leave = np.zeros((n, plays, 3)), np.zeros((n, plays), np.int64), np.zeros((n, plays))
     if path == "single_session":
         for b in range(n):
@@ -427,47 +447,132 @@ def _path_trace(session_model: LearnedSessionModel, path: str, users, contexts, 
             kernel = session_model.single_session(session_model.initial_state(users[b : b + 1], one))
             for t in range(plays):
                 probs[b, t], responses[b, t] = kernel.play(int(tracks[b, t]), float(uniforms[b, t]))
+                members[b, t] = kernel.last_member_probs
                 leave[b, t] = kernel.leave_prob()
-        return probs, responses, leave
+        return members, probs, responses, leave
     if path == "torch_session":
         device_model = session_model.torch_session_model("cpu")
         state = device_model.initial_state(torch.as_tensor(users), contexts)
         for t in range(plays):
             played = torch.as_tensor(tracks[:, t])
             p = device_model.response_probs(state, played[:, None])[:, 0]
+            members[:, t] = device_model.member_response_probs(state, played[:, None])[:, 0].numpy()
             r = draw_response(p[:, 0], p[:, 1], torch.as_tensor(uniforms[:, t]))
             state = device_model.advance(state, played, r)
             probs[:, t], responses[:, t], leave[:, t] = p.numpy(), r.numpy(), device_model.leave_probs(state).numpy()
-        return probs, responses, leave
+        return members, probs, responses, leave
     model = session_model
     if path == "torch_module":  # every batch above the threshold: the module on ``device``
-        model = LearnedSessionModel(
-            session_model.response_model,
-            session_model.session_end,
-            session_model.track_features,
-            session_model.user_features,
-            numpy_threshold=0,
-            history=session_model.history,
-        )
+        model = copy.copy(session_model)
+        model.numpy_threshold = 0
     state = model.initial_state(users, contexts)
     for t in range(plays):
+        members[:, t] = model.member_response_probs(state, tracks[:, t : t + 1])[:, 0]
         probs[:, t] = model.response_probs(state, tracks[:, t : t + 1])[:, 0]
         responses[:, t] = sample_responses(probs[:, t], uniforms[:, t])
         state = model.advance(state, tracks[:, t], responses[:, t])
         leave[:, t] = model.leave_probs(state)
-    return probs, responses, leave
+    return members, probs, responses, leave
 
 
 @pytest.mark.parametrize("path", LEARNED_PATHS)
 def test_every_path_of_the_learned_model_equals_the_module(session_model: LearnedSessionModel, path: str) -> None:
     """Each twin of the trained module (numpy tables, the single-session kernel, the device model) gives its
-    probabilities and leaving probabilities within 1e-5 and draws the same responses, over whole sessions."""
+    members' probabilities, their mean and the leaving probabilities within 1e-5 and draws the same responses,
+    over whole sessions."""
+    assert session_model.ensemble_size > 1, "the members are held to the module too"
     script = _script(session_model)
     expected = _module_trace(session_model, *script)
-    probs, responses, leave = _path_trace(session_model, path, *script)
-    np.testing.assert_allclose(probs, expected[0], rtol=0, atol=1e-5)
-    np.testing.assert_array_equal(responses, expected[1])
-    np.testing.assert_allclose(leave, expected[2], rtol=0, atol=1e-5)
+    members, probs, responses, leave = _path_trace(session_model, path, *script)
+    np.testing.assert_allclose(members, expected[0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(probs, expected[1], rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(responses, expected[2])
+    np.testing.assert_allclose(leave, expected[3], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(probs, members.mean(axis=-2), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", LEARNED_PATHS)
+def test_a_member_alone_answers_as_that_member_on_every_path(session_model: LearnedSessionModel, path: str) -> None:
+    """``member(i)`` is a session model of one member over the ensemble's states, with the fast paths of its own."""
+    script = _script(session_model, n=4, plays=6)
+    expected, *_ = _module_trace(session_model, *script)
+    for index in range(session_model.ensemble_size):
+        alone = session_model.member(index)
+        assert alone.ensemble_size == 1 and alone.member(0).members == alone.members
+        if path == "torch_session":  # the device model's own member, sharing the ensemble's device tables
+            device_model = session_model.torch_session_model("cpu")
+            device_member = device_model.member(index)
+            assert device_member.track_table is device_model.track_table and device_member.ensemble_size == 1
+            users, contexts, tracks, _ = script
+            first = device_member.response_probs(
+                device_member.initial_state(torch.as_tensor(users), contexts), torch.as_tensor(tracks[:, :1])
+            )
+            np.testing.assert_allclose(first[:, 0].numpy(), expected[:, 0, index], rtol=0, atol=1e-5)
+        members, probs, *_ = _path_trace(alone, path, *script)
+        # The responses (and so the sessions) follow the member, so compare where the sessions agree: the first play.
+        np.testing.assert_allclose(probs[:, 0], expected[:, 0, index], rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(members[..., 0, :], probs)
+    with pytest.raises(IndexError, match="member"):
+        session_model.member(session_model.ensemble_size)
+
+
+def test_a_member_shares_the_ensembles_states(session_model: LearnedSessionModel) -> None:
+    state, rng = _states(session_model, 5, 3, seed=4)
+    tracks = rng.integers(0, len(session_model.track_features), (5, 7))
+    members = session_model.member_response_probs(state, tracks)
+    assert members.shape == (5, 7, session_model.ensemble_size, 3)
+    np.testing.assert_array_equal(session_model.response_probs(state, tracks), members.mean(axis=-2))
+    for index in range(session_model.ensemble_size):
+        alone = session_model.member(index)
+        np.testing.assert_allclose(alone.response_probs(state, tracks), members[:, :, index], rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(alone.leave_probs(state), session_model.leave_probs(state))
+        responses = rng.integers(0, 3, 5)
+        for key, value in alone.advance(state, tracks[:, 0], responses).items():
+            np.testing.assert_array_equal(value, session_model.advance(state, tracks[:, 0], responses)[key])
+
+
+def test_an_ensemble_of_identical_members_is_the_single_model() -> None:
+    """E copies of one model's head answer what that model answers, on the module and the learned session model."""
+    single = random_model(seed=2, history_dim=0)
+    torch.manual_seed(2)
+    ensemble = UserResponseModel(6, 5, hidden_size=8, mlp_size=16, interaction_size=4, ensemble_size=3).eval()
+    trunk = {k: v for k, v in single.state_dict().items() if not k.startswith(("hidden_layer", "output"))}
+    ensemble.load_state_dict(trunk, strict=False)
+    with torch.no_grad():
+        ensemble.hidden_layer.weight.copy_(single.hidden_layer.weight.repeat(3, 1))
+        ensemble.hidden_layer.bias.copy_(single.hidden_layer.bias.repeat(3))
+        for output in ensemble.output:
+            output.load_state_dict(single.output[0].state_dict())
+    static = single.static_input(torch.randn(4, 6), torch.randn(4, 8))
+    hidden, position = single.initial_hidden(static), torch.tensor([1, 2, 3, 4])
+    candidates = torch.randn(4, 9, 5)
+    with torch.no_grad():
+        expected = torch.softmax(single(static, hidden, position, candidates).double(), -1)
+        members = torch.softmax(ensemble(static, hidden, position, candidates, members=True).double(), -1)
+        mean = torch.softmax(ensemble(static, hidden, position, candidates).double(), -1)
+    torch.testing.assert_close(members, expected[..., None, :].expand_as(members), atol=1e-6, rtol=0)
+    torch.testing.assert_close(mean, expected, atol=1e-6, rtol=0)
+    rng = np.random.default_rng(0)
+    tracks, users = rng.normal(size=(30, 5)).astype(np.float32), rng.normal(size=(10, 6)).astype(np.float32)
+    end = SessionEndModel(np.zeros(len(SESSION_END_FEATURES)))
+    one, three = (LearnedSessionModel(m, end, tracks, users) for m in (single, ensemble))
+    contexts = Contexts(np.zeros(10, np.int8), np.arange(10, dtype=np.int8), np.zeros(10, np.float32))
+    candidates = rng.integers(0, 30, (10, 6))
+    np.testing.assert_allclose(
+        three.response_probs(three.initial_state(np.arange(10), contexts), candidates),
+        one.response_probs(one.initial_state(np.arange(10), contexts), candidates),
+        rtol=0,
+        atol=1e-6,
+    )
+
+
+def test_an_ensemble_of_one_draws_no_bootstrap() -> None:
+    np.testing.assert_array_equal(listener_bootstrap(50, 1, seed=3), np.ones((50, 1), np.float32))
+    weights = listener_bootstrap(2000, 5, seed=3)
+    assert weights.shape == (2000, 5) and (weights >= 0).all() and weights.mean() == pytest.approx(1.0, abs=0.05)
+    assert (weights == 0).mean() == pytest.approx(np.exp(-1.0), abs=0.02), "each member leaves out ~37% of listeners"
+    np.testing.assert_array_equal(weights, listener_bootstrap(2000, 5, seed=3))
+    assert not np.array_equal(weights[:, 0], weights[:, 1])
 
 
 def test_the_tensor_path_reaches_the_device_model_through_its_hook(session_model: LearnedSessionModel) -> None:
@@ -498,8 +603,9 @@ def test_models_round_trip(session_model: LearnedSessionModel, tmp_path: Path) -
     loaded_state, _ = _states(loaded, 4, 2, seed=2)
     tracks = rng.integers(0, len(session_model.track_features), (4, 10))
     np.testing.assert_array_equal(
-        loaded.response_probs(loaded_state, tracks), session_model.response_probs(state, tracks)
+        loaded.member_response_probs(loaded_state, tracks), session_model.member_response_probs(state, tracks)
     )
+    assert loaded.ensemble_size == session_model.ensemble_size > 1
     np.testing.assert_array_equal(loaded.leave_probs(loaded_state), session_model.leave_probs(state))
     np.testing.assert_array_equal(loaded.session_end.weights, session_model.session_end.weights)
     assert loaded.feature_stats == session_model.feature_stats
@@ -521,6 +627,15 @@ def test_models_errors_name_the_file(session_model: LearnedSessionModel, tmp_pat
     manifest["format_version"] = 999
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="format version"):
+        load_models(folder)
+
+
+def test_models_of_the_single_model_format_are_refused(session_model: LearnedSessionModel, tmp_path: Path) -> None:
+    """A version-1 save (one model, its head ``output.*``) is refused with a message to rebuild, not misread."""
+    folder = save_models(tmp_path / "models", session_model)
+    config = json.loads((folder / "manifest.json").read_text())["config"]
+    write_manifest(folder, MODELS_FORMAT, 1, config)
+    with pytest.raises(ArtifactError, match=r"format version 1, this musicenv reads version 2; rebuild"):
         load_models(folder)
 
 

@@ -28,6 +28,15 @@ Four ways to compute, one answer
       :meth:`LearnedSessionModel.torch_session_model`): the numpy path's tables on torch tensors,
       for the vector environment whose sessions live on a GPU (``benchmarks/gpu.py``).
 
+An ensemble (:class:`~musicenv.world.EnsembleSessionModel`)
+    The response model's members share the trunk, so they share the session state: only the
+    head's last two layers are theirs. Every path scores all members with the same two products
+    a single model needs (the members' hidden layers side by side, their outputs one
+    block-diagonal matrix) and answers with their mean (:meth:`LearnedSessionModel.response_probs`);
+    :meth:`~LearnedSessionModel.member_response_probs` gives each member's, and
+    :meth:`~LearnedSessionModel.member` one member alone, with its own single-session kernel and
+    device model.
+
 Session state
     A ``dict[str, np.ndarray]`` with the batch first (see :mod:`musicenv.world`):
 
@@ -57,6 +66,7 @@ One session at a time
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -79,11 +89,13 @@ DEFAULT_NUMPY_THRESHOLD = 256
 ``benchmarks/user_model.py`` on a 2-core CPU)."""
 
 MODELS_FORMAT = "musicenv.user_models"
-MODELS_FORMAT_VERSION = 1
+MODELS_FORMAT_VERSION = 2
+"""2: the response model is an ensemble (``ensemble_size`` in ``response_model.json``, the members'
+heads ``output.<e>.*`` in the state dict); version 1, a single model, is refused (rebuild the world)."""
 
 
 class LearnedSessionModel:
-    """The learned world's session model (protocol :class:`musicenv.world.SessionModel`).
+    """The learned world's session model (protocol :class:`musicenv.world.EnsembleSessionModel`).
 
     Args:
         response_model: a trained :class:`UserResponseModel` (with the shuffled flag, the flag
@@ -97,6 +109,10 @@ class LearnedSessionModel:
         device: where the torch path runs.
         history: the listeners' logged plays (:class:`~world_model.history.ListeningHistory`);
             required when the model reads history (``response_model.history_dim > 0``).
+
+    Attributes:
+        members: the response model's members this model answers with (all of them; one for
+            :meth:`member`).
     """
 
     def __init__(
@@ -158,9 +174,13 @@ class LearnedSessionModel:
             np.concatenate([features @ weight(model.track_in).T, features @ weight(model.track_key).T], axis=1)
         )
         self._interaction = np.ascontiguousarray(weight(model.interaction_in).T)
-        self._hidden_layer_w = np.ascontiguousarray(weight(model.hidden_layer).T)
-        self._hidden_layer_b = bias(model.hidden_layer)
-        self._output_w, self._output_b = np.ascontiguousarray(weight(model.output).T), bias(model.output)
+        # Each member's hidden layer (E, mlp, h2) and output (E, h2, 3) and their biases.
+        size = model.ensemble_size
+        self._member_hidden_w = weight(model.hidden_layer).T.reshape(mlp, size, -1).transpose(1, 0, 2)
+        self._member_hidden_b = bias(model.hidden_layer).reshape(size, -1)
+        self._member_output_w = np.stack([weight(output).T for output in model.output])
+        self._member_output_b = np.stack([bias(output) for output in model.output])
+        self._select_members(tuple(range(size)))
         self._static_w = np.concatenate([weight(model.static_in), weight(model.static_query)], axis=0).T
         self._static_b = np.concatenate([bias(model.static_in), bias(model.static_query)])
         self._position_w = np.zeros(mlp + model.interaction_size, dtype=np.float32)
@@ -189,6 +209,22 @@ class LearnedSessionModel:
             )
         self._response_one_hot = np.eye(3, dtype=np.int64)
         self._torch_tracks = torch.as_tensor(self.track_features, device=self.device)
+
+    def _select_members(self, members: tuple[int, ...]) -> None:
+        """Answer with the response model's ``members``: the head tables scoring reads.
+
+        The members' hidden layers sit side by side, ``(mlp, E * h2)``, and their outputs form one
+        block-diagonal ``(E * h2, E * 3)`` matrix, so that every member is scored by the same two
+        products as a single model (for one member they are exactly that model's).
+        """
+        self.members = members
+        h2, n = self._member_hidden_w.shape[2], len(members)
+        self._hidden_layer_w = np.ascontiguousarray(np.concatenate(self._member_hidden_w[list(members)], axis=1))
+        self._hidden_layer_b = np.ascontiguousarray(self._member_hidden_b[list(members)].ravel())
+        self._output_w = np.zeros((n * h2, n * 3), dtype=np.float32)
+        for slot, member in enumerate(members):
+            self._output_w[slot * h2 : (slot + 1) * h2, slot * 3 : (slot + 1) * 3] = self._member_output_w[member]
+        self._output_b = np.ascontiguousarray(self._member_output_b[list(members)].ravel())
 
     # --- SessionModel protocol -------------------------------------------------------------
 
@@ -220,11 +256,16 @@ class LearnedSessionModel:
     def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
         """``(B, K, 3)`` float64 probabilities of (skip, listen, complete) for ``tracks`` ``(B, K)`` next.
 
-        Padding (``tracks < 0``) is scored as track 0: finite, and to be ignored by the caller.
+        The members' mean (:meth:`member_response_probs`). Padding (``tracks < 0``) is scored as
+        track 0: finite, and to be ignored by the caller.
         """
+        return _members_mean(self.member_response_probs(state, tracks))
+
+    def member_response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        """``(B, K, E, 3)`` float64: each member's probabilities for ``tracks`` ``(B, K)`` next (:attr:`members`)."""
         tracks = np.maximum(tracks, 0)
         if tracks.size > self.numpy_threshold:
-            return self.torch_response_probs(state, tracks)
+            return self.torch_member_response_probs(state, tracks)
         mlp = self.response_model.mlp_size
         rows = self._track_table.take(tracks, axis=0)
         if self.history is not None:
@@ -236,11 +277,7 @@ class LearnedSessionModel:
         hidden = pre @ self._hidden_layer_w
         hidden += self._hidden_layer_b
         np.maximum(hidden, 0.0, out=hidden)
-        logits = (hidden @ self._output_w + self._output_b).astype(np.float64)
-        logits -= logits.max(axis=-1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=-1, keepdims=True)
-        return logits
+        return _softmax((hidden @ self._output_w + self._output_b).astype(np.float64).reshape(*tracks.shape, -1, 3))
 
     def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
         """New state after each session played ``tracks`` ``(B,)`` with ``responses`` ``(B,)``."""
@@ -269,6 +306,28 @@ class LearnedSessionModel:
         return self.session_end.leave_probs(
             state["position"], state["skip_run"], state["last_response"], state["response_counts"]
         )
+
+    @property
+    def ensemble_size(self) -> int:
+        """How many members answer (:class:`musicenv.world.EnsembleSessionModel`): ``len(members)``."""
+        return len(self.members)
+
+    def member(self, index: int) -> LearnedSessionModel:
+        """Member ``index`` alone: this model answering with that member's head (``0 <= index < E``).
+
+        It shares every table, the session-end model and the states with the ensemble (a state
+        made by one serves the other), and has the ensemble's fast paths of its own:
+        :meth:`single_session` and :meth:`torch_session_model` (the environments' ``"sample"``
+        responses play an episode with one member).
+
+        Raises:
+            IndexError: ``index`` is not a member.
+        """
+        if not 0 <= index < self.ensemble_size:
+            raise IndexError(f"member {index} of an ensemble of {self.ensemble_size}")
+        alone = copy.copy(self)
+        alone._select_members((self.members[index],))
+        return alone
 
     def single_session(self, state: SessionState) -> LearnedSingleSession:
         """The fused one-session kernel for ``state`` (a batch of one; see :class:`LearnedSingleSession`)."""
@@ -310,9 +369,13 @@ class LearnedSessionModel:
         candidate = np.tanh(gate_input[:, 2 * size :] + reset_update[:, :size] * gate_hidden[:, 2 * size :])
         return candidate + reset_update[:, size:] * (hidden - candidate)
 
-    @torch.inference_mode()
     def torch_response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
         """:meth:`response_probs` through the torch module on ``device``, whatever the batch size."""
+        return _members_mean(self.torch_member_response_probs(state, tracks))
+
+    @torch.inference_mode()
+    def torch_member_response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        """:meth:`member_response_probs` through the torch module on ``device``, whatever the batch size."""
         mlp = self.response_model.mlp_size
         context = torch.as_tensor(state["context"], device=self.device)
         tracks = np.maximum(tracks, 0)
@@ -320,8 +383,10 @@ class LearnedSessionModel:
         history = None
         if self.history is not None:
             history = torch.as_tensor(self.history.features(state["users"][:, None], tracks), device=self.device)
-        logits = self.response_model.score(context[:, :mlp], context[:, mlp:], self._torch_tracks[tracks_t], history)
-        return torch.softmax(logits.double(), dim=-1).cpu().numpy()
+        logits = self.response_model.score(
+            context[:, :mlp], context[:, mlp:], self._torch_tracks[tracks_t], history, members=True
+        )
+        return torch.softmax(logits[..., list(self.members), :].double(), dim=-1).cpu().numpy()
 
     @torch.inference_mode()
     def _torch_step(
@@ -341,6 +406,19 @@ class LearnedSessionModel:
         return out.cpu().numpy()
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of float64 ``logits``, in place: every numpy path's (they agree bit for bit)."""
+    logits -= logits.max(axis=-1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=-1, keepdims=True)
+    return logits
+
+
+def _members_mean(member_probs: np.ndarray) -> np.ndarray:
+    """``(..., 3)``: the mean over the member axis of ``(..., E, 3)`` probabilities (one member: its own, exactly)."""
+    return np.add.reduce(member_probs, axis=-2) / member_probs.shape[-2]
+
+
 class LearnedSingleSession:
     """One session of the learned world, stepped by one fused call per play (:class:`musicenv.world.SingleSession`).
 
@@ -355,6 +433,7 @@ class LearnedSingleSession:
     Args:
         model: the :class:`LearnedSessionModel` whose tables it reads.
         state: the session so far, a batch of one (``initial_state`` or a restored snapshot).
+
     """
 
     def __init__(self, model: LearnedSessionModel, state: SessionState) -> None:
@@ -370,9 +449,14 @@ class LearnedSingleSession:
         self._skip_run = int(state["skip_run"][0])
         self._last_response = int(state["last_response"][0])
         self._counts = [int(count) for count in state["response_counts"][0]]
+        self._member_probs: np.ndarray | list[float] = np.full((model.ensemble_size, 3), np.nan)
 
     def play(self, track: int, uniform: float) -> tuple[list[float], int]:
-        """Score ``track`` (a track index, not padding), draw the response at ``uniform`` (inverse CDF), advance."""
+        """Score ``track`` (a track index, not padding), draw the response at ``uniform`` (inverse CDF), advance.
+
+        Returns the members' mean probabilities, from which the response is drawn; each member's
+        are in :attr:`last_member_probs`.
+        """
         if track < 0:
             raise ValueError(f"track must be a track index, got {track} (padding is never played)")
         model = self.model
@@ -391,10 +475,16 @@ class LearnedSingleSession:
         hidden += model._hidden_layer_b
         np.maximum(hidden, 0.0, out=hidden)
         logits = (hidden @ model._output_w + model._output_b).astype(np.float64)
-        # The softmax as the batched path computes it: numpy's exp, sums left to right.
-        exps = np.exp(logits - max(logits.tolist())).tolist()
-        total = exps[0] + exps[1] + exps[2]
-        probs = [exps[0] / total, exps[1] / total, exps[2] / total]
+        if len(logits) == 3:
+            # One member: the softmax as the batched path computes it (numpy's exp, sums left to
+            # right) on Python numbers, a third of the cost of numpy's reductions on three numbers.
+            exps = np.exp(logits - max(logits.tolist())).tolist()
+            total = exps[0] + exps[1] + exps[2]
+            probs = [exps[0] / total, exps[1] / total, exps[2] / total]
+            self._member_probs = probs
+        else:
+            self._member_probs = _softmax(logits.reshape(-1, 3))
+            probs = _members_mean(self._member_probs).tolist()
         response = draw_response(probs[0], probs[1], uniform)
 
         self._position += 1
@@ -431,6 +521,12 @@ class LearnedSingleSession:
         return self.model.session_end.leave_prob(self._position, self._skip_run, self._last_response, self._counts)
 
     @property
+    def last_member_probs(self) -> np.ndarray:
+        """``(E, 3)`` float64: each member's probabilities of the last play (NaN before the first),
+        for the environments' disagreement; their mean is what :meth:`play` returned."""
+        return np.asarray(self._member_probs, dtype=np.float64).reshape(-1, 3)
+
+    @property
     def state(self) -> SessionState:
         """The batched state of this session (a batch of one), as ``advance`` would have returned it."""
         return {
@@ -463,6 +559,11 @@ class TorchLearnedSessionModel:
     The state has the keys of the numpy model (``users``, ``hidden``, ``static_context``,
     ``context``, ``position``, ``skip_run``, ``last_response``, ``response_counts``), so
     :meth:`to_numpy` / :meth:`from_numpy` convert one into the other exactly.
+
+    Like the numpy model it is an ensemble: :meth:`response_probs` is the members' mean,
+    :meth:`member_response_probs` each member's ``(B, K, E, 3)`` tensor, and :meth:`member` a
+    member alone (an object, not an argument of the calls, so that the tensor environment's
+    ``"sample"`` responses hold one per episode as the other environments do).
     """
 
     def __init__(self, model: LearnedSessionModel, device: str | torch.device) -> None:
@@ -480,8 +581,7 @@ class TorchLearnedSessionModel:
         self.user_features = tensor(model.user_features)
         self.track_table = tensor(model._track_table)
         self.interaction = tensor(model._interaction)
-        self.hidden_layer_w, self.hidden_layer_b = tensor(model._hidden_layer_w), tensor(model._hidden_layer_b)
-        self.output_w, self.output_b = tensor(model._output_w), tensor(model._output_b)
+        self._head_tensors()
         self.static_w, self.static_b = tensor(model._static_w), tensor(model._static_b)
         self.position_w = tensor(model._position_w)
         history_dim = int(network.history_dim)
@@ -518,6 +618,14 @@ class TorchLearnedSessionModel:
         self.share_weights = tensor(session_end._share_weights, torch.float64)
         self.table_last = len(session_end._run_table) - 1
 
+    def _head_tensors(self) -> None:
+        """The model's head tables (its members', :meth:`LearnedSessionModel._select_members`) on the device."""
+        model = self.model
+        self.hidden_layer_w = torch.as_tensor(model._hidden_layer_w, device=self.device)
+        self.hidden_layer_b = torch.as_tensor(model._hidden_layer_b, device=self.device)
+        self.output_w = torch.as_tensor(model._output_w, device=self.device)
+        self.output_b = torch.as_tensor(model._output_b, device=self.device)
+
     def initial_state(self, users: torch.Tensor, contexts: Contexts) -> TorchSessionState:
         users = users.to(self.device, torch.int64)
         n = len(users)
@@ -546,7 +654,29 @@ class TorchLearnedSessionModel:
             "response_counts": torch.zeros((n, 3), dtype=torch.int64, device=self.device),
         }
 
+    @property
+    def ensemble_size(self) -> int:
+        """How many members answer (:attr:`LearnedSessionModel.ensemble_size`)."""
+        return self.model.ensemble_size
+
+    def member(self, index: int) -> TorchLearnedSessionModel:
+        """Member ``index`` alone on the same device, sharing every table but the head's
+        (:meth:`LearnedSessionModel.member`; the tensor environment's ``"sample"`` responses).
+
+        Raises:
+            IndexError: ``index`` is not a member.
+        """
+        alone = copy.copy(self)
+        alone.model = self.model.member(index)
+        alone._head_tensors()
+        return alone
+
     def response_probs(self, state: TorchSessionState, tracks: torch.Tensor) -> torch.Tensor:
+        """``(B, K, 3)`` float64 probabilities of ``tracks`` ``(B, K)`` next: the members' mean."""
+        return self.member_response_probs(state, tracks).mean(dim=-2)
+
+    def member_response_probs(self, state: TorchSessionState, tracks: torch.Tensor) -> torch.Tensor:
+        """``(B, K, E, 3)`` float64: each member's probabilities of ``tracks`` ``(B, K)`` next."""
         mlp = self.mlp_size
         tracks = tracks.clamp(min=0)
         rows = self.track_table[tracks]
@@ -556,7 +686,7 @@ class TorchLearnedSessionModel:
         pre = rows[..., :mlp] + context[..., :mlp] + (rows[..., mlp:] * context[..., mlp:]) @ self.interaction
         hidden = torch.relu(torch.relu(pre) @ self.hidden_layer_w + self.hidden_layer_b)
         logits = hidden @ self.output_w + self.output_b
-        return torch.softmax(logits.double(), dim=-1)
+        return torch.softmax(logits.double().unflatten(-1, (-1, 3)), dim=-1)
 
     def advance(self, state: TorchSessionState, tracks: torch.Tensor, responses: torch.Tensor) -> TorchSessionState:
         tracks = tracks.clamp(min=0)

@@ -35,6 +35,10 @@ Architecture (:class:`UserResponseModel`)
       (``benchmarks/user_model.py``'s ``no_history_*`` figures). The environments put the same
       rows in the observation (``"familiarity"``, ``"history_familiarity"``).
     - ``sequential=False`` drops the GRU (no ``B h``, no ``R h``): the non-sequential baseline.
+    - *Ensemble* (``ensemble_size`` ``E``, :class:`UserModelConfig`): everything above is a
+      shared trunk; the hidden layer and the output are ``E`` members' own (one ``(M, E * M/2)``
+      product and ``E`` outputs), and the model's answer is the members' mean probability
+      (:func:`ensemble_logits`). ``E = 1`` is exactly the single model.
 
     ``P(listen past N seconds) = P(listen) + P(complete)``.
 
@@ -48,8 +52,10 @@ Training (:func:`train_user_model`)
     are in no log either; with ``WorldConfig.leave_session_out``
     :func:`~world_model.world.build_world` does the same for the listener's ALS vector
     (:func:`~world_model.exact_als.held_out_user_vectors`). Adam, cross-entropy, early stopping on
-    the validation log-loss (the best epoch's weights are kept). The same seed gives identical
-    weights on the CPU.
+    the validation log-loss of the members' mean (the best epoch's weights are kept). Each member's
+    loss weighs a play by its listener's bootstrap count (:func:`listener_bootstrap`) and the
+    loss is the members' mean, so the trunk learns from every member. The same seed gives
+    identical weights on the CPU.
 
 The logging policy's shuffled share
     A log's organic sessions were chosen by a recommender that knew something about the
@@ -71,6 +77,7 @@ The logging policy's shuffled share
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -137,8 +144,22 @@ class UserModelConfig:
     """Share of the train users' sessions held out for early stopping."""
     test_share: float = 0.1
     """Share of the train users' sessions held out for the report's test metrics."""
+    ensemble_size: int = 5
+    """Members of the ensemble (``E``; 1: a single model, exactly today's).
+
+    The members share the trunk (static, track, history and interaction inputs, the GRU, the
+    head's first layer); each owns the head's last two layers, as the heads of bootstrapped DQN
+    (Osband et al., 2016), and trains on its own bootstrap of the train listeners (a Poisson(1)
+    weight per listener and member, :func:`listener_bootstrap`) from its own initial weights.
+    Where the logs pin a response down the members agree; where they do not (tracks new to a
+    listener, rare contexts) they disagree, and the environments report or penalise that
+    (:class:`musicenv.world.EnsembleSessionModel`). Five: their mean is no worse than one model
+    (slightly better log-loss and calibration), the default world still trains in about one
+    model's time, and the single environment's step stays within a few percent to a fifth of
+    one model's (the members' hidden layers are five times one model's, so batched scoring costs
+    more); the figures are in ``benchmarks/RESULTS.md``."""
     seed: int = 0
-    """Seeds the initial weights and the minibatch order."""
+    """Seeds the initial weights, the minibatch order and the members' bootstraps."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -159,6 +180,10 @@ class UserResponseModel(nn.Module):
             (:data:`~world_model.history.HISTORY_FEATURES`), 0 for none. It enters the head's
             first layer and the key beside the candidate's features, and the GRU beside each
             played track's.
+        ensemble_size: ``E``, the members of the ensemble (:class:`UserModelConfig`). They share
+            everything up to the head's first layer; each owns the hidden layer and the output.
+            The logits the methods return are the ensemble's (:func:`ensemble_logits`) unless
+            they are asked for the members' (``members=True``: an ``E`` axis before the last).
     """
 
     def __init__(
@@ -171,8 +196,12 @@ class UserResponseModel(nn.Module):
         sequential: bool = True,
         shuffled_flag: bool = True,
         history_dim: int = 0,
+        ensemble_size: int = 1,
     ) -> None:
         super().__init__()
+        if ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be at least 1, got {ensemble_size}")
+        self.ensemble_size = ensemble_size
         self.history_dim = history_dim
         self.user_dim = user_dim
         self.track_dim = track_dim
@@ -196,8 +225,9 @@ class UserResponseModel(nn.Module):
         if history_dim:
             self.history_in = nn.Linear(history_dim, mlp_size, bias=False)
             self.history_key = nn.Linear(history_dim, interaction_size, bias=False)
-        self.hidden_layer = nn.Linear(mlp_size, mlp_size // 2)
-        self.output = nn.Linear(mlp_size // 2, N_RESPONSES)
+        # The members' hidden layers side by side (one product), then each member's own output.
+        self.hidden_layer = nn.Linear(mlp_size, ensemble_size * (mlp_size // 2))
+        self.output = nn.ModuleList(nn.Linear(mlp_size // 2, N_RESPONSES) for _ in range(ensemble_size))
 
     @property
     def config(self) -> dict[str, Any]:
@@ -211,6 +241,7 @@ class UserResponseModel(nn.Module):
             "sequential": self.sequential,
             "shuffled_flag": self.shuffled_flag,
             "history_dim": self.history_dim,
+            "ensemble_size": self.ensemble_size,
         }
 
     def static_input(
@@ -306,12 +337,18 @@ class UserResponseModel(nn.Module):
         return base, query
 
     def score(
-        self, base: torch.Tensor, query: torch.Tensor, candidates: torch.Tensor, history: torch.Tensor | None = None
+        self,
+        base: torch.Tensor,
+        query: torch.Tensor,
+        candidates: torch.Tensor,
+        history: torch.Tensor | None = None,
+        members: bool = False,
     ) -> torch.Tensor:
         """Logits ``(B, K, 3)`` of candidates ``(B, K, d_track)`` given :meth:`session_context`'s base and query.
 
         ``history`` ``(B, K, history_dim)``: the listener's history with each candidate (None:
-        never played).
+        never played). ``members=True``: the members' logits ``(B, K, E, 3)`` instead of the
+        ensemble's.
         """
         track = self.track_in(candidates)
         key = self.track_key(candidates)
@@ -320,7 +357,14 @@ class UserResponseModel(nn.Module):
             track = track + self.history_in(history)
             key = key + self.history_key(history)
         pre = base[:, None, :] + track + self.interaction_in(query[:, None, :] * key)
-        return self.output(F.relu(self.hidden_layer(F.relu(pre))))
+        hidden = F.relu(self.hidden_layer(F.relu(pre)))
+        if self.ensemble_size == 1:  # exactly a single model's operations
+            logits = self.output[0](hidden)[..., None, :]
+        else:
+            weight = torch.stack([output.weight for output in self.output])
+            bias = torch.stack([output.bias for output in self.output])
+            logits = torch.einsum("...eh,eoh->...eo", hidden.unflatten(-1, (self.ensemble_size, -1)), weight) + bias
+        return logits if members else ensemble_logits(logits)
 
     def forward(
         self,
@@ -329,11 +373,12 @@ class UserResponseModel(nn.Module):
         position: torch.Tensor,
         candidates: torch.Tensor,
         history: torch.Tensor | None = None,
+        members: bool = False,
     ) -> torch.Tensor:
         """Logits ``(B, K, 3)`` for candidates ``(B, K, d_track)`` as the play at ``position`` ``(B,)``;
-        ``history`` ``(B, K, history_dim)`` as in :meth:`score`."""
+        ``history`` ``(B, K, history_dim)`` and ``members`` as in :meth:`score`."""
         base, query = self.session_context(*self.static_context(static), hidden, position)
-        return self.score(base, query, candidates, history)
+        return self.score(base, query, candidates, history, members)
 
     def played_logits(
         self,
@@ -343,8 +388,9 @@ class UserResponseModel(nn.Module):
         responses: torch.Tensor,
         positions: torch.Tensor,
         history: torch.Tensor | None = None,
+        members: bool = False,
     ) -> torch.Tensor:
-        """Teacher-forced logits ``(P, 3)`` of the P logged plays of B padded sessions.
+        """Teacher-forced logits ``(P, 3)`` (``(P, E, 3)`` with ``members``) of the P logged plays of B padded sessions.
 
         Each play is scored given the plays before it in its session. The rows follow the
         plays in row-major order of ``tracks >= 0`` (session by session, in position order);
@@ -367,7 +413,18 @@ class UserResponseModel(nn.Module):
             static_base[session], static_query[session], hidden[played], positions[played]
         )
         played_history = None if history is None else history[played][:, None, :]
-        return self.score(base, query, features[played][:, None, :], played_history)[:, 0]
+        return self.score(base, query, features[played][:, None, :], played_history, members)[:, 0]
+
+
+def ensemble_logits(member_logits: torch.Tensor) -> torch.Tensor:
+    """``(..., 3)`` logits whose softmax is the members' mean probability, from ``(..., E, 3)`` members' logits.
+
+    ``log mean_e softmax(member_logits[..., e, :])``; one member's logits are returned as they
+    are, so an ensemble of one computes exactly what a single model does.
+    """
+    if member_logits.shape[-2] == 1:
+        return member_logits[..., 0, :]
+    return torch.logsumexp(F.log_softmax(member_logits, dim=-1), dim=-2) - math.log(member_logits.shape[-2])
 
 
 @dataclass(frozen=True)
@@ -457,6 +514,7 @@ def logged_response_probs(
     device: str | torch.device = "cpu",
     session_user_features: np.ndarray | None = None,
     session_history: np.ndarray | None = None,
+    members: bool = False,
 ) -> np.ndarray:
     """Teacher-forced probabilities ``(S, L, 3)`` float64 of every logged play of ``sessions``.
 
@@ -464,12 +522,13 @@ def logged_response_probs(
     ``None`` uses each session's logged flag. Padded entries are uniform.
     ``session_user_features`` ``(S, d_user)`` replaces ``user_features[listener]`` per session
     (:func:`static_inputs`). ``session_history`` ``(S, L, history_dim)`` is each play's
-    listener-track history (None: never played).
+    listener-track history (None: never played). The probabilities are the members' mean, or
+    with ``members=True`` each member's, ``(S, L, E, 3)``.
     """
     was_training = model.training
     model.eval()
     table = torch.as_tensor(track_features, device=device)
-    probs = np.full((len(sessions), sessions.max_session_length, N_RESPONSES), 1.0 / N_RESPONSES)
+    probs = np.full((len(sessions), sessions.max_session_length, model.ensemble_size, N_RESPONSES), 1.0 / N_RESPONSES)
     for start in range(0, len(sessions), batch_size):
         rows = slice(start, min(start + batch_size, len(sessions)))
         part = sessions.take(rows)
@@ -481,11 +540,12 @@ def logged_response_probs(
             torch.as_tensor(part.responses, device=device),
             torch.as_tensor(part.positions, device=device),
             None if session_history is None else torch.as_tensor(session_history[rows], device=device),
+            members=True,
         )
         # probs[rows] is a view, so the masked assignment fills probs itself.
         probs[rows][part.play_mask()] = torch.softmax(logits.double(), dim=-1).cpu().numpy()
     model.train(was_training)
-    return probs
+    return probs if members else probs.mean(axis=-2)
 
 
 def _session_weights(sessions: SessionTable, handling: ShuffledHandling) -> np.ndarray:
@@ -498,6 +558,25 @@ def _session_weights(sessions: SessionTable, handling: ShuffledHandling) -> np.n
         if shuffled_plays > 0 and organic_plays > 0:
             weights[sessions.shuffled] = organic_plays / shuffled_plays
     return weights
+
+
+BOOTSTRAP_STREAM = 1
+"""The members' bootstraps are drawn from ``default_rng((seed, BOOTSTRAP_STREAM))``, a stream apart
+from the minibatch order's ``default_rng(seed)``, so an ensemble of one trains as a single model."""
+
+
+def listener_bootstrap(n_listeners: int, ensemble_size: int, seed: int) -> np.ndarray:
+    """``(n_listeners, E)`` float32 weights of each listener's plays in each member's loss.
+
+    Poisson(1) counts, the online bootstrap (Oza & Russell 2001, used by bootstrapped DQN):
+    each member sees about 63% of the listeners, some of them several times over. Listeners,
+    not plays, are resampled because plays of one listener are not independent. An ensemble of
+    one has no bootstrap (all ones), and then nothing is drawn.
+    """
+    if ensemble_size == 1:
+        return np.ones((n_listeners, 1), dtype=np.float32)
+    rng = np.random.default_rng((seed, BOOTSTRAP_STREAM))
+    return rng.poisson(1.0, (n_listeners, ensemble_size)).astype(np.float32)
 
 
 def _metrics(probs: np.ndarray, sessions: SessionTable) -> dict[str, float]:
@@ -601,6 +680,7 @@ def train_user_model(
             sequential=config.sequential,
             shuffled_flag=config.shuffled_handling == "flag",
             history_dim=len(HISTORY_FEATURES) if config.history else 0,
+            ensemble_size=config.ensemble_size,
         )
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -614,6 +694,8 @@ def train_user_model(
     train_history = history_of(split.train)
     history_t = None if train_history is None else torch.as_tensor(train_history, device=device)
     weights = torch.as_tensor(_session_weights(train, config.shuffled_handling), dtype=torch.float32, device=device)
+    bootstrap = listener_bootstrap(len(sessions.listener_ids), config.ensemble_size, config.seed)
+    member_weights = torch.as_tensor(bootstrap[train.listeners], device=device)
     rng = np.random.default_rng(config.seed)
 
     writer = None
@@ -642,11 +724,15 @@ def train_user_model(
                 batch_responses,
                 positions[index],
                 None if history_t is None else history_t[index],
+                members=True,
             )
             mask = batch_responses >= 0
             play_weights = weights[index][:, None].expand_as(batch_responses)[mask]
-            losses = F.cross_entropy(logits, batch_responses[mask], reduction="none")
-            loss = (losses * play_weights).sum() / play_weights.sum()
+            # Each member's loss weighs a play by its session's weight times its listener's bootstrap count.
+            resampled = play_weights[:, None] * member_weights[index][:, None, :].expand(*mask.shape, -1)[mask]
+            targets = batch_responses[mask].repeat_interleave(model.ensemble_size)
+            losses = F.cross_entropy(logits.flatten(0, 1), targets, reduction="none").view_as(resampled)
+            loss = ((losses * resampled).sum(dim=0) / resampled.sum(dim=0).clamp(min=1e-12)).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
