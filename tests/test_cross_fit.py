@@ -1,0 +1,189 @@
+"""The cross-fitted world: the split, the fresh log of a ground truth, the translation, ``eval.py --cross-world``."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from agents.evaluate import AgentSpec, evaluate, summary
+from agents.report import publish
+from musicenv.data import load_mssd
+from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
+from world_model.cross_fit import (
+    build_cross_fitted_worlds,
+    cross_log_seed,
+    cross_responder,
+    cross_world_for,
+    session_halves,
+    split_sessions,
+)
+from world_model.retrieval import RetrievalConfig
+from world_model.user_model import UserModelConfig
+from world_model.world import LearnedWorld, WorldConfig, default_world, groundtruth_for
+
+torch.set_num_threads(1)
+
+SMALL_TRUTH = GroundTruthConfig(n_users=150, n_tracks=400, n_artists=40)
+TINY = WorldConfig(
+    retrieval=RetrievalConfig(factors=8, iterations=5, n_trees=2, n_bands=1, pool_size=20),
+    user_model=UserModelConfig(
+        hidden_size=16, mlp_size=32, interaction_size=8, max_epochs=2, batch_size=64, history=True
+    ),
+)
+CHEAP_AGENTS = [AgentSpec(name, name) for name in ("random", "popular", "greedy_learned")]
+
+
+@pytest.fixture(scope="module")
+def truth_log():
+    truth = GroundTruthWorld(seed=1, config=SMALL_TRUTH)
+    return truth, truth.simulate_logs(500, seed=2)
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedWorld, LearnedWorld]:
+    """A tiny default-style world of a small ground truth and its cross world (cached in a temporary home)."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUSICENV_HOME", str(home))
+        world = default_world(groundtruth_seed=1, log_sessions=400, config=TINY, groundtruth_config=SMALL_TRUTH)
+        return world, cross_world_for(world)
+
+
+def test_split_is_deterministic_disjoint_and_covers_every_session(truth_log) -> None:
+    _, log = truth_log
+    halves = session_halves(log)
+    np.testing.assert_array_equal(halves, session_halves(log))
+    assert not np.array_equal(halves, session_halves(log, seed=1))  # the seed salts it
+    first, second = split_sessions(log)
+    ids = [set(part.plays["session_id"]) for part in (first, second)]
+    assert not ids[0] & ids[1]
+    assert ids[0] | ids[1] == set(log.plays["session_id"])
+    assert first.n_plays + second.n_plays == log.n_plays
+    assert first.n_tracks == second.n_tracks == log.n_tracks  # both keep the catalogue
+    # Half of every listener's sessions (one more on either side for an odd count).
+    per_listener = pd.DataFrame({"session": log.session_codes(), "user": log.plays["user_id"].to_numpy()})
+    per_listener = per_listener.drop_duplicates("session")
+    per_listener["half"] = halves[per_listener["session"].to_numpy()]
+    counts = per_listener.groupby("user")["half"].agg(["sum", "count"])
+    assert ((counts["count"] - 2 * counts["sum"]).abs() <= 1).all()
+
+
+def test_cross_world_of_a_ground_truth_reads_a_fresh_log_of_it(worlds) -> None:
+    world, cross = worlds
+    assert cross.provenance.seed == world.provenance.seed
+    assert cross.provenance.config == world.provenance.config
+    assert cross.provenance.log_sessions == world.provenance.log_sessions
+    assert cross.provenance.log_seed == cross_log_seed(world.provenance.log_seed) != world.provenance.log_seed
+    assert cross.config == world.config
+    assert len(cross.session_users) == len(world.session_users)
+    # Other sessions: the logged contexts differ.
+    assert not np.array_equal(cross.session_hours, world.session_hours)
+
+
+def test_cross_responder_translates_by_id_and_answers_newcomers(worlds) -> None:
+    world, cross = worlds
+    responder = cross_responder(cross, world)
+    users = np.arange(len(world.user_ids))
+    contexts = world.sample_sessions(np.random.default_rng(0), len(users), "all")[1]
+    pools = world.candidate_pools(users, 10)
+    probs = responder.response_probs(responder.initial_state(users, contexts), pools)
+    assert probs.shape == (len(users), 10, 3) and np.isfinite(probs).all()
+    # A listener and tracks both worlds know: the cross world's own answer.
+    cross_users = pd.Index(cross.user_ids).get_indexer(world.user_ids)
+    known = np.flatnonzero(cross_users >= 0)[:5]
+    cross_tracks = pd.Index(cross.tracks["track_id"]).get_indexer(world.tracks["track_id"])
+    own = cross.session_model.response_probs(
+        cross.session_model.initial_state(cross_users[known], contexts.take(known)), cross_tracks[pools[known]]
+    )
+    np.testing.assert_allclose(probs[known], own, atol=1e-6)
+    # The translation of a world to itself is the identity.
+    same = cross_responder(world, world)
+    state = world.session_model.initial_state(users[:4], contexts.take(np.arange(4)))
+    np.testing.assert_allclose(
+        same.response_probs(same.initial_state(users[:4], contexts.take(np.arange(4))), pools[:4]),
+        world.session_model.response_probs(state, pools[:4]),
+        atol=1e-6,
+    )
+
+
+def test_cross_world_evaluation_reports_beside_the_truth(worlds, tmp_path: Path) -> None:
+    world, cross = worlds
+    evaluation = evaluate(
+        world,
+        CHEAP_AGENTS,
+        groundtruth_for(world),
+        episodes=24,
+        batch_size=8,
+        pool_size=20,
+        cross=cross_responder(cross, world),
+    )
+    assert {r.world for r in evaluation.results} == {"learned", "groundtruth", "cross"}
+    assert evaluation.cross_fidelity is not None and evaluation.cross_fidelity.agents == evaluation.fidelity.agents
+    text = summary(evaluation)
+    assert "predicted gap" in text and "cross_world_kendall_tau=" in text and "max_relative_return_gap=" in text
+    paths = publish(
+        tmp_path,
+        evaluation.results,
+        evaluation.reference,
+        evaluation.fidelity,
+        tensorboard=False,
+        cross_fidelity=evaluation.cross_fidelity,
+    )
+    gaps = pd.read_csv(paths["fidelity"])
+    assert list(gaps.columns) == [
+        "agent",
+        "learned_return",
+        "groundtruth_return",
+        "relative_gap",
+        "cross_return",
+        "cross_world_gap",
+    ]
+    row = gaps.set_index("agent").loc["random"]
+    assert row["cross_world_gap"] == pytest.approx((row["learned_return"] - row["cross_return"]) / row["cross_return"])
+    assert "cross" in set(pd.read_csv(paths["csv"])["world"])
+
+
+def test_cross_world_on_mssd_rows_without_a_ground_truth(shared_dir: Path, tmp_path: Path) -> None:
+    """The MSSD's use: no ground truth, a split at build time, the cross world's verdict alone."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        log = load_mssd(shared_dir / "data/mssd/log_real_11_sessions.csv")
+    config = dataclasses.replace(
+        TINY,
+        retrieval=dataclasses.replace(TINY.retrieval, factors=4, pool_size=10),
+        user_model=dataclasses.replace(TINY.user_model, validation_share=0.5, test_share=0.0),
+    )
+    world, cross = build_cross_fitted_worlds(log, config)
+    assert world.provenance is None and cross.provenance is None
+    assert not set(world.user_ids) & set(cross.user_ids)  # sessions are the listeners: every one a newcomer
+    with pytest.raises(ValueError, match="build time"):
+        cross_world_for(world)
+    evaluation = evaluate(
+        world,
+        CHEAP_AGENTS[:2],
+        None,
+        episodes=6,
+        batch_size=3,
+        pool_size=10,
+        reference="random",
+        cross=cross_responder(cross, world),
+    )
+    assert evaluation.fidelity is None and evaluation.cross_fidelity is not None
+    assert {r.world for r in evaluation.results} == {"learned", "cross"}
+    paths = publish(
+        tmp_path,
+        evaluation.results,
+        evaluation.reference,
+        None,
+        tensorboard=False,
+        cross_fidelity=evaluation.cross_fidelity,
+    )
+    gaps = pd.read_csv(paths["fidelity"])
+    assert gaps["groundtruth_return"].isna().all() and gaps["cross_world_gap"].notna().all()
+    assert "n/a" in paths["markdown"].read_text()
