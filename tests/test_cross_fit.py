@@ -187,3 +187,50 @@ def test_cross_world_on_mssd_rows_without_a_ground_truth(shared_dir: Path, tmp_p
     gaps = pd.read_csv(paths["fidelity"])
     assert gaps["groundtruth_return"].isna().all() and gaps["cross_world_gap"].notna().all()
     assert "n/a" in paths["markdown"].read_text()
+
+
+@pytest.fixture(scope="module")
+def fidelity_benchmark(tmp_path_factory: pytest.TempPathFactory):
+    """``benchmarks/fidelity.py`` as a module (it imports its sibling ``user_model`` as a script does)."""
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("fidelity_benchmark", folder / "fidelity.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_fidelity_figures_on_hand_made_numbers(fidelity_benchmark) -> None:
+    from agents.metrics import fidelity
+
+    bench = fidelity_benchmark
+    # random 1.0, greedy_truth 3.0: greedy_learned at 2.5 gets 75% of the true ranker's gain.
+    assert bench.greedy_learned_truth_share(2.5, 3.0, 1.0) == pytest.approx(0.75)
+    assert np.isnan(bench.greedy_learned_truth_share(2.0, 1.0, 1.0))
+    true = fidelity({"a": 1.2, "b": 2.0}, {"a": 1.0, "b": 2.5})  # gaps +0.2, -0.2
+    predicted = fidelity({"a": 1.2, "b": 2.0, "c": 1.0}, {"a": 1.2, "b": 2.0, "c": 2.0})  # gaps 0, 0, -0.5
+    errors = bench.cross_world_gap_errors(true, predicted)
+    assert errors == pytest.approx({"a": -0.2, "b": 0.2})  # c has no true gap
+    figures = {
+        "sessions": 20_000,
+        "max_abs_gap": 0.1,
+        "greedy_pick_bias": 0.01,
+        "kendall_tau": 1.0,
+        "greedy_learned_truth_share": 0.8,
+        "auc_lift_ratio": 0.97,
+        "ece": 0.01,
+        "max_abs_cross_world_gap_error": 0.05,
+        "build_seconds": 90.0,
+    }
+    assert bench.goals_failed(figures) == []
+    worse = {**figures, "kendall_tau": 0.8, "ece": float("nan"), "build_seconds": 130.0}
+    assert bench.goals_failed(worse) == ["kendall_tau", "ece", "build_seconds"]
+    assert bench.goals_failed({**worse, "sessions": 80_000}) == ["kendall_tau", "ece"]  # build goal: default size
+    table = bench.summary_table([{**figures, "seed": 0, "goals_failed": "none"}])
+    assert table.splitlines()[0].startswith("| seed | sessions | max_abs_gap") and "| 20,000 |" in table
