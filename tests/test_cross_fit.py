@@ -234,3 +234,23 @@ def test_fidelity_figures_on_hand_made_numbers(fidelity_benchmark) -> None:
     assert bench.goals_failed({**worse, "sessions": 80_000}) == ["kendall_tau", "ece"]  # build goal: default size
     table = bench.summary_table([{**figures, "seed": 0, "goals_failed": "none"}])
     assert table.splitlines()[0].startswith("| seed | sessions | max_abs_gap") and "| 20,000 |" in table
+
+
+def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.evaluate import parse_config, run
+
+    assert parse_config(["--cross-world"]).cross_world == "default"  # the flag alone
+    assert parse_config([]).cross_world is None
+    world, cross = worlds
+    world_dir, cross_dir = world.save(tmp_path / "world"), cross.save(tmp_path / "cross")
+    out = tmp_path / "out"
+    common = ["--world", str(world_dir), "--agents", "random,popular", "--checkpoints", "none", "--no-progress"]
+    sizes = ["--episodes", "16", "--batch-size", "8", "--pool-size", "20"]
+    run([*common, *sizes, "--out", str(out), "--cross-world", str(cross_dir)])
+    printed = capsys.readouterr().out
+    assert "cross_world_kendall_tau=" in printed and "fidelity_kendall_tau=" in printed
+    assert set(pd.read_csv(out / "results.csv")["world"]) == {"learned", "groundtruth", "cross"}
+    assert {"cross_return", "cross_world_gap"} <= set(pd.read_csv(out / "fidelity.csv").columns)
+    assert "predicted gap" in (out / "results.md").read_text()
+    with pytest.raises(SystemExit, match="--cross-world"):
+        run([*common, "--episodes", "4", "--out", str(tmp_path / "bad"), "--cross-world", str(tmp_path / "none")])
