@@ -250,6 +250,7 @@ def case_figures(seed: int, sessions: int, args: argparse.Namespace, bar: Any) -
             episodes=args.episodes,
             seed=args.eval_seed,
             batch_size=args.batch_size,
+            progress=True,
             cross=cross_responder(cross, world),
         )
     figures: dict[str, Any] = {"seed": seed, "sessions": sessions}

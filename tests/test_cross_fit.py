@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_world import SMALL_TRUTH, TINY  # the small ground truth and tiny settings the world tests build with
 
 from agents.evaluate import AgentSpec, evaluate, summary
 from agents.report import publish
 from musicenv.data import load_mssd
-from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
+from musicenv.groundtruth import GroundTruthWorld
 from world_model.cross_fit import (
     build_cross_fitted_worlds,
     cross_log_seed,
@@ -23,19 +24,10 @@ from world_model.cross_fit import (
     session_halves,
     split_sessions,
 )
-from world_model.retrieval import RetrievalConfig
-from world_model.user_model import UserModelConfig
-from world_model.world import LearnedWorld, WorldConfig, default_world, groundtruth_for
+from world_model.world import LearnedWorld, default_world, groundtruth_for
 
 torch.set_num_threads(1)
 
-SMALL_TRUTH = GroundTruthConfig(n_users=150, n_tracks=400, n_artists=40)
-TINY = WorldConfig(
-    retrieval=RetrievalConfig(factors=8, iterations=5, n_trees=2, n_bands=1, pool_size=20),
-    user_model=UserModelConfig(
-        hidden_size=16, mlp_size=32, interaction_size=8, max_epochs=2, batch_size=64, history=True
-    ),
-)
 CHEAP_AGENTS = [AgentSpec(name, name) for name in ("random", "popular", "greedy_learned")]
 
 
