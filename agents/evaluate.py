@@ -18,6 +18,14 @@ What it does
     Kendall's tau between the two worlds' rankings of the agents, also printed as
     ``fidelity_kendall_tau=...`` and ``max_relative_return_gap=...`` lines.
 
+    With ``--cross-world`` a third world answers the same episodes: the **cross world**, learned
+    the same way from sessions the evaluated world never saw (:mod:`world_model.cross_fit`), asked
+    through the ground-truth run's id translation. Its column shows each agent's return there and
+    the predicted relative gap ``(learned - cross) / cross`` beside the true one, and
+    ``cross_world_kendall_tau=...`` / ``cross_world_max_relative_return_gap=...`` lines. A world
+    learned from logs without a ground truth (the MSSD) gets no truth columns (``n/a``), but the
+    cross world's still: for such logs it is the only check of the world's verdict there is.
+
 Speed
     An agent's episodes run side by side in one :class:`~musicenv.vector_env.ListeningSessionVectorEnv`
     (``--batch-size`` sessions, default all of them), one batched ``act`` per step, through
@@ -36,6 +44,8 @@ Usage::
     python eval.py                                   # baselines + the latest checkpoint under checkpoints/
     python eval.py --agents random,greedy_learned --checkpoints checkpoints/my_run --episodes 500
     python eval.py --world worlds/mine --checkpoints none --out eval_out/mine
+    python eval.py --cross-world                     # also the default world's cross world
+    python eval.py --world worlds/mssd --cross-world worlds/mssd-cross   # a split made at build time
 
 The API is :func:`evaluate` (and :func:`run` for the whole command, returning the :class:`Evaluation`).
 """
@@ -71,7 +81,7 @@ from agents.metrics import (
 from agents.rollout import RolloutResult, evaluation_seed, rollout
 from musicenv.artifacts import MANIFEST, ArtifactError, check_writable, read_manifest, write_json_atomic
 from musicenv.vector_env import ListeningSessionVectorEnv
-from musicenv.world import World
+from musicenv.world import SessionModel, World
 
 DEFAULT_AGENTS: tuple[str, ...] = (
     "random",
@@ -98,7 +108,8 @@ LATEST = "latest"
 UNREADABLE = "checkpoint"
 """The agent name of a checkpoint the ``latest`` search found but cannot read (labelled ``checkpoint:<run>``)."""
 NO_CHECKPOINTS = "none"
-WORLDS = ("learned", "groundtruth")
+WORLDS = ("learned", "groundtruth", "cross")
+"""Who answers an evaluation's episodes: the learned world itself, its ground truth, its cross world."""
 
 
 @dataclass
@@ -109,7 +120,16 @@ class EvalConfig:
     """The learned world to evaluate in: ``default`` (the embedded world, built and cached on first
     use; ``groundtruth`` means the same) or a saved world folder. Its ground truth (the synthetic
     world whose logs it was learned from) is found from it; a world learned from logs without one
-    (the MSSD) is evaluated alone."""
+    (the MSSD) is evaluated alone, or with its cross world (``--cross-world``)."""
+    cross_world: str | None = field(default=None, metadata={"const": "default"})
+    """Also let a cross-fitted world answer the same episodes (:mod:`world_model.cross_fit`): a
+    second world learned from sessions the evaluated world never saw, asked through the
+    ground-truth run's id translation. ``default``: for a world learned from a ground truth's log,
+    a fresh log of that ground truth (same size, same logging policy, same settings), built and
+    cached on first use; or a saved cross world's folder (for your own logs: the other half of a
+    split at build time, ``build_cross_fitted_worlds``). Each agent's return there and the
+    predicted relative gap ``(learned - cross) / cross`` are reported beside the truth's: without a
+    ground truth it is the only estimate of the sim-to-real gap. Default: none."""
     agents: tuple[str, ...] = DEFAULT_AGENTS
     """Registered agents to evaluate with their default settings (names separated by spaces or
     commas). Default: every baseline and both lookahead planners. The planners cost the most
@@ -372,6 +392,10 @@ class Evaluation:
         rollouts: the per-episode records by ``(label, world)``, for paired analyses of your own.
         fidelity: the learned world's fidelity over the agents evaluated in both worlds; None
             when there was no ground truth.
+        cross_fidelity: the cross world's verdict on the learned world: per agent the predicted
+            relative gap ``(learned - cross) / cross`` and Kendall's tau between the two worlds'
+            rankings (:func:`~agents.metrics.fidelity` with the cross world in the truth's
+            place); None without a cross world.
         reference: the label of the reference agent.
         episodes: episodes per agent and world.
         seconds: total wall time of the rollouts.
@@ -383,6 +407,7 @@ class Evaluation:
     reference: str
     episodes: int
     seconds: float
+    cross_fidelity: Fidelity | None = None
 
     @property
     def episodes_per_second(self) -> float:
@@ -454,6 +479,7 @@ def evaluate(
     pool_size: int = 100,
     progress: bool = False,
     session: str = "default",
+    cross: SessionModel | None = None,
 ) -> Evaluation:
     """Evaluate agents in the learned world and (given ``groundtruth``) in the ground-truth world.
 
@@ -469,6 +495,9 @@ def evaluate(
         playlist_length, pool_size: the env's settings.
         progress: show a tqdm bar (one tick per episode, counted when an agent's run ends).
         session: the env's listening mode (:mod:`musicenv.sessions`).
+        cross: the cross world's session model in ``world``'s indices
+            (:func:`world_model.cross_fit.cross_responder`), or None: it answers the same
+            episodes as a third world, ``"cross"`` (no oracle there, as in the learned world).
 
     Returns:
         The :class:`Evaluation`.
@@ -476,7 +505,8 @@ def evaluate(
     labels = [spec.label for spec in specs]
     if len(set(labels)) != len(labels):
         raise ValueError(f"agent labels must be unique, got {labels}")
-    worlds = WORLDS if groundtruth is not None else WORLDS[:1]
+    responders = {"learned": None, "groundtruth": groundtruth, "cross": cross}
+    worlds = [name for name in WORLDS if name == "learned" or responders[name] is not None]
     env_seed = evaluation_seed(seed)
     num_envs = min(episodes, batch_size)
     percentiles = popularity_percentiles(popularity_of(world))
@@ -491,7 +521,7 @@ def evaluate(
             playlist_length=playlist_length,
             pool_size=pool_size,
             split="eval",
-            responder=groundtruth if name == "groundtruth" else None,
+            responder=responders[name],
             copy=False,  # agents act on an observation before the next step and keep none
             session=session,
         )
@@ -538,10 +568,17 @@ def evaluate(
         for world_name in worlds
     }
     world_fidelity = fidelity(means["learned"], means["groundtruth"]) if groundtruth is not None else None
-    return Evaluation(results, rollouts, world_fidelity, reference, episodes, sum(seconds.values()))
+    cross_fidelity = fidelity(means["learned"], means["cross"]) if cross is not None else None
+    return Evaluation(results, rollouts, world_fidelity, reference, episodes, sum(seconds.values()), cross_fidelity)
 
 
-def evaluate_config(config: EvalConfig, world: World, groundtruth: Any, specs: Sequence[AgentSpec]) -> Evaluation:
+def evaluate_config(
+    config: EvalConfig,
+    world: World,
+    groundtruth: Any,
+    specs: Sequence[AgentSpec],
+    cross: SessionModel | None = None,
+) -> Evaluation:
     """:func:`evaluate` with the settings of ``config``: ``eval.py``'s evaluation (and ``train.py``'s closing one)."""
     return evaluate(
         world,
@@ -555,6 +592,7 @@ def evaluate_config(config: EvalConfig, world: World, groundtruth: Any, specs: S
         pool_size=config.pool_size,
         progress=config.progress,
         session=config.session,
+        cross=cross,
     )
 
 
@@ -573,9 +611,9 @@ def summary(evaluation: Evaluation) -> str:
         f"vs {reference}: mean paired per-episode difference with its 95% t interval "
         "(better/worse: the interval excludes 0)"
     )
-    if evaluation.fidelity is not None and evaluation.fidelity.agents:
-        lines += ["", report.text_table(*report.fidelity_rows(results, evaluation.fidelity))]
-        lines.append(report.fidelity_lines(evaluation.fidelity))
+    if report.has_fidelity(evaluation.fidelity, evaluation.cross_fidelity):
+        lines += ["", report.text_table(*report.fidelity_rows(results, evaluation.fidelity, evaluation.cross_fidelity))]
+        lines.append(report.fidelity_lines(evaluation.fidelity, evaluation.cross_fidelity))
     lines.append(
         f"episodes_per_second={evaluation.episodes_per_second:.1f} "
         f"({len(evaluation.rollouts)} agent-world runs x {evaluation.episodes} episodes "
@@ -649,6 +687,15 @@ def run(argv: list[str] | None = None) -> Evaluation:
     from world_model.world import open_world_and_truth  # the world-learning package, on use
 
     world, groundtruth = open_world_and_truth(config.world)
+    cross = None
+    if config.cross_world is not None:
+        from world_model.cross_fit import cross_responder, open_cross_world
+
+        print(f"loading the cross world {config.cross_world!r} ...", flush=True)
+        try:
+            cross = cross_responder(open_cross_world(config.cross_world, world), world)
+        except ValueError as error:  # ArtifactError included; or no ground truth to draw a fresh log from
+            raise SystemExit(f"eval.py: error: --cross-world: {error}") from error
     for spec in specs:
         if spec.named:
             try:
@@ -657,12 +704,15 @@ def run(argv: list[str] | None = None) -> Evaluation:
                 message = f"eval.py: error: --checkpoints {spec.checkpoint} cannot be loaded: {error}"
                 raise SystemExit(message) from error
     if groundtruth is None:
-        notes.append("this world has no ground truth (learned from logs such as the MSSD's): learned world only")
+        notes.append(
+            "this world has no ground truth (learned from logs such as the MSSD's): "
+            + ("learned and cross world only" if cross is not None else "learned world only")
+        )
     for note in notes:
         print(f"note: {note}")
 
     try:
-        evaluation = evaluate_config(config, world, groundtruth, specs)
+        evaluation = evaluate_config(config, world, groundtruth, specs, cross)
     except KeyError as error:  # an agent name the registry does not know; the message lists those it does
         raise SystemExit(f"eval.py: error: {error.args[0]}") from error
 
@@ -675,6 +725,7 @@ def run(argv: list[str] | None = None) -> Evaluation:
         evaluation.reference,
         evaluation.fidelity,
         header=_header(config, argv),
+        cross_fidelity=evaluation.cross_fidelity,
         tensorboard=config.tensorboard,
     )
     _write_run_record(out / RUN_RECORD, config, evaluation, notes)

@@ -9,7 +9,8 @@ evaluated in a world (one that reads the ground truth, in the learned world) rea
 the CSV (where pandas reads it back as missing). Its columns:
 
 =====================  ==============================================================================
-``agent``, ``world``   the agent's label; ``learned`` or ``groundtruth``
+``agent``, ``world``   the agent's label; ``learned``, ``groundtruth`` or ``cross`` (the cross-fitted
+                       world, :mod:`world_model.cross_fit`)
 ``return``             mean episode return and its 95% t interval (CSV: ``mean_return``,
                        ``return_ci_low``, ``return_ci_high``)
 ``vs <reference>``     mean paired per-episode return difference against the reference agent in the
@@ -49,8 +50,8 @@ from agents.metrics import AgentResult, Fidelity
 from musicenv.artifacts import write_atomic
 
 NOT_AVAILABLE = "n/a"
-WORLD_ORDER = ("learned", "groundtruth")
-WORLD_TITLES = {"learned": "learned world", "groundtruth": "ground-truth world"}
+WORLD_ORDER = ("learned", "groundtruth", "cross")
+WORLD_TITLES = {"learned": "learned world", "groundtruth": "ground-truth world", "cross": "cross-fitted world"}
 CSV_NAME = "results.csv"
 MARKDOWN_NAME = "results.md"
 FIDELITY_CSV_NAME = "fidelity.csv"
@@ -182,23 +183,81 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join("| " + " | ".join(str(cell).replace("|", "\\|") for cell in line) + " |" for line in lines)
 
 
-def fidelity_rows(results: Sequence[AgentResult], fidelity: Fidelity) -> tuple[list[str], list[list[str]]]:
-    """Per agent evaluated in both worlds: both mean returns and the relative gap, as text cells."""
+def has_fidelity(fidelity: Fidelity | None, cross_fidelity: Fidelity | None = None) -> bool:
+    """Whether there is a fidelity table to show (a ground truth or a cross world, with agents in both worlds)."""
+    return any(f is not None and f.agents for f in (fidelity, cross_fidelity))
+
+
+def fidelity_frame(
+    results: Sequence[AgentResult], fidelity: Fidelity | None, cross_fidelity: Fidelity | None = None
+) -> pd.DataFrame:
+    """The fidelity table as numbers (``fidelity.csv``): one row per agent evaluated in the learned world
+    and the truth or the cross world; NaN where a cell is n/a.
+
+    Columns: ``agent``, ``learned_return``, ``groundtruth_return``, ``relative_gap``
+    (``(learned - truth) / truth``), ``cross_return`` and ``cross_world_gap`` (``(learned - cross) /
+    cross``, the gap the cross world predicts); the cross columns only with a cross world.
+    """
     means = {(r.agent, r.world): r.metrics.mean_return.mean for r in results if r.metrics is not None}
+    gaps = {} if fidelity is None else dict(zip(fidelity.agents, fidelity.relative_gaps, strict=True))
+    cross_gaps = (
+        {} if cross_fidelity is None else dict(zip(cross_fidelity.agents, cross_fidelity.relative_gaps, strict=True))
+    )
+    agents = list(dict.fromkeys([*gaps, *cross_gaps]))
+    frame = pd.DataFrame(
+        {
+            "agent": agents,
+            "learned_return": [means.get((agent, "learned"), math.nan) for agent in agents],
+            "groundtruth_return": [means.get((agent, "groundtruth"), math.nan) for agent in agents],
+            "relative_gap": [gaps.get(agent, math.nan) for agent in agents],
+        }
+    )
+    if cross_fidelity is not None:
+        frame["cross_return"] = [means.get((agent, "cross"), math.nan) for agent in agents]
+        frame["cross_world_gap"] = [cross_gaps.get(agent, math.nan) for agent in agents]
+    return frame
+
+
+def fidelity_rows(
+    results: Sequence[AgentResult], fidelity: Fidelity | None, cross_fidelity: Fidelity | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Per agent evaluated in the learned world and another: the returns and relative gaps, as text cells
+    (:func:`fidelity_frame`; the cross world's columns only with a cross world)."""
+    frame = fidelity_frame(results, fidelity, cross_fidelity)
     headers = ["agent", "learned return", "ground-truth return", "relative gap"]
+    formats = {"learned_return": "{:.3f}", "groundtruth_return": "{:.3f}", "relative_gap": "{:+.3f}"}
+    if cross_fidelity is not None:
+        headers += ["cross-world return", "predicted gap"]
+        formats.update({"cross_return": "{:.3f}", "cross_world_gap": "{:+.3f}"})
     rows = [
-        [agent, f"{means[agent, 'learned']:.3f}", f"{means[agent, 'groundtruth']:.3f}", f"{gap:+.3f}"]
-        for agent, gap in zip(fidelity.agents, fidelity.relative_gaps, strict=True)
+        [
+            row.agent,
+            *(NOT_AVAILABLE if math.isnan(getattr(row, c)) else f.format(getattr(row, c)) for c, f in formats.items()),
+        ]
+        for row in frame.itertuples(index=False)
     ]
     return headers, rows
 
 
-def fidelity_lines(fidelity: Fidelity) -> str:
-    """The headline figures as ``name=value`` lines (the form benchmarks and CI grep for)."""
-    return (
-        f"fidelity_kendall_tau={fidelity.kendall_tau:.4f}\n"
-        f"max_relative_return_gap={fidelity.max_relative_return_gap:.4f}"
-    )
+def fidelity_lines(fidelity: Fidelity | None, cross_fidelity: Fidelity | None = None) -> str:
+    """The headline figures as ``name=value`` lines (the form benchmarks and CI grep for).
+
+    The learned world's against the truth (``fidelity_kendall_tau``, ``max_relative_return_gap``)
+    and, with a cross world, its verdict (``cross_world_kendall_tau``,
+    ``cross_world_max_relative_return_gap``).
+    """
+    lines = []
+    if fidelity is not None and fidelity.agents:
+        lines += [
+            f"fidelity_kendall_tau={fidelity.kendall_tau:.4f}",
+            f"max_relative_return_gap={fidelity.max_relative_return_gap:.4f}",
+        ]
+    if cross_fidelity is not None and cross_fidelity.agents:
+        lines += [
+            f"cross_world_kendall_tau={cross_fidelity.kendall_tau:.4f}",
+            f"cross_world_max_relative_return_gap={cross_fidelity.max_relative_return_gap:.4f}",
+        ]
+    return "\n".join(lines)
 
 
 def markdown_report(
@@ -206,6 +265,7 @@ def markdown_report(
     reference: str,
     fidelity: Fidelity | None,
     header: str = "",
+    cross_fidelity: Fidelity | None = None,
 ) -> str:
     """The whole report as Markdown: the results table, the fidelity table and lines, a legend.
 
@@ -214,10 +274,13 @@ def markdown_report(
     """
     parts = [header.strip()] if header.strip() else []
     parts.append(markdown_table(*display_rows(results, reference)))
-    if fidelity is not None and fidelity.agents:
-        parts.append("Fidelity of the learned world (agents evaluated in both worlds):")
-        parts.append(markdown_table(*fidelity_rows(results, fidelity)))
-        parts.append("```\n" + fidelity_lines(fidelity) + "\n```")
+    if has_fidelity(fidelity, cross_fidelity):
+        parts.append(
+            "Fidelity of the learned world (relative gap: (learned - truth) / truth; predicted gap: "
+            "(learned - cross) / cross, the cross-fitted world's estimate of it):"
+        )
+        parts.append(markdown_table(*fidelity_rows(results, fidelity, cross_fidelity)))
+        parts.append("```\n" + fidelity_lines(fidelity, cross_fidelity) + "\n```")
     parts.append(
         "Return: mean episode return with its 95% t interval. "
         f"vs {reference}: mean paired per-episode difference (same episode seeds: common random numbers) "
@@ -225,7 +288,9 @@ def markdown_report(
         "completion/skip: shares of plays; length: plays per session; left: share of sessions the listener "
         "left; diversity: distinct artists / tracks per session; novelty: mean popularity percentile of the "
         "plays (lower is more novel); coverage: distinct tracks played / catalogue. n/a: not evaluated in "
-        "that world (agents that read the ground truth run in the ground-truth world only)."
+        "that world (agents that read the ground truth run in the ground-truth world only). The cross-fitted "
+        "world, when there is one, is a second world learned from sessions the first never saw, answering the same "
+        "episodes."
     )
     notes = not_available_notes(results)
     if notes:
@@ -248,17 +313,19 @@ def write_tables(
     reference: str,
     fidelity: Fidelity | None,
     header: str = "",
+    cross_fidelity: Fidelity | None = None,
 ) -> dict[str, Path]:
-    """Write ``results.csv``, ``results.md`` and (with a fidelity) ``fidelity.csv`` into ``out``."""
+    """Write ``results.csv``, ``results.md`` and (with a ground truth or a cross world) ``fidelity.csv``
+    (:func:`fidelity_frame`) into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / CSV_NAME, "markdown": out / MARKDOWN_NAME}
     frame = results_frame(results, reference)
     write_atomic(paths["csv"], lambda tmp: frame.to_csv(tmp, index=False, na_rep=NOT_AVAILABLE))
-    markdown = markdown_report(results, reference, fidelity, header)
+    markdown = markdown_report(results, reference, fidelity, header, cross_fidelity)
     write_atomic(paths["markdown"], lambda tmp: tmp.write_text(markdown))
-    if fidelity is not None:
+    if fidelity is not None or cross_fidelity is not None:
         paths["fidelity"] = out / FIDELITY_CSV_NAME
-        gaps = pd.DataFrame({"agent": fidelity.agents, "relative_gap": fidelity.relative_gaps})
+        gaps = fidelity_frame(results, fidelity, cross_fidelity)
         write_atomic(paths["fidelity"], lambda tmp: gaps.to_csv(tmp, index=False, na_rep=NOT_AVAILABLE))
     return paths
 
@@ -278,7 +345,7 @@ def returns_figure(results: Sequence[AgentResult]) -> Figure:
     by_key = {(r.agent, r.world): r.metrics for r in results if r.metrics is not None}
     figure, axes = plt.subplots(figsize=(7.5, 0.45 * len(agents) + 1.6))
     offsets = np.linspace(-0.15, 0.15, len(worlds)) if len(worlds) > 1 else np.zeros(1)
-    for offset, world, marker in zip(offsets, worlds, ("o", "s"), strict=False):
+    for offset, world, marker in zip(offsets, worlds, ("o", "s", "^"), strict=False):
         points = [(i, by_key[agent, world].mean_return) for i, agent in enumerate(agents) if (agent, world) in by_key]
         if not points:
             continue
@@ -351,6 +418,7 @@ def write_tensorboard(
     fidelity: Fidelity | None,
     figures: dict[str, Figure],
     markdown: str,
+    cross_fidelity: Fidelity | None = None,
 ) -> None:
     """The evaluation in TensorBoard, under ``log_dir``.
 
@@ -358,8 +426,9 @@ def write_tensorboard(
     ``<world>/mean_return``, ``<world>/return_ci_low`` / ``return_ci_high``, ``<world>/<metric>``
     for each table column, and ``<world>/skip_rate_by_position`` with the session position as
     the step. The root run holds the figures (images ``figures/<name>``), the fidelity scalars
-    (``fidelity/kendall_tau``, ``fidelity/max_relative_return_gap``, ``fidelity/relative_gap/<agent>``)
-    and the Markdown report as text (``results``). The figures are closed afterwards.
+    (``fidelity/kendall_tau``, ``fidelity/max_relative_return_gap``, ``fidelity/relative_gap/<agent>``;
+    with a cross world the same under ``fidelity/cross_world/``, its predicted gaps) and the
+    Markdown report as text (``results``). The figures are closed afterwards.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -383,11 +452,13 @@ def write_tensorboard(
     with SummaryWriter(str(log_dir)) as writer:
         for name, figure in figures.items():
             writer.add_figure(f"figures/{name}", figure, 0, close=True)
-        if fidelity is not None and fidelity.agents:
-            writer.add_scalar("fidelity/kendall_tau", fidelity.kendall_tau, 0)
-            writer.add_scalar("fidelity/max_relative_return_gap", fidelity.max_relative_return_gap, 0)
-            for agent, gap in zip(fidelity.agents, fidelity.relative_gaps, strict=True):
-                writer.add_scalar(f"fidelity/relative_gap/{_run_name(agent)}", gap, 0)
+        for prefix, figures_of in (("fidelity", fidelity), ("fidelity/cross_world", cross_fidelity)):
+            if figures_of is None or not figures_of.agents:
+                continue
+            writer.add_scalar(f"{prefix}/kendall_tau", figures_of.kendall_tau, 0)
+            writer.add_scalar(f"{prefix}/max_relative_return_gap", figures_of.max_relative_return_gap, 0)
+            for agent, gap in zip(figures_of.agents, figures_of.relative_gaps, strict=True):
+                writer.add_scalar(f"{prefix}/relative_gap/{_run_name(agent)}", gap, 0)
         writer.add_text("results", markdown, 0)
 
 
@@ -398,6 +469,7 @@ def publish(
     fidelity: Fidelity | None,
     header: str = "",
     tensorboard: bool = True,
+    cross_fidelity: Fidelity | None = None,
 ) -> dict[str, Path]:
     """Write everything into ``out``: the tables, the PNG figures and (optionally) ``out/tensorboard``.
 
@@ -405,12 +477,14 @@ def publish(
         The paths written, by kind (``csv``, ``markdown``, ``fidelity``, ``mean_return``,
         ``skip_by_position``, ``tensorboard``).
     """
-    paths = write_tables(out, results, reference, fidelity, header)
+    paths = write_tables(out, results, reference, fidelity, header, cross_fidelity)
     figures = write_figures(out, results)
     paths.update({name: out / f"{name}.png" for name in figures})
     if tensorboard:
         paths["tensorboard"] = out / "tensorboard"
-        write_tensorboard(paths["tensorboard"], results, fidelity, figures, paths["markdown"].read_text())
+        write_tensorboard(
+            paths["tensorboard"], results, fidelity, figures, paths["markdown"].read_text(), cross_fidelity
+        )
     else:
         for figure in figures.values():
             plt.close(figure)

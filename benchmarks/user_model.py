@@ -45,9 +45,9 @@ from scipy.stats import spearmanr
 
 from musicenv.data import ListeningLog, load_mssd
 from musicenv.groundtruth import GroundTruthWorld
-from musicenv.groundtruth.simulate import log_frames
+from musicenv.groundtruth.simulate import SimulatedSessions, log_frames
 from musicenv.rewards import RewardConfig
-from musicenv.world import Contexts, member_disagreement
+from musicenv.world import Contexts, is_eval_user, member_disagreement
 from world_model.history import ListeningHistory
 from world_model.learned_session import LearnedSessionModel
 from world_model.metrics import binary_log_loss, lift_ratio, response_metrics
@@ -97,6 +97,34 @@ def oracle_replay(
         state = model.advance(state, tracks, np.maximum(sessions.responses[:, t], 0).astype(np.int8))
         leave[:, t] = model.leave_probs(state)
     return probs, leave
+
+
+def held_out_sessions(
+    gt: GroundTruthWorld, future: SimulatedSessions, listener_ids: np.ndarray, max_session_length: int
+) -> tuple[SessionTable, np.ndarray, np.ndarray]:
+    """The evaluation users' sessions of ``future``, simulated apart from a world's log, as held-out plays.
+
+    Only listeners the world knows (``listener_ids``, its sorted listener ids) are kept: the model
+    scores a play with its listener's vector. Returns the sessions indexed by ``listener_ids``,
+    and the exact response ``(S, L, 3)`` and leaving ``(S, L)`` probabilities of each play
+    (:func:`oracle_replay`).
+    """
+    plays = log_frames(future, gt.config, gt.user_ids, gt.track_ids, gt.catalogue.premium)
+    user_ids = plays["user_id"].to_numpy(dtype=str)
+    known = np.isin(user_ids, np.asarray(listener_ids, dtype=str)) & is_eval_user(gt.user_ids)[gt.user_index(user_ids)]
+    future_log = ListeningLog.from_frames(plays[known].reset_index(drop=True), gt.tracks)
+    held_out = SessionTable.from_log(future_log, max_session_length, listener_ids=listener_ids)
+    sim_rows = np.char.lstrip(held_out.session_ids.astype(str), "s").astype(np.int64)
+    oracle_probs, oracle_leave = oracle_replay(gt, future, sim_rows, held_out)
+    return held_out, oracle_probs, oracle_leave
+
+
+def held_out_familiarity(history: ListeningHistory, held_out: SessionTable) -> np.ndarray:
+    """``(S, L, 7)`` what a world knows of each held-out play's (listener, track): its logged plays
+    (the held-out sessions themselves are in no log); zeros where nothing was played."""
+    features = history.features(held_out.listeners[:, None], np.maximum(held_out.tracks, 0))
+    features[~held_out.play_mask()] = 0.0
+    return features
 
 
 def report(prefix: str, probs: np.ndarray, responses: np.ndarray, oracle: dict[str, float], truth: np.ndarray) -> dict:
@@ -259,19 +287,11 @@ def main(argv: list[str] | None = None) -> None:
     # are in no log the world saw (ALS reads every logged play, outcomes included, so scoring
     # logged plays would let the ALS vectors leak the answers).
     future = gt.simulate(args.eval_sessions, seed=args.seed + 1)
-    future_log = ListeningLog.from_frames(
-        log_frames(future, gt.config, gt.user_ids, gt.track_ids, gt.catalogue.premium), gt.tracks
+    held_out, oracle_probs, oracle_leave = held_out_sessions(
+        gt, future, sessions.listener_ids, config.max_session_length
     )
-    held_out = SessionTable.from_log(future_log, config.max_session_length, listener_ids=sessions.listener_ids)
-    keep = held_out.eval_sessions()
-    held_out = held_out.take(keep)
-    sim_rows = np.char.lstrip(held_out.session_ids.astype(str), "s").astype(np.int64)
-    oracle_probs, oracle_leave = oracle_replay(gt, future, sim_rows, held_out)
-    # What the world knows of each held-out play's (listener, track): the logged plays (the
-    # held-out sessions themselves are in no log).
     history = ListeningHistory.from_sessions(sessions, log.n_tracks, log.track_artist_codes())
-    held_out_history = history.features(held_out.listeners[:, None], np.maximum(held_out.tracks, 0))
-    held_out_history[~held_out.play_mask()] = 0.0
+    held_out_history = held_out_familiarity(history, held_out)
     mask = held_out.play_mask()
     responses = held_out.responses[mask]
     truth = oracle_probs[mask]

@@ -6,7 +6,9 @@ learned run and a ground-truth run is only the *responder*: the :class:`~musicen
 that gives the response probabilities and the probability of leaving. In a ground-truth run that
 is the ground-truth world's exact model, asked about the same user, context, session so far and
 track. The two worlds share ids, not indices, so :class:`GroundTruthResponder` translates the
-learned world's user and track indices into the ground truth's, once, as arrays.
+learned world's user and track indices into the ground truth's, once, as arrays
+(:func:`translate_ids`). :class:`TranslatedResponder` is that translation for any answering model:
+the cross-fitted world (:mod:`world_model.cross_fit`) answers through it too.
 
 :func:`resolve_world` turns the environment's ``world=`` / ``responder=`` arguments into a world
 and a responder; :class:`Oracle` is the handle through which agents that are allowed to read the
@@ -60,7 +62,40 @@ class GroundTruthLike(Protocol):
         ...
 
 
-class GroundTruthResponder:
+class TranslatedResponder:
+    """Another world's :class:`~musicenv.world.SessionModel`, spoken in a learned world's indices.
+
+    The environment asks about the learned world's user and track indices; this responder hands
+    the other model the same listeners and tracks in its own indices, through two lookup arrays
+    made once (:func:`translate_ids`). The states it returns are the other model's own. Padding
+    (track ``-1``) stays padding.
+
+    Args:
+        session_model: the model that answers.
+        users: ``(n_users,)`` int64, the answering model's index of each learned-world user.
+        tracks: ``(n_tracks,)`` int64, the answering model's index of each learned-world track.
+    """
+
+    def __init__(self, session_model: SessionModel, users: np.ndarray, tracks: np.ndarray) -> None:
+        self.session_model = session_model
+        self._users = np.asarray(users, dtype=np.int64)
+        # One extra entry so that padding (-1) translates to padding.
+        self._tracks = np.append(np.asarray(tracks, dtype=np.int64), -1)
+
+    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
+        return self.session_model.initial_state(self._users[users], contexts)
+
+    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        return self.session_model.response_probs(state, self._tracks[tracks])
+
+    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
+        return self.session_model.advance(state, self._tracks[tracks], responses)
+
+    def leave_probs(self, state: SessionState) -> np.ndarray:
+        return self.session_model.leave_probs(state)
+
+
+class GroundTruthResponder(TranslatedResponder):
     """The ground-truth :class:`~musicenv.world.SessionModel`, spoken in a learned world's indices.
 
     Every method takes and returns what the learned world's own model would (user and track
@@ -77,23 +112,12 @@ class GroundTruthResponder:
 
     def __init__(self, groundtruth: GroundTruthLike, learned: World) -> None:
         self.groundtruth = groundtruth
-        self.session_model = groundtruth.session_model
         track_ids = learned.tracks["track_id"].to_numpy()
-        self._users = _translate(groundtruth.user_index, np.asarray(learned.user_ids), "user")
-        # One extra entry so that padding (-1) translates to padding.
-        self._tracks = np.append(_translate(groundtruth.track_index, track_ids, "track"), -1)
-
-    def initial_state(self, users: np.ndarray, contexts: Contexts) -> SessionState:
-        return self.session_model.initial_state(self._users[users], contexts)
-
-    def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
-        return self.session_model.response_probs(state, self._tracks[tracks])
-
-    def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
-        return self.session_model.advance(state, self._tracks[tracks], responses)
-
-    def leave_probs(self, state: SessionState) -> np.ndarray:
-        return self.session_model.leave_probs(state)
+        super().__init__(
+            groundtruth.session_model,
+            translate_ids(groundtruth.user_index, np.asarray(learned.user_ids), "user"),
+            translate_ids(groundtruth.track_index, track_ids, "track"),
+        )
 
 
 def member_models(model: SessionModel, responses: ResponseMode) -> list[SessionModel]:
@@ -106,18 +130,36 @@ def member_models(model: SessionModel, responses: ResponseMode) -> list[SessionM
     return [model.member(index) for index in range(size)]  # type: ignore[attr-defined]
 
 
-def _translate(index: Callable[[np.ndarray], np.ndarray], ids: np.ndarray, what: str) -> np.ndarray:
+def translate_ids(
+    index: Callable[[np.ndarray], np.ndarray], ids: np.ndarray, what: str, unknown: np.ndarray | None = None
+) -> np.ndarray:
+    """The answering world's indices of ``ids`` (``index`` is its id lookup, e.g. ``user_index``).
+
+    Args:
+        index: maps ids to indices; for an id it does not know it raises ``KeyError`` (the
+            ground truth) or gives ``-1``.
+        ids: the learned world's ids.
+        what: ``"user"`` or ``"track"``, for messages.
+        unknown: where ids that ``index`` gives ``-1`` go, one index per id (read only at those),
+            or None to raise (a ground truth must know every id).
+
+    Raises:
+        ValueError: ``index`` raised, or with ``unknown=None`` gave ``-1`` for an id.
+    """
     try:
         translated = np.asarray(index(ids), dtype=np.int64)
     except KeyError as error:
         raise ValueError(
             f"the ground truth does not know {what} {error}: the learned world was not built from its logs"
         ) from error
-    unknown = np.flatnonzero(translated < 0)
-    if unknown.size:
+    missing = translated < 0
+    if unknown is not None:
+        return np.where(missing, np.asarray(unknown, dtype=np.int64), translated)
+    if missing.any():
+        first = np.flatnonzero(missing)
         raise ValueError(
-            f"the ground truth does not know {unknown.size} of the learned world's {what}s "
-            f"(e.g. {ids[unknown[0]]!r}): the learned world was not built from its logs"
+            f"the ground truth does not know {first.size} of the learned world's {what}s "
+            f"(e.g. {ids[first[0]]!r}): the learned world was not built from its logs"
         )
     return translated
 

@@ -157,9 +157,13 @@ class GroundTruthWorld:
     def simulate_logs(self, n_sessions: int | None = None, seed: int = 0) -> ListeningLog:
         """The world's listening logs: :meth:`simulate` as a :class:`musicenv.data.ListeningLog`
         with the world's tracks and block lists. Same seed, same logs."""
+        return self.log_of(self.simulate(n_sessions, seed))
+
+    def log_of(self, sessions: SimulatedSessions) -> ListeningLog:
+        """Simulated ``sessions`` as the world's listening log (:meth:`simulate_logs`' second half), for
+        a caller that keeps the sessions' exact probabilities too."""
         from musicenv.data import ListeningLog
 
-        sessions = self.simulate(n_sessions, seed)
         plays = log_frames(sessions, self.config, self.user_ids, self.track_ids, self.catalogue.premium)
         return ListeningLog.from_frames(plays, self.tracks, self.blocks)
 

@@ -1,0 +1,248 @@
+"""The cross-fitted world: the split, the fresh log of a ground truth, the translation, ``eval.py --cross-world``."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_world import SMALL_TRUTH, TINY  # the small ground truth and tiny settings the world tests build with
+
+from agents.evaluate import AgentSpec, evaluate, summary
+from agents.report import publish
+from musicenv.data import load_mssd
+from musicenv.groundtruth import GroundTruthWorld
+from world_model.cross_fit import (
+    build_cross_fitted_worlds,
+    cross_log_seed,
+    cross_responder,
+    cross_world_for,
+    session_halves,
+    split_sessions,
+)
+from world_model.world import LearnedWorld, default_world, groundtruth_for
+
+torch.set_num_threads(1)
+
+CHEAP_AGENTS = [AgentSpec(name, name) for name in ("random", "popular", "greedy_learned")]
+
+
+@pytest.fixture(scope="module")
+def truth_log():
+    truth = GroundTruthWorld(seed=1, config=SMALL_TRUTH)
+    return truth, truth.simulate_logs(500, seed=2)
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> tuple[LearnedWorld, LearnedWorld]:
+    """A tiny default-style world of a small ground truth and its cross world (cached in a temporary home)."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUSICENV_HOME", str(home))
+        world = default_world(groundtruth_seed=1, log_sessions=400, config=TINY, groundtruth_config=SMALL_TRUTH)
+        return world, cross_world_for(world)
+
+
+def test_split_is_deterministic_disjoint_and_covers_every_session(truth_log) -> None:
+    _, log = truth_log
+    halves = session_halves(log)
+    np.testing.assert_array_equal(halves, session_halves(log))
+    assert not np.array_equal(halves, session_halves(log, seed=1))  # the seed salts it
+    first, second = split_sessions(log)
+    ids = [set(part.plays["session_id"]) for part in (first, second)]
+    assert not ids[0] & ids[1]
+    assert ids[0] | ids[1] == set(log.plays["session_id"])
+    assert first.n_plays + second.n_plays == log.n_plays
+    assert first.n_tracks == second.n_tracks == log.n_tracks  # both keep the catalogue
+    # Half of every listener's sessions (one more on either side for an odd count).
+    per_listener = pd.DataFrame({"session": log.session_codes(), "user": log.plays["user_id"].to_numpy()})
+    per_listener = per_listener.drop_duplicates("session")
+    per_listener["half"] = halves[per_listener["session"].to_numpy()]
+    counts = per_listener.groupby("user")["half"].agg(["sum", "count"])
+    assert ((counts["count"] - 2 * counts["sum"]).abs() <= 1).all()
+
+
+def test_cross_world_of_a_ground_truth_reads_a_fresh_log_of_it(worlds) -> None:
+    world, cross = worlds
+    assert cross.provenance.seed == world.provenance.seed
+    assert cross.provenance.config == world.provenance.config
+    assert cross.provenance.log_sessions == world.provenance.log_sessions
+    assert cross.provenance.log_seed == cross_log_seed(world.provenance.log_seed) != world.provenance.log_seed
+    assert cross.config == world.config
+    assert len(cross.session_users) == len(world.session_users)
+    # Other sessions: the logged contexts differ.
+    assert not np.array_equal(cross.session_hours, world.session_hours)
+
+
+def test_cross_responder_translates_by_id_and_answers_newcomers(worlds) -> None:
+    world, cross = worlds
+    responder = cross_responder(cross, world)
+    users = np.arange(len(world.user_ids))
+    contexts = world.sample_sessions(np.random.default_rng(0), len(users), "all")[1]
+    pools = world.candidate_pools(users, 10)
+    probs = responder.response_probs(responder.initial_state(users, contexts), pools)
+    assert probs.shape == (len(users), 10, 3) and np.isfinite(probs).all()
+    # A listener and tracks both worlds know: the cross world's own answer.
+    cross_users = pd.Index(cross.user_ids).get_indexer(world.user_ids)
+    known = np.flatnonzero(cross_users >= 0)[:5]
+    cross_tracks = pd.Index(cross.tracks["track_id"]).get_indexer(world.tracks["track_id"])
+    own = cross.session_model.response_probs(
+        cross.session_model.initial_state(cross_users[known], contexts.take(known)), cross_tracks[pools[known]]
+    )
+    np.testing.assert_allclose(probs[known], own, atol=1e-6)
+    # The translation of a world to itself is the identity.
+    same = cross_responder(world, world)
+    state = world.session_model.initial_state(users[:4], contexts.take(np.arange(4)))
+    np.testing.assert_allclose(
+        same.response_probs(same.initial_state(users[:4], contexts.take(np.arange(4))), pools[:4]),
+        world.session_model.response_probs(state, pools[:4]),
+        atol=1e-6,
+    )
+
+
+def test_cross_world_evaluation_reports_beside_the_truth(worlds, tmp_path: Path) -> None:
+    world, cross = worlds
+    evaluation = evaluate(
+        world,
+        CHEAP_AGENTS,
+        groundtruth_for(world),
+        episodes=24,
+        batch_size=8,
+        pool_size=20,
+        cross=cross_responder(cross, world),
+    )
+    assert {r.world for r in evaluation.results} == {"learned", "groundtruth", "cross"}
+    assert evaluation.cross_fidelity is not None and evaluation.cross_fidelity.agents == evaluation.fidelity.agents
+    text = summary(evaluation)
+    assert "predicted gap" in text and "cross_world_kendall_tau=" in text and "max_relative_return_gap=" in text
+    paths = publish(
+        tmp_path,
+        evaluation.results,
+        evaluation.reference,
+        evaluation.fidelity,
+        tensorboard=False,
+        cross_fidelity=evaluation.cross_fidelity,
+    )
+    gaps = pd.read_csv(paths["fidelity"])
+    assert list(gaps.columns) == [
+        "agent",
+        "learned_return",
+        "groundtruth_return",
+        "relative_gap",
+        "cross_return",
+        "cross_world_gap",
+    ]
+    row = gaps.set_index("agent").loc["random"]
+    assert row["cross_world_gap"] == pytest.approx((row["learned_return"] - row["cross_return"]) / row["cross_return"])
+    assert "cross" in set(pd.read_csv(paths["csv"])["world"])
+
+
+def test_cross_world_on_mssd_rows_without_a_ground_truth(shared_dir: Path, tmp_path: Path) -> None:
+    """The MSSD's use: no ground truth, a split at build time, the cross world's verdict alone."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        log = load_mssd(shared_dir / "data/mssd/log_real_11_sessions.csv")
+    config = dataclasses.replace(
+        TINY,
+        retrieval=dataclasses.replace(TINY.retrieval, factors=4, pool_size=10),
+        user_model=dataclasses.replace(TINY.user_model, validation_share=0.5, test_share=0.0),
+    )
+    world, cross = build_cross_fitted_worlds(log, config)
+    assert world.provenance is None and cross.provenance is None
+    assert not set(world.user_ids) & set(cross.user_ids)  # sessions are the listeners: every one a newcomer
+    with pytest.raises(ValueError, match="build time"):
+        cross_world_for(world)
+    evaluation = evaluate(
+        world,
+        CHEAP_AGENTS[:2],
+        None,
+        episodes=6,
+        batch_size=3,
+        pool_size=10,
+        reference="random",
+        cross=cross_responder(cross, world),
+    )
+    assert evaluation.fidelity is None and evaluation.cross_fidelity is not None
+    assert {r.world for r in evaluation.results} == {"learned", "cross"}
+    paths = publish(
+        tmp_path,
+        evaluation.results,
+        evaluation.reference,
+        None,
+        tensorboard=False,
+        cross_fidelity=evaluation.cross_fidelity,
+    )
+    gaps = pd.read_csv(paths["fidelity"])
+    assert gaps["groundtruth_return"].isna().all() and gaps["cross_world_gap"].notna().all()
+    assert "n/a" in paths["markdown"].read_text()
+
+
+@pytest.fixture(scope="module")
+def fidelity_benchmark(tmp_path_factory: pytest.TempPathFactory):
+    """``benchmarks/fidelity.py`` as a module (it imports its sibling ``user_model`` as a script does)."""
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("fidelity_benchmark", folder / "fidelity.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_fidelity_figures_on_hand_made_numbers(fidelity_benchmark) -> None:
+    from agents.metrics import fidelity
+
+    bench = fidelity_benchmark
+    # random 1.0, greedy_truth 3.0: greedy_learned at 2.5 gets 75% of the true ranker's gain.
+    assert bench.greedy_learned_truth_share(2.5, 3.0, 1.0) == pytest.approx(0.75)
+    assert np.isnan(bench.greedy_learned_truth_share(2.0, 1.0, 1.0))
+    true = fidelity({"a": 1.2, "b": 2.0}, {"a": 1.0, "b": 2.5})  # gaps +0.2, -0.2
+    predicted = fidelity({"a": 1.2, "b": 2.0, "c": 1.0}, {"a": 1.2, "b": 2.0, "c": 2.0})  # gaps 0, 0, -0.5
+    errors = bench.cross_world_gap_errors(true, predicted)
+    assert errors == pytest.approx({"a": -0.2, "b": 0.2})  # c has no true gap
+    figures = {
+        "sessions": 20_000,
+        "max_abs_gap": 0.1,
+        "greedy_pick_bias": 0.01,
+        "kendall_tau": 1.0,
+        "greedy_learned_truth_share": 0.8,
+        "auc_lift_ratio": 0.97,
+        "ece": 0.01,
+        "max_abs_cross_world_gap_error": 0.05,
+        "build_seconds": 90.0,
+    }
+    assert bench.goals_failed(figures) == []
+    worse = {**figures, "kendall_tau": 0.8, "ece": float("nan"), "build_seconds": 130.0}
+    assert bench.goals_failed(worse) == ["kendall_tau", "ece", "build_seconds"]
+    assert bench.goals_failed({**worse, "sessions": 80_000}) == ["kendall_tau", "ece"]  # build goal: default size
+    table = bench.summary_table([{**figures, "seed": 0, "goals_failed": "none"}])
+    assert table.splitlines()[0].startswith("| seed | sessions | max_abs_gap") and "| 20,000 |" in table
+
+
+def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.evaluate import parse_config, run
+
+    assert parse_config(["--cross-world"]).cross_world == "default"  # the flag alone
+    assert parse_config([]).cross_world is None
+    world, cross = worlds
+    world_dir, cross_dir = world.save(tmp_path / "world"), cross.save(tmp_path / "cross")
+    out = tmp_path / "out"
+    common = ["--world", str(world_dir), "--agents", "random,popular", "--checkpoints", "none", "--no-progress"]
+    sizes = ["--episodes", "16", "--batch-size", "8", "--pool-size", "20"]
+    run([*common, *sizes, "--out", str(out), "--cross-world", str(cross_dir)])
+    printed = capsys.readouterr().out
+    assert "cross_world_kendall_tau=" in printed and "fidelity_kendall_tau=" in printed
+    assert set(pd.read_csv(out / "results.csv")["world"]) == {"learned", "groundtruth", "cross"}
+    assert {"cross_return", "cross_world_gap"} <= set(pd.read_csv(out / "fidelity.csv").columns)
+    assert "predicted gap" in (out / "results.md").read_text()
+    with pytest.raises(SystemExit, match="--cross-world"):
+        run([*common, "--episodes", "4", "--out", str(tmp_path / "bad"), "--cross-world", str(tmp_path / "none")])
