@@ -434,11 +434,11 @@ def ensemble_observations(world: LayoutWorld, truth: FakeGroundTruth) -> list[di
     return seen
 
 
-def test_learned_response_probs_are_the_members_mean(ensemble_world: LayoutWorld, truth: FakeGroundTruth) -> None:
+def test_learned_response_probs_are_the_members_mean(ensemble_world: LayoutWorld, groundtruth: FakeGroundTruth) -> None:
     from agents.baselines import learned_response_probs
 
     model = ensemble_world.session_model.response_model
-    for obs in ensemble_observations(ensemble_world, truth):
+    for obs in ensemble_observations(ensemble_world, groundtruth):
         members = learned_response_probs(model, obs, members=True)
         assert members.shape == (*obs["action_mask"].shape, 4, 3)
         np.testing.assert_array_equal(learned_response_probs(model, obs), members.mean(axis=-2))
@@ -446,16 +446,16 @@ def test_learned_response_probs_are_the_members_mean(ensemble_world: LayoutWorld
 
 
 def test_lcb_greedy_with_kappa_zero_plays_as_greedy_learned(
-    ensemble_world: LayoutWorld, truth: FakeGroundTruth
+    ensemble_world: LayoutWorld, groundtruth: FakeGroundTruth
 ) -> None:
     greedy = make_agent("greedy_learned", ensemble_world)
     lcb = make_agent("lcb_greedy", ensemble_world, kappa=0.0)
-    for obs in ensemble_observations(ensemble_world, truth):
+    for obs in ensemble_observations(ensemble_world, groundtruth):
         np.testing.assert_array_equal(lcb.act(obs), greedy.act(obs))
 
 
 def test_lcb_greedy_with_a_large_kappa_plays_the_candidate_the_members_agree_on(
-    ensemble_world: LayoutWorld, truth: FakeGroundTruth
+    ensemble_world: LayoutWorld, groundtruth: FakeGroundTruth
 ) -> None:
     from agents.baselines import DEFAULT_RESPONSE_VALUES, learned_response_probs
     from musicenv.world import member_disagreement
@@ -464,7 +464,7 @@ def test_lcb_greedy_with_a_large_kappa_plays_the_candidate_the_members_agree_on(
     lcb = make_agent("lcb_greedy", ensemble_world, kappa=1e6)
     greedy = make_agent("greedy_learned", ensemble_world)
     differs = 0
-    for obs in ensemble_observations(ensemble_world, truth):
+    for obs in ensemble_observations(ensemble_world, groundtruth):
         disagreement = member_disagreement(learned_response_probs(model, obs, members=True), DEFAULT_RESPONSE_VALUES)
         disagreement = np.where(obs["action_mask"] > 0, disagreement, np.inf)
         actions = lcb.act(obs)
