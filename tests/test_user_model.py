@@ -312,11 +312,18 @@ def test_training_is_deterministic(sessions: SessionTable, features) -> None:
     small = dataclasses.replace(SMALL_MODEL, max_epochs=1)
     args = (sessions.take(np.arange(300)), features.track_features, features.user_features)
 
-    def state(config: UserModelConfig) -> dict[str, torch.Tensor]:
-        model, _ = train_user_model(*args, config, progress=False)
+    def state(config: UserModelConfig, threads: int = 1) -> dict[str, torch.Tensor]:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            model, _ = train_user_model(*args, config, progress=False)
+            assert torch.get_num_threads() == threads  # the caller's setting is restored
+        finally:
+            torch.set_num_threads(before)
         return model.state_dict()
 
-    first, second = state(small), state(small)
+    # The caller's thread count does not reach the training (it runs on one thread).
+    first, second = state(small, threads=1), state(small, threads=2)
     for name, value in first.items():
         torch.testing.assert_close(value, second[name], rtol=0, atol=0)
     other = state(dataclasses.replace(small, seed=1))

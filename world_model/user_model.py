@@ -76,9 +76,11 @@ The logging policy's shuffled share
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -584,6 +586,24 @@ def _metrics(probs: np.ndarray, sessions: SessionTable) -> dict[str, float]:
     return response_metrics(probs[mask], sessions.responses[mask])
 
 
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch's CPU kernels on one thread inside the block (or the decorated function), then restore.
+
+    Training on several threads sums in an order that depends on how the work was split, so the
+    same seed could give a different model from one process to the next (a world built under a
+    test runner's thread count differed from one built by ``train.py``). One thread makes a
+    build a function of its inputs alone; the user model's batches are small, so it costs little.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@one_torch_thread()
 def train_user_model(
     log: ListeningLog | SessionTable,
     track_features: np.ndarray,
@@ -621,6 +641,9 @@ def train_user_model(
         track_artists: ``(n_tracks,)`` artist code of every track, for the history's artist
             columns (:class:`~world_model.history.ListeningHistory`); None: every track is its own
             artist.
+
+    Torch runs on one CPU thread while it trains (:func:`one_torch_thread`): the same inputs and
+    seed give the same model bit for bit, whatever thread count the caller set.
 
     Returns:
         The model with the best validation log-loss's weights, in eval mode, and a
