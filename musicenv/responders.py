@@ -32,7 +32,8 @@ from musicenv.world import Contexts, SessionModel, SessionState, World, ensemble
 ResponseMode = Literal["mean", "sample", "pessimistic"]
 RESPONSE_MODES: tuple[str, ...] = ("mean", "sample", "pessimistic")
 """How an ensemble responder answers (the environments' ``responses=``; docs/design.md,
-"Responses"): ``"mean"``, the members' mean probabilities; ``"sample"``, one member drawn per episode (domain randomisation); ``"pessimistic"``, the mean, and a reward lowered by
+"Responses"): ``"mean"``, the members' mean probabilities; ``"sample"``, one member drawn per
+episode (domain randomisation); ``"pessimistic"``, the mean, and a reward lowered by
 ``pessimism`` times the members' disagreement on the play (MOPO, Yu et al. 2020)."""
 
 DEFAULT_PESSIMISM = 1.0
