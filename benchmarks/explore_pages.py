@@ -25,21 +25,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, where benchmarks/agents.py would
-# shadow the agents package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+from streamlit.testing.v1 import AppTest
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from agents.evaluate import AgentSpec, evaluate  # noqa: E402
-from agents.report import write_figures, write_tables  # noqa: E402
-from musicenv.explore import data  # noqa: E402
+from agents.evaluate import AgentSpec, evaluate
+from agents.report import write_figures, write_tables
+from musicenv.explore import data
 
 APP = str(Path(data.__file__).with_name("app.py"))
 

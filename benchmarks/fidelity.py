@@ -98,7 +98,8 @@ GOALS: dict[str, tuple[str, float]] = {
     "ece": ("<=", 0.02),
     "max_abs_cross_world_gap_error": ("<=", 0.10),
 }
-"""Each figure's goal (issue 19), checked on every case; ``build_seconds`` < 120 only at the default size."""
+"""Each figure's goal (docs/design.md, "An honest learned world"), checked on every case;
+``build_seconds`` < 120 only at the default size."""
 BUILD_SECONDS_GOAL = 120.0
 DEFAULT_SESSIONS = 20_000
 SUMMARY_COLUMNS = (

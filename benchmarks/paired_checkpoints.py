@@ -20,17 +20,12 @@ Run::
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-# Run as a script, this folder is sys.path[0]; a benchmarks/agents.py would shadow the agents package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+import torch
 
-import torch  # noqa: E402
-
-from agents.evaluate import EvalConfig, agent_specs, evaluate_config  # noqa: E402
-from agents.metrics import paired_difference  # noqa: E402
-from world_model.world import open_world_and_truth  # noqa: E402
+from agents.evaluate import EvalConfig, agent_specs, evaluate_config
+from agents.metrics import paired_difference
+from world_model.world import open_world_and_truth
 
 
 def main(argv: list[str] | None = None) -> None:
