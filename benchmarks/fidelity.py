@@ -326,6 +326,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("fidelity_out/figures.csv"), help="CSV of every figure")
     args = parser.parse_args(argv)
+    for name in ("sessions", "episodes", "batch_size"):
+        values = getattr(args, name)
+        if min(values if isinstance(values, list) else [values], default=0) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {values}")
+    if not args.seeds or min(args.seeds) < 0 or args.ahdqn_steps < 0:
+        parser.error(
+            f"--seeds must be non-negative and given, --ahdqn-steps non-negative: {args.seeds}, {args.ahdqn_steps}"
+        )
     if "greedy_learned" not in args.agents or "random" not in args.agents or "greedy_truth" not in args.agents:
         parser.error("--agents must include random, greedy_learned and greedy_truth (the figures read them)")
     return args

@@ -246,3 +246,21 @@ def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.Capture
     assert "predicted gap" in (out / "results.md").read_text()
     with pytest.raises(SystemExit, match="--cross-world"):
         run([*common, "--episodes", "4", "--out", str(tmp_path / "bad"), "--cross-world", str(tmp_path / "none")])
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--sessions", "0"], "--sessions"),
+        (["--episodes", "0"], "--episodes"),
+        (["--batch-size", "-1"], "--batch-size"),
+        (["--seeds", "-1"], "--seeds"),
+        (["--ahdqn-steps", "-5"], "--ahdqn-steps"),
+    ],
+)
+def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
+    fidelity_benchmark, capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+) -> None:
+    with pytest.raises(SystemExit):
+        fidelity_benchmark.parse_args(argv)
+    assert named in capsys.readouterr().err

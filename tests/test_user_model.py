@@ -732,3 +732,9 @@ def test_scalar_leave_probability_equals_the_batched_one(sessions: SessionTable)
     assert scalar == batched.tolist()  # bit for bit
     extreme = SessionEndModel(np.full(len(SESSION_END_FEATURES), -1e3))
     assert extreme.leave_prob(5, 0, 2, [0, 0, 5]) == 0.0  # exp overflow reads as probability 0, as expit
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, True, "5"])
+def test_an_ensemble_size_that_is_not_a_positive_whole_number_is_refused(size: object) -> None:
+    with pytest.raises(ValueError, match="ensemble_size"):
+        UserModelConfig(ensemble_size=size)  # type: ignore[arg-type]

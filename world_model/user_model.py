@@ -147,7 +147,7 @@ class UserModelConfig:
     test_share: float = 0.1
     """Share of the train users' sessions held out for the report's test metrics."""
     ensemble_size: int = 5
-    """Members of the ensemble (``E``; 1: a single model, exactly today's).
+    """Members of the ensemble (``E``; 1: the single model, trained exactly as without an ensemble).
 
     The members share the trunk (static, track, history and interaction inputs, the GRU, the
     head's first layer); each owns the head's last two layers, as the heads of bootstrapped DQN
@@ -162,6 +162,11 @@ class UserModelConfig:
     more); the figures are in ``benchmarks/RESULTS.md``."""
     seed: int = 0
     """Seeds the initial weights, the minibatch order and the members' bootstraps."""
+
+    def __post_init__(self) -> None:
+        size = self.ensemble_size
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"UserModelConfig.ensemble_size must be a whole number of at least 1, got {size!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
