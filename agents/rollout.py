@@ -42,6 +42,12 @@ def evaluation_seed(eval_seed: int = 0) -> int:
     return TRAIN_SEED_LIMIT + eval_seed
 
 
+def episode_quotas(num_envs: int, n_episodes: int) -> np.ndarray:
+    """``(num_envs,)`` episodes :func:`rollout` records from each sub-environment: as equal as
+    ``num_envs`` allows, the earlier ones taking the remainder."""
+    return np.full(num_envs, n_episodes // num_envs) + (np.arange(num_envs) < n_episodes % num_envs)
+
+
 @dataclass
 class RolloutResult:
     """Per-episode records of one agent over a fixed set of episodes (E rows, L positions).
@@ -107,7 +113,7 @@ def rollout(agent: Agent, env: Any, n_episodes: int, seed: int, world: str | Non
         The records, ordered by episode key (see :class:`RolloutResult`).
     """
     n, length = env.num_envs, env.playlist_length
-    quotas = np.full(n, n_episodes // n) + (np.arange(n) < n_episodes % n)
+    quotas = episode_quotas(n, n_episodes)
     done_count = np.zeros(n, dtype=np.int64)
     obs, _ = env.reset(seed=seed)
     rows = np.arange(n)

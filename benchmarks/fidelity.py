@@ -41,11 +41,11 @@ Figures (``seed=<s> sessions=<n> name=value`` lines, and per case in ``--out``)
     ``goals_failed``                the goals above this case misses (``none``)
     ==============================  ===============================================================
 
-``greedy_pick_bias`` is averaged over every play ``greedy_learned`` makes in its ground-truth
-rollout: the recorded episodes and the few a vector environment starts after its last recorded
-one (the same plays for the same seed). A closing Markdown table (one row per case) is the README's
-"How much data a faithful world needs"; ``--out`` (default ``fidelity_out/figures.csv``) gets every
-figure of every case, written atomically (and a ``.json`` beside it).
+``greedy_pick_bias`` is averaged over every play ``greedy_learned`` makes in the evaluation's
+episodes of its ground-truth rollout, the episodes the evaluation records. A closing Markdown
+table (one row per case) is the README's "How much data a faithful world needs"; ``--out``
+(default ``fidelity_out/figures.csv``) gets every figure of every case, written atomically (and a
+``.json`` beside it).
 
 Run::
 
@@ -78,7 +78,7 @@ from agents.config import TrainConfig
 from agents.evaluate import DEFAULT_AGENTS, AgentSpec, Evaluation, checkpoint_spec, evaluate
 from agents.metrics import Fidelity
 from agents.report import markdown_table
-from agents.rollout import evaluation_seed, rollout
+from agents.rollout import episode_quotas, evaluation_seed, rollout
 from agents.train import make_learner
 from musicenv.artifacts import write_atomic, write_json_atomic
 from musicenv.groundtruth import GroundTruthWorld
@@ -152,23 +152,38 @@ def goals_failed(figures: Mapping[str, Any]) -> list[str]:
 
 
 class PickRecorder:
-    """``greedy_learned`` that records, for each play in a ground-truth run, the learned and the true P(complete)."""
+    """``greedy_learned`` that records, for each play of the recorded episodes of a ground-truth run,
+    the learned and the true P(complete).
 
-    def __init__(self, agent: Agent) -> None:
+    :func:`~agents.rollout.rollout` records episodes ``0 .. quota_i - 1`` of sub-environment ``i``
+    and lets the others run on until the last recorded one ends; the recorder counts each row's
+    episodes (one starts at every step with an empty history) and keeps the plays of the recorded
+    ones only.
+
+    Args:
+        agent: the agent whose picks are scored (``greedy_learned``).
+        quotas: ``(N,)`` episodes recorded per sub-environment, as :func:`~agents.rollout.rollout`
+            gives them (:func:`~agents.rollout.episode_quotas`).
+    """
+
+    def __init__(self, agent: Agent, quotas: np.ndarray) -> None:
         self.agent = agent
         self.name = agent.name
         self.needs_oracle = False
+        self.quotas = np.asarray(quotas, dtype=np.int64)
+        self.episodes = np.full(len(self.quotas), -1, dtype=np.int64)
         self.learned: list[np.ndarray] = []
         self.true: list[np.ndarray] = []
 
     def act(self, obs: Any, oracle: Any = None) -> np.ndarray:
         actions = self.agent.act(obs, oracle)
         rows = np.arange(len(actions))
-        valid = np.asarray(obs["action_mask"])[rows, actions]
+        self.episodes += np.asarray(obs["history_mask"]).sum(axis=1) == 0
+        recorded = np.asarray(obs["action_mask"])[rows, actions].astype(bool) & (self.episodes < self.quotas)
         learned = learned_response_probs(self.agent.model, obs, self.agent.device)[rows, actions, COMPLETE]
         true = oracle.response_probs(actions[:, None])[:, 0, COMPLETE]
-        self.learned.append(learned[valid])
-        self.true.append(true[valid])
+        self.learned.append(learned[recorded])
+        self.true.append(true[recorded])
         return actions
 
     @property
@@ -179,8 +194,9 @@ class PickRecorder:
 
 def greedy_pick_bias(world: LearnedWorld, truth: GroundTruthWorld, episodes: int, seed: int, batch_size: int) -> float:
     """``greedy_learned``'s ground-truth run (the evaluation's episodes), recorded by :class:`PickRecorder`."""
-    env = ListeningSessionVectorEnv(min(episodes, batch_size), world=world, responder=truth, split="eval", copy=False)
-    recorder = PickRecorder(make_agent("greedy_learned", world))
+    num_envs = min(episodes, batch_size)
+    env = ListeningSessionVectorEnv(num_envs, world=world, responder=truth, split="eval", copy=False)
+    recorder = PickRecorder(make_agent("greedy_learned", world), episode_quotas(num_envs, episodes))
     rollout(recorder, env, episodes, evaluation_seed(seed))  # type: ignore[arg-type]
     return recorder.bias
 

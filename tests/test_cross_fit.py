@@ -264,3 +264,34 @@ def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
     with pytest.raises(SystemExit):
         fidelity_benchmark.parse_args(argv)
     assert named in capsys.readouterr().err
+
+
+def test_greedy_pick_bias_is_the_mean_over_the_recorded_episodes_plays(worlds, fidelity_benchmark) -> None:
+    from agents.base import make_agent
+    from agents.baselines import learned_response_probs
+    from agents.rollout import evaluation_seed, rollout
+    from musicenv.vector_env import ListeningSessionVectorEnv
+    from musicenv.world import COMPLETE
+
+    world, _ = worlds
+    truth = groundtruth_for(world)
+    bias = fidelity_benchmark.greedy_pick_bias(world, truth, 12, 0, 3)
+
+    # Recomputed play by play in a second run of the same episodes (3 sub-environments, 4 episodes each).
+    env = ListeningSessionVectorEnv(3, world=world, responder=truth, split="eval", copy=False)
+    agent = make_agent("greedy_learned", world)
+    result = rollout(agent, env, 12, evaluation_seed(0))
+    differences: list[float] = []
+    seen = np.zeros(3, dtype=np.int64)
+    obs, _ = env.reset(seed=evaluation_seed(0))
+    while (seen < 4).any():
+        actions = agent.act(obs, env.oracle)
+        rows = np.arange(3)
+        learned = learned_response_probs(agent.model, obs)[rows, actions, COMPLETE]
+        true = env.oracle.response_probs(actions[:, None])[:, 0, COMPLETE]
+        for row in rows[seen < 4]:
+            differences.append(learned[row] - true[row])
+        obs, _, terminated, truncated, _ = env.step(actions)
+        seen += terminated | truncated
+    assert len(differences) == result.lengths.sum()
+    assert bias == pytest.approx(np.mean(differences), abs=1e-12)
