@@ -41,6 +41,7 @@ from world_model.user_model import (
     UserResponseModel,
     listener_bootstrap,
     logged_response_probs,
+    member_blocks,
     train_user_model,
 )
 from world_model.world import learn_features
@@ -573,6 +574,124 @@ def test_an_ensemble_of_identical_members_is_the_single_model() -> None:
     )
 
 
+def independent_ensemble(members: list[UserResponseModel]) -> UserResponseModel:
+    """The ensemble of independent members whose member ``e`` is ``members[e]`` (single models of one
+    architecture): each member's weights placed in its block of the wider layers."""
+    first = members[0]
+    size = len(members)
+    ensemble = UserResponseModel(
+        first.user_dim,
+        first.track_dim,
+        *first.member_sizes,
+        sequential=first.sequential,
+        history_dim=first.history_dim,
+        ensemble_size=size,
+        shared_trunk=False,
+    ).eval()
+    gate_rows = first.hidden_size  # one gate's rows in a member's GRU
+    with torch.no_grad():
+        for name, wide in ensemble.named_parameters():
+            if name.startswith("output."):
+                continue
+            wide.zero_()
+            for e, member in enumerate(members):
+                own = dict(member.named_parameters())[name]
+                if name.startswith("gru."):  # gates stacked: member e's rows in each of the three
+                    for gate in range(3):
+                        rows = own[gate * gate_rows : (gate + 1) * gate_rows]
+                        start = gate * ensemble.hidden_size + e * gate_rows
+                        target = wide[start : start + gate_rows]
+                        if own.dim() == 2 and name.startswith("gru.weight_hh"):
+                            target[:, e * gate_rows : (e + 1) * gate_rows] = rows
+                        else:
+                            target.copy_(rows)
+                    continue
+                out = own.shape[0]
+                if own.dim() == 1:
+                    wide[e * out : (e + 1) * out] = own
+                elif wide.shape[1] == own.shape[1]:  # reads inputs all members share
+                    wide[e * out : (e + 1) * out] = own
+                else:  # reads the member's own units
+                    width = own.shape[1]
+                    wide[e * out : (e + 1) * out, e * width : (e + 1) * width] = own
+            for e, member in enumerate(members):
+                ensemble.output[e].load_state_dict(member.output[0].state_dict())
+    return ensemble
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_independent_members_answer_as_the_single_models_they_are_made_of(sequential: bool) -> None:
+    """Member e of an independent ensemble is exactly a single model: on the module (scoring,
+    teacher-forced plays), on the numpy session model and on its torch path."""
+    singles = [random_model(seed=seed, sequential=sequential) for seed in (3, 4, 5)]
+    ensemble = independent_ensemble(singles)
+    for parameter, blocks in member_blocks(ensemble):
+        assert ((parameter != 0) <= (blocks > 0)).all(), "the assembly keeps every block-crossing weight zero"
+    b, k, t = 4, 9, 3
+    static = singles[0].static_input(torch.randn(b, 6), torch.randn(b, 8))
+    features, responses, history = torch.randn(b, t, 5), torch.randint(0, 3, (b, t)), torch.randn(b, t, H)
+    candidates, familiarity, position = torch.randn(b, k, 5), torch.randn(b, k, H), torch.full((b,), t + 1)
+    with torch.no_grad():
+        wide = ensemble.encode(static, features, responses, history)[:, -1]
+        members = torch.softmax(ensemble(static, wide, position, candidates, familiarity, members=True), -1)
+        for e, single in enumerate(singles):
+            hidden = single.encode(static, features, responses, history)[:, -1]
+            expected = torch.softmax(single(static, hidden, position, candidates, familiarity), -1)
+            torch.testing.assert_close(members[:, :, e], expected, atol=1e-6, rtol=0)
+
+    rng = np.random.default_rng(1)
+    n_tracks = SMALL_TRUTH.n_tracks
+    track_table, users = rng.normal(size=(n_tracks, 5)).astype(np.float32), rng.normal(size=(10, 6)).astype(np.float32)
+    end = SessionEndModel(np.zeros(len(SESSION_END_FEATURES)))
+    history_table = ListeningHistory.from_sessions(
+        SessionTable.from_log(GroundTruthWorld(seed=0, config=SMALL_TRUTH).simulate_logs(50, seed=1), 20), n_tracks
+    )
+    contexts = Contexts(np.zeros(10, np.int8), np.arange(10, dtype=np.int8), np.zeros(10, np.float32))
+    pools = rng.integers(0, n_tracks, (10, 6))
+    wide_model = LearnedSessionModel(ensemble, end, track_table, users, history=history_table)
+    for e, single in enumerate(singles):
+        one = LearnedSessionModel(single, end, track_table, users, history=history_table)
+        state, wide_state = (
+            one.initial_state(np.arange(10), contexts),
+            wide_model.initial_state(np.arange(10), contexts),
+        )
+        for _ in range(3):
+            played = rng.integers(0, n_tracks, 10)
+            answers = rng.integers(0, 3, 10)
+            state, wide_state = one.advance(state, played, answers), wide_model.advance(wide_state, played, answers)
+        np.testing.assert_allclose(
+            wide_model.member_response_probs(wide_state, pools)[:, :, e], one.response_probs(state, pools), atol=1e-6
+        )
+        np.testing.assert_allclose(
+            wide_model.torch_member_response_probs(wide_state, pools)[:, :, e],
+            one.torch_response_probs(state, pools),
+            atol=1e-6,
+        )
+
+
+def test_training_keeps_independent_members_apart(log: ListeningLog, features) -> None:
+    """Off-block weights start and stay exactly zero; members differ; one shared-trunk config still trains."""
+    model, _ = train_user_model(
+        log, features.track_features, features.user_features, SMALL_MODEL, progress=False, track_artists=None
+    )
+    assert not model.shared_trunk and model.hidden_size == 3 * SMALL_MODEL.hidden_size
+    masked = member_blocks(model)
+    assert len(masked) == 5
+    for parameter, blocks in masked:
+        assert (parameter[blocks == 0] == 0).all()
+        assert (parameter[blocks > 0] != 0).any()
+    heads = [output.weight for output in model.output]
+    assert not torch.equal(heads[0], heads[1])
+    shared, _ = train_user_model(
+        log,
+        features.track_features,
+        features.user_features,
+        dataclasses.replace(SMALL_MODEL, shared_trunk=True),
+        progress=False,
+    )
+    assert shared.shared_trunk and shared.hidden_size == SMALL_MODEL.hidden_size and member_blocks(shared) == []
+
+
 def test_an_ensemble_of_one_draws_no_bootstrap() -> None:
     np.testing.assert_array_equal(listener_bootstrap(50, 1, seed=3), np.ones((50, 1), np.float32))
     weights = listener_bootstrap(2000, 5, seed=3)
@@ -637,12 +756,16 @@ def test_models_errors_name_the_file(session_model: LearnedSessionModel, tmp_pat
         load_models(folder)
 
 
-def test_models_of_the_single_model_format_are_refused(session_model: LearnedSessionModel, tmp_path: Path) -> None:
-    """A version-1 save (one model, its head ``output.*``) is refused with a message to rebuild, not misread."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_models_of_earlier_formats_are_refused(
+    session_model: LearnedSessionModel, tmp_path: Path, version: int
+) -> None:
+    """A version-1 (one model) or version-2 (shared-trunk ensemble) save is refused with a message
+    to rebuild, not misread."""
     folder = save_models(tmp_path / "models", session_model)
     config = json.loads((folder / "manifest.json").read_text())["config"]
-    write_manifest(folder, MODELS_FORMAT, 1, config)
-    with pytest.raises(ArtifactError, match=r"format version 1, this musicenv reads version 2; rebuild"):
+    write_manifest(folder, MODELS_FORMAT, version, config)
+    with pytest.raises(ArtifactError, match=rf"format version {version}, this musicenv reads version 3; rebuild"):
         load_models(folder)
 
 

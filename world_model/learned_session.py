@@ -29,10 +29,12 @@ Four ways to compute, one answer
       for the vector environment whose sessions live on a GPU (``benchmarks/gpu.py``).
 
 An ensemble (:class:`~musicenv.world.EnsembleSessionModel`)
-    The response model's members share the trunk, so they share the session state: only the
-    head's last two layers are theirs. Every path scores all members with the same two products
-    a single model needs (the members' hidden layers side by side, their outputs one
-    block-diagonal matrix) and answers with their mean (:meth:`LearnedSessionModel.response_probs`);
+    The response model computes its members side by side (independent members in wider,
+    block-diagonal layers, or one shared trunk; :class:`~world_model.user_model.UserResponseModel`),
+    so one session state holds every member's: the GRU state is the members' states end to end.
+    Every path scores all members with the same products a single model needs (the members'
+    hidden layers side by side, their outputs one block-diagonal matrix) and answers with their
+    mean (:meth:`LearnedSessionModel.response_probs`);
     :meth:`~LearnedSessionModel.member_response_probs` gives each member's, and
     :meth:`~LearnedSessionModel.member` one member alone, with its own single-session kernel and
     device model.
@@ -89,9 +91,10 @@ DEFAULT_NUMPY_THRESHOLD = 256
 ``benchmarks/user_model.py`` on a 2-core CPU)."""
 
 MODELS_FORMAT = "musicenv.user_models"
-MODELS_FORMAT_VERSION = 2
-"""2: the response model is an ensemble (``ensemble_size`` in ``response_model.json``, the members'
-heads ``output.<e>.*`` in the state dict); version 1, a single model, is refused (rebuild the world)."""
+MODELS_FORMAT_VERSION = 3
+"""3: the ensemble's members may be independent (``shared_trunk`` in ``response_model.json``, the
+members side by side in wider layers); 2: every ensemble shared its trunk; 1: a single model.
+Earlier versions are refused (rebuild the world)."""
 
 
 class LearnedSessionModel:

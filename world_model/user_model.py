@@ -35,10 +35,15 @@ Architecture (:class:`UserResponseModel`)
       (``benchmarks/user_model.py``'s ``no_history_*`` figures). The environments put the same
       rows in the observation (``"familiarity"``, ``"history_familiarity"``).
     - ``sequential=False`` drops the GRU (no ``B h``, no ``R h``): the non-sequential baseline.
-    - *Ensemble* (``ensemble_size`` ``E``, :class:`UserModelConfig`): everything above is a
-      shared trunk; the hidden layer and the output are ``E`` members' own (one ``(M, E * M/2)``
-      product and ``E`` outputs), and the model's answer is the members' mean probability
-      (:func:`ensemble_logits`). ``E = 1`` is exactly the single model.
+    - *Ensemble* (``ensemble_size`` ``E``, :class:`UserModelConfig`): ``E`` members, and the
+      model's answer is their mean probability (:func:`ensemble_logits`). By default
+      (``shared_trunk=False``) the members are independent networks computed side by side: every
+      layer above is ``E`` times as wide, and each layer that reads a member's own units (the
+      GRU's recurrence, ``B``, ``R``, ``D``, the hidden layer) is block-diagonal, one block per
+      member (:func:`member_blocks`), so no member reads another's units. With
+      ``shared_trunk=True`` everything up to the head's first layer is one trunk the members
+      share, and only the hidden layer and the output are each member's. ``E = 1`` is exactly
+      the single model either way.
 
     ``P(listen past N seconds) = P(listen) + P(complete)``.
 
@@ -54,8 +59,9 @@ Training (:func:`train_user_model`)
     (:func:`~world_model.exact_als.held_out_user_vectors`). Adam, cross-entropy, early stopping on
     the validation log-loss of the members' mean (the best epoch's weights are kept). Each member's
     loss weighs a play by its listener's bootstrap count (:func:`listener_bootstrap`) and the
-    loss is the members' mean, so the trunk learns from every member. The same seed gives
-    identical weights on the CPU.
+    loss is the members' mean (a shared trunk learns from every member; independent members'
+    off-block weights get no gradient and stay zero). The same seed gives identical weights on
+    the CPU.
 
 The logging policy's shuffled share
     A log's organic sessions were chosen by a recommender that knew something about the
@@ -149,17 +155,21 @@ class UserModelConfig:
     ensemble_size: int = 5
     """Members of the ensemble (``E``; 1: the single model, trained exactly as without an ensemble).
 
-    The members share the trunk (static, track, history and interaction inputs, the GRU, the
-    head's first layer); each owns the head's last two layers, as the heads of bootstrapped DQN
-    (Osband et al., 2016), and trains on its own bootstrap of the train listeners (a Poisson(1)
-    weight per listener and member, :func:`listener_bootstrap`) from its own initial weights.
-    Where the logs pin a response down the members agree; where they do not (tracks new to a
-    listener, rare contexts) they disagree, and the environments report or penalise that
-    (:class:`musicenv.world.EnsembleSessionModel`). Five: their mean is no worse than one model
-    (slightly better log-loss and calibration), the default world still trains in about one
-    model's time, and the single environment's step stays within a few percent to a fifth of
-    one model's (the members' hidden layers are five times one model's, so batched scoring costs
-    more); the figures are in ``benchmarks/RESULTS.md``."""
+    Each member trains on its own bootstrap of the train listeners (a Poisson(1) weight per
+    listener and member, :func:`listener_bootstrap`) from its own initial weights, as a deep
+    ensemble (Lakshminarayanan et al., 2017). Where the logs pin a response down the members
+    agree; where they do not (tracks new to a listener, rare contexts) they disagree, and the
+    environments report or penalise that (:class:`musicenv.world.EnsembleSessionModel`). Their
+    mean is a better model than any one of them: greedy ranking by five independent members'
+    mean earns clearly more in the ground truth than by one model or by five heads on a shared
+    trunk (``benchmarks/RESULTS.md``, "The ensemble user-response model")."""
+    shared_trunk: bool = False
+    """Members share everything up to the head's first layer, each owning only the last two
+    layers (the heads of bootstrapped DQN, Osband et al., 2016); the default ``False`` makes them
+    independent networks (:class:`UserResponseModel`). A shared trunk costs about one model to
+    train and run, but its members' mean is no better than one model and their disagreement is a
+    fraction of the mean's error (the trunk's errors are common to all of them); independent
+    members cost more (``benchmarks/RESULTS.md``)."""
     seed: int = 0
     """Seeds the initial weights, the minibatch order and the members' bootstraps."""
 
@@ -187,10 +197,17 @@ class UserResponseModel(nn.Module):
             (:data:`~world_model.history.HISTORY_FEATURES`), 0 for none. It enters the head's
             first layer and the key beside the candidate's features, and the GRU beside each
             played track's.
-        ensemble_size: ``E``, the members of the ensemble (:class:`UserModelConfig`). They share
-            everything up to the head's first layer; each owns the hidden layer and the output.
-            The logits the methods return are the ensemble's (:func:`ensemble_logits`) unless
-            they are asked for the members' (``members=True``: an ``E`` axis before the last).
+        ensemble_size: ``E``, the members of the ensemble (:class:`UserModelConfig`). The
+            logits the methods return are the ensemble's (:func:`ensemble_logits`) unless they
+            are asked for the members' (``members=True``: an ``E`` axis before the last).
+        shared_trunk: the members share everything up to the head's first layer and each owns
+            the hidden layer and the output; ``False``: they are independent networks side by
+            side. Then ``hidden_size``, ``mlp_size`` and ``interaction_size`` are a member's,
+            and the attributes of the same names the model's, ``E`` times as wide: member ``e``
+            owns units ``e * n .. (e + 1) * n - 1`` of each, and the layers from members' units
+            to members' units are block-diagonal (:func:`member_blocks`). The per-session and
+            per-candidate computations are the same as a shared trunk's, only wider, so every
+            path that runs the model runs either.
     """
 
     def __init__(
@@ -204,37 +221,44 @@ class UserResponseModel(nn.Module):
         shuffled_flag: bool = True,
         history_dim: int = 0,
         ensemble_size: int = 1,
+        shared_trunk: bool = True,
     ) -> None:
         super().__init__()
         if ensemble_size < 1:
             raise ValueError(f"ensemble_size must be at least 1, got {ensemble_size}")
         self.ensemble_size = ensemble_size
+        self.shared_trunk = shared_trunk
+        self.member_sizes = (hidden_size, mlp_size, interaction_size)
+        width = 1 if shared_trunk else ensemble_size
         self.history_dim = history_dim
         self.user_dim = user_dim
         self.track_dim = track_dim
-        self.hidden_size = hidden_size
-        self.mlp_size = mlp_size
-        self.interaction_size = interaction_size
+        self.hidden_size = width * hidden_size
+        self.mlp_size = width * mlp_size
+        self.interaction_size = width * interaction_size
         self.sequential = sequential
         self.shuffled_flag = shuffled_flag
         self.static_dim = user_dim + CONTEXT_FEATURES_DIM + int(shuffled_flag)
+        hidden, mlp, interaction = self.hidden_size, self.mlp_size, self.interaction_size
         if sequential:
-            self.initial = nn.Linear(self.static_dim, hidden_size)
-            self.gru = nn.GRU(track_dim + history_dim + N_RESPONSES, hidden_size, batch_first=True)
-            self.hidden_in = nn.Linear(hidden_size, mlp_size, bias=False)
-            self.hidden_query = nn.Linear(hidden_size, interaction_size, bias=False)
-        self.static_in = nn.Linear(self.static_dim, mlp_size)
-        self.static_query = nn.Linear(self.static_dim, interaction_size)
-        self.position_in = nn.Linear(1, mlp_size, bias=False)
-        self.track_in = nn.Linear(track_dim, mlp_size, bias=False)
-        self.track_key = nn.Linear(track_dim, interaction_size, bias=False)
-        self.interaction_in = nn.Linear(interaction_size, mlp_size, bias=False)
+            self.initial = nn.Linear(self.static_dim, hidden)
+            self.gru = nn.GRU(track_dim + history_dim + N_RESPONSES, hidden, batch_first=True)
+            self.hidden_in = nn.Linear(hidden, mlp, bias=False)
+            self.hidden_query = nn.Linear(hidden, interaction, bias=False)
+        self.static_in = nn.Linear(self.static_dim, mlp)
+        self.static_query = nn.Linear(self.static_dim, interaction)
+        self.position_in = nn.Linear(1, mlp, bias=False)
+        self.track_in = nn.Linear(track_dim, mlp, bias=False)
+        self.track_key = nn.Linear(track_dim, interaction, bias=False)
+        self.interaction_in = nn.Linear(interaction, mlp, bias=False)
         if history_dim:
-            self.history_in = nn.Linear(history_dim, mlp_size, bias=False)
-            self.history_key = nn.Linear(history_dim, interaction_size, bias=False)
+            self.history_in = nn.Linear(history_dim, mlp, bias=False)
+            self.history_key = nn.Linear(history_dim, interaction, bias=False)
         # The members' hidden layers side by side (one product), then each member's own output.
-        self.hidden_layer = nn.Linear(mlp_size, ensemble_size * (mlp_size // 2))
+        self.hidden_layer = nn.Linear(mlp, ensemble_size * (mlp_size // 2))
         self.output = nn.ModuleList(nn.Linear(mlp_size // 2, N_RESPONSES) for _ in range(ensemble_size))
+        if width > 1:
+            self._initialise_members()
 
     @property
     def config(self) -> dict[str, Any]:
@@ -242,14 +266,36 @@ class UserResponseModel(nn.Module):
         return {
             "user_dim": self.user_dim,
             "track_dim": self.track_dim,
-            "hidden_size": self.hidden_size,
-            "mlp_size": self.mlp_size,
-            "interaction_size": self.interaction_size,
+            "hidden_size": self.member_sizes[0],
+            "mlp_size": self.member_sizes[1],
+            "interaction_size": self.member_sizes[2],
             "sequential": self.sequential,
             "shuffled_flag": self.shuffled_flag,
             "history_dim": self.history_dim,
             "ensemble_size": self.ensemble_size,
+            "shared_trunk": self.shared_trunk,
         }
+
+    def _initialise_members(self) -> None:
+        """Give independent members a single model's initial weights: each block drawn as torch
+        draws a layer of the member's own width (uniform within ``1 / sqrt(fan in)``), zero off
+        the blocks."""
+        hidden = self.member_sizes[0]
+        with torch.no_grad():
+            for parameter in self.gru.parameters() if self.sequential else ():
+                parameter.uniform_(-1 / math.sqrt(hidden), 1 / math.sqrt(hidden))
+            for parameter, blocks in member_blocks(self):
+                fan_in = parameter.shape[1] // self.ensemble_size
+                parameter.uniform_(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in)).mul_(blocks)
+            bound = 1 / math.sqrt(self.mlp_size // self.ensemble_size)
+            self.hidden_layer.bias.uniform_(-bound, bound)
+
+    def mask_member_gradients(self) -> None:
+        """Zero the gradients off the members' blocks (:func:`member_blocks`), so that training
+        keeps independent members independent; nothing to do for a shared trunk."""
+        for parameter, blocks in member_blocks(self):
+            if parameter.grad is not None:
+                parameter.grad.mul_(blocks)
 
     def static_input(
         self, user_features: torch.Tensor, context: torch.Tensor, shuffled: torch.Tensor | None = None
@@ -421,6 +467,34 @@ class UserResponseModel(nn.Module):
         )
         played_history = None if history is None else history[played][:, None, :]
         return self.score(base, query, features[played][:, None, :], played_history, members)[:, 0]
+
+
+def member_blocks(model: UserResponseModel) -> list[tuple[nn.Parameter, torch.Tensor]]:
+    """The weights of ``model`` that map members' units to members' units, each with its
+    block-diagonal 0/1 mask (one block per member), or ``[]`` for a shared trunk or one member.
+
+    Independent members (``shared_trunk=False``) keep these weights zero off the blocks: the
+    GRU's recurrent weights (per gate), the hidden state's share of the first layer and of the
+    query, the interaction's share of the first layer and the hidden layer. Every other layer
+    reads inputs all members share (features, context, position) and needs no mask: member
+    ``e``'s units of it are simply its own rows.
+    """
+    size = model.ensemble_size
+    if model.shared_trunk or size == 1:
+        return []
+
+    def blocks(rows: int, columns: int, device: torch.device) -> torch.Tensor:
+        return torch.block_diag(*[torch.ones(rows // size, columns // size, device=device)] * size)
+
+    layers = [model.interaction_in.weight, model.hidden_layer.weight]
+    if model.sequential:
+        layers += [model.hidden_in.weight, model.hidden_query.weight]
+    masked = [(weight, blocks(*weight.shape, weight.device)) for weight in layers]
+    if model.sequential:
+        recurrent = model.gru.weight_hh_l0  # the three gates' (H, H) blocks stacked
+        gate = blocks(model.hidden_size, model.hidden_size, recurrent.device)
+        masked.append((recurrent, gate.repeat(3, 1)))
+    return masked
 
 
 def ensemble_logits(member_logits: torch.Tensor) -> torch.Tensor:
@@ -709,6 +783,7 @@ def train_user_model(
             shuffled_flag=config.shuffled_handling == "flag",
             history_dim=len(HISTORY_FEATURES) if config.history else 0,
             ensemble_size=config.ensemble_size,
+            shared_trunk=config.shared_trunk,
         )
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -763,6 +838,7 @@ def train_user_model(
             loss = ((losses * resampled).sum(dim=0) / resampled.sum(dim=0).clamp(min=1e-12)).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            model.mask_member_gradients()
             optimizer.step()
             batch_weight = float(play_weights.sum())
             loss_sum += float(loss.detach()) * batch_weight
