@@ -70,8 +70,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -176,9 +178,13 @@ class LearnedSessionModel:
         self._track_table = np.ascontiguousarray(
             np.concatenate([features @ weight(model.track_in).T, features @ weight(model.track_key).T], axis=1)
         )
-        self._interaction = np.ascontiguousarray(weight(model.interaction_in).T)
-        # Each member's hidden layer (E, mlp, h2) and output (E, h2, 3) and their biases.
         size = model.ensemble_size
+        # Independent members (UserResponseModel's shared_trunk=False): the weights between members'
+        # units are block-diagonal, and larger batches multiply by their blocks alone (MemberBlocks).
+        self._blocks = 1 if model.shared_trunk else size
+        member_mlp = model.member_sizes[1]
+        self._interaction = _member_weight(weight(model.interaction_in).T, self._blocks, [member_mlp])
+        # Each member's hidden layer (E, mlp, h2) and output (E, h2, 3) and their biases.
         self._member_hidden_w = weight(model.hidden_layer).T.reshape(mlp, size, -1).transpose(1, 0, 2)
         self._member_hidden_b = bias(model.hidden_layer).reshape(size, -1)
         self._member_output_w = np.stack([weight(output).T for output in model.output])
@@ -198,12 +204,15 @@ class LearnedSessionModel:
             # The GRU's input gates for every (track, response) pair: one gather per step.
             self._gate_table = np.ascontiguousarray(track_gate[:, None, :] + w_ih[:, d + h :].T[None, :, :])
             self._history_gates = np.ascontiguousarray(w_ih[:, d : d + h].T)
-            self._w_hh = np.ascontiguousarray(gru.weight_hh_l0.detach().cpu().numpy().T)
+            hidden_size = model.member_sizes[0]
+            self._w_hh = _member_weight(gru.weight_hh_l0.detach().cpu().numpy().T, self._blocks, [hidden_size] * 3)
             self._b_hh = gru.bias_hh_l0.detach().cpu().numpy()
             self._initial_w, self._initial_b = weight(model.initial).T, bias(model.initial)
             # The hidden state's share of the head and of the query, in one product.
-            self._hidden_w = np.ascontiguousarray(
-                np.concatenate([weight(model.hidden_in), weight(model.hidden_query)], axis=0).T
+            self._hidden_w = _member_weight(
+                np.concatenate([weight(model.hidden_in), weight(model.hidden_query)], axis=0).T,
+                self._blocks,
+                list(model.member_sizes[1:]),
             )
         if model.history_dim:
             # The history's share of the head's first layer and of the key, as the track table's.
@@ -222,7 +231,9 @@ class LearnedSessionModel:
         """
         self.members = members
         h2, n = self._member_hidden_w.shape[2], len(members)
-        self._hidden_layer_w = np.ascontiguousarray(np.concatenate(self._member_hidden_w[list(members)], axis=1))
+        hidden_layer = np.concatenate(self._member_hidden_w[list(members)], axis=1)
+        whole = self._blocks > 1 and members == tuple(range(self._blocks))
+        self._hidden_layer_w = _member_weight(hidden_layer, self._blocks if whole else 1, [h2])
         self._hidden_layer_b = np.ascontiguousarray(self._member_hidden_b[list(members)].ravel())
         self._output_w = np.zeros((n * h2, n * 3), dtype=np.float32)
         for slot, member in enumerate(members):
@@ -409,6 +420,87 @@ class LearnedSessionModel:
         return out.cpu().numpy()
 
 
+class MemberBlocks:
+    """A weight from the members' units to the members' units, kept as its diagonal blocks.
+
+    Independent members (:func:`~world_model.user_model.member_blocks`) have block-diagonal
+    weights whose off-block entries are zero; multiplying by the blocks alone gives the same
+    numbers at a fraction of the cost. ``x @ blocks`` works as ``x @ dense`` does (numpy arrays
+    and torch tensors defer to :meth:`__rmatmul__`), so the kernels read the same either way.
+
+    The dense weight's columns come in groups (e.g. the GRU's three gates), each holding every
+    member's units in member order; ``groups`` gives one member's width in each.
+
+    Args:
+        dense: ``(E * a, sum_g E * groups[g])`` the block-diagonal weight (rows: members' units).
+        members: ``E``.
+        groups: one member's number of columns in each group.
+    """
+
+    __array_ufunc__ = None  # numpy defers ``array @ self`` to __rmatmul__
+
+    DENSE_BELOW = 16
+    """Batches of fewer rows are multiplied by the dense weight: for a handful of rows (a single
+    session's play) the blocks' reshaping costs more than the zeros they skip, and a single
+    session and a batch of one then compute alike."""
+
+    def __init__(self, dense: np.ndarray, members: int, groups: list[int]) -> None:
+        self.dense = np.ascontiguousarray(dense)
+        rows = dense.shape[0] // members
+        starts = np.cumsum([0] + [members * width for width in groups])[:-1]
+        self.groups = groups
+        self.blocks = np.ascontiguousarray(
+            np.stack(
+                [
+                    np.concatenate(
+                        [
+                            dense[e * rows : (e + 1) * rows, start + e * width : start + (e + 1) * width]
+                            for start, width in zip(starts, groups, strict=True)
+                        ],
+                        axis=1,
+                    )
+                    for e in range(members)
+                ]
+            )
+        )
+
+    def __rmatmul__(self, inputs: Any) -> Any:
+        members, rows, _ = self.blocks.shape
+        lead = inputs.shape[:-1]
+        if math.prod(lead) < self.DENSE_BELOW:
+            return inputs @ self.dense
+        if isinstance(inputs, torch.Tensor):
+            by_member = torch.matmul(inputs.reshape(-1, members, rows).transpose(0, 1), self.blocks)
+            parts = by_member.split(self.groups, dim=-1)
+            return torch.cat(
+                [part.transpose(0, 1).reshape(-1, members * part.shape[-1]) for part in parts], dim=1
+            ).reshape(*lead, -1)
+        by_member = np.matmul(inputs.reshape(-1, members, rows).transpose(1, 0, 2), self.blocks)
+        parts = np.split(by_member, np.cumsum(self.groups)[:-1], axis=-1)
+        return np.concatenate(
+            [part.transpose(1, 0, 2).reshape(-1, members * part.shape[-1]) for part in parts], axis=1
+        ).reshape(*lead, -1)
+
+    def to(self, device: str | torch.device) -> MemberBlocks:
+        """A copy whose blocks are a float32 tensor on ``device`` (for torch inputs)."""
+        moved = copy.copy(self)
+        moved.blocks = torch.as_tensor(self.blocks, dtype=torch.float32, device=device)
+        moved.dense = torch.as_tensor(self.dense, dtype=torch.float32, device=device)
+        return moved
+
+
+def _member_weight(dense: np.ndarray, members: int, groups: list[int]) -> np.ndarray | MemberBlocks:
+    """``dense`` as the kernels multiply by it: contiguous, or its :class:`MemberBlocks` for independent members."""
+    return np.ascontiguousarray(dense) if members == 1 else MemberBlocks(dense, members, groups)
+
+
+def _on_device(weight: np.ndarray | MemberBlocks, device: str | torch.device) -> torch.Tensor | MemberBlocks:
+    """A numpy kernel's weight for the device model."""
+    if isinstance(weight, MemberBlocks):
+        return weight.to(device)
+    return torch.as_tensor(np.ascontiguousarray(weight), dtype=torch.float32, device=device)
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over the last axis of float64 ``logits``, in place: every numpy path's (they agree bit for bit)."""
     logits -= logits.max(axis=-1, keepdims=True)
@@ -583,7 +675,7 @@ class TorchLearnedSessionModel:
         # The numpy path's precomputed tables (LearnedSessionModel._compile), on the device.
         self.user_features = tensor(model.user_features)
         self.track_table = tensor(model._track_table)
-        self.interaction = tensor(model._interaction)
+        self.interaction = _on_device(model._interaction, self.device)
         self._head_tensors()
         self.static_w, self.static_b = tensor(model._static_w), tensor(model._static_b)
         self.position_w = tensor(model._position_w)
@@ -603,8 +695,8 @@ class TorchLearnedSessionModel:
             self.history_w = tensor(model._history_w)
         if self.sequential:
             self.initial_w, self.initial_b = tensor(model._initial_w), tensor(model._initial_b)
-            self.hidden_w = tensor(model._hidden_w)
-            self.w_hh, self.b_hh = tensor(model._w_hh), tensor(model._b_hh)
+            self.hidden_w = _on_device(model._hidden_w, self.device)
+            self.w_hh, self.b_hh = _on_device(model._w_hh, self.device), tensor(model._b_hh)
             gru = network.gru
             d = network.track_dim
             w_ih = gru.weight_ih_l0.detach().cpu().numpy()
@@ -624,7 +716,7 @@ class TorchLearnedSessionModel:
     def _head_tensors(self) -> None:
         """The model's head tables (its members', :meth:`LearnedSessionModel._select_members`) on the device."""
         model = self.model
-        self.hidden_layer_w = torch.as_tensor(model._hidden_layer_w, device=self.device)
+        self.hidden_layer_w = _on_device(model._hidden_layer_w, self.device)
         self.hidden_layer_b = torch.as_tensor(model._hidden_layer_b, device=self.device)
         self.output_w = torch.as_tensor(model._output_w, device=self.device)
         self.output_b = torch.as_tensor(model._output_b, device=self.device)

@@ -259,6 +259,10 @@ class UserResponseModel(nn.Module):
         self.output = nn.ModuleList(nn.Linear(mlp_size // 2, N_RESPONSES) for _ in range(ensemble_size))
         if width > 1:
             self._initialise_members()
+            # A member-sized GRU without weights of its own (on the meta device, kept out of the
+            # state dict): _run_gru runs it on each member's blocks of the wide GRU's weights.
+            template = nn.GRU(track_dim + history_dim + N_RESPONSES, hidden_size, batch_first=True, device="meta")
+            object.__setattr__(self, "_member_gru", template)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -289,6 +293,17 @@ class UserResponseModel(nn.Module):
                 parameter.uniform_(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in)).mul_(blocks)
             bound = 1 / math.sqrt(self.mlp_size // self.ensemble_size)
             self.hidden_layer.bias.uniform_(-bound, bound)
+
+    def _by_member(self, layer: nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
+        """``layer(inputs)`` for a layer from members' units to members' units: with independent
+        members, each member's diagonal block times its own units (what the block-diagonal weight
+        gives, without the products by its zeros)."""
+        size = self.ensemble_size
+        if self.shared_trunk or size == 1:
+            return layer(inputs)
+        blocks = layer.weight.unflatten(0, (size, -1)).unflatten(-1, (size, -1)).diagonal(dim1=0, dim2=2)
+        outputs = torch.einsum("...ei,oie->...eo", inputs.unflatten(-1, (size, -1)), blocks).flatten(-2)
+        return outputs if layer.bias is None else outputs + layer.bias
 
     def mask_member_gradients(self) -> None:
         """Zero the gradients off the members' blocks (:func:`member_blocks`), so that training
@@ -338,8 +353,7 @@ class UserResponseModel(nn.Module):
             return hidden
         track_features = self._with_history(track_features, history)
         x = torch.cat([track_features, F.one_hot(responses.long(), N_RESPONSES).to(track_features.dtype)], dim=-1)
-        _, out = self.gru(x[:, None, :], hidden[None])
-        return out[0]
+        return self._run_gru(x[:, None, :], hidden)[:, -1]
 
     def encode(
         self,
@@ -361,8 +375,31 @@ class UserResponseModel(nn.Module):
         track_features = self._with_history(track_features, history)
         onehot = F.one_hot(responses.long().clamp(min=0), N_RESPONSES) * (responses >= 0)[..., None]
         x = torch.cat([track_features, onehot.to(track_features.dtype)], dim=-1)
-        out, _ = self.gru(x, h0[None])
-        return torch.cat([h0[:, None, :], out], dim=1)
+        return torch.cat([h0[:, None, :], self._run_gru(x, h0)], dim=1)
+
+    def _run_gru(self, inputs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The GRU's states ``(B, T, H)`` after each of the plays ``inputs`` ``(B, T, ·)`` from ``hidden``
+        ``(B, H)``. Independent members run one member-sized GRU each on their own weights (the
+        diagonal blocks of the wide GRU's), which costs ``E`` member GRUs instead of one ``E``
+        times as wide."""
+        size = self.ensemble_size
+        if self.shared_trunk or size == 1:
+            return self.gru(inputs, hidden[None])[0]
+        width = self.member_sizes[0]
+        gru = self.gru
+        states = []
+        for member, start in enumerate(range(0, self.hidden_size, width)):
+            weights = {
+                "weight_ih_l0": gru.weight_ih_l0.view(3, size, width, -1)[:, member].reshape(3 * width, -1),
+                "weight_hh_l0": gru.weight_hh_l0.view(3, size, width, size, width)[:, member, :, member].reshape(
+                    3 * width, width
+                ),
+                "bias_ih_l0": gru.bias_ih_l0.view(3, size, width)[:, member].reshape(-1),
+                "bias_hh_l0": gru.bias_hh_l0.view(3, size, width)[:, member].reshape(-1),
+            }
+            own = hidden[:, start : start + width].contiguous()
+            states.append(torch.func.functional_call(self._member_gru, weights, (inputs, own[None]))[0])
+        return torch.cat(states, dim=-1)
 
     def static_context(self, static: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The static input's share of the head's first layer ``(B, M)`` and of the query ``(B, E)``."""
@@ -409,8 +446,8 @@ class UserResponseModel(nn.Module):
             history = history.to(candidates.dtype)
             track = track + self.history_in(history)
             key = key + self.history_key(history)
-        pre = base[:, None, :] + track + self.interaction_in(query[:, None, :] * key)
-        hidden = F.relu(self.hidden_layer(F.relu(pre)))
+        pre = base[:, None, :] + track + self._by_member(self.interaction_in, query[:, None, :] * key)
+        hidden = F.relu(self._by_member(self.hidden_layer, F.relu(pre)))
         if self.ensemble_size == 1:  # exactly a single model's operations
             logits = self.output[0](hidden)[..., None, :]
         else:
