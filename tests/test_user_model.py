@@ -28,6 +28,7 @@ from world_model.interactions import interaction_matrix, listener_codes
 from world_model.learned_session import (
     MODELS_FORMAT,
     LearnedSessionModel,
+    MemberBlocks,
     TorchLearnedSessionModel,
     load_models,
     save_models,
@@ -641,23 +642,23 @@ def test_independent_members_answer_as_the_single_models_they_are_made_of(sequen
 
     rng = np.random.default_rng(1)
     n_tracks = SMALL_TRUTH.n_tracks
-    track_table, users = rng.normal(size=(n_tracks, 5)).astype(np.float32), rng.normal(size=(10, 6)).astype(np.float32)
+    track_table, users = rng.normal(size=(n_tracks, 5)).astype(np.float32), rng.normal(size=(20, 6)).astype(np.float32)
     end = SessionEndModel(np.zeros(len(SESSION_END_FEATURES)))
     history_table = ListeningHistory.from_sessions(
         SessionTable.from_log(GroundTruthWorld(seed=0, config=SMALL_TRUTH).simulate_logs(50, seed=1), 20), n_tracks
     )
-    contexts = Contexts(np.zeros(10, np.int8), np.arange(10, dtype=np.int8), np.zeros(10, np.float32))
-    pools = rng.integers(0, n_tracks, (10, 6))
+    contexts = Contexts(np.zeros(20, np.int8), np.arange(20, dtype=np.int8) % 24, np.zeros(20, np.float32))
+    pools = rng.integers(0, n_tracks, (20, 6))  # 20 sessions: the kernels' block products (MemberBlocks)
     wide_model = LearnedSessionModel(ensemble, end, track_table, users, history=history_table)
     for e, single in enumerate(singles):
         one = LearnedSessionModel(single, end, track_table, users, history=history_table)
         state, wide_state = (
-            one.initial_state(np.arange(10), contexts),
-            wide_model.initial_state(np.arange(10), contexts),
+            one.initial_state(np.arange(20), contexts),
+            wide_model.initial_state(np.arange(20), contexts),
         )
         for _ in range(3):
-            played = rng.integers(0, n_tracks, 10)
-            answers = rng.integers(0, 3, 10)
+            played = rng.integers(0, n_tracks, 20)
+            answers = rng.integers(0, 3, 20)
             state, wide_state = one.advance(state, played, answers), wide_model.advance(wide_state, played, answers)
         np.testing.assert_allclose(
             wide_model.member_response_probs(wide_state, pools)[:, :, e], one.response_probs(state, pools), atol=1e-6
@@ -667,6 +668,27 @@ def test_independent_members_answer_as_the_single_models_they_are_made_of(sequen
             one.torch_response_probs(state, pools),
             atol=1e-6,
         )
+
+
+@pytest.mark.parametrize("rows", [1, 3, 40])
+def test_member_blocks_multiply_as_the_dense_weight(rows: int) -> None:
+    """Above and below the dense threshold, on numpy arrays and on tensors, 1-D and batched."""
+    rng = np.random.default_rng(rows)
+    members, width, groups = 3, 4, [5, 2]
+    dense = np.zeros((members * width, members * sum(groups)), dtype=np.float32)
+    start = 0
+    for group in groups:  # member e's block of each group
+        for e in range(members):
+            dense[e * width : (e + 1) * width, start + e * group : start + (e + 1) * group] = rng.normal(
+                size=(width, group)
+            )
+        start += members * group
+    blocks = MemberBlocks(dense, members, groups)
+    inputs = rng.normal(size=(rows, members * width)).astype(np.float32)
+    np.testing.assert_allclose(inputs @ blocks, inputs @ dense, atol=1e-6)
+    np.testing.assert_allclose(inputs[0] @ blocks, inputs[0] @ dense, atol=1e-6)
+    on_torch = torch.as_tensor(inputs) @ blocks.to("cpu")
+    np.testing.assert_allclose(on_torch.numpy(), inputs @ dense, atol=1e-6)
 
 
 def test_training_keeps_independent_members_apart(log: ListeningLog, features) -> None:
