@@ -295,10 +295,10 @@ class LCBGreedyAgent(GreedyLearnedAgent):
     Args:
         world: a learned world (``world.session_model.response_model``).
         kappa: how many standard deviations of the members' disagreement are subtracted. Default
-            2, chosen on the default world of ground-truth seed 1 (seed 0 is the reported one)
-            among 0, 1, 1.5, 2, 3, 4 and 8 by the paired ground-truth return against
-            ``greedy_learned`` (``benchmarks/RESULTS.md``, "lcb_greedy"); larger ones fall behind
-            it in the learned world.
+            1, chosen on the default world of ground-truth seed 1 (seed 0 is the reported one)
+            among 0.5, 1, 2 and 3 by the paired ground-truth return against ``greedy_learned``
+            (``python benchmarks/lcb_kappa.py``; ``benchmarks/RESULTS.md``, "The ensemble
+            user-response model"); larger ones fall behind it in both worlds.
         response_values: reward of (skip, listen, complete); default the env's default reward.
         device: where the model runs.
     """
@@ -308,7 +308,7 @@ class LCBGreedyAgent(GreedyLearnedAgent):
     def __init__(
         self,
         world: World,
-        kappa: float = 2.0,
+        kappa: float = 1.0,
         response_values: tuple[float, float, float] | list[float] = DEFAULT_RESPONSE_VALUES,
         device: str = "cpu",
     ) -> None:

@@ -51,6 +51,10 @@ Run::
 
     python benchmarks/fidelity.py --seeds 0 --sessions 20000 --episodes 300 --ahdqn-steps 0   # one case
     python benchmarks/fidelity.py                                                             # the 3 x 3 grid
+    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --shared-trunk                   # the cheaper ensemble
+
+``--ensemble-size`` and ``--shared-trunk`` set the user-response model's ensemble
+(:class:`~world_model.user_model.UserModelConfig`), to compare ensembles on the same cases.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import COMPLETE
 from world_model.cross_fit import cross_log_seed, cross_responder
 from world_model.metrics import lift_ratio, response_metrics
-from world_model.user_model import logged_response_probs
+from world_model.user_model import UserModelConfig, logged_response_probs
 from world_model.world import DEFAULT_LOG_SEED, GroundTruthProvenance, LearnedWorld, WorldConfig, build_world
 
 GOALS: dict[str, tuple[str, float]] = {
@@ -239,7 +243,8 @@ def trained_ahdqn(world: LearnedWorld, steps: int, seed: int, folder: Path) -> A
 
 def case_figures(seed: int, sessions: int, args: argparse.Namespace, bar: Any) -> tuple[dict[str, Any], Evaluation]:
     """Build the world and its cross world of one (ground-truth seed, log size), evaluate, and compute the figures."""
-    config = WorldConfig()
+    user_model = UserModelConfig(ensemble_size=args.ensemble_size, shared_trunk=args.shared_trunk)
+    config = WorldConfig(user_model=user_model)
     truth = GroundTruthWorld(seed=seed)
     bar.set_postfix_str(f"seed {seed}, {sessions:,} sessions: learning the world")
     log = truth.simulate_logs(sessions, seed=DEFAULT_LOG_SEED)
@@ -270,7 +275,12 @@ def case_figures(seed: int, sessions: int, args: argparse.Namespace, bar: Any) -
             progress=True,
             cross=cross_responder(cross, world),
         )
-    figures: dict[str, Any] = {"seed": seed, "sessions": sessions}
+    figures: dict[str, Any] = {
+        "seed": seed,
+        "sessions": sessions,
+        "ensemble_size": args.ensemble_size,
+        "shared_trunk": args.shared_trunk,
+    }
     true, predicted = evaluation.fidelity, evaluation.cross_fidelity
     assert true is not None and predicted is not None
     figures.update({f"gap_{agent}": gap for agent, gap in zip(true.agents, true.relative_gaps, strict=True)})
@@ -340,8 +350,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--agents", type=names, default=list(DEFAULT_AGENTS), help="agents (default: eval.py's default list)"
     )
+    parser.add_argument(
+        "--ensemble-size", type=int, default=UserModelConfig.ensemble_size, help="members of the user-response model"
+    )
+    parser.add_argument(
+        "--shared-trunk",
+        action="store_true",
+        help="members share the trunk (UserModelConfig.shared_trunk) instead of being independent networks",
+    )
     parser.add_argument("--out", type=Path, default=Path("fidelity_out/figures.csv"), help="CSV of every figure")
     args = parser.parse_args(argv)
+    if args.ensemble_size < 1:
+        parser.error(f"--ensemble-size must be positive, got {args.ensemble_size}")
     for name in ("sessions", "episodes", "batch_size"):
         values = getattr(args, name)
         if min(values if isinstance(values, list) else [values], default=0) < 1:
@@ -367,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(figures)
             prefix = f"seed={seed} sessions={sessions}"
             for name, value in figures.items():
-                if name not in ("seed", "sessions"):
+                if name not in ("seed", "sessions", "ensemble_size", "shared_trunk"):
                     emit(prefix, name, value)
             frame = pd.DataFrame(rows)
             args.out.parent.mkdir(parents=True, exist_ok=True)

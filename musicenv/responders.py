@@ -39,12 +39,11 @@ episode (domain randomisation); ``"pessimistic"``, the mean, and a reward lowere
 DEFAULT_PESSIMISM = 1.0
 """The default ``pessimism`` (lambda) of ``responses="pessimistic"``: a play's reward minus one
 standard deviation of its expected value across the members, a one-sigma lower confidence bound
-(MOPO's penalty is the same kind of spread times a lambda of about 1). The rule for choosing it is
-set on a ground-truth seed other than the reported one (1, not 0): train with each lambda of
-(0.25, 0.5, 1, 2) in the learned world of ``groundtruth_seed=1``, keep the lambda whose agent
-earns most in that seed's ground truth. While the learned world is an ensemble of one the
-disagreement is 0 and every lambda gives the same run, so the rule cannot yet separate them and
-the one-sigma bound stands."""
+(MOPO's penalty is the same kind of spread times a lambda of about 1). It is not yet chosen by
+measurement: the rule is to train with each lambda of (0.25, 0.5, 1, 2) in the learned world of
+``groundtruth_seed=1`` (not the reported seed 0) and keep the lambda whose agent earns most in
+that seed's ground truth; the runs measured so far are in ``benchmarks/RESULTS.md`` ("The ensemble
+user-response model")."""
 
 
 @runtime_checkable
