@@ -256,6 +256,7 @@ def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.Capture
         (["--batch-size", "-1"], "--batch-size"),
         (["--seeds", "-1"], "--seeds"),
         (["--ahdqn-steps", "-5"], "--ahdqn-steps"),
+        (["--ensemble-size", "0"], "--ensemble-size"),
     ],
 )
 def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
@@ -263,6 +264,28 @@ def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
 ) -> None:
     with pytest.raises(SystemExit):
         fidelity_benchmark.parse_args(argv)
+    assert named in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--kappas", "-1"], "--kappas"),
+        (["--episodes", "0"], "--episodes"),
+        (["--groundtruth-seed", "-2"], "--groundtruth-seed"),
+    ],
+)
+def test_lcb_kappa_benchmark_refuses_bad_arguments_naming_them(
+    capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lcb_kappa.py"
+    spec = importlib.util.spec_from_file_location("lcb_kappa_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit):
+        module.parse_args(argv)
     assert named in capsys.readouterr().err
 
 
