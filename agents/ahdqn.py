@@ -12,8 +12,8 @@ argmax. :class:`AHDQNLearner` trains it on a
   context, pool, the session's plays) and rebuilds observations when it samples, so memory is
   bounded and independent of the feature width (docs/design.md, "Memory and resume"). With model
   features it also keeps the user-response model's probabilities of each transition's played
-  slot and next pool, scored once when the state was played: the gradient steps then never run
-  the model (which was most of their time), except on the pools of demonstrated states.
+  slot and next pool (and a demonstrated state's pool), scored once when the state was played:
+  the gradient steps never run the model (which was most of their time).
 * **Targets**: double DQN (van Hasselt et al. 2016): the online network picks the next slot among
   the valid ones, the target network values it; optional n-step returns (Sutton 1988; Rainbow).
   The Huber loss and gradient clipping follow the Nature DQN (Mnih et al. 2015); the target
