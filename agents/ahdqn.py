@@ -12,8 +12,8 @@ argmax. :class:`AHDQNLearner` trains it on a
   context, pool, the session's plays) and rebuilds observations when it samples, so memory is
   bounded and independent of the feature width (docs/design.md, "Memory and resume"). With model
   features it also keeps the user-response model's probabilities of each transition's played
-  slot and next pool, scored once when the state was played: the gradient steps then never run
-  the model (which was most of their time), except on the pools of demonstrated states.
+  slot and next pool (and a demonstrated state's pool), scored once when the state was played:
+  the gradient steps never run the model (which was most of their time).
 * **Targets**: double DQN (van Hasselt et al. 2016): the online network picks the next slot among
   the valid ones, the target network values it; optional n-step returns (Sutton 1988; Rainbow).
   The Huber loss and gradient clipping follow the Nature DQN (Mnih et al. 2015); the target
@@ -322,6 +322,11 @@ class AHDQNLearner:
         )
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate)
         world = agent.world
+        # Agent steps at the start of the run played by the teacher.
+        self.demonstration_steps = round(config.demonstration_fraction * total_steps)
+        n, length = env.num_envs, env.playlist_length
+        # Every play of a demonstrating vector step starts one demonstrated transition.
+        demonstrations = -(-self.demonstration_steps // n) * n
         self.replay = ReplayBuffer(
             config.buffer_size,
             env.pool_size,
@@ -332,22 +337,23 @@ class AHDQNLearner:
             seed=seed + 1,
             familiarity=world_familiarity(world),
             model_probs=agent.model_features,
+            demonstrations=demonstrations,
         )
         self.rng = np.random.default_rng(seed)
         self.global_step = 0
         self.gradient_steps = 0
         self.stats = EpisodeStats()
         self.metrics = TrainMetrics()
-        n, length = env.num_envs, env.playlist_length
         # Rewards and slots of the current sessions by position: the makings of n-step returns.
         self.session_rewards = np.zeros((n, length), np.float32)
         self.session_actions = np.zeros((n, length), np.int64)
         self.session_demonstrated = np.zeros((n, length), np.bool_)
         # With model features: the model's probabilities of each played slot, as it was played.
         self.session_taken_probs = np.zeros((n, length, MODEL_FEATURES_DIM), np.float32)
+        # ... and of each demonstrated state's whole pool (the demonstrations' margin loss ranks it).
+        pool_size = env.pool_size if agent.model_features else 0
+        self.session_state_probs = np.zeros((n, length, pool_size, MODEL_FEATURES_DIM), np.float32)
         self.teacher: Agent | None = None
-        # Agent steps at the start of the run played by the teacher.
-        self.demonstration_steps = round(config.demonstration_fraction * total_steps)
         if self.demonstration_steps:
             self.teacher = LearnedPlanner(world)
         self.obs, _ = env.reset(seed=seed)
@@ -414,15 +420,16 @@ class AHDQNLearner:
             actions = self.teacher.act(self.obs).astype(np.int64)
         else:
             actions = self.explore(self.obs, self.epsilon())
-        taken_probs = None
+        rows = np.arange(env.num_envs)
         if self.probs is not None:
-            slots = torch.as_tensor(actions, device=self.device)
-            taken_probs = self.probs[torch.arange(env.num_envs, device=self.device), slots].cpu().numpy()
+            state_probs = self.probs.cpu().numpy()
+            self.session_taken_probs[rows, positions] = state_probs[rows, actions]
+            if demonstrating:
+                self.session_state_probs[rows, positions] = state_probs
         self.obs, rewards, terminated, truncated, info = env.step(actions)
         self._observe()
         if info["invalid_action"].any():
             raise RuntimeError("the learner played an invalid slot; the action mask and the env disagree")
-        rows = np.arange(env.num_envs)
         responses = np.array([RESPONSE_CODES[name] for name in info["response"]], dtype=np.int8)
         done = terminated | truncated
         # The state after this play: the plays before it, plus this one.
@@ -433,8 +440,6 @@ class AHDQNLearner:
         self.session_rewards[rows, positions] = rewards
         self.session_actions[rows, positions] = actions
         self.session_demonstrated[rows, positions] = demonstrating
-        if taken_probs is not None:
-            self.session_taken_probs[rows, positions] = taken_probs
         self._store(users, contexts, pools, next_tracks, next_responses, positions, done)
         self.global_step += env.num_envs
         if done.any():
@@ -463,7 +468,8 @@ class AHDQNLearner:
         ``(t - n, t]``), with return ``sum_k gamma^k r_{s+k}`` and bootstrap weight ``gamma^(t+1-s)``
         (0 after the end). With model features the transition also keeps the model's
         probabilities of its played slot and of the next state's pool (where the session ended,
-        those of the session that replaced it: the discount is 0, so they are never read).
+        those of the session that replaced it: the discount is 0, so they are never read), and a
+        demonstrated one those of its state's pool.
         """
         gamma, n = self.config.gamma, self.config.n_step
         next_probs = None if self.probs is None else self.probs.cpu().numpy()
@@ -491,6 +497,7 @@ class AHDQNLearner:
                 demonstrated=self.session_demonstrated[rows, start],
                 taken_probs=None if next_probs is None else self.session_taken_probs[rows, start],
                 next_probs=None if next_probs is None else next_probs[rows],
+                state_probs=None if next_probs is None else self.session_state_probs[rows, start],
             )
 
     # -- learning ----------------------------------------------------------------------------------
@@ -515,9 +522,8 @@ class AHDQNLearner:
 
         The state's history is a prefix of the next state's, so one GRU pass per network serves
         both; the candidates are the same pool in both states. With model features, the model's
-        probabilities are those stored with the transition (scored when its states were played);
-        only the demonstrated rows, whose margin loss ranks the whole pool of the state before the
-        play, score that pool again.
+        probabilities are those stored with the transition (scored when its states were played),
+        the whole pool of a demonstrated state's included (its margin loss ranks that pool).
         """
         # Gathered where the networks live: only the batch's indices cross from the host.
         obs = self.tables.tensors(**batch.next_state)
@@ -557,8 +563,14 @@ class AHDQNLearner:
         loss = F.smooth_l1_loss(q_taken, targets)
         if batch.demonstrated.any():
             demo = torch.as_tensor(batch.demonstrated, device=self.device)
-            demo_obs = {key: value[demo] for key, value in obs.items()}
-            ((candidates_now, myopic_now),) = self.agent.candidate_inputs(demo_obs, [lengths[demo]])
+            if batch.demonstration_probs is None:
+                ((candidates_now, myopic_now),) = self.agent.candidate_inputs(
+                    {key: value[demo] for key, value in obs.items()}, [lengths[demo]]
+                )
+            else:
+                candidates_now, myopic_now = self.agent.with_probs(
+                    obs["candidates"][demo], torch.as_tensor(batch.demonstration_probs, device=self.device)
+                )
             q_all = self.online.q_values(state[demo], candidates_now) + myopic_now
             allowed = torch.as_tensor(batch.action_masks, device=self.device).bool()[demo]
             margins = torch.full_like(q_all, self.config.demonstration_margin)
@@ -671,6 +683,7 @@ class AHDQNLearner:
             actions=self.session_actions,
             demonstrated=self.session_demonstrated,
             taken_probs=self.session_taken_probs,
+            state_probs=self.session_state_probs,
         )
         state = {
             "global_step": self.global_step,
@@ -706,6 +719,7 @@ class AHDQNLearner:
             self.session_actions = sessions["actions"].copy()
             self.session_demonstrated = sessions["demonstrated"].copy()
             self.session_taken_probs = sessions["taken_probs"].copy()
+            self.session_state_probs = sessions["state_probs"].copy()
         self.global_step = int(state["global_step"])
         self.gradient_steps = int(state["gradient_steps"])
         self.rng.bit_generator.state = state["rng"]

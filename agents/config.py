@@ -64,7 +64,8 @@ class AHDQNConfig:
     """Replay capacity in transitions. Compact storage (track indices, never feature matrices)
     costs about half a kilobyte a transition at M = 100, and 1.8 KB with ``model_features`` (the
     model's probabilities of the next pool are kept: :mod:`agents.replay`), so this is ~55 or
-    ~175 MB."""
+    ~175 MB; with ``model_features`` the demonstrated states' pools add 1.2 KB a demonstration
+    (36 MB in a default run)."""
     learning_starts: int = 2_000
     """Transitions collected with the exploration policy before the first gradient step. Chosen
     here: enough for the first batches to cover hundreds of sessions (CleanRL: 10,000 Atari frames)."""

@@ -71,7 +71,7 @@ import pandas as pd
 
 from agents.base import Agent, Observation
 from musicenv.rewards import RewardConfig
-from musicenv.world import CONTEXT_TYPES, Contexts, SessionModel, SessionState, World, take_state
+from musicenv.world import CONTEXT_TYPES, Contexts, SessionModel, SessionState, World, leave_probs_after, take_state
 
 LeafEstimate = Literal["none", "survival"]
 
@@ -334,10 +334,11 @@ class _Search:
         played = np.repeat(slot, 3)
         responses = np.tile(np.arange(3, dtype=np.int8), len(node))
         child_roots = roots[parent]
-        child_state = self.model.advance(take_state(state, parent), self.pools[child_roots, played], responses)
-        stay = 1.0 - self.model.leave_probs(child_state)
+        child_tracks = self.pools[child_roots, played]
         child_steps = steps_left[parent] - 1
         if depth_left > 1:
+            child_state = self.model.advance(take_state(state, parent), child_tracks, responses)
+            stay = 1.0 - self.model.leave_probs(child_state)
             child_available = available[parent]
             child_available[np.arange(len(parent)), played] = False
             child_new = self.rewards.after_play(None if new is None else new[parent], child_roots, played)
@@ -345,6 +346,8 @@ class _Search:
                 child_state, child_roots, child_available, child_new, child_steps, depth_left - 1
             )
         else:
+            # A leaf: only the listener's staying is asked of the next state.
+            stay = 1.0 - leave_probs_after(self.model, take_state(state, parent), child_tracks, responses)
             j = np.arange(int(child_steps.max()))
             plays = ((stay[:, None] ** j) * (j < child_steps[:, None])).sum(axis=1)
             value = self.play_value[child_roots] * plays

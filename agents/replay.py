@@ -28,11 +28,15 @@ What a transition stores (bytes at M = 100, L = 20; :meth:`ReplayBuffer.bytes_pe
                                      (skip, listen, complete) of the slot played
     ``next_probs``      12 M         with ``model_probs``: the same for every slot of
                                      the next state's pool (float32)
+    ``demonstration_row`` 4          with ``model_probs``: the row of the demonstrated
+                                     transition's pool probabilities (-1: none)
     ==================  ===========  =================================================
 
-    About 549 bytes at M = 100 and L = 20, whatever the feature width, and 1,761 with
+    About 549 bytes at M = 100 and L = 20, whatever the feature width, and 1,765 with
     ``model_probs``; memory is fixed at construction (``capacity`` rows of each array) and
-    never grows.
+    never grows. With ``model_probs`` a demonstrated transition also keeps the model's
+    probabilities of its *state's* pool (before the play), 12 M bytes in a store of
+    ``demonstrations`` rows: the demonstrations' large-margin loss ranks that whole pool.
 
 Why the model's probabilities are stored
     They are the AH-DQN's model features, a function of the state that the learner would
@@ -86,6 +90,9 @@ class ReplayBatch:
             the buffer stores none).
         next_probs: ``(B, M, 3)`` float32 the model's probabilities of the next state's pool
             (None when the buffer stores none).
+        demonstration_probs: ``(D, M, 3)`` float32 the model's probabilities of the pool of the
+            state before the play, for the batch's D demonstrated transitions in batch order
+            (None when the buffer stores none).
     """
 
     next_state: dict[str, np.ndarray]
@@ -102,6 +109,7 @@ class ReplayBatch:
     familiarity: Familiarity | None = None
     taken_probs: np.ndarray | None = None
     next_probs: np.ndarray | None = None
+    demonstration_probs: np.ndarray | None = None
 
     @cached_property
     def next_observations(self) -> Observation:
@@ -139,6 +147,9 @@ class ReplayBuffer:
             when sampling.
         model_probs: also store the user-response model's probabilities of each transition's
             played slot and next pool (``taken_probs``, ``next_probs``; see the module docstring).
+        demonstrations: with ``model_probs``, how many demonstrated transitions' state pools to
+            keep (``demonstration_probs``): at most ``capacity`` are ever needed, and a run's
+            demonstrations, when fewer, suffice.
     """
 
     def __init__(
@@ -152,6 +163,7 @@ class ReplayBuffer:
         seed: int = 0,
         familiarity: Familiarity | None = None,
         model_probs: bool = False,
+        demonstrations: int = 0,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
@@ -178,18 +190,22 @@ class ReplayBuffer:
         if model_probs:
             self.arrays["taken_probs"] = np.zeros((capacity, len(RESPONSES)), np.float32)
             self.arrays["next_probs"] = np.zeros((capacity, pool_size, len(RESPONSES)), np.float32)
+            self.arrays["demonstration_row"] = np.full(capacity, -1, np.int32)
+        kept = min(demonstrations, capacity) if model_probs else 0
+        self.demonstration_probs = np.zeros((kept, pool_size, len(RESPONSES)), np.float32)
+        self.demonstrations_added = 0
         self.position = 0
         self.size = 0
         self.rng = np.random.default_rng(seed)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the stored arrays (fixed at construction)."""
-        return sum(array.nbytes for array in self.arrays.values())
+        """Bytes held by the stored arrays (fixed at construction), the demonstrations' pools included."""
+        return sum(array.nbytes for array in self.arrays.values()) + self.demonstration_probs.nbytes
 
     def bytes_per_transition(self) -> int:
-        """Bytes one transition takes."""
-        return self.nbytes // self.capacity
+        """Bytes one transition takes (the demonstrations' pools left out)."""
+        return sum(array.nbytes for array in self.arrays.values()) // self.capacity
 
     def __len__(self) -> int:
         return self.size
@@ -209,19 +225,27 @@ class ReplayBuffer:
         demonstrated: np.ndarray | None = None,
         taken_probs: np.ndarray | None = None,
         next_probs: np.ndarray | None = None,
+        state_probs: np.ndarray | None = None,
     ) -> None:
         """Store K transitions (every argument has K rows; see the module docstring for each).
 
-        ``demonstrated``: the action was the teacher's (default: none was). ``taken_probs`` and
-        ``next_probs``: required when the buffer stores the model's probabilities, refused when not.
+        ``demonstrated``: the action was the teacher's (default: none was). ``taken_probs``,
+        ``next_probs`` and ``state_probs`` (``(K, M, 3)``, the model's probabilities of the pool of
+        the state before the play; only the demonstrated rows' are kept): required when the buffer
+        stores the model's probabilities, refused when not.
+
+        Raises:
+            ValueError: the probabilities are missing (or given to a buffer without them), or a
+                demonstration comes to a buffer that keeps no demonstrated pools.
         """
-        if self.model_probs != (taken_probs is not None and next_probs is not None):
+        if self.model_probs != all(probs is not None for probs in (taken_probs, next_probs, state_probs)):
             raise ValueError(
-                "taken_probs and next_probs are required with model_probs=True and refused without: "
+                "taken_probs, next_probs and state_probs are required with model_probs=True and refused without: "
                 f"this buffer has model_probs={self.model_probs}"
             )
         count = len(users)
         rows = (self.position + np.arange(count)) % self.capacity
+        demonstrated = np.zeros(count, np.bool_) if demonstrated is None else np.asarray(demonstrated, np.bool_)
         values = {
             "users": users,
             "contexts": contexts,
@@ -233,14 +257,34 @@ class ReplayBuffer:
             "actions": actions,
             "rewards": rewards,
             "discounts": discounts,
-            "demonstrated": np.zeros(count, np.bool_) if demonstrated is None else demonstrated,
+            "demonstrated": demonstrated,
         }
         if self.model_probs:
-            values.update(taken_probs=taken_probs, next_probs=next_probs)
+            assert state_probs is not None
+            kept = self._keep_demonstrations(state_probs[demonstrated], demonstrated)
+            values.update(taken_probs=taken_probs, next_probs=next_probs, demonstration_row=kept)
         for key, value in values.items():
             self.arrays[key][rows] = value
         self.position = int((self.position + count) % self.capacity)
         self.size = min(self.size + count, self.capacity)
+
+    def _keep_demonstrations(self, state_probs: np.ndarray, demonstrated: np.ndarray) -> np.ndarray:
+        """Store the demonstrated rows' ``state_probs`` ``(D, M, 3)``; each row's store index (-1: none).
+
+        The store is a ring too: once full, the oldest demonstration's pool is overwritten, which
+        is safe when the store holds at least ``capacity`` pools (that transition is gone from the
+        buffer by then) or every demonstration of the run (it never fills).
+        """
+        store = len(self.demonstration_probs)
+        if len(state_probs) and not store:
+            raise ValueError("this buffer keeps no demonstrated pools (demonstrations=0)")
+        index = np.full(len(demonstrated), -1, np.int32)
+        if len(state_probs):
+            slots = (self.demonstrations_added + np.arange(len(state_probs))) % store
+            self.demonstration_probs[slots] = state_probs
+            index[demonstrated] = slots
+            self.demonstrations_added += len(state_probs)
+        return index
 
     def sample(self, batch_size: int) -> ReplayBatch:
         """A uniform batch (with replacement) of stored transitions."""
@@ -283,22 +327,29 @@ class ReplayBuffer:
             familiarity=self.familiarity,
             taken_probs=a.get("taken_probs"),
             next_probs=a.get("next_probs"),
+            demonstration_probs=(
+                self.demonstration_probs[a["demonstration_row"][a["demonstrated"]]] if self.model_probs else None
+            ),
         )
 
     def save(self, folder: Path) -> None:
         """Write the stored transitions and the sampling stream into ``folder`` (``replay.npz``, ``replay.json``)."""
-        np.savez(folder / "replay.npz", **{key: value[: self.size] for key, value in self.arrays.items()})
-        (folder / "replay.json").write_text(
-            json.dumps({"position": self.position, "size": self.size, "rng": self.rng.bit_generator.state})
+        np.savez(
+            folder / "replay.npz",
+            **{key: value[: self.size] for key, value in self.arrays.items()},
+            demonstration_probs=self.demonstration_probs[: self.demonstrations_added],
         )
+        meta = {"position": self.position, "size": self.size, "demonstrations_added": self.demonstrations_added}
+        (folder / "replay.json").write_text(json.dumps({**meta, "rng": self.rng.bit_generator.state}))
 
     def load(self, folder: Path) -> None:
         """Read what :meth:`save` wrote (into a buffer of the same capacity and shapes)."""
         meta = json.loads((folder / "replay.json").read_text())
         with np.load(folder / "replay.npz") as stored:
-            for key, array in self.arrays.items():
-                if stored[key].shape[1:] != array.shape[1:] or len(stored[key]) > self.capacity:
+            for key, array in {**self.arrays, "demonstration_probs": self.demonstration_probs}.items():
+                if stored[key].shape[1:] != array.shape[1:] or len(stored[key]) > len(array):
                     raise ValueError(f"saved replay array {key!r} has shape {stored[key].shape}, buffer {array.shape}")
                 array[: len(stored[key])] = stored[key]
         self.position, self.size = int(meta["position"]), int(meta["size"])
+        self.demonstrations_added = int(meta["demonstrations_added"])
         self.rng.bit_generator.state = meta["rng"]

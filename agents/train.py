@@ -67,10 +67,10 @@ from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import World
 
 CHECKPOINT_FORMAT = "musicenv.run"
-CHECKPOINT_FORMAT_VERSION = 2
+CHECKPOINT_FORMAT_VERSION = 3
 """2: the AH-DQN trainer's state holds the user-response model's probabilities of its replayed and
-current sessions (:mod:`agents.replay`); a version-1 checkpoint cannot be resumed (its saved agent
-still loads and evaluates)."""
+current sessions (:mod:`agents.replay`); 3: also those of its demonstrated states' pools. An older
+checkpoint cannot be resumed (its saved agent still loads and evaluates)."""
 RESUME_OVERRIDABLE = frozenset(
     {
         "total_steps",

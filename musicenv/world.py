@@ -238,6 +238,22 @@ def ensemble_size(model: SessionModel) -> int:
     return int(getattr(model, "ensemble_size", 1))
 
 
+def leave_probs_after(
+    model: SessionModel, state: SessionState, tracks: np.ndarray, responses: np.ndarray
+) -> np.ndarray:
+    """``(B,)`` probability that each listener leaves right after playing ``tracks`` with ``responses`` ``(B,)``.
+
+    ``model.leave_probs(model.advance(state, tracks, responses))``. A model whose leaving reads
+    less than the whole new state answers through its own ``leave_probs_after`` with the same
+    numbers: the learned world's reads only the session's counters, so a planner's leaves (where
+    nothing but leaving is asked of the next state) skip its GRU step.
+    """
+    shortcut = getattr(model, "leave_probs_after", None)
+    if shortcut is not None:
+        return shortcut(state, tracks, responses)
+    return model.leave_probs(model.advance(state, tracks, responses))
+
+
 def member_disagreement(member_probs: np.ndarray, response_values: np.ndarray) -> np.ndarray:
     """The members' disagreement on a play: the standard deviation over members of its expected value.
 

@@ -338,6 +338,59 @@ def test_stored_model_probabilities_are_the_models_own(real_worlds) -> None:
     np.testing.assert_allclose(batch.next_probs[going_on], after.numpy()[going_on], atol=1e-6)
 
 
+def test_demonstrated_states_keep_their_pools_probabilities(real_worlds) -> None:
+    """A demonstrated transition keeps the model's probabilities of its state's whole pool (the
+    margin loss ranks it), within 1e-6 of the model's on the replayed state; the others keep none."""
+    world, _ = real_worlds
+    env = ListeningSessionVectorEnv(8, world=world, copy=False)
+    config = AHDQNConfig(learning_starts=10**9, n_step=2, demonstration_fraction=0.5)
+    agent = AHDQN(world, hidden_size=16, model_features=True, response_head=True)
+    learner = AHDQNLearner(agent, env, config, total_steps=8 * 20, seed=0)
+    learner.run(8 * 20)
+    assert len(learner.replay.demonstration_probs) == 8 * 10
+    batch = learner.replay.batch(np.arange(len(learner.replay)))
+    assert batch.demonstrated.any() and not batch.demonstrated.all()
+    assert batch.demonstration_probs is not None and len(batch.demonstration_probs) == batch.demonstrated.sum()
+    tensors = learner.tables.tensors(**batch.next_state)
+    (now,) = agent.response_probs(tensors, [torch.as_tensor(batch.lengths)])
+    np.testing.assert_allclose(batch.demonstration_probs, now.numpy()[batch.demonstrated], atol=1e-6)
+
+
+def demonstrated_transition(state_value: float) -> dict[str, np.ndarray]:
+    """A demonstrated transition for a buffer of M = 3, L = 2; its state's pool probabilities are ``state_value``."""
+    return {
+        "users": np.zeros(1, np.int64),
+        "contexts": np.zeros((1, 1), np.float32),
+        "pools": np.array([[0, 1, 2]]),
+        "history_tracks": np.array([[0, -1]]),
+        "history_responses": np.zeros((1, 2), np.int8),
+        "lengths": np.zeros(1, np.int64),
+        "next_lengths": np.ones(1, np.int64),
+        "actions": np.zeros(1, np.int64),
+        "rewards": np.zeros(1),
+        "discounts": np.zeros(1),
+        "demonstrated": np.ones(1, bool),
+        "taken_probs": np.zeros((1, 3)),
+        "next_probs": np.zeros((1, 3, 3)),
+        "state_probs": np.full((1, 3, 3), state_value),
+    }
+
+
+def test_demonstrated_pools_wrap_with_the_buffer() -> None:
+    """A store of demonstrated pools no larger than the buffer overwrites its oldest as the buffer does."""
+    tables = (np.zeros((5, 2), np.float32), np.zeros((2, 2), np.float32))
+    replay = ReplayBuffer(4, 3, 2, 1, *tables, model_probs=True, demonstrations=10)
+    assert len(replay.demonstration_probs) == 4
+    for step in range(6):
+        replay.add(**demonstrated_transition(float(step)))
+    batch = replay.batch(np.arange(4))
+    assert batch.demonstration_probs is not None
+    assert sorted(batch.demonstration_probs[:, 0, 0].tolist()) == [2.0, 3.0, 4.0, 5.0]
+    plain = ReplayBuffer(4, 3, 2, 1, *tables, model_probs=True)
+    with pytest.raises(ValueError, match="keeps no demonstrated pools"):
+        plain.add(**demonstrated_transition(0.0))
+
+
 def test_replay_n_step_returns_and_discounts(world: LayoutWorld) -> None:
     env = vector_env(world, None, n=1)
     config = AHDQNConfig(learning_starts=10**9, n_step=3, gamma=0.5)

@@ -165,9 +165,18 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     monkeypatch.setattr(AHDQNLearner, "collect", collect_then_signal)
 
 
-@pytest.mark.parametrize("interruption", ["stop_at_step", "sigterm"])
+@pytest.mark.parametrize(
+    ("interruption", "step"),
+    # 36: while the teacher demonstrates (the first 40 steps), demonstrated pools still pending.
+    [("stop_at_step", 112), ("sigterm", 112), ("stop_at_step", 36)],
+)
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(
-    interruption: str, tmp_path: Path, world: LayoutWorld, groundtruth: FakeGroundTruth, monkeypatch: pytest.MonkeyPatch
+    interruption: str,
+    step: int,
+    tmp_path: Path,
+    world: LayoutWorld,
+    groundtruth: FakeGroundTruth,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     common = ("--total-steps", "200", "--eval-episodes", "6", "--seed", "2")
     if interruption == "sigterm":  # also covers the learner's model-features path
@@ -177,12 +186,12 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(
     folder = tmp_path / "parts"
     if interruption == "sigterm":
         with monkeypatch.context() as patch:
-            interrupt_at(patch, 112)  # between gradient steps and log points, mid-episode
+            interrupt_at(patch, step)  # between gradient steps and log points, mid-episode
             first = train(folder, world, groundtruth, *common)
     else:
-        first = train(folder, world, groundtruth, *common, "--stop-at-step", "112")
-    assert not first.finished and first.global_step == 112 and first.evaluation is None
-    assert json.loads((first.checkpoint / "manifest.json").read_text())["config"]["global_step"] == 112
+        first = train(folder, world, groundtruth, *common, "--stop-at-step", str(step))
+    assert not first.finished and first.global_step == step and first.evaluation is None
+    assert json.loads((first.checkpoint / "manifest.json").read_text())["config"]["global_step"] == step
     resumed = train(folder, world, groundtruth, "--resume", "run")
     assert resumed.finished and resumed.global_step == whole.global_step
     assert_same_weights(resumed.agent, whole.agent)

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,14 @@ from musicenv.artifacts import ArtifactError, write_manifest
 from musicenv.data import ListeningLog
 from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
 from musicenv.torch_session import HostSessionModel, torch_session_model
-from musicenv.world import BatchedSingleSession, Contexts, context_features, draw_response, sample_responses
+from musicenv.world import (
+    BatchedSingleSession,
+    Contexts,
+    context_features,
+    draw_response,
+    leave_probs_after,
+    sample_responses,
+)
 from world_model.exact_als import exact_track_vectors, exact_user_vectors, held_out_track_vectors, held_out_user_vectors
 from world_model.history import HISTORY_FEATURES, ListeningHistory
 from world_model.interactions import interaction_matrix, listener_codes
@@ -838,6 +846,18 @@ def test_metrics() -> None:
     assert expected_calibration_error(probs, responses) < 0.02
     assert expected_calibration_error(np.roll(probs, 1, axis=1), responses) > 0.1
     assert log_loss(np.full((4, 3), 1 / 3), np.array([0, 1, 2, 0])) == pytest.approx(np.log(3))
+
+
+def test_leave_probs_after_a_play_skip_the_gru_step_bit_for_bit(session_model: LearnedSessionModel) -> None:
+    """The learned model's leaving after a play, read from the counters alone, is that of the advanced state;
+    a model without the shortcut is advanced."""
+    state, rng = _states(session_model, 300, 7)
+    tracks, responses = rng.integers(0, len(session_model.track_features), 300), rng.integers(0, 3, 300)
+    expected = session_model.leave_probs(session_model.advance(state, tracks, responses))
+    assert np.array_equal(session_model.leave_probs_after(state, tracks, responses), expected)
+    assert np.array_equal(leave_probs_after(session_model, state, tracks, responses), expected)
+    without = SimpleNamespace(advance=session_model.advance, leave_probs=session_model.leave_probs)
+    assert np.array_equal(leave_probs_after(without, state, tracks, responses), expected)
 
 
 def test_single_session_kernel_replays_the_batched_calls_bit_for_bit(session_model: LearnedSessionModel) -> None:

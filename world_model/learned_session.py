@@ -321,6 +321,21 @@ class LearnedSessionModel:
             state["position"], state["skip_run"], state["last_response"], state["response_counts"]
         )
 
+    def leave_probs_after(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> np.ndarray:
+        """:meth:`leave_probs` of the state :meth:`advance` would return, bit for bit, without computing it.
+
+        Leaving reads only the session's counters (position, skip run, last response, response
+        counts), so the GRU step and the next play's context are skipped
+        (:func:`musicenv.world.leave_probs_after`: a planner's leaves).
+        """
+        responses = np.asarray(responses, dtype=np.int64)
+        return self.session_end.leave_probs(
+            state["position"] + 1,
+            (state["skip_run"] + 1) * (responses == SKIP),
+            responses,
+            state["response_counts"] + self._response_one_hot[responses],
+        )
+
     @property
     def ensemble_size(self) -> int:
         """How many members answer (:class:`musicenv.world.EnsembleSessionModel`): ``len(members)``."""
