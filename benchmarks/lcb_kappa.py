@@ -23,6 +23,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
@@ -43,9 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=500, help="held-out episodes per agent and world")
     parser.add_argument("--eval-seed", type=int, default=0, help="evaluation seed")
     args = parser.parse_args(argv)
-    if args.groundtruth_seed < 0 or args.episodes < 1 or not args.kappas or min(args.kappas) < 0:
+    kappas_ok = bool(args.kappas) and all(math.isfinite(kappa) and kappa >= 0 for kappa in args.kappas)
+    if args.groundtruth_seed < 0 or args.episodes < 1 or not kappas_ok:
         parser.error(
-            f"--groundtruth-seed must be >= 0, --episodes >= 1 and --kappas non-negative and given: "
+            f"--groundtruth-seed must be >= 0, --episodes >= 1 and --kappas finite, non-negative and given: "
             f"{args.groundtruth_seed}, {args.episodes}, {args.kappas}"
         )
     return args
