@@ -271,6 +271,7 @@ def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
     ("argv", "named"),
     [
         (["--kappas", "-1"], "--kappas"),
+        (["--kappas", "nan"], "--kappas"),
         (["--episodes", "0"], "--episodes"),
         (["--groundtruth-seed", "-2"], "--groundtruth-seed"),
     ],
