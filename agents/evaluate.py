@@ -79,6 +79,7 @@ from agents.metrics import (
     popularity_percentiles,
 )
 from agents.rollout import RolloutResult, evaluation_seed, rollout
+from musicenv.allocator import keep_freed_memory
 from musicenv.artifacts import MANIFEST, ArtifactError, check_writable, read_manifest, write_json_atomic
 from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import SessionModel, World
@@ -675,6 +676,7 @@ def run(argv: list[str] | None = None) -> Evaluation:
     argv = list(sys.argv[1:] if argv is None else argv)
     config = parse_config(argv)
     torch.set_num_threads(config.threads)
+    keep_freed_memory()
     out = _output_folder(config)
     try:
         check_writable(out, "--out")  # now, not after the whole evaluation

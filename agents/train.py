@@ -52,6 +52,7 @@ from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import Agent, make_agent
 from agents.config import TrainConfig, apply_overrides, parse_config
 from agents.evaluate import EvalConfig, Evaluation, agent_specs, evaluate_config, summary
+from musicenv.allocator import keep_freed_memory
 from musicenv.artifacts import (
     MANIFEST,
     ArtifactError,
@@ -563,6 +564,7 @@ def run(argv: list[str] | None = None, world: World | None = None, truth: Any = 
     except (OSError, ArtifactError) as error:
         raise SystemExit(f"train.py: error: {error}") from error
     torch.set_num_threads(config.threads)
+    keep_freed_memory()
     log_dir = Path(config.log_dir) / run_name
     checkpoint = Path(config.checkpoint_dir) / run_name
 

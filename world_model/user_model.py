@@ -294,17 +294,6 @@ class UserResponseModel(nn.Module):
             bound = 1 / math.sqrt(self.mlp_size // self.ensemble_size)
             self.hidden_layer.bias.uniform_(-bound, bound)
 
-    def _by_member(self, layer: nn.Linear, inputs: torch.Tensor) -> torch.Tensor:
-        """``layer(inputs)`` for a layer from members' units to members' units: with independent
-        members, each member's diagonal block times its own units (what the block-diagonal weight
-        gives, without the products by its zeros)."""
-        size = self.ensemble_size
-        if self.shared_trunk or size == 1:
-            return layer(inputs)
-        blocks = layer.weight.unflatten(0, (size, -1)).unflatten(-1, (size, -1)).diagonal(dim1=0, dim2=2)
-        outputs = torch.einsum("...ei,oie->...eo", inputs.unflatten(-1, (size, -1)), blocks).flatten(-2)
-        return outputs if layer.bias is None else outputs + layer.bias
-
     def mask_member_gradients(self) -> None:
         """Zero the gradients off the members' blocks (:func:`member_blocks`), so that training
         keeps independent members independent; nothing to do for a shared trunk."""
@@ -440,14 +429,17 @@ class UserResponseModel(nn.Module):
         never played). ``members=True``: the members' logits ``(B, K, E, 3)`` instead of the
         ensemble's.
         """
+        if not self.shared_trunk and self.ensemble_size > 1:
+            logits = self._independent_logits(base, query, candidates, history)
+            return logits if members else ensemble_logits(logits)
         track = self.track_in(candidates)
         key = self.track_key(candidates)
         if self.history_dim and history is not None:
             history = history.to(candidates.dtype)
             track = track + self.history_in(history)
             key = key + self.history_key(history)
-        pre = base[:, None, :] + track + self._by_member(self.interaction_in, query[:, None, :] * key)
-        hidden = F.relu(self._by_member(self.hidden_layer, F.relu(pre)))
+        pre = base[:, None, :] + track + self.interaction_in(query[:, None, :] * key)
+        hidden = F.relu(self.hidden_layer(F.relu(pre)))
         if self.ensemble_size == 1:  # exactly a single model's operations
             logits = self.output[0](hidden)[..., None, :]
         else:
@@ -455,6 +447,42 @@ class UserResponseModel(nn.Module):
             bias = torch.stack([output.bias for output in self.output])
             logits = torch.einsum("...eh,eoh->...eo", hidden.unflatten(-1, (self.ensemble_size, -1)), weight) + bias
         return logits if members else ensemble_logits(logits)
+
+    def _independent_logits(
+        self, base: torch.Tensor, query: torch.Tensor, candidates: torch.Tensor, history: torch.Tensor | None
+    ) -> torch.Tensor:
+        """:meth:`score`'s members' logits ``(B, K, E, 3)`` for independent members, computed member by member.
+
+        The same equations as the wide layers, arranged members first: each member's units form
+        one matrix ``(E, B * K, units)``, so every layer is one batched product by the members'
+        own blocks (:func:`diagonal_blocks`; nothing multiplies the zeros off them) with its
+        additions fused in, and no activation is reshuffled between member-minor and
+        member-major layouts. It costs about two thirds of the wide layers' route on a CPU.
+        """
+        size = self.ensemble_size
+        _, mlp, interaction = self.member_sizes
+        batch, count = candidates.shape[:2]
+        inputs = candidates.reshape(batch * count, -1)
+        track_w, key_w = self.track_in.weight, self.track_key.weight
+        if self.history_dim and history is not None:
+            inputs = torch.cat([inputs, history.to(inputs.dtype).reshape(batch * count, -1)], dim=1)
+            track_w = torch.cat([track_w, self.history_in.weight], dim=1)
+            key_w = torch.cat([key_w, self.history_key.weight], dim=1)
+        inputs = inputs.expand(size, -1, -1)
+        key = torch.bmm(inputs, key_w.view(size, interaction, -1).transpose(1, 2))
+        member_query = query.reshape(batch, size, 1, interaction).transpose(0, 1)
+        key = (key.view(size, batch, count, interaction) * member_query).view(size, batch * count, interaction)
+        start = base.reshape(batch, size, 1, mlp).transpose(0, 1).expand(-1, -1, count, -1)
+        pre = torch.baddbmm(
+            start.reshape(size, batch * count, mlp), inputs, track_w.view(size, mlp, -1).transpose(1, 2)
+        )
+        pre = torch.baddbmm(pre, key, diagonal_blocks(self.interaction_in.weight, size))
+        hidden_bias = self.hidden_layer.bias.view(size, 1, -1)
+        hidden = torch.baddbmm(hidden_bias, F.relu(pre), diagonal_blocks(self.hidden_layer.weight, size))
+        output_w = torch.stack([output.weight.T for output in self.output])
+        output_b = torch.stack([output.bias for output in self.output])[:, None, :]
+        logits = torch.baddbmm(output_b, F.relu(hidden), output_w)
+        return logits.transpose(0, 1).reshape(batch, count, size, N_RESPONSES)
 
     def forward(
         self,
@@ -504,6 +532,12 @@ class UserResponseModel(nn.Module):
         )
         played_history = None if history is None else history[played][:, None, :]
         return self.score(base, query, features[played][:, None, :], played_history, members)[:, 0]
+
+
+def diagonal_blocks(weight: torch.Tensor, members: int) -> torch.Tensor:
+    """``(E, in, out)``: the diagonal blocks of a block-diagonal ``nn.Linear`` weight ``(E * out, E * in)``,
+    transposed for ``x @ block`` (a view: gradients flow into the wide weight's blocks)."""
+    return weight.unflatten(0, (members, -1)).unflatten(-1, (members, -1)).diagonal(dim1=0, dim2=2).permute(2, 1, 0)
 
 
 def member_blocks(model: UserResponseModel) -> list[tuple[nn.Parameter, torch.Tensor]]:
