@@ -680,7 +680,7 @@ def test_independent_members_answer_as_the_single_models_they_are_made_of(sequen
 
 @pytest.mark.parametrize("rows", [1, 3, 40])
 def test_member_blocks_multiply_as_the_dense_weight(rows: int) -> None:
-    """Above and below the dense threshold, on numpy arrays and on tensors, 1-D and batched."""
+    """One row and many, on numpy arrays and on tensors, 1-D, batched and with two leading axes."""
     rng = np.random.default_rng(rows)
     members, width, groups = 3, 4, [5, 2]
     dense = np.zeros((members * width, members * sum(groups)), dtype=np.float32)
@@ -695,6 +695,7 @@ def test_member_blocks_multiply_as_the_dense_weight(rows: int) -> None:
     inputs = rng.normal(size=(rows, members * width)).astype(np.float32)
     np.testing.assert_allclose(inputs @ blocks, inputs @ dense, atol=1e-6)
     np.testing.assert_allclose(inputs[0] @ blocks, inputs[0] @ dense, atol=1e-6)
+    np.testing.assert_allclose(inputs[:, None, :] @ blocks, inputs[:, None, :] @ dense, atol=1e-6)
     on_torch = torch.as_tensor(inputs) @ blocks.to("cpu")
     np.testing.assert_allclose(on_torch.numpy(), inputs @ dense, atol=1e-6)
 

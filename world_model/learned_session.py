@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -472,37 +473,32 @@ class MemberBlocks:
                 ]
             )
         )
-        # The products come out member by member, each member's groups side by side; column j of
-        # the dense product is column order[j] of those.
-        total = sum(groups)
-        offsets = np.cumsum([0, *groups])[:-1]
-        self.order: np.ndarray | None = np.concatenate(
-            [
-                e * total + offset + np.arange(width)
-                for offset, width in zip(offsets, groups, strict=True)
-                for e in range(members)
-            ]
-        )
-        if len(groups) == 1:  # one group: already in the dense product's order
-            self.order = None
+        self.groups = groups
 
     def __rmatmul__(self, inputs: Any) -> Any:
         members, rows, _ = self.blocks.shape
         lead = inputs.shape[:-1]
-        if isinstance(inputs, torch.Tensor):
-            by_member = torch.matmul(inputs.reshape(-1, members, rows).transpose(0, 1), self.blocks)
-            flat = by_member.transpose(0, 1).reshape(-1, by_member.shape[0] * by_member.shape[2])
-            return (flat if self.order is None else flat[:, self.order]).reshape(*lead, -1)
-        by_member = np.matmul(inputs.reshape(-1, members, rows).transpose(1, 0, 2), self.blocks)
-        flat = by_member.transpose(1, 0, 2).reshape(-1, by_member.shape[0] * by_member.shape[2])
-        return (flat if self.order is None else flat[:, self.order]).reshape(*lead, -1)
+        count = math.prod(lead)
+        # Each member's product, (E, n, sum(groups)): member by member, each member's groups side
+        # by side; each group is then written to its columns of the dense product's order.
+        by_member = inputs.reshape(count, members, rows).swapaxes(0, 1) @ self.blocks
+        shape = (count, members * by_member.shape[2])
+        if isinstance(by_member, torch.Tensor):
+            out = by_member.new_empty(shape)
+        else:
+            out = np.empty(shape, dtype=by_member.dtype)
+        start = 0
+        for width in self.groups:
+            columns = out[:, members * start : members * (start + width)]
+            # A view (its last axis split in two), so the assignment lands in ``out``.
+            columns.reshape(count, members, width)[...] = by_member[:, :, start : start + width].swapaxes(0, 1)
+            start += width
+        return out.reshape(*lead, -1)
 
     def to(self, device: str | torch.device) -> MemberBlocks:
         """A copy whose blocks are a float32 tensor on ``device`` (for torch inputs)."""
         moved = copy.copy(self)
         moved.blocks = torch.as_tensor(self.blocks, dtype=torch.float32, device=device)
-        if self.order is not None:
-            moved.order = torch.as_tensor(self.order, device=device)
         return moved
 
 
