@@ -290,6 +290,33 @@ def test_lcb_kappa_benchmark_refuses_bad_arguments_naming_them(
     assert named in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--lambdas", "-0.5"], "--lambdas"),
+        (["--lambdas", "nan"], "--lambdas"),
+        (["--lambdas", "inf"], "--lambdas"),
+        (["--steps", "0"], "--steps"),
+        (["--episodes", "0"], "--episodes"),
+        (["--groundtruth-seed", "-1"], "--groundtruth-seed"),
+        (["--train-seed", "-1"], "--train-seed"),
+        (["--eval-seed", "-3"], "--eval-seed"),
+    ],
+)
+def test_pessimism_benchmark_refuses_bad_arguments_naming_them(
+    capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pessimism.py"
+    spec = importlib.util.spec_from_file_location("pessimism_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit):
+        module.parse_args(argv)
+    assert named in capsys.readouterr().err
+
+
 def test_greedy_pick_bias_is_the_mean_over_the_recorded_episodes_plays(worlds, fidelity_benchmark) -> None:
     from agents.base import make_agent
     from agents.baselines import learned_response_probs
