@@ -268,48 +268,32 @@ def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
 
 
 @pytest.mark.parametrize(
-    ("argv", "named"),
+    ("script", "argv", "named"),
     [
-        (["--kappas", "-1"], "--kappas"),
-        (["--kappas", "nan"], "--kappas"),
-        (["--episodes", "0"], "--episodes"),
-        (["--groundtruth-seed", "-2"], "--groundtruth-seed"),
+        ("lcb_kappa", ["--kappas", "-1"], "--kappas"),
+        ("lcb_kappa", ["--kappas", "nan"], "--kappas"),
+        ("lcb_kappa", ["--episodes", "0"], "--episodes"),
+        ("lcb_kappa", ["--groundtruth-seed", "-2"], "--groundtruth-seed"),
+        ("pessimism", ["--lambdas", "-0.5"], "--lambdas"),
+        ("pessimism", ["--lambdas", "nan"], "--lambdas"),
+        ("pessimism", ["--lambdas", "inf"], "--lambdas"),
+        ("pessimism", ["--steps", "0"], "--steps"),
+        ("pessimism", ["--episodes", "0"], "--episodes"),
+        ("pessimism", ["--groundtruth-seed", "-1"], "--groundtruth-seed"),
+        ("pessimism", ["--train-seed", "-1"], "--train-seed"),
+        ("pessimism", ["--eval-seed", "-3"], "--eval-seed"),
+        ("scoring", ["--batches", "64x0"], "--batches"),
+        ("scoring", ["--batches", "64"], "--batches"),
+        ("scoring", ["--rounds", "0"], "--rounds"),
     ],
 )
-def test_lcb_kappa_benchmark_refuses_bad_arguments_naming_them(
-    capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+def test_benchmarks_refuse_bad_arguments_naming_them(
+    capsys: pytest.CaptureFixture[str], script: str, argv: list[str], named: str
 ) -> None:
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lcb_kappa.py"
-    spec = importlib.util.spec_from_file_location("lcb_kappa_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with pytest.raises(SystemExit):
-        module.parse_args(argv)
-    assert named in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("argv", "named"),
-    [
-        (["--lambdas", "-0.5"], "--lambdas"),
-        (["--lambdas", "nan"], "--lambdas"),
-        (["--lambdas", "inf"], "--lambdas"),
-        (["--steps", "0"], "--steps"),
-        (["--episodes", "0"], "--episodes"),
-        (["--groundtruth-seed", "-1"], "--groundtruth-seed"),
-        (["--train-seed", "-1"], "--train-seed"),
-        (["--eval-seed", "-3"], "--eval-seed"),
-    ],
-)
-def test_pessimism_benchmark_refuses_bad_arguments_naming_them(
-    capsys: pytest.CaptureFixture[str], argv: list[str], named: str
-) -> None:
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pessimism.py"
-    spec = importlib.util.spec_from_file_location("pessimism_benchmark", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{script}.py"
+    spec = importlib.util.spec_from_file_location(f"{script}_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with pytest.raises(SystemExit):
