@@ -54,6 +54,7 @@ from agents.evaluate import AgentSpec, Evaluation, checkpoint_spec, evaluate
 from agents.metrics import paired_difference
 from agents.train import make_learner
 from musicenv.allocator import keep_freed_memory
+from musicenv.artifacts import check_writable
 from world_model.world import LearnedWorld, default_world, groundtruth_for
 
 REFERENCE = "ahdqn_mean"
@@ -158,6 +159,10 @@ def print_figures(evaluation: Evaluation) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Train the AH-DQNs, evaluate them with ``greedy_learned``, print the figures."""
     args = parse_args(argv)
+    try:
+        check_writable(args.out, "--out")  # now, not after the training
+    except (PermissionError, FileNotFoundError) as error:
+        raise SystemExit(f"pessimism.py: error: {error}") from error
     torch.set_num_threads(1)
     keep_freed_memory()
     started = time.perf_counter()

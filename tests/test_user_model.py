@@ -678,7 +678,27 @@ def test_independent_members_answer_as_the_single_models_they_are_made_of(sequen
         )
 
 
-@pytest.mark.parametrize("rows", [1, 3, 40])
+def test_independent_members_score_empty_and_broadcast_batches_as_the_wide_layers() -> None:
+    """No sessions, no candidates, and one session's base, query and history serving many: the
+    members-first route answers as the single models do."""
+    singles = [random_model(seed=seed) for seed in (3, 4)]
+    ensemble = independent_ensemble(singles)
+    static = singles[0].static_input(torch.randn(1, 6), torch.randn(1, 8))
+    with torch.no_grad():
+        for b, k in [(0, 4), (3, 0), (0, 0)]:
+            base, query = ensemble.static_context(static.expand(b, -1))
+            logits = ensemble.score(base, query, torch.randn(b, k, 5), torch.randn(b, k, H), members=True)
+            assert logits.shape == (b, k, 2, 3)
+        candidates, history = torch.randn(3, 4, 5), torch.randn(1, 1, H)
+        base, query = ensemble.static_context(static)  # one session's, for all three
+        members = ensemble.score(base, query, candidates, history, members=True)
+        for e, single in enumerate(singles):
+            own_base, own_query = single.static_context(static)
+            expected = single.score(own_base, own_query, candidates, history)
+            torch.testing.assert_close(members[:, :, e], expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3, 40])
 def test_member_blocks_multiply_as_the_dense_weight(rows: int) -> None:
     """One row and many, on numpy arrays and on tensors, 1-D, batched and with two leading axes."""
     rng = np.random.default_rng(rows)
@@ -694,7 +714,8 @@ def test_member_blocks_multiply_as_the_dense_weight(rows: int) -> None:
     blocks = MemberBlocks(dense, members, groups)
     inputs = rng.normal(size=(rows, members * width)).astype(np.float32)
     np.testing.assert_allclose(inputs @ blocks, inputs @ dense, atol=1e-6)
-    np.testing.assert_allclose(inputs[0] @ blocks, inputs[0] @ dense, atol=1e-6)
+    if rows:
+        np.testing.assert_allclose(inputs[0] @ blocks, inputs[0] @ dense, atol=1e-6)
     np.testing.assert_allclose(inputs[:, None, :] @ blocks, inputs[:, None, :] @ dense, atol=1e-6)
     on_torch = torch.as_tensor(inputs) @ blocks.to("cpu")
     np.testing.assert_allclose(on_torch.numpy(), inputs @ dense, atol=1e-6)

@@ -180,7 +180,7 @@ class LearnedSessionModel:
         )
         size = model.ensemble_size
         # Independent members (UserResponseModel's shared_trunk=False): the weights between members'
-        # units are block-diagonal, and larger batches multiply by their blocks alone (MemberBlocks).
+        # units are block-diagonal, and the kernels multiply by their blocks alone (MemberBlocks).
         self._blocks = 1 if model.shared_trunk else size
         member_mlp = model.member_sizes[1]
         self._interaction = _member_weight(weight(model.interaction_in).T, self._blocks, [member_mlp])
@@ -291,7 +291,8 @@ class LearnedSessionModel:
         hidden = pre @ self._hidden_layer_w
         hidden += self._hidden_layer_b
         np.maximum(hidden, 0.0, out=hidden)
-        return _softmax((hidden @ self._output_w + self._output_b).astype(np.float64).reshape(*tracks.shape, -1, 3))
+        logits = (hidden @ self._output_w + self._output_b).astype(np.float64)
+        return _softmax(logits.reshape(*tracks.shape, len(self.members), 3))
 
     def advance(self, state: SessionState, tracks: np.ndarray, responses: np.ndarray) -> SessionState:
         """New state after each session played ``tracks`` ``(B,)`` with ``responses`` ``(B,)``."""
@@ -440,10 +441,10 @@ class MemberBlocks:
 
     Independent members (:func:`~world_model.user_model.member_blocks`) have block-diagonal
     weights whose off-block entries are zero; multiplying by the blocks alone gives the same
-    numbers at a fraction of the cost, at any number of rows (a single session's play too: at one
-    row the GRU's recurrent product takes 4 µs by its blocks against 15 µs dense). ``x @ blocks``
-    works as ``x @ dense`` does (numpy arrays and torch tensors defer to :meth:`__rmatmul__`), so
-    the kernels read the same either way.
+    numbers (within float rounding) at a fraction of the cost, at any number of rows (a single
+    session's play too: at one row the GRU's recurrent product takes 4 µs by its blocks against
+    15 µs dense). ``x @ blocks`` works as ``x @ dense`` does (numpy arrays and torch tensors defer
+    to :meth:`__rmatmul__`), so the kernels read the same either way.
 
     The dense weight's columns come in groups (e.g. the GRU's three gates), each holding every
     member's units in member order; ``groups`` gives one member's width in each.
@@ -490,10 +491,12 @@ class MemberBlocks:
         start = 0
         for width in self.groups:
             columns = out[:, members * start : members * (start + width)]
-            # A view (its last axis split in two), so the assignment lands in ``out``.
-            columns.reshape(count, members, width)[...] = by_member[:, :, start : start + width].swapaxes(0, 1)
+            # A view (its last axis split in two; ``view`` would refuse to copy), so the assignment lands in ``out``.
+            split = (count, members, width)
+            target = columns.view(split) if isinstance(columns, torch.Tensor) else columns.reshape(split)
+            target[...] = by_member[:, :, start : start + width].swapaxes(0, 1)
             start += width
-        return out.reshape(*lead, -1)
+        return out.reshape(*lead, out.shape[1])
 
     def to(self, device: str | torch.device) -> MemberBlocks:
         """A copy whose blocks are a float32 tensor on ``device`` (for torch inputs)."""

@@ -205,9 +205,10 @@ class UserResponseModel(nn.Module):
             side. Then ``hidden_size``, ``mlp_size`` and ``interaction_size`` are a member's,
             and the attributes of the same names the model's, ``E`` times as wide: member ``e``
             owns units ``e * n .. (e + 1) * n - 1`` of each, and the layers from members' units
-            to members' units are block-diagonal (:func:`member_blocks`). The per-session and
-            per-candidate computations are the same as a shared trunk's, only wider, so every
-            path that runs the model runs either.
+            to members' units are block-diagonal (:func:`member_blocks`). The per-session
+            computations are the same as a shared trunk's, only wider, so every path that runs
+            the model runs either; :meth:`score` computes independent members members first,
+            by their own blocks.
     """
 
     def __init__(
@@ -461,11 +462,16 @@ class UserResponseModel(nn.Module):
         """
         size = self.ensemble_size
         _, mlp, interaction = self.member_sizes
-        batch, count = candidates.shape[:2]
-        inputs = candidates.reshape(batch * count, -1)
+        # The sessions broadcast as in the wide layers (one session's base, query, candidates or
+        # history may serve all).
+        (batch,) = torch.broadcast_shapes(base.shape[:1], query.shape[:1], candidates.shape[:1])
+        count, width = candidates.shape[1:]
+        base, query = base.expand(batch, -1), query.expand(batch, -1)
+        inputs = candidates.expand(batch, -1, -1).reshape(batch * count, width)
         track_w, key_w = self.track_in.weight, self.track_key.weight
         if self.history_dim and history is not None:
-            inputs = torch.cat([inputs, history.to(inputs.dtype).reshape(batch * count, -1)], dim=1)
+            history = history.to(inputs.dtype).expand(batch, count, -1)
+            inputs = torch.cat([inputs, history.reshape(batch * count, history.shape[-1])], dim=1)
             track_w = torch.cat([track_w, self.history_in.weight], dim=1)
             key_w = torch.cat([key_w, self.history_key.weight], dim=1)
         inputs = inputs.expand(size, -1, -1)
