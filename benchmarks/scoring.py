@@ -35,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from musicenv.artifacts import ArtifactError
 from musicenv.world import Contexts, SessionState
 from world_model.learned_session import LearnedSessionModel
 from world_model.world import default_world, open_world
@@ -99,7 +100,10 @@ def batch_timings(model: LearnedSessionModel, state: SessionState, tracks: np.nd
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
-    world = default_world() if args.world == "default" else open_world(args.world)
+    try:
+        world = default_world() if args.world == "default" else open_world(args.world)
+    except (ArtifactError, OSError) as error:
+        raise SystemExit(f"scoring.py: error: --world {args.world}: {error}") from error
     model = world.session_model
     network = model.response_model
     rng = np.random.default_rng(0)

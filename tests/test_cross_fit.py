@@ -301,6 +301,17 @@ def test_benchmarks_refuse_bad_arguments_naming_them(
     assert named in capsys.readouterr().err
 
 
+def test_scoring_benchmark_names_a_world_folder_it_cannot_open(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scoring.py"
+    spec = importlib.util.spec_from_file_location("scoring_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit, match=r"--world .*no manifest\.json"):
+        module.main(["--world", str(tmp_path)])
+
+
 def test_greedy_pick_bias_is_the_mean_over_the_recorded_episodes_plays(worlds, fidelity_benchmark) -> None:
     from agents.base import make_agent
     from agents.baselines import learned_response_probs
