@@ -463,6 +463,41 @@ def test_the_observation_carries_the_familiarity_the_learned_world_reads(real_wo
             break
 
 
+def test_response_probs_after_each_prefix_read_only_the_plays_before_it() -> None:
+    """One call scores after several prefixes (none, some, all plays): each equals the model run on
+    the whole history and read at that prefix, and what lies after the longest prefix (the
+    GRU is not run over it) changes nothing."""
+    from agents.baselines import response_probs_after
+    from world_model.history import HISTORY_FEATURES
+    from world_model.user_model import UserResponseModel
+
+    h = len(HISTORY_FEATURES)
+    torch.manual_seed(0)
+    model = UserResponseModel(6, 5, hidden_size=8, mlp_size=16, interaction_size=4, history_dim=h).eval()
+    n, length, k = 4, 6, 3
+    user, context = torch.randn(n, 6), torch.randn(n, 8)
+    history = torch.cat([torch.randn(n, length, 5), torch.eye(3)[torch.randint(0, 3, (n, length))]], dim=-1)
+    history_familiarity, candidates, familiarity = torch.randn(n, length, h), torch.randn(n, k, 5), torch.randn(n, k, h)
+    played = torch.ones(n, length, dtype=torch.bool)
+    prefixes = [torch.tensor([0, 1, 2, 3]), torch.tensor([2, 0, 3, 1])]
+    with torch.no_grad():
+        static = model.static_input(user, context)
+        responses = history[..., -3:].argmax(dim=-1)
+        hidden = model.encode(static, history[..., :-3], responses, history_familiarity)
+        got = response_probs_after(
+            model, user, context, history, played, candidates, prefixes, familiarity, history_familiarity
+        )
+        noise = history.clone()
+        noise[:, 3:] = torch.randn(n, length - 3, noise.shape[-1])  # after the longest prefix (3 plays)
+        again = response_probs_after(
+            model, user, context, noise, played, candidates, prefixes, familiarity, history_familiarity
+        )
+        for prefix, probs, probs_again in zip(prefixes, got, again, strict=True):
+            logits = model(static, hidden[torch.arange(n), prefix], prefix + 1, candidates, familiarity)
+            torch.testing.assert_close(probs, torch.softmax(logits, dim=-1), atol=1e-6, rtol=0)
+            assert torch.equal(probs, probs_again)
+
+
 @pytest.fixture(scope="module")
 def ensemble_world() -> LayoutWorld:
     """The layout world whose (untrained) user-response model is an ensemble of four, which disagree."""

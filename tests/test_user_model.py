@@ -698,6 +698,33 @@ def test_independent_members_score_empty_and_broadcast_batches_as_the_wide_layer
             torch.testing.assert_close(members[:, :, e], expected, atol=1e-6, rtol=0)
 
 
+def test_independent_members_score_in_chunks_as_in_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without gradients the sessions are scored a few at a time; every logit is the one-shot
+    (gradient-enabled) route's up to float32 rounding (a product may be rounded differently at
+    another row count), whether the chunks divide the sessions or not, and with one session's
+    base, query and history broadcast over all."""
+    import world_model.user_model as user_model
+
+    ensemble = independent_ensemble([random_model(seed=seed) for seed in (3, 4, 5)])
+    generator = torch.Generator().manual_seed(0)
+    b, k = 23, 7
+    base, query = ensemble.static_context(ensemble.static_input(torch.randn(b, 6), torch.randn(b, 8)))
+    candidates, history = torch.randn(b, k, 5, generator=generator), torch.randn(b, k, H, generator=generator)
+    one_shot = ensemble.score(base, query, candidates, history, members=True).detach()
+    broadcast = ensemble.score(base[:1], query[:1], candidates, history[:1], members=True).detach()
+    no_history = ensemble.score(base, query, candidates, None, members=True).detach()
+    monkeypatch.setattr(user_model, "SCORING_CHUNK_ROWS", 3 * k)  # chunks of 3 sessions: 8 of them
+
+    def close(chunked: torch.Tensor, expected: torch.Tensor) -> None:
+        assert chunked.shape == expected.shape
+        torch.testing.assert_close(chunked, expected, atol=1e-6, rtol=0)
+
+    with torch.no_grad():
+        close(ensemble.score(base, query, candidates, history, members=True), one_shot)
+        close(ensemble.score(base[:1], query[:1], candidates, history[:1], members=True), broadcast)
+        close(ensemble.score(base, query, candidates, None, members=True), no_history)
+
+
 @pytest.mark.parametrize("rows", [0, 1, 3, 40])
 def test_member_blocks_multiply_as_the_dense_weight(rows: int) -> None:
     """One row and many, on numpy arrays and on tensors, 1-D, batched and with two leading axes."""

@@ -105,6 +105,9 @@ if TYPE_CHECKING:
     from musicenv.data import ListeningLog
 
 N_RESPONSES = 3
+SCORING_CHUNK_ROWS = 1024
+"""Candidates (sessions x candidates) scored at once by independent members without gradients
+on a CPU (:meth:`UserResponseModel.score`): small enough that a chunk's activations stay in cache."""
 ShuffledHandling = Literal["flag", "weight", "pooled"]
 
 
@@ -459,18 +462,44 @@ class UserResponseModel(nn.Module):
         own blocks (:func:`diagonal_blocks`; nothing multiplies the zeros off them) with its
         additions fused in, and no activation is reshuffled between member-minor and
         member-major layouts. It costs about two thirds of the wide layers' route on a CPU.
+
+        Without gradients the sessions are scored a few at a time, about
+        :data:`SCORING_CHUNK_ROWS` candidates at once: the elementwise steps between the products
+        (adds, ReLUs, the query's product) then work on activations that stay in the CPU's cache
+        instead of streaming tens of MB through memory (a sixth less time at 64 sessions x 100
+        candidates). Each row's arithmetic is unchanged; the logits agree with one batch's up to
+        float32 rounding (a product may round differently at another row count; tested).
         """
-        size = self.ensemble_size
-        _, mlp, interaction = self.member_sizes
         # The sessions broadcast as in the wide layers (one session's base, query, candidates or
         # history may serve all).
         (batch,) = torch.broadcast_shapes(base.shape[:1], query.shape[:1], candidates.shape[:1])
-        count, width = candidates.shape[1:]
+        count = candidates.shape[1]
         base, query = base.expand(batch, -1), query.expand(batch, -1)
-        inputs = candidates.expand(batch, -1, -1).reshape(batch * count, width)
+        candidates = candidates.expand(batch, -1, -1)
+        if history is not None:
+            history = history.expand(batch, count, -1)
+        step = max(1, SCORING_CHUNK_ROWS // max(count, 1))
+        if batch <= step or torch.is_grad_enabled() or candidates.device.type != "cpu":
+            return self._member_logits(base, query, candidates, history)
+        logits = candidates.new_empty(batch, count, self.ensemble_size, N_RESPONSES)
+        for start in range(0, batch, step):
+            rows = slice(start, start + step)
+            logits[rows] = self._member_logits(
+                base[rows], query[rows], candidates[rows], None if history is None else history[rows]
+            )
+        return logits
+
+    def _member_logits(
+        self, base: torch.Tensor, query: torch.Tensor, candidates: torch.Tensor, history: torch.Tensor | None
+    ) -> torch.Tensor:
+        """:meth:`_independent_logits` of one chunk of sessions, their shapes already broadcast."""
+        size = self.ensemble_size
+        _, mlp, interaction = self.member_sizes
+        batch, count, width = candidates.shape
+        inputs = candidates.reshape(batch * count, width)
         track_w, key_w = self.track_in.weight, self.track_key.weight
         if self.history_dim and history is not None:
-            history = history.to(inputs.dtype).expand(batch, count, -1)
+            history = history.to(inputs.dtype)
             inputs = torch.cat([inputs, history.reshape(batch * count, history.shape[-1])], dim=1)
             track_w = torch.cat([track_w, self.history_in.weight], dim=1)
             key_w = torch.cat([key_w, self.history_key.weight], dim=1)
