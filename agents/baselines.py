@@ -207,16 +207,16 @@ def response_probs_after(
 
     One GRU pass over the ``history`` rows (``played`` marks the plays, ``(N, L)`` bool) serves every
     entry of ``lengths`` (``(N,)`` plays before the scored one): the GRU is causal, so its state after
-    the first ``t`` plays is the same whatever follows them (so it runs only as far as the longest
-    prefix, one ``int`` read of ``lengths`` on the host). Everything stays on the tensors'
-    device (the AH-DQN's learner asks for the states before and after each replayed play).
+    the first ``t`` plays is the same whatever follows them, so it runs only as far as the longest
+    prefix (read on the host, once a call). Everything else stays on the tensors' device (the
+    AH-DQN's learner asks for the states before and after each replayed play).
     ``familiarity`` ``(N, M, k)`` and ``history_familiarity`` ``(N, L, k)``: the observation's
     familiarity rows of the candidates and of the played tracks (None: never played). The
     probabilities are the ensemble members' mean, or with ``members=True`` each member's,
     ``(N, M, E, 3)``.
     """
-    # The GRU runs over the plays the longest prefix needs, not the padding after them.
-    needed = max((int(n.max()) for n in lengths if n.numel()), default=0)
+    prefixes = [n for n in lengths if n.numel()]
+    needed = int(torch.cat(prefixes).max()) if prefixes else 0
     history, played = history[:, :needed], played[:, :needed]
     if history_familiarity is not None:
         history_familiarity = history_familiarity[:, :needed]

@@ -463,10 +463,10 @@ def test_the_observation_carries_the_familiarity_the_learned_world_reads(real_wo
             break
 
 
-def test_response_probs_after_each_prefix_read_only_the_plays_before_it() -> None:
+def test_response_probs_after_each_prefix_read_only_the_plays_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """One call scores after several prefixes (none, some, all plays): each equals the model run on
-    the whole history and read at that prefix, and what lies after the longest prefix (the
-    GRU is not run over it) changes nothing."""
+    the whole history and read at that prefix. The GRU runs only over the plays the longest
+    prefix needs (none when every prefix is empty), so what lies after them changes nothing."""
     from agents.baselines import response_probs_after
     from world_model.history import HISTORY_FEATURES
     from world_model.user_model import UserResponseModel
@@ -479,23 +479,37 @@ def test_response_probs_after_each_prefix_read_only_the_plays_before_it() -> Non
     history = torch.cat([torch.randn(n, length, 5), torch.eye(3)[torch.randint(0, 3, (n, length))]], dim=-1)
     history_familiarity, candidates, familiarity = torch.randn(n, length, h), torch.randn(n, k, 5), torch.randn(n, k, h)
     played = torch.ones(n, length, dtype=torch.bool)
-    prefixes = [torch.tensor([0, 1, 2, 3]), torch.tensor([2, 0, 3, 1])]
     with torch.no_grad():
         static = model.static_input(user, context)
-        responses = history[..., -3:].argmax(dim=-1)
-        hidden = model.encode(static, history[..., :-3], responses, history_familiarity)
-        got = response_probs_after(
-            model, user, context, history, played, candidates, prefixes, familiarity, history_familiarity
-        )
-        noise = history.clone()
-        noise[:, 3:] = torch.randn(n, length - 3, noise.shape[-1])  # after the longest prefix (3 plays)
-        again = response_probs_after(
-            model, user, context, noise, played, candidates, prefixes, familiarity, history_familiarity
-        )
-        for prefix, probs, probs_again in zip(prefixes, got, again, strict=True):
-            logits = model(static, hidden[torch.arange(n), prefix], prefix + 1, candidates, familiarity)
-            torch.testing.assert_close(probs, torch.softmax(logits, dim=-1), atol=1e-6, rtol=0)
-            assert torch.equal(probs, probs_again)
+        hidden = model.encode(static, history[..., :-3], history[..., -3:].argmax(dim=-1), history_familiarity)
+    encoded: list[int] = []
+    encode = model.encode
+
+    def recorded(*args: torch.Tensor | None) -> torch.Tensor:
+        encoded.append(args[1].shape[1])
+        return encode(*args)
+
+    monkeypatch.setattr(model, "encode", recorded)
+    noisy, noisy_familiarity = history.clone(), history_familiarity.clone()
+    noisy[:, 3:] = torch.randn(n, length - 3, history.shape[-1])  # after the longest prefix (3 plays)
+    noisy_familiarity[:, 3:] = torch.randn(n, length - 3, h)
+    for prefixes, runs in [
+        ([torch.tensor([0, 1, 2, 3]), torch.tensor([2, 0, 3, 1])], 3),
+        ([torch.zeros(n, dtype=torch.long)], 0),
+    ]:
+        encoded.clear()
+        with torch.no_grad():
+            got = response_probs_after(
+                model, user, context, history, played, candidates, prefixes, familiarity, history_familiarity
+            )
+            again = response_probs_after(
+                model, user, context, noisy, played, candidates, prefixes, familiarity, noisy_familiarity
+            )
+            assert encoded == [runs, runs]
+            for prefix, probs, probs_again in zip(prefixes, got, again, strict=True):
+                logits = model(static, hidden[torch.arange(n), prefix], prefix + 1, candidates, familiarity)
+                torch.testing.assert_close(probs, torch.softmax(logits, dim=-1), atol=1e-6, rtol=0)
+                assert torch.equal(probs, probs_again)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -289,3 +294,41 @@ def test_cli_serves_on_localhost_by_default() -> None:
     assert command[1:4] == ["-m", "streamlit", "run"] and Path(command[4]) == Path(APP)
     with pytest.raises(SystemExit):
         cli.main(["explore", "--port", "0"])
+
+
+def test_stopping_the_command_stops_the_server() -> None:
+    """``musicenv explore`` ended by SIGTERM (what ``served_app`` and service managers send) takes
+    its server with it, instead of leaving it running, orphaned, on its port."""
+    stand_in = "import os, time; print(os.getpid(), flush=True); time.sleep(120)"  # the server's place
+    script = (
+        "import sys\n"
+        "from musicenv.explore import cli\n"
+        f"cli.streamlit_command = lambda port, address: [sys.executable, '-c', {stand_in!r}]\n"
+        "cli.main(['explore', '--port', '8501'])\n"
+    )
+    command = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert command.stdout is not None
+        assert command.stdout.readline().startswith("musicenv explore: serving on")
+        server = int(command.stdout.readline())
+        command.terminate()
+        assert command.wait(timeout=30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while _running(server) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(server), "the server outlived the command"
+    finally:
+        command.kill()
+        command.wait()
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and, where ``/proc`` says, is not a zombie."""
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return state != "Z"

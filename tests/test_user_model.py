@@ -699,10 +699,10 @@ def test_independent_members_score_empty_and_broadcast_batches_as_the_wide_layer
 
 
 def test_independent_members_score_in_chunks_as_in_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without gradients the sessions are scored a few at a time; every logit is the one-shot
-    (gradient-enabled) route's up to float32 rounding (a product may be rounded differently at
-    another row count), whether the chunks divide the sessions or not, and with one session's
-    base, query and history broadcast over all."""
+    """Without gradients the sessions are scored a few at a time, with them in one batch; every
+    logit is the one batch's up to float32 rounding (a product may be rounded differently at
+    another row count), whether the chunks divide the sessions or not, with one session's base,
+    query, candidates or history broadcast over all, and with no candidates at all."""
     import world_model.user_model as user_model
 
     ensemble = independent_ensemble([random_model(seed=seed) for seed in (3, 4, 5)])
@@ -710,19 +710,32 @@ def test_independent_members_score_in_chunks_as_in_one_batch(monkeypatch: pytest
     b, k = 23, 7
     base, query = ensemble.static_context(ensemble.static_input(torch.randn(b, 6), torch.randn(b, 8)))
     candidates, history = torch.randn(b, k, 5, generator=generator), torch.randn(b, k, H, generator=generator)
-    one_shot = ensemble.score(base, query, candidates, history, members=True).detach()
-    broadcast = ensemble.score(base[:1], query[:1], candidates, history[:1], members=True).detach()
-    no_history = ensemble.score(base, query, candidates, None, members=True).detach()
+    cases = [
+        (base, query, candidates, history),
+        (base[:1], query[:1], candidates, history[:1]),  # one session's context and history for all
+        (base, query, candidates[:1], history),  # one pool for all
+        (base, query, candidates, None),
+        (base, query, candidates[:, :0], history[:, :0]),  # no candidates
+    ]
+    chunks: list[int] = []
+    member_logits = UserResponseModel._member_logits
+
+    def counted(self: UserResponseModel, *args: torch.Tensor | None) -> torch.Tensor:
+        chunks.append(1)
+        return member_logits(self, *args)
+
+    monkeypatch.setattr(UserResponseModel, "_member_logits", counted)
     monkeypatch.setattr(user_model, "SCORING_CHUNK_ROWS", 3 * k)  # chunks of 3 sessions: 8 of them
-
-    def close(chunked: torch.Tensor, expected: torch.Tensor) -> None:
-        assert chunked.shape == expected.shape
-        torch.testing.assert_close(chunked, expected, atol=1e-6, rtol=0)
-
-    with torch.no_grad():
-        close(ensemble.score(base, query, candidates, history, members=True), one_shot)
-        close(ensemble.score(base[:1], query[:1], candidates, history[:1], members=True), broadcast)
-        close(ensemble.score(base, query, candidates, None, members=True), no_history)
+    for case in cases:
+        chunks.clear()
+        one_batch = ensemble.score(*case, members=True).detach()  # with gradients: one batch
+        assert len(chunks) == 1
+        chunks.clear()
+        with torch.no_grad():
+            chunked = ensemble.score(*case, members=True)
+        assert len(chunks) == (8 if case[2].shape[1] else 1)
+        assert chunked.shape == one_batch.shape == (b, case[2].shape[1], 3, 3)
+        torch.testing.assert_close(chunked, one_batch, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("rows", [0, 1, 3, 40])

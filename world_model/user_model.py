@@ -466,8 +466,8 @@ class UserResponseModel(nn.Module):
         Without gradients the sessions are scored a few at a time, about
         :data:`SCORING_CHUNK_ROWS` candidates at once: the elementwise steps between the products
         (adds, ReLUs, the query's product) then work on activations that stay in the CPU's cache
-        instead of streaming tens of MB through memory (a sixth less time at 64 sessions x 100
-        candidates). Each row's arithmetic is unchanged; the logits agree with one batch's up to
+        instead of streaming megabytes through memory (``benchmarks/RESULTS.md``, "AH-DQN training
+        speed"). Each row's arithmetic is unchanged; the logits agree with one batch's up to
         float32 rounding (a product may round differently at another row count; tested).
         """
         # The sessions broadcast as in the wide layers (one session's base, query, candidates or
@@ -476,10 +476,9 @@ class UserResponseModel(nn.Module):
         count = candidates.shape[1]
         base, query = base.expand(batch, -1), query.expand(batch, -1)
         candidates = candidates.expand(batch, -1, -1)
-        if history is not None:
-            history = history.expand(batch, count, -1)
+        history = history.expand(batch, count, -1) if self.history_dim and history is not None else None
         step = max(1, SCORING_CHUNK_ROWS // max(count, 1))
-        if batch <= step or torch.is_grad_enabled() or candidates.device.type != "cpu":
+        if batch <= step or count == 0 or torch.is_grad_enabled() or candidates.device.type != "cpu":
             return self._member_logits(base, query, candidates, history)
         logits = candidates.new_empty(batch, count, self.ensemble_size, N_RESPONSES)
         for start in range(0, batch, step):

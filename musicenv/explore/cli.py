@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -66,7 +67,11 @@ def streamlit_command(port: int, address: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse ``argv`` and run the server until it stops (Ctrl-C); its exit status is ours."""
+    """Parse ``argv`` and run the server until it stops (Ctrl-C); its exit status is ours.
+
+    The server is a child process that ends with this one: a SIGTERM sent here (a service
+    manager's stop, ``Popen.terminate()``) is passed on to it and waited for, and so is Ctrl-C.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if importlib.util.find_spec("streamlit") is None:
@@ -75,11 +80,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--port must lie in 1..65535, got {args.port}")
     environment = {**os.environ, WORLD_ENV: args.world, CHECKPOINT_DIR_ENV: args.checkpoint_dir}
     print(f"musicenv explore: serving on http://{args.address}:{args.port} (Ctrl-C stops it)", flush=True)
+    server = subprocess.Popen(streamlit_command(args.port, args.address), env=environment)
+    signal.signal(signal.SIGTERM, lambda signum, frame: server.terminate())
     try:
-        status = subprocess.call(streamlit_command(args.port, args.address), env=environment)
-    except KeyboardInterrupt:
+        status = server.wait()
+    except KeyboardInterrupt:  # the server got the same Ctrl-C; make sure it is gone
+        server.terminate()
+        server.wait()
         status = 0
-    raise SystemExit(status)
+    raise SystemExit(status if status >= 0 else 128 - status)  # killed by signal N: 128 + N, as a shell says
 
 
 if __name__ == "__main__":
