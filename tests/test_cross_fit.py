@@ -341,3 +341,72 @@ def test_greedy_pick_bias_is_the_mean_over_the_recorded_episodes_plays(worlds, f
         seen += terminated | truncated
     assert len(differences) == result.lengths.sum()
     assert bias == pytest.approx(np.mean(differences), abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def pick_bias_benchmark():
+    """``benchmarks/pick_bias.py`` as a module (it imports its sibling ``fidelity`` as a script does)."""
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("pick_bias_benchmark", folder / "pick_bias.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
+
+
+def test_pick_bias_strata_split_the_greedy_pick_bias(worlds, fidelity_benchmark, pick_bias_benchmark) -> None:
+    world, _ = worlds
+    plays = pick_bias_benchmark.record(world, 12, 0, 3)
+    bias = fidelity_benchmark.greedy_pick_bias(world, groundtruth_for(world), 12, 0, 3)
+    assert (plays["learned"] - plays["true"]).mean() == pytest.approx(bias, abs=1e-12)  # the same plays
+    # Every episode starts at position 0 and counts up; a skip run never exceeds the plays so far.
+    assert (plays["position"] == 0).sum() == 12
+    assert ((plays["skip_run"] >= 0) & (plays["skip_run"] <= plays["position"])).all()
+    assert set(plays["played_before"]) <= {0.0, 1.0}
+    assert (plays["artist_penalty"] >= 0).all() and (plays["genre_penalty"] >= 0).all()
+    assert (plays.loc[plays["position"] == 0, ["artist_penalty", "genre_penalty"]] == 0).all().all()
+    table = pick_bias_benchmark.strata_table(plays)
+    for name in pick_bias_benchmark.STRATA:
+        rows = table[table["stratum"].str.startswith(name + " ")]
+        assert rows["plays"].sum() == len(plays)  # the bins of each quantity cover every play once
+        assert (rows["plays"] * rows["pick_bias"]).sum() / len(plays) == pytest.approx(bias, abs=1e-9)
+
+
+def test_pick_bias_strata_on_hand_made_plays(pick_bias_benchmark) -> None:
+    plays = pd.DataFrame(
+        {
+            "learned": [0.5, 0.6, 0.2, 0.9],
+            "true": [0.4, 0.4, 0.2, 0.9],
+            "pool_bias": [0.1, 0.0, 0.0, -0.1],
+            "position": [0, 1, 2, 12],
+            "played_before": [0.0, 1.0, 1.0, 1.0],
+            "artist_penalty": [0.0, 0.0, 0.8, 0.0],
+            "genre_penalty": [0.0, 0.3, 0.3, 1.5],
+            "mood": [0.0, 1.0, -3.0, 2.5],
+            "skip_run": [0, 0, 1, 4],
+        }
+    )
+    table = pick_bias_benchmark.strata_table(plays).set_index("stratum")
+    assert table.loc["position [1, 3)", ["plays", "share"]].tolist() == [2, 0.5]
+    assert table.loc["position [1, 3)", "pick_bias"] == pytest.approx(0.1)  # (0.2 + 0.0) / 2
+    assert table.loc["artist_penalty [0.5, 1)", "pick_bias"] == pytest.approx(0.0)
+    assert table.loc["mood [2, inf)", "pool_bias"] == pytest.approx(-0.1)
+    assert "position [3, 6)" not in table.index  # empty bins are left out
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [(["--episodes", "0"], "--episodes"), (["--batch-size", "0"], "--batch-size"), (["--seed", "-1"], "--seed")],
+)
+def test_pick_bias_benchmark_refuses_bad_arguments_naming_them(
+    pick_bias_benchmark, capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+) -> None:
+    with pytest.raises(SystemExit):
+        pick_bias_benchmark.parse_args(argv)
+    assert named in capsys.readouterr().err

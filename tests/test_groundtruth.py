@@ -242,6 +242,32 @@ def test_mood_moves_unfamiliar_tracks_only(world: GroundTruthWorld) -> None:
     assert gain[0] == 0.0 and gain[1] == pytest.approx(mood * world.config.mood_openness)
 
 
+def test_satiation_penalties_are_the_artist_and_genre_terms_of_the_utility(world: GroundTruthWorld) -> None:
+    """One play of an artist: its other tracks lose the last-play artist weight, tracks of its genre
+    the genre satiation of one exposure; the utility without those terms is the ablated world's."""
+    model, cat, config = world.session_model, world.catalogue, world.config
+    users = np.zeros(1, dtype=np.int64)
+    contexts = Contexts(np.zeros(1, np.int8), np.full(1, 12, np.int8), np.zeros(1, np.float32))
+    state = model.initial_state(users, contexts)
+    artist, genre = model.satiation_penalties(state, np.array([[0, 1]]))
+    assert (artist == 0).all() and (genre == 0).all()  # nothing played yet
+    played = int(cat.artist_start[0])
+    state = model.advance(state, np.array([played]), np.array([COMPLETE]))
+    same_artist = played + 1
+    assert cat.track_artist[same_artist] == cat.track_artist[played]
+    other_genre = int(np.flatnonzero(cat.track_genre != cat.track_genre[played])[0])
+    candidates = np.array([[same_artist, other_genre]])
+    artist, genre = model.satiation_penalties(state, candidates)
+    weight = config.artist_repeat_penalty[0] + config.artist_satiation
+    assert artist[0].tolist() == pytest.approx([weight, 0.0])
+    assert genre[0].tolist() == pytest.approx(
+        [config.genre_satiation * (cat.track_genre[same_artist] == cat.track_genre[played]), 0.0]
+    )
+    ablated = GroundTruthWorld(seed=0, config=config.ablate("satiation", "artist_repetition")).session_model
+    bare = ablated.advance(ablated.initial_state(users, contexts), np.array([played]), np.array([COMPLETE]))
+    np.testing.assert_allclose(model.utility(state, candidates) + artist + genre, ablated.utility(bare, candidates))
+
+
 @pytest.mark.parametrize("effect", EFFECTS)
 def test_each_ablation_switch_changes_probabilities(world: GroundTruthWorld, effect: str) -> None:
     ablated = GroundTruthWorld(seed=0, config=world.config.ablate(effect)).session_model

@@ -219,24 +219,47 @@ class GroundTruthSessionModel:
         code = self.known_codes(users[:, None], tracks)
         utility += np.take(state["known_utility"], rows * 3 + code)
         if self._genre_satiation:
-            exposure = np.take(state["genre_exposure"], rows * self.n_genres + np.take(self._track_genre, tracks))
-            utility -= self._genre_satiation * exposure
+            utility -= self._genre_penalty(state, tracks)
+        artist = self._artist_penalty(state, tracks)
+        if artist is not None:
+            utility -= artist
+        return utility
+
+    def satiation_penalties(self, state: SessionState, tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The utility the session so far takes from each of ``tracks`` ``(B, K)`` (non-negative
+        indices): ``(artist, genre)``, each ``(B, K)`` float64, the artist term (repetition and
+        satiation) and the genre satiation term of :meth:`utility`, as positive numbers.
+
+        What a learned world must infer from the plays it has seen; ``benchmarks/pick_bias.py``
+        measures how its optimism grows with them.
+        """
+        artist = self._artist_penalty(state, tracks)
+        genre = self._genre_penalty(state, tracks) if self._genre_satiation else np.zeros(tracks.shape)
+        return (np.zeros(tracks.shape) if artist is None else artist), genre
+
+    def _genre_penalty(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
+        """``(B, K)`` genre satiation term of ``s`` (positive)."""
+        rows = np.arange(len(state["user"]))[:, None]
+        exposure = np.take(state["genre_exposure"], rows * self.n_genres + np.take(self._track_genre, tracks))
+        return self._genre_satiation * exposure
+
+    def _artist_penalty(self, state: SessionState, tracks: np.ndarray) -> np.ndarray | None:
+        """``(B, K)`` artist term of ``s`` (positive), or None before any session has played."""
         # Only ring slots that some session has filled can match. Each slot holds the whole
         # penalty of its artist, so any matching slot gives it exactly, however many candidates
         # are scored together (a sum over slots would not be exact across batch shapes).
         filled = min(int(state["position"].max(initial=0)), self.config.artist_memory)
-        if filled:
-            artists = np.take(self._track_artist, tracks)
-            recent, penalty = state["recent_artists"], state["artist_penalty"]
-            if tracks.size < 64:  # few candidates: fewer, larger operations are faster
-                same = artists[:, :, None] == recent[:, None, :filled]
-                utility -= (same * penalty[:, None, :filled]).max(axis=-1)
-            else:
-                lost = np.zeros(tracks.shape)
-                for slot in range(filled):
-                    lost = np.where(artists == recent[:, slot : slot + 1], penalty[:, slot : slot + 1], lost)
-                utility -= lost
-        return utility
+        if not filled:
+            return None
+        artists = np.take(self._track_artist, tracks)
+        recent, penalty = state["recent_artists"], state["artist_penalty"]
+        if tracks.size < 64:  # few candidates: fewer, larger operations are faster
+            same = artists[:, :, None] == recent[:, None, :filled]
+            return (same * penalty[:, None, :filled]).max(axis=-1)
+        lost = np.zeros(tracks.shape)
+        for slot in range(filled):
+            lost = np.where(artists == recent[:, slot : slot + 1], penalty[:, slot : slot + 1], lost)
+        return lost
 
     def known_codes(self, users: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """What each listener knows of each track (broadcast shapes): :data:`KNOWN_UNFAMILIAR`,
