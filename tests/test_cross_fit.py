@@ -384,6 +384,7 @@ def test_pick_bias_strata_on_hand_made_plays(pick_bias_benchmark) -> None:
             "learned": [0.5, 0.6, 0.2, 0.9],
             "true": [0.4, 0.4, 0.2, 0.9],
             "pool_bias": [0.1, 0.0, 0.0, -0.1],
+            "skip_bias": [-0.1, -0.2, 0.0, 0.0],
             "position": [0, 1, 2, 12],
             "played_before": [0.0, 1.0, 1.0, 1.0],
             "artist_penalty": [0.0, 0.0, 0.8, 0.0],
@@ -397,12 +398,18 @@ def test_pick_bias_strata_on_hand_made_plays(pick_bias_benchmark) -> None:
     assert table.loc["position [1, 3)", "pick_bias"] == pytest.approx(0.1)  # (0.2 + 0.0) / 2
     assert table.loc["artist_penalty [0.5, 1)", "pick_bias"] == pytest.approx(0.0)
     assert table.loc["mood [2, inf)", "pool_bias"] == pytest.approx(-0.1)
+    assert table.loc["played_before [0.5, inf)", "skip_bias"] == pytest.approx(-0.2 / 3)
     assert "position [3, 6)" not in table.index  # empty bins are left out
 
 
 @pytest.mark.parametrize(
     ("argv", "named"),
-    [(["--episodes", "0"], "--episodes"), (["--batch-size", "0"], "--batch-size"), (["--seed", "-1"], "--seed")],
+    [
+        (["--episodes", "0"], "--episodes"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--seed", "-1"], "--seed"),
+        (["--agent", "nobody"], "--agent"),
+    ],
 )
 def test_pick_bias_benchmark_refuses_bad_arguments_naming_them(
     pick_bias_benchmark, capsys: pytest.CaptureFixture[str], argv: list[str], named: str
