@@ -13,11 +13,20 @@ from the part the session's history explains (the bias of the whole pool in the 
                           a random pick from the same pool would show)
 ``skip_bias``             mean learned minus true P(skip) of the played tracks (a world that
                           under-predicts skips also keeps its listeners longer)
+``own_pick_bias``         the learned model's P(complete) bias on what ``greedy_learned`` would pick
+                          in the same state (the agent's own picks for ``greedy_learned``)
+``second_*``              with ``--second-build SEED``: the same four figures from a second build of
+                          the world (same log and settings, ``WorldConfig.seed`` = SEED) scoring the
+                          same states, its own ``greedy_learned`` picking for ``second_own_pick_bias``.
+                          A second build does not share the first one's estimation noise: on the
+                          first build's greedy picks it shows how much of their bias is selection on
+                          that noise (the optimizer's curse), and on any agent's picks how much is
+                          the particular build's error rather than the model's
 ``plays``                 plays recorded
 ========================  ===========================================================================
 
 and a table with one row per stratum of each of these (``stratum``, ``plays``, ``share``,
-``learned``, ``true``, ``pick_bias``, ``pool_bias``, ``skip_bias``):
+``learned``, ``true``, ``pick_bias`` and the mean of each other bias above):
 
 - ``position``: plays so far in the session;
 - ``played_before``: the listener's logs hold the track (the familiarity column the model reads);
@@ -33,12 +42,14 @@ Run::
 
     python benchmarks/pick_bias.py                          # the default world, 500 episodes
     python benchmarks/pick_bias.py --agent popular          # another agent's picks
+    python benchmarks/pick_bias.py --second-build 1         # and a second build's view of the same states
     python benchmarks/pick_bias.py --world path/to/world --episodes 1000 --out pick_bias_out/strata.csv
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,14 +59,15 @@ import pandas as pd
 import torch
 from fidelity import PickRecorder
 
-from agents.base import agent_names, make_agent
+from agents.base import Agent, agent_names, make_agent
 from agents.baselines import learned_response_probs
 from agents.report import markdown_table
 from agents.rollout import episode_quotas, evaluation_seed, rollout
 from musicenv.artifacts import write_atomic
+from musicenv.observation import expand_observations
 from musicenv.responders import translate_ids
 from musicenv.vector_env import ListeningSessionVectorEnv
-from musicenv.world import COMPLETE, SKIP
+from musicenv.world import COMPLETE, SKIP, world_familiarity
 from world_model.history import HISTORY_FEATURES
 from world_model.world import LearnedWorld, default_world, groundtruth_for, load_world
 
@@ -70,51 +82,87 @@ STRATA: dict[str, list[float]] = {
 """Each stratified quantity and its bin edges (a bin holds ``low <= value < high``)."""
 
 
+BIASES: tuple[str, ...] = (
+    "pool_bias",
+    "skip_bias",
+    "own_pick_bias",
+    "second_pick_bias",
+    "second_pool_bias",
+    "second_skip_bias",
+    "second_own_pick_bias",
+)
+"""The bias columns of :func:`record` besides ``learned - true`` (the ``second_*`` ones only with a second build)."""
+
+
 class StateRecorder(PickRecorder):
     """:class:`~fidelity.PickRecorder` for any agent that also records, per recorded play, the
-    pool's mean bias and the quantities of :data:`STRATA` (read from the observation and the
-    truth's state).
+    biases of :data:`BIASES` and the quantities of :data:`STRATA` (read from the observation and
+    the truth's state).
+
+    The environment hands out compact observations; each world's full ones are built from them
+    (:func:`~musicenv.observation.expand_observations`), so that a second build reads the same
+    states through its own feature tables.
 
     Args:
         agent, quotas: as :class:`~fidelity.PickRecorder`'s.
-        model: the learned world's user-response model (what ``greedy_learned`` reads).
+        world: the learned world the agent acts in.
         truth_tracks: ``(n_tracks,)`` the ground truth's index of each learned-world track.
+        second: a second build of ``world`` (same ids), or None.
     """
 
-    def __init__(self, agent: Any, quotas: np.ndarray, model: Any, truth_tracks: np.ndarray) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        quotas: np.ndarray,
+        world: LearnedWorld,
+        truth_tracks: np.ndarray,
+        second: LearnedWorld | None,
+    ) -> None:
         super().__init__(agent, quotas)
         self.needs_oracle = agent.needs_oracle
-        self.model = model
+        self.worlds = [world] if second is None else [world, second]
+        self.greedy = [agent if agent.name == "greedy_learned" else make_agent("greedy_learned", world)]
+        if second is not None:
+            self.greedy.append(make_agent("greedy_learned", second))
         self.truth_tracks = truth_tracks
         self.rows: list[pd.DataFrame] = []
 
     def act(self, obs: Any, oracle: Any = None) -> np.ndarray:
-        actions = self.agent.act(obs, oracle)
+        full = [expand_observations(w.track_features, w.user_features, obs, world_familiarity(w)) for w in self.worlds]
+        actions = self.agent.act(full[0], oracle)
         rows = np.arange(len(actions))
-        self.episodes += np.asarray(obs["history_mask"]).sum(axis=1) == 0
-        playable = np.asarray(obs["action_mask"]).astype(bool)
+        self.episodes += full[0]["history_mask"].sum(axis=1) == 0
+        playable = full[0]["action_mask"].astype(bool)
         recorded = playable[rows, actions] & (self.episodes < self.quotas)
-        learned_probs = learned_response_probs(self.model, obs)
         true_probs = oracle.response_probs()
-        learned, true = learned_probs[..., COMPLETE], true_probs[..., COMPLETE]
-        pool_bias = np.where(playable, learned - true, 0.0).sum(axis=1) / np.maximum(playable.sum(axis=1), 1)
+        true = true_probs[..., COMPLETE]
+        columns: dict[str, np.ndarray] = {}
+        for prefix, observed, greedy in zip(("", "second_"), full, self.greedy, strict=False):
+            probs = learned_response_probs(greedy.model, observed)
+            learned = probs[..., COMPLETE]
+            own = actions if greedy is self.agent else greedy.act(observed)
+            columns[f"{prefix}learned"] = learned[rows, actions]
+            columns[f"{prefix}pool_bias"] = np.where(playable, learned - true, 0.0).sum(axis=1) / np.maximum(
+                playable.sum(axis=1), 1
+            )
+            columns[f"{prefix}skip_bias"] = probs[rows, actions, SKIP] - true_probs[rows, actions, SKIP]
+            columns[f"{prefix}own_pick_bias"] = learned[rows, own] - true[rows, own]
+        if len(full) > 1:
+            columns["second_pick_bias"] = columns.pop("second_learned") - true[rows, actions]
         state = oracle.state
         picked = self.truth_tracks[np.take_along_axis(oracle.pools, actions[:, None], axis=1)]
         artist, genre = oracle.session_model.session_model.satiation_penalties(state, picked)
-        responses = np.asarray(obs["history"])[:, :, -3:].argmax(axis=2)
-        played = np.asarray(obs["history_mask"]).astype(bool)
+        played = full[0]["history_mask"].astype(bool)
+        skips = (np.asarray(obs["history_responses"]) == SKIP) & played
         position = played.sum(axis=1)
-        skips = (responses == SKIP) & played
         # Consecutive skips ending at the last play: the plays since the last non-skip.
         last_other = np.where(played & ~skips, np.arange(played.shape[1]), -1).max(axis=1)
         frame = pd.DataFrame(
             {
-                "learned": learned[rows, actions],
                 "true": true[rows, actions],
-                "pool_bias": pool_bias,
-                "skip_bias": learned_probs[rows, actions, SKIP] - true_probs[rows, actions, SKIP],
+                **columns,
                 "position": position,
-                "played_before": np.asarray(obs["familiarity"])[rows, actions, HISTORY_FEATURES.index("played_before")],
+                "played_before": full[0]["familiarity"][rows, actions, HISTORY_FEATURES.index("played_before")],
                 "artist_penalty": artist[:, 0],
                 "genre_penalty": genre[:, 0],
                 "mood": state["mood"],
@@ -125,16 +173,50 @@ class StateRecorder(PickRecorder):
         return actions
 
 
+def second_build(world: LearnedWorld, seed: int) -> LearnedWorld:
+    """``world`` built again from the same ground-truth log and settings with ``WorldConfig.seed = seed``
+    (cached like the default world).
+
+    Raises:
+        ValueError: ``world`` has no ground truth, ``seed`` is its own, or the build's ids differ.
+    """
+    from musicenv.groundtruth import GroundTruthConfig
+
+    provenance = world.provenance
+    if provenance is None:
+        raise ValueError("a second build needs a world learned from a ground truth's logs")
+    if seed == world.config.seed:
+        raise ValueError(f"the world was built with seed {seed}: a second build needs another")
+    second = default_world(
+        groundtruth_seed=provenance.seed,
+        log_sessions=provenance.log_sessions,
+        log_seed=provenance.log_seed,
+        config=dataclasses.replace(world.config, seed=seed),
+        groundtruth_config=GroundTruthConfig.from_dict(provenance.config),
+    )
+    same_tracks = np.array_equal(second.tracks["track_id"].to_numpy(), world.tracks["track_id"].to_numpy())
+    if not (same_tracks and np.array_equal(np.asarray(second.user_ids), np.asarray(world.user_ids))):
+        raise ValueError("the second build's users or tracks are not the world's: it was not built from the same log")
+    return second
+
+
 def record(
-    world: LearnedWorld, episodes: int, seed: int, batch_size: int, agent: str = "greedy_learned"
+    world: LearnedWorld,
+    episodes: int,
+    seed: int,
+    batch_size: int,
+    agent: str = "greedy_learned",
+    second: LearnedWorld | None = None,
 ) -> pd.DataFrame:
-    """``agent``'s recorded plays in the ground truth of ``world``, one row each."""
+    """``agent``'s recorded plays in the ground truth of ``world``, one row each (``second``: a
+    :func:`second_build` that scores the same states too)."""
     truth = groundtruth_for(world)
     truth_tracks = translate_ids(truth.track_index, world.tracks["track_id"].to_numpy(), "track")
     num_envs = min(episodes, batch_size)
-    env = ListeningSessionVectorEnv(num_envs, world=world, responder=truth, split="eval", copy=False)
-    model = make_agent("greedy_learned", world).model
-    recorder = StateRecorder(make_agent(agent, world), episode_quotas(num_envs, episodes), model, truth_tracks)
+    env = ListeningSessionVectorEnv(
+        num_envs, world=world, responder=truth, split="eval", copy=False, observation="compact"
+    )
+    recorder = StateRecorder(make_agent(agent, world), episode_quotas(num_envs, episodes), world, truth_tracks, second)
     rollout(recorder, env, episodes, evaluation_seed(seed))  # type: ignore[arg-type]
     return pd.concat(recorder.rows, ignore_index=True)
 
@@ -155,8 +237,7 @@ def strata_table(plays: pd.DataFrame) -> pd.DataFrame:
                         "learned": float(plays.loc[inside, "learned"].mean()),
                         "true": float(plays.loc[inside, "true"].mean()),
                         "pick_bias": float(bias[inside].mean()),
-                        "pool_bias": float(plays.loc[inside, "pool_bias"].mean()),
-                        "skip_bias": float(plays.loc[inside, "skip_bias"].mean()),
+                        **{name: float(plays.loc[inside, name].mean()) for name in BIASES if name in plays},
                     }
                 )
     return pd.DataFrame(rows)
@@ -169,6 +250,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=500, help="evaluation episodes recorded")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed (eval.py's --seed)")
     parser.add_argument("--batch-size", type=int, default=500, help="sessions stepped side by side")
+    parser.add_argument(
+        "--second-build", type=int, default=None, help="also score the states with the world built with this seed"
+    )
     parser.add_argument("--out", type=Path, default=Path("pick_bias_out/strata.csv"), help="CSV of the strata")
     args = parser.parse_args(argv)
     if args.agent not in agent_names():
@@ -176,8 +260,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("episodes", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    if args.seed < 0:
-        parser.error(f"--seed must be non-negative, got {args.seed}")
+    for name in ("seed", "second_build"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            parser.error(f"--{name.replace('_', '-')} must be non-negative, got {value}")
     return args
 
 
@@ -188,10 +274,15 @@ def main(argv: list[str] | None = None) -> None:
         world = default_world() if args.world == "default" else load_world(args.world)
     except (OSError, ValueError) as error:
         raise SystemExit(f"--world {args.world}: {error}") from error
-    plays = record(world, args.episodes, args.seed, args.batch_size, args.agent)
+    try:
+        second = None if args.second_build is None else second_build(world, args.second_build)
+    except ValueError as error:
+        raise SystemExit(f"--second-build {args.second_build}: {error}") from error
+    plays = record(world, args.episodes, args.seed, args.batch_size, args.agent, second)
     print(f"pick_bias={float((plays['learned'] - plays['true']).mean()):.4f}")
-    print(f"pool_bias={float(plays['pool_bias'].mean()):.4f}")
-    print(f"skip_bias={float(plays['skip_bias'].mean()):.4f}")
+    for name in BIASES:
+        if name in plays:
+            print(f"{name}={float(plays[name].mean()):.4f}")
     print(f"plays={len(plays)}")
     table = strata_table(plays)
     cells = [

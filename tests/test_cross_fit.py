@@ -365,6 +365,8 @@ def test_pick_bias_strata_split_the_greedy_pick_bias(worlds, fidelity_benchmark,
     plays = pick_bias_benchmark.record(world, 12, 0, 3)
     bias = fidelity_benchmark.greedy_pick_bias(world, groundtruth_for(world), 12, 0, 3)
     assert (plays["learned"] - plays["true"]).mean() == pytest.approx(bias, abs=1e-12)  # the same plays
+    np.testing.assert_array_equal(plays["own_pick_bias"], plays["learned"] - plays["true"])  # its own picks
+    assert not any(name.startswith("second_") for name in plays)
     # Every episode starts at position 0 and counts up; a skip run never exceeds the plays so far.
     assert (plays["position"] == 0).sum() == 12
     assert ((plays["skip_run"] >= 0) & (plays["skip_run"] <= plays["position"])).all()
@@ -376,6 +378,25 @@ def test_pick_bias_strata_split_the_greedy_pick_bias(worlds, fidelity_benchmark,
         rows = table[table["stratum"].str.startswith(name + " ")]
         assert rows["plays"].sum() == len(plays)  # the bins of each quantity cover every play once
         assert (rows["plays"] * rows["pick_bias"]).sum() / len(plays) == pytest.approx(bias, abs=1e-9)
+
+
+def test_a_second_build_scores_the_same_states_with_its_own_noise(
+    worlds, pick_bias_benchmark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, _ = worlds
+    monkeypatch.setenv("MUSICENV_HOME", str(tmp_path))
+    with pytest.raises(ValueError, match="needs another"):
+        pick_bias_benchmark.second_build(world, world.config.seed)
+    second = pick_bias_benchmark.second_build(world, world.config.seed + 1)
+    assert not np.array_equal(second.track_features, world.track_features)  # another ALS, another model
+    plays = pick_bias_benchmark.record(world, 6, 0, 3, "random", second)
+    alone = pick_bias_benchmark.record(world, 6, 0, 3, "random")
+    pd.testing.assert_frame_equal(plays[alone.columns], alone)  # the second build changes nothing of the first's
+    second_columns = [name for name in pick_bias_benchmark.BIASES if name.startswith("second_")]
+    assert plays[second_columns].notna().all().all()
+    assert not np.allclose(plays["second_pick_bias"], plays["learned"] - plays["true"])
+    table = pick_bias_benchmark.strata_table(plays)
+    assert set(second_columns) <= set(table.columns)
 
 
 def test_pick_bias_strata_on_hand_made_plays(pick_bias_benchmark) -> None:
