@@ -52,9 +52,14 @@ Run::
     python benchmarks/fidelity.py --seeds 0 --sessions 20000 --episodes 300 --ahdqn-steps 0   # one case
     python benchmarks/fidelity.py                                                             # the 3 x 3 grid
     python benchmarks/fidelity.py --seeds 0 --sessions 20000 --shared-trunk                   # the cheaper ensemble
+    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --world-seeds 0,1                # two builds of one case
 
 ``--ensemble-size`` and ``--shared-trunk`` set the user-response model's ensemble
 (:class:`~world_model.user_model.UserModelConfig`), to compare ensembles on the same cases.
+``--world-seeds`` builds each world (and its cross world) once per ``WorldConfig.seed``, from the same
+logs: how far two builds' figures are from each other is the smallest difference a comparison of
+one build against another can resolve (lines of another build than 0 end their prefix with
+``world_seed=<w>``, and the table gets a ``world_seed`` column).
 """
 
 from __future__ import annotations
@@ -241,10 +246,13 @@ def trained_ahdqn(world: LearnedWorld, steps: int, seed: int, folder: Path) -> A
     return checkpoint_spec(folder)
 
 
-def case_figures(seed: int, sessions: int, args: argparse.Namespace, bar: Any) -> tuple[dict[str, Any], Evaluation]:
-    """Build the world and its cross world of one (ground-truth seed, log size), evaluate, and compute the figures."""
+def case_figures(
+    seed: int, sessions: int, args: argparse.Namespace, bar: Any, world_seed: int = 0
+) -> tuple[dict[str, Any], Evaluation]:
+    """Build the world and its cross world of one (ground-truth seed, log size, world seed), evaluate,
+    and compute the figures."""
     user_model = UserModelConfig(ensemble_size=args.ensemble_size, shared_trunk=args.shared_trunk)
-    config = WorldConfig(user_model=user_model)
+    config = WorldConfig(user_model=user_model, seed=world_seed)
     truth = GroundTruthWorld(seed=seed)
     bar.set_postfix_str(f"seed {seed}, {sessions:,} sessions: learning the world")
     log = truth.simulate_logs(sessions, seed=DEFAULT_LOG_SEED)
@@ -278,6 +286,7 @@ def case_figures(seed: int, sessions: int, args: argparse.Namespace, bar: Any) -
     figures: dict[str, Any] = {
         "seed": seed,
         "sessions": sessions,
+        "world_seed": world_seed,
         "ensemble_size": args.ensemble_size,
         "shared_trunk": args.shared_trunk,
     }
@@ -309,11 +318,15 @@ def case_figures(seed: int, sessions: int, args: argparse.Namespace, bar: Any) -
 
 
 def summary_table(cases: Sequence[Mapping[str, Any]]) -> str:
-    """The README's table, "How much data a faithful world needs": one row per case, :data:`SUMMARY_COLUMNS`."""
+    """The README's table, "How much data a faithful world needs": one row per case, :data:`SUMMARY_COLUMNS`
+    (and the world seed after the log size when a case was built with another than 0)."""
+    columns = list(SUMMARY_COLUMNS)
+    if any(case.get("world_seed", 0) for case in cases):
+        columns.insert(2, "world_seed")
     rows = []
     for case in cases:
         cells = []
-        for column in SUMMARY_COLUMNS:
+        for column in columns:
             value = case.get(column, math.nan)
             if isinstance(value, float):
                 decimals = 0 if column == "build_seconds" else 3
@@ -321,7 +334,7 @@ def summary_table(cases: Sequence[Mapping[str, Any]]) -> str:
             else:
                 cells.append(f"{value:,}" if column == "sessions" else str(value))
         rows.append(cells)
-    return markdown_table(list(SUMMARY_COLUMNS), rows)
+    return markdown_table(columns, rows)
 
 
 def emit(prefix: str, name: str, value: Any) -> None:
@@ -340,6 +353,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=numbers, default=[0, 1, 2], help="ground-truth seeds (default 0,1,2)")
     parser.add_argument(
         "--sessions", type=numbers, default=[5_000, 20_000, 80_000], help="log sizes (default 5000,20000,80000)"
+    )
+    parser.add_argument(
+        "--world-seeds",
+        type=numbers,
+        default=[0],
+        help="builds of each world (WorldConfig.seed; default 0): the spread between builds",
     )
     parser.add_argument("--episodes", type=int, default=1000, help="evaluation episodes per agent and world")
     parser.add_argument("--eval-seed", type=int, default=0, help="evaluation seed (eval.py's --seed)")
@@ -366,6 +385,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         values = getattr(args, name)
         if min(values if isinstance(values, list) else [values], default=0) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {values}")
+    if not args.world_seeds or min(args.world_seeds) < 0:
+        parser.error(f"--world-seeds must be non-negative and given, got {args.world_seeds}")
     if not args.seeds or min(args.seeds) < 0 or args.ahdqn_steps < 0:
         parser.error(
             f"--seeds must be non-negative and given, --ahdqn-steps non-negative: {args.seeds}, {args.ahdqn_steps}"
@@ -378,16 +399,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
-    cases = [(seed, sessions) for seed in args.seeds for sessions in args.sessions]
+    cases = [(s, n, w) for s in args.seeds for n in args.sessions for w in args.world_seeds]
     rows = []
     started = time.perf_counter()
     with tqdm(cases, unit="case", desc="fidelity") as bar:
-        for seed, sessions in bar:
-            figures, _ = case_figures(seed, sessions, args, bar)
+        for seed, sessions, world_seed in bar:
+            figures, _ = case_figures(seed, sessions, args, bar, world_seed)
             rows.append(figures)
-            prefix = f"seed={seed} sessions={sessions}"
+            prefix = f"seed={seed} sessions={sessions}" + (f" world_seed={world_seed}" if world_seed else "")
             for name, value in figures.items():
-                if name not in ("seed", "sessions", "ensemble_size", "shared_trunk"):
+                if name not in ("seed", "sessions", "world_seed", "ensemble_size", "shared_trunk"):
                     emit(prefix, name, value)
             frame = pd.DataFrame(rows)
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -226,6 +226,9 @@ def test_fidelity_figures_on_hand_made_numbers(fidelity_benchmark) -> None:
     assert bench.goals_failed({**worse, "sessions": 80_000}) == ["kendall_tau", "ece"]  # build goal: default size
     table = bench.summary_table([{**figures, "seed": 0, "goals_failed": "none"}])
     assert table.splitlines()[0].startswith("| seed | sessions | max_abs_gap") and "| 20,000 |" in table
+    builds = bench.summary_table([{**figures, "seed": 0, "world_seed": w, "goals_failed": "none"} for w in (0, 1)])
+    assert builds.splitlines()[0].startswith("| seed | sessions | world_seed | max_abs_gap")
+    assert [line.split("|")[3].strip() for line in builds.splitlines()[2:]] == ["0", "1"]
 
 
 def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -257,6 +260,7 @@ def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.Capture
         (["--seeds", "-1"], "--seeds"),
         (["--ahdqn-steps", "-5"], "--ahdqn-steps"),
         (["--ensemble-size", "0"], "--ensemble-size"),
+        (["--world-seeds", "-1"], "--world-seeds"),
     ],
 )
 def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
