@@ -57,13 +57,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from fidelity import PickRecorder
 
 from agents.base import Agent, agent_names, make_agent
 from agents.baselines import learned_response_probs
 from agents.report import markdown_table
 from agents.rollout import episode_quotas, evaluation_seed, rollout
 from musicenv.artifacts import write_atomic
+from musicenv.groundtruth import GroundTruthConfig
 from musicenv.observation import expand_observations
 from musicenv.responders import translate_ids
 from musicenv.vector_env import ListeningSessionVectorEnv
@@ -94,17 +94,23 @@ BIASES: tuple[str, ...] = (
 """The bias columns of :func:`record` besides ``learned - true`` (the ``second_*`` ones only with a second build)."""
 
 
-class StateRecorder(PickRecorder):
-    """:class:`~fidelity.PickRecorder` for any agent that also records, per recorded play, the
-    biases of :data:`BIASES` and the quantities of :data:`STRATA` (read from the observation and
-    the truth's state).
+class StateRecorder:
+    """An agent that plays as ``agent`` in a ground-truth run and records, per play of the recorded
+    episodes, the biases of :data:`BIASES` and the quantities of :data:`STRATA` (read from the
+    observations and the truth's state).
+
+    :func:`~agents.rollout.rollout` records episodes ``0 .. quota_i - 1`` of sub-environment ``i``
+    and lets the others run on until the last recorded one ends; the recorder counts each row's
+    episodes (one starts at every step with an empty history) and keeps the plays of the recorded
+    ones only (as ``benchmarks/fidelity.py``'s ``greedy_pick_bias``).
 
     The environment hands out compact observations; each world's full ones are built from them
     (:func:`~musicenv.observation.expand_observations`), so that a second build reads the same
     states through its own feature tables.
 
     Args:
-        agent, quotas: as :class:`~fidelity.PickRecorder`'s.
+        agent: whose plays are recorded.
+        quotas: ``(N,)`` episodes recorded per sub-environment (:func:`~agents.rollout.episode_quotas`).
         world: the learned world the agent acts in.
         truth_tracks: ``(n_tracks,)`` the ground truth's index of each learned-world track.
         second: a second build of ``world`` (same ids), or None.
@@ -118,8 +124,11 @@ class StateRecorder(PickRecorder):
         truth_tracks: np.ndarray,
         second: LearnedWorld | None,
     ) -> None:
-        super().__init__(agent, quotas)
-        self.needs_oracle = agent.needs_oracle
+        self.agent = agent
+        self.name = agent.name
+        self.needs_oracle = True  # the truth's probabilities and state, whatever the agent reads
+        self.quotas = np.asarray(quotas, dtype=np.int64)
+        self.episodes = np.full(len(self.quotas), -1, dtype=np.int64)
         self.worlds = [world] if second is None else [world, second]
         self.greedy = [agent if agent.name == "greedy_learned" else make_agent("greedy_learned", world)]
         if second is not None:
@@ -129,7 +138,7 @@ class StateRecorder(PickRecorder):
 
     def act(self, obs: Any, oracle: Any = None) -> np.ndarray:
         full = [expand_observations(w.track_features, w.user_features, obs, world_familiarity(w)) for w in self.worlds]
-        actions = self.agent.act(full[0], oracle)
+        actions = self.agent.act(full[0], oracle if self.agent.needs_oracle else None)
         rows = np.arange(len(actions))
         self.episodes += full[0]["history_mask"].sum(axis=1) == 0
         playable = full[0]["action_mask"].astype(bool)
@@ -137,7 +146,7 @@ class StateRecorder(PickRecorder):
         true_probs = oracle.response_probs()
         true = true_probs[..., COMPLETE]
         columns: dict[str, np.ndarray] = {}
-        for prefix, observed, greedy in zip(("", "second_"), full, self.greedy, strict=False):
+        for prefix, observed, greedy in zip(("", "second_")[: len(full)], full, self.greedy, strict=True):
             probs = learned_response_probs(greedy.model, observed)
             learned = probs[..., COMPLETE]
             own = actions if greedy is self.agent else greedy.act(observed)
@@ -152,21 +161,16 @@ class StateRecorder(PickRecorder):
         state = oracle.state
         picked = self.truth_tracks[np.take_along_axis(oracle.pools, actions[:, None], axis=1)]
         artist, genre = oracle.session_model.session_model.satiation_penalties(state, picked)
-        played = full[0]["history_mask"].astype(bool)
-        skips = (np.asarray(obs["history_responses"]) == SKIP) & played
-        position = played.sum(axis=1)
-        # Consecutive skips ending at the last play: the plays since the last non-skip.
-        last_other = np.where(played & ~skips, np.arange(played.shape[1]), -1).max(axis=1)
         frame = pd.DataFrame(
             {
                 "true": true[rows, actions],
                 **columns,
-                "position": position,
+                "position": state["position"],
                 "played_before": full[0]["familiarity"][rows, actions, HISTORY_FEATURES.index("played_before")],
                 "artist_penalty": artist[:, 0],
                 "genre_penalty": genre[:, 0],
                 "mood": state["mood"],
-                "skip_run": position - 1 - last_other,
+                "skip_run": state["skip_run"],
             }
         )
         self.rows.append(frame[recorded])
@@ -180,8 +184,6 @@ def second_build(world: LearnedWorld, seed: int) -> LearnedWorld:
     Raises:
         ValueError: ``world`` has no ground truth, ``seed`` is its own, or the build's ids differ.
     """
-    from musicenv.groundtruth import GroundTruthConfig
-
     provenance = world.provenance
     if provenance is None:
         raise ValueError("a second build needs a world learned from a ground truth's logs")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -391,6 +392,8 @@ def test_a_second_build_scores_the_same_states_with_its_own_noise(
     monkeypatch.setenv("MUSICENV_HOME", str(tmp_path))
     with pytest.raises(ValueError, match="needs another"):
         pick_bias_benchmark.second_build(world, world.config.seed)
+    with pytest.raises(ValueError, match="ground truth"):
+        pick_bias_benchmark.second_build(SimpleNamespace(provenance=None, config=world.config), 1)
     second = pick_bias_benchmark.second_build(world, world.config.seed + 1)
     assert not np.array_equal(second.track_features, world.track_features)  # another ALS, another model
     plays = pick_bias_benchmark.record(world, 6, 0, 3, "random", second)
@@ -399,6 +402,9 @@ def test_a_second_build_scores_the_same_states_with_its_own_noise(
     second_columns = [name for name in pick_bias_benchmark.BIASES if name.startswith("second_")]
     assert plays[second_columns].notna().all().all()
     assert not np.allclose(plays["second_pick_bias"], plays["learned"] - plays["true"])
+    # random's picks are not greedy_learned's: its own pick is scored apart from them.
+    assert not np.allclose(plays["own_pick_bias"], plays["learned"] - plays["true"])
+    assert (plays["own_pick_bias"].mean(), plays["second_own_pick_bias"].mean()) != (0.0, 0.0)
     table = pick_bias_benchmark.strata_table(plays)
     assert set(second_columns) <= set(table.columns)
 
@@ -434,6 +440,7 @@ def test_pick_bias_strata_on_hand_made_plays(pick_bias_benchmark) -> None:
         (["--batch-size", "0"], "--batch-size"),
         (["--seed", "-1"], "--seed"),
         (["--agent", "nobody"], "--agent"),
+        (["--second-build", "-1"], "--second-build"),
     ],
 )
 def test_pick_bias_benchmark_refuses_bad_arguments_naming_them(

@@ -228,7 +228,7 @@ class GroundTruthSessionModel:
     def satiation_penalties(self, state: SessionState, tracks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The utility the session so far takes from each of ``tracks`` ``(B, K)`` (non-negative
         indices): ``(artist, genre)``, each ``(B, K)`` float64, the artist term (repetition and
-        satiation) and the genre satiation term of :meth:`utility`, as positive numbers.
+        satiation) and the genre satiation term of :meth:`utility`, as non-negative numbers.
 
         What a learned world must infer from the plays it has seen; ``benchmarks/pick_bias.py``
         measures how its optimism grows with them.
@@ -238,13 +238,13 @@ class GroundTruthSessionModel:
         return (np.zeros(tracks.shape) if artist is None else artist), genre
 
     def _genre_penalty(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
-        """``(B, K)`` genre satiation term of ``s`` (positive)."""
+        """``(B, K)`` genre satiation term of ``s`` (non-negative)."""
         rows = np.arange(len(state["user"]))[:, None]
         exposure = np.take(state["genre_exposure"], rows * self.n_genres + np.take(self._track_genre, tracks))
         return self._genre_satiation * exposure
 
     def _artist_penalty(self, state: SessionState, tracks: np.ndarray) -> np.ndarray | None:
-        """``(B, K)`` artist term of ``s`` (positive), or None before any session has played."""
+        """``(B, K)`` artist term of ``s`` (non-negative), or None before any session has played."""
         # Only ring slots that some session has filled can match. Each slot holds the whole
         # penalty of its artist, so any matching slot gives it exactly, however many candidates
         # are scored together (a sum over slots would not be exact across batch shapes).
