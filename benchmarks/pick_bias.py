@@ -62,14 +62,14 @@ from agents.base import Agent, agent_names, make_agent
 from agents.baselines import learned_response_probs
 from agents.report import markdown_table
 from agents.rollout import episode_quotas, evaluation_seed, rollout
-from musicenv.artifacts import write_atomic
+from musicenv.artifacts import ArtifactError, write_atomic
 from musicenv.groundtruth import GroundTruthConfig
 from musicenv.observation import expand_observations
 from musicenv.responders import translate_ids
 from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import COMPLETE, SKIP, world_familiarity
 from world_model.history import HISTORY_FEATURES
-from world_model.world import LearnedWorld, default_world, groundtruth_for, load_world
+from world_model.world import LearnedWorld, default_world, groundtruth_for, open_world
 
 STRATA: dict[str, list[float]] = {
     "position": [0, 1, 3, 6, 10, np.inf],
@@ -273,9 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
     try:
-        world = default_world() if args.world == "default" else load_world(args.world)
-    except (OSError, ValueError) as error:
-        raise SystemExit(f"--world {args.world}: {error}") from error
+        world = open_world(args.world)
+    except (ArtifactError, OSError, ValueError) as error:
+        raise SystemExit(f"pick_bias.py: error: --world {args.world}: {error}") from error
     try:
         second = None if args.second_build is None else second_build(world, args.second_build)
     except ValueError as error:

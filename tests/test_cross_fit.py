@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import sys
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -182,21 +184,23 @@ def test_cross_world_on_mssd_rows_without_a_ground_truth(shared_dir: Path, tmp_p
     assert "n/a" in paths["markdown"].read_text()
 
 
-@pytest.fixture(scope="module")
-def fidelity_benchmark(tmp_path_factory: pytest.TempPathFactory):
-    """``benchmarks/fidelity.py`` as a module (it imports its sibling ``user_model`` as a script does)."""
-    import importlib.util
-    import sys
-
+def load_benchmark(script: str) -> ModuleType:
+    """``benchmarks/<script>.py`` as a module, its folder on the path while it loads (a script run
+    from there imports its siblings, e.g. fidelity.py's ``user_model``)."""
     folder = Path(__file__).resolve().parents[1] / "benchmarks"
     sys.path.insert(0, str(folder))
     try:
-        spec = importlib.util.spec_from_file_location("fidelity_benchmark", folder / "fidelity.py")
+        spec = importlib.util.spec_from_file_location(f"{script}_benchmark", folder / f"{script}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(folder))
     return module
+
+
+@pytest.fixture(scope="module")
+def fidelity_benchmark() -> ModuleType:
+    return load_benchmark("fidelity")
 
 
 def test_fidelity_figures_on_hand_made_numbers(fidelity_benchmark) -> None:
@@ -290,31 +294,24 @@ def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
         ("scoring", ["--batches", "64x0"], "--batches"),
         ("scoring", ["--batches", "64"], "--batches"),
         ("scoring", ["--rounds", "0"], "--rounds"),
+        ("pick_bias", ["--episodes", "0"], "--episodes"),
+        ("pick_bias", ["--batch-size", "0"], "--batch-size"),
+        ("pick_bias", ["--seed", "-1"], "--seed"),
+        ("pick_bias", ["--agent", "nobody"], "--agent"),
+        ("pick_bias", ["--second-build", "-1"], "--second-build"),
     ],
 )
 def test_benchmarks_refuse_bad_arguments_naming_them(
     capsys: pytest.CaptureFixture[str], script: str, argv: list[str], named: str
 ) -> None:
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{script}.py"
-    spec = importlib.util.spec_from_file_location(f"{script}_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     with pytest.raises(SystemExit):
-        module.parse_args(argv)
+        load_benchmark(script).parse_args(argv)
     assert named in capsys.readouterr().err
 
 
 def test_scoring_benchmark_names_a_world_folder_it_cannot_open(tmp_path: Path) -> None:
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "scoring.py"
-    spec = importlib.util.spec_from_file_location("scoring_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     with pytest.raises(SystemExit, match=r"--world .*no manifest\.json"):
-        module.main(["--world", str(tmp_path)])
+        load_benchmark("scoring").main(["--world", str(tmp_path)])
 
 
 def test_greedy_pick_bias_is_the_mean_over_the_recorded_episodes_plays(worlds, fidelity_benchmark) -> None:
@@ -349,20 +346,8 @@ def test_greedy_pick_bias_is_the_mean_over_the_recorded_episodes_plays(worlds, f
 
 
 @pytest.fixture(scope="module")
-def pick_bias_benchmark():
-    """``benchmarks/pick_bias.py`` as a module (it imports its sibling ``fidelity`` as a script does)."""
-    import importlib.util
-    import sys
-
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(folder))
-    try:
-        spec = importlib.util.spec_from_file_location("pick_bias_benchmark", folder / "pick_bias.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(folder))
-    return module
+def pick_bias_benchmark() -> ModuleType:
+    return load_benchmark("pick_bias")
 
 
 def test_pick_bias_strata_split_the_greedy_pick_bias(worlds, fidelity_benchmark, pick_bias_benchmark) -> None:
@@ -431,21 +416,3 @@ def test_pick_bias_strata_on_hand_made_plays(pick_bias_benchmark) -> None:
     assert table.loc["mood [2, inf)", "pool_bias"] == pytest.approx(-0.1)
     assert table.loc["played_before [0.5, inf)", "skip_bias"] == pytest.approx(-0.2 / 3)
     assert "position [3, 6)" not in table.index  # empty bins are left out
-
-
-@pytest.mark.parametrize(
-    ("argv", "named"),
-    [
-        (["--episodes", "0"], "--episodes"),
-        (["--batch-size", "0"], "--batch-size"),
-        (["--seed", "-1"], "--seed"),
-        (["--agent", "nobody"], "--agent"),
-        (["--second-build", "-1"], "--second-build"),
-    ],
-)
-def test_pick_bias_benchmark_refuses_bad_arguments_naming_them(
-    pick_bias_benchmark, capsys: pytest.CaptureFixture[str], argv: list[str], named: str
-) -> None:
-    with pytest.raises(SystemExit):
-        pick_bias_benchmark.parse_args(argv)
-    assert named in capsys.readouterr().err
