@@ -309,9 +309,10 @@ def test_benchmarks_refuse_bad_arguments_naming_them(
     assert named in capsys.readouterr().err
 
 
-def test_scoring_benchmark_names_a_world_folder_it_cannot_open(tmp_path: Path) -> None:
+@pytest.mark.parametrize("script", ["scoring", "pick_bias"])
+def test_benchmarks_name_a_world_folder_they_cannot_open(tmp_path: Path, script: str) -> None:
     with pytest.raises(SystemExit, match=r"--world .*no manifest\.json"):
-        load_benchmark("scoring").main(["--world", str(tmp_path)])
+        load_benchmark(script).main(["--world", str(tmp_path)])
 
 
 def test_greedy_pick_bias_is_the_mean_over_the_recorded_episodes_plays(worlds, fidelity_benchmark) -> None:
