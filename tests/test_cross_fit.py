@@ -394,6 +394,22 @@ def test_a_second_build_scores_the_same_states_with_its_own_noise(
     table = pick_bias_benchmark.strata_table(plays)
     assert set(second_columns) <= set(table.columns)
 
+    # Each build's model reads the states through its own feature tables.
+    scored: list[tuple[object, dict]] = []
+    score = pick_bias_benchmark.learned_response_probs
+
+    def recording(model: object, obs: dict, *args: object, **kwargs: object) -> np.ndarray:
+        scored.append((model, obs))
+        return score(model, obs, *args, **kwargs)
+
+    monkeypatch.setattr(pick_bias_benchmark, "learned_response_probs", recording)
+    pick_bias_benchmark.record(world, 3, 0, 3, "random", second)
+    rows = {id(w.session_model.response_model): {r.tobytes() for r in w.track_features} for w in (world, second)}
+    assert {id(model) for model, _ in scored} == set(rows)
+    for model, obs in scored:
+        candidates = obs["candidates"][obs["action_mask"].astype(bool)]
+        assert {r.tobytes() for r in candidates} <= rows[id(model)]
+
 
 def test_pick_bias_strata_on_hand_made_plays(pick_bias_benchmark) -> None:
     plays = pd.DataFrame(
