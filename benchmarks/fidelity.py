@@ -76,23 +76,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 # The sibling benchmark (this folder is first on sys.path when run as a script): its held-out protocol.
+from pick_bias import record as record_plays
+from tqdm.auto import tqdm
 from user_model import held_out_familiarity, held_out_sessions
 
-from agents.base import Agent, make_agent
-from agents.baselines import learned_response_probs
 from agents.config import TrainConfig
 from agents.evaluate import DEFAULT_AGENTS, AgentSpec, Evaluation, checkpoint_spec, evaluate
 from agents.metrics import Fidelity
 from agents.report import markdown_table
-from agents.rollout import episode_quotas, evaluation_seed, rollout
 from agents.train import make_learner
 from musicenv.artifacts import write_atomic, write_json_atomic
 from musicenv.groundtruth import GroundTruthWorld
-from musicenv.vector_env import ListeningSessionVectorEnv
-from musicenv.world import COMPLETE
 from world_model.cross_fit import cross_log_seed, cross_responder
 from world_model.metrics import lift_ratio, response_metrics
 from world_model.user_model import UserModelConfig, logged_response_probs
@@ -160,54 +156,11 @@ def goals_failed(figures: Mapping[str, Any]) -> list[str]:
     return failed
 
 
-class PickRecorder:
-    """``greedy_learned`` that records, for each play of the recorded episodes of a ground-truth run,
-    the learned and the true P(complete).
-
-    :func:`~agents.rollout.rollout` records episodes ``0 .. quota_i - 1`` of sub-environment ``i``
-    and lets the others run on until the last recorded one ends; the recorder counts each row's
-    episodes (one starts at every step with an empty history) and keeps the plays of the recorded
-    ones only.
-
-    Args:
-        agent: the agent whose picks are scored (``greedy_learned``).
-        quotas: ``(N,)`` episodes recorded per sub-environment, as :func:`~agents.rollout.rollout`
-            gives them (:func:`~agents.rollout.episode_quotas`).
-    """
-
-    def __init__(self, agent: Agent, quotas: np.ndarray) -> None:
-        self.agent = agent
-        self.name = agent.name
-        self.needs_oracle = False
-        self.quotas = np.asarray(quotas, dtype=np.int64)
-        self.episodes = np.full(len(self.quotas), -1, dtype=np.int64)
-        self.learned: list[np.ndarray] = []
-        self.true: list[np.ndarray] = []
-
-    def act(self, obs: Any, oracle: Any = None) -> np.ndarray:
-        actions = self.agent.act(obs, oracle)
-        rows = np.arange(len(actions))
-        self.episodes += np.asarray(obs["history_mask"]).sum(axis=1) == 0
-        recorded = np.asarray(obs["action_mask"])[rows, actions].astype(bool) & (self.episodes < self.quotas)
-        learned = learned_response_probs(self.agent.model, obs, self.agent.device)[rows, actions, COMPLETE]
-        true = oracle.response_probs(actions[:, None])[:, 0, COMPLETE]
-        self.learned.append(learned[recorded])
-        self.true.append(true[recorded])
-        return actions
-
-    @property
-    def bias(self) -> float:
-        """Mean learned minus true P(complete) over the recorded plays."""
-        return float(np.mean(np.concatenate(self.learned) - np.concatenate(self.true)))
-
-
 def greedy_pick_bias(world: LearnedWorld, truth: GroundTruthWorld, episodes: int, seed: int, batch_size: int) -> float:
-    """``greedy_learned``'s ground-truth run (the evaluation's episodes), recorded by :class:`PickRecorder`."""
-    num_envs = min(episodes, batch_size)
-    env = ListeningSessionVectorEnv(num_envs, world=world, responder=truth, split="eval", copy=False)
-    recorder = PickRecorder(make_agent("greedy_learned", world), episode_quotas(num_envs, episodes))
-    rollout(recorder, env, episodes, evaluation_seed(seed))  # type: ignore[arg-type]
-    return recorder.bias
+    """``greedy_learned``'s ground-truth run (the evaluation's episodes), recorded play by play by
+    ``benchmarks/pick_bias.py``: the mean learned minus true P(complete) of its plays."""
+    plays = record_plays(world, episodes, seed, batch_size, truth=truth)
+    return float((plays["learned"] - plays["true"]).mean())
 
 
 def response_figures(world: LearnedWorld, truth: GroundTruthWorld, future: Any) -> dict[str, float]:
@@ -379,6 +332,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("fidelity_out/figures.csv"), help="CSV of every figure")
     args = parser.parse_args(argv)
+    if args.out.is_dir():
+        parser.error(f"--out must name a CSV file, not the folder {args.out}")
     if args.ensemble_size < 1:
         parser.error(f"--ensemble-size must be positive, got {args.ensemble_size}")
     for name in ("sessions", "episodes", "batch_size"):

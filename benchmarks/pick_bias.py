@@ -102,7 +102,7 @@ class StateRecorder:
     :func:`~agents.rollout.rollout` records episodes ``0 .. quota_i - 1`` of sub-environment ``i``
     and lets the others run on until the last recorded one ends; the recorder counts each row's
     episodes (one starts at every step with an empty history) and keeps the plays of the recorded
-    ones only (as ``benchmarks/fidelity.py``'s ``greedy_pick_bias``).
+    ones only (``benchmarks/fidelity.py``'s ``greedy_pick_bias`` is the mean bias of these plays).
 
     The environment hands out compact observations; each world's full ones are built from them
     (:func:`~musicenv.observation.expand_observations`), so that a second build reads the same
@@ -209,10 +209,12 @@ def record(
     batch_size: int,
     agent: str = "greedy_learned",
     second: LearnedWorld | None = None,
+    truth: Any = None,
 ) -> pd.DataFrame:
     """``agent``'s recorded plays in the ground truth of ``world``, one row each (``second``: a
-    :func:`second_build` that scores the same states too)."""
-    truth = groundtruth_for(world)
+    :func:`second_build` that scores the same states too; ``truth``: the ground truth when the
+    caller holds it, else :func:`~world_model.world.groundtruth_for` rebuilds it)."""
+    truth = groundtruth_for(world) if truth is None else truth
     truth_tracks = translate_ids(truth.track_index, world.tracks["track_id"].to_numpy(), "track")
     num_envs = min(episodes, batch_size)
     env = ListeningSessionVectorEnv(
@@ -239,7 +241,7 @@ def strata_table(plays: pd.DataFrame) -> pd.DataFrame:
                         "learned": float(plays.loc[inside, "learned"].mean()),
                         "true": float(plays.loc[inside, "true"].mean()),
                         "pick_bias": float(bias[inside].mean()),
-                        **{name: float(plays.loc[inside, name].mean()) for name in BIASES if name in plays},
+                        **{column: float(plays.loc[inside, column].mean()) for column in BIASES if column in plays},
                     }
                 )
     return pd.DataFrame(rows)
@@ -257,6 +259,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("pick_bias_out/strata.csv"), help="CSV of the strata")
     args = parser.parse_args(argv)
+    if args.out.is_dir():
+        parser.error(f"--out must name a CSV file, not the folder {args.out}")
     if args.agent not in agent_names():
         parser.error(f"--agent must be one of {', '.join(agent_names())}, got {args.agent!r}")
     for name in ("episodes", "batch_size"):

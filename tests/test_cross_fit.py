@@ -299,6 +299,8 @@ def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
         ("pick_bias", ["--seed", "-1"], "--seed"),
         ("pick_bias", ["--agent", "nobody"], "--agent"),
         ("pick_bias", ["--second-build", "-1"], "--second-build"),
+        ("pick_bias", ["--out", "."], "--out"),
+        ("fidelity", ["--out", "."], "--out"),
     ],
 )
 def test_benchmarks_refuse_bad_arguments_naming_them(
