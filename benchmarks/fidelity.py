@@ -53,9 +53,10 @@ Run::
     python benchmarks/fidelity.py                                                             # the 3 x 3 grid
     python benchmarks/fidelity.py --seeds 0 --sessions 20000 --shared-trunk                   # the cheaper ensemble
     python benchmarks/fidelity.py --seeds 0 --sessions 20000 --world-seeds 0,1                # two builds of one case
+    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --world-seeds 0,1 --shared-holdout  # old split
 
-``--ensemble-size`` and ``--shared-trunk`` set the user-response model's ensemble
-(:class:`~world_model.user_model.UserModelConfig`), to compare ensembles on the same cases.
+``--ensemble-size``, ``--shared-trunk`` and ``--shared-holdout`` set the user-response model's
+ensemble (:class:`~world_model.user_model.UserModelConfig`), to compare ensembles on the same cases.
 ``--world-seeds`` builds each world (and its cross world) once per ``WorldConfig.seed``, from the same
 logs: how far two builds' figures are from each other is the smallest difference a comparison of
 one build against another can resolve (lines of another build than 0 end their prefix with
@@ -204,7 +205,9 @@ def case_figures(
 ) -> tuple[dict[str, Any], Evaluation]:
     """Build the world and its cross world of one (ground-truth seed, log size, world seed), evaluate,
     and compute the figures."""
-    user_model = UserModelConfig(ensemble_size=args.ensemble_size, shared_trunk=args.shared_trunk)
+    user_model = UserModelConfig(
+        ensemble_size=args.ensemble_size, shared_trunk=args.shared_trunk, member_holdout=not args.shared_holdout
+    )
     config = WorldConfig(user_model=user_model, seed=world_seed)
     truth = GroundTruthWorld(seed=seed)
     bar.set_postfix_str(f"seed {seed}, {sessions:,} sessions: learning the world")
@@ -329,6 +332,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--shared-trunk",
         action="store_true",
         help="members share the trunk (UserModelConfig.shared_trunk) instead of being independent networks",
+    )
+    parser.add_argument(
+        "--shared-holdout",
+        action="store_true",
+        help="every member holds out the same validation sessions (UserModelConfig.member_holdout off)",
     )
     parser.add_argument("--out", type=Path, default=Path("fidelity_out/figures.csv"), help="CSV of every figure")
     args = parser.parse_args(argv)

@@ -46,14 +46,16 @@ from world_model.retrieval import Retrieval, RetrievalConfig
 from world_model.session_end import SESSION_END_FEATURES, SessionEndModel, session_end_features
 from world_model.sessions import SessionTable, session_folds
 from world_model.user_model import (
+    SessionSplit,
     UserModelConfig,
     UserResponseModel,
     listener_bootstrap,
     logged_response_probs,
     member_blocks,
+    member_validation,
     train_user_model,
 )
-from world_model.world import learn_features
+from world_model.world import WorldConfig, learn_features
 
 torch.set_num_threads(1)
 
@@ -313,7 +315,9 @@ def test_training_reports_and_learns(trained, sessions: SessionTable) -> None:
     model, report = trained
     assert not model.training and model.history_dim == len(HISTORY_FEATURES)
     assert 1 <= report.best_epoch <= report.epochs <= SMALL_MODEL.max_epochs
-    assert sum(report.sessions.values()) == len(sessions)
+    counts = report.sessions  # with member holdout, validation sessions are some members' training sessions
+    assert counts["train"] + counts["test"] + counts["evaluation"] == len(sessions)
+    assert 0 < counts["validation"] < counts["train"]
     assert np.isfinite(report.validation["logloss"]) and report.validation["logloss"] < np.log(3)
     assert set(report.to_dict()) >= {"history", "validation", "test"}
 
@@ -782,6 +786,63 @@ def test_training_keeps_independent_members_apart(log: ListeningLog, features) -
         progress=False,
     )
     assert shared.shared_trunk and shared.hidden_size == SMALL_MODEL.hidden_size and member_blocks(shared) == []
+
+
+def test_each_member_holds_out_sessions_of_its_own() -> None:
+    held_out = member_validation(500, 50, 4, seed=3)
+    assert held_out.shape == (500, 4) and held_out.dtype == bool
+    np.testing.assert_array_equal(held_out.sum(axis=0), 50)
+    assert len({tuple(np.flatnonzero(column)) for column in held_out.T}) == 4, "members hold out different sessions"
+    np.testing.assert_array_equal(held_out, member_validation(500, 50, 4, seed=3))
+    assert not np.array_equal(held_out, member_validation(500, 50, 4, seed=4))
+
+
+def test_a_member_learns_nothing_from_its_held_out_sessions(sessions: SessionTable, features) -> None:
+    """Rewriting the responses of sessions member 0 holds out leaves member 0's weights as they were
+    (one epoch, so that early stopping cannot pick another), while a member that trains on them changes."""
+    config = dataclasses.replace(SMALL_MODEL, history=False, max_epochs=1)
+    split = SessionSplit.of(sessions, config.validation_share, config.test_share, config.seed)
+    pool = np.sort(np.concatenate([split.train, split.validation]))
+    held_out = member_validation(len(pool), len(split.validation), config.ensemble_size, config.seed)
+    only_first = pool[held_out[:, 0] & ~held_out[:, 1]]
+    responses = sessions.responses.copy()
+    rewritten = responses[only_first]
+    responses[only_first] = np.where(rewritten >= 0, (rewritten + 1) % 3, rewritten)
+    changed = dataclasses.replace(sessions, responses=responses)
+
+    def members(table: SessionTable) -> list[torch.Tensor]:
+        model, report = train_user_model(table, features.track_features, features.user_features, config, progress=False)
+        assert report.best_epoch == 1
+        return [output.weight.detach().clone() for output in model.output]
+
+    before, after = members(sessions), members(changed)
+    torch.testing.assert_close(after[0], before[0], rtol=0, atol=0)
+    assert not torch.equal(after[1], before[1])
+
+
+def test_member_holdout_does_not_touch_an_ensemble_of_one(sessions: SessionTable, features) -> None:
+    single = dataclasses.replace(SMALL_MODEL, ensemble_size=1, max_epochs=1)
+    models = [
+        train_user_model(
+            sessions,
+            features.track_features,
+            features.user_features,
+            dataclasses.replace(single, member_holdout=holdout),
+            progress=False,
+        )
+        for holdout in (True, False)
+    ]
+    (one, one_report), (two, two_report) = models
+    for (name, a), b in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert one_report.sessions == two_report.sessions and one_report.validation == two_report.validation
+
+
+def test_worlds_saved_before_member_holdout_read_as_shared_holdout() -> None:
+    payload = WorldConfig().to_dict()
+    assert payload["user_model"]["member_holdout"] is True
+    del payload["user_model"]["member_holdout"]
+    assert WorldConfig.from_dict(payload).user_model.member_holdout is False
 
 
 def test_an_ensemble_of_one_draws_no_bootstrap() -> None:

@@ -50,18 +50,21 @@ Architecture (:class:`UserResponseModel`)
 Training (:func:`train_user_model`)
     Users are split by :func:`musicenv.world.is_eval_user`: evaluation users' sessions are never
     trained on. The train users' sessions are split by a seeded permutation into train,
-    validation and test sessions. Minibatches are whole sessions, padded to the length cap, with
-    teacher forcing (the GRU reads the logged plays; every play is a training example of the
-    response to its track given the plays before it). A play's listening history (with
+    validation and test sessions; with an ensemble each member holds out validation sessions of
+    its own instead (``member_holdout``, :func:`member_validation`). Minibatches are whole
+    sessions, padded to the length cap, with teacher forcing (the GRU reads the logged plays;
+    every play is a training example of the response to its track given the plays before it).
+    A play's listening history (with
     ``history=True``) counts the listener's *other* sessions only, as the environment's sessions
     are in no log either; with ``WorldConfig.leave_session_out``
     :func:`~world_model.world.build_world` does the same for the listener's ALS vector
     (:func:`~world_model.exact_als.held_out_user_vectors`). Adam, cross-entropy, early stopping on
-    the validation log-loss of the members' mean (the best epoch's weights are kept). Each member's
-    loss weighs a play by its listener's bootstrap count (:func:`listener_bootstrap`) and the
-    loss is the members' mean (a shared trunk learns from every member; independent members'
-    off-block weights get no gradient and stay zero). The same seed gives identical weights on
-    the CPU.
+    the validation log-loss (of each member on its own held-out sessions, averaged over the
+    members; of the single model with one member) and the best epoch's weights are kept. Each
+    member's loss weighs a play by its listener's bootstrap count (:func:`listener_bootstrap`),
+    zero on the member's held-out sessions, and the loss is the members' mean (a shared trunk
+    learns from every member; independent members' off-block weights get no gradient and stay
+    zero). The same seed gives identical weights on the CPU.
 
 The logging policy's shuffled share
     A log's organic sessions were chosen by a recommender that knew something about the
@@ -173,8 +176,27 @@ class UserModelConfig:
     train and run, but its members' mean is no better than one model and their disagreement is a
     fraction of the mean's error (the trunk's errors are common to all of them); independent
     members cost more (``benchmarks/RESULTS.md``)."""
+    member_holdout: bool = True
+    """Each member holds out validation sessions of its own (with more than one member).
+
+    ``validation_share`` of the train users' non-test sessions, drawn for each member apart
+    (:func:`member_validation`); the member trains on all the others and is validated on its own,
+    and early stopping reads the members' mean of those log-losses. ``False``: every member
+    holds out the same sessions, which none trains on.
+
+    Held-out sessions the members share are a common perturbation of all of them, and the
+    ensemble's mean cannot average it away: rebuilding the default world with only the split
+    reseeded rated the first build's ``greedy_learned`` picks +0.026 over the truth's
+    P(complete) against that build's own +0.066, so most of what the agent selects on was that
+    one choice of held-out sessions (``benchmarks/pick_bias.py``; the ALS seed, the bootstraps,
+    and the initial weights with the minibatch order each carried a share too: +0.040, +0.046,
+    +0.041). Holding out per member made the default world on two builds (world seeds 0 and 1)
+    clearly less optimistic (``benchmarks/fidelity.py``; ``benchmarks/RESULTS.md``, "Each member
+    holds out its own sessions"): ``greedy_pick_bias`` 0.059 to 0.031 and 0.051 to 0.029, the
+    largest relative return gap 0.72 to 0.45 and 0.64 to 0.38, at the same AUC, for about one
+    more validation pass per epoch."""
     seed: int = 0
-    """Seeds the initial weights, the minibatch order and the members' bootstraps."""
+    """Seeds the initial weights, the minibatch order, the members' bootstraps and their held-out sessions."""
 
     def __post_init__(self) -> None:
         size = self.ensemble_size
@@ -650,9 +672,13 @@ class TrainingReport:
     Attributes:
         train_seconds: wall time of the epochs (data preparation excluded).
         epochs: epochs run; ``best_epoch``: the one whose weights were kept (1-based).
-        sessions: sessions per role (train, validation, test, evaluation).
+        sessions: sessions per role (train, validation, test, evaluation). With member holdout
+            (:attr:`UserModelConfig.member_holdout`) ``train`` counts every session some member
+            trains on and ``validation`` every session some member holds out.
         history: per epoch, ``train_loss``, ``validation_loss`` and the validation metrics.
-        validation, test: metrics of the kept weights on those sessions (shuffled flag as logged).
+        validation, test: metrics of the kept weights on those sessions (shuffled flag as logged);
+            with member holdout the validation metrics are each member's on its own held-out
+            sessions, averaged over the members.
     """
 
     train_seconds: float
@@ -747,6 +773,7 @@ def _session_weights(sessions: SessionTable, handling: ShuffledHandling) -> np.n
 
 
 BOOTSTRAP_STREAM = 1
+VALIDATION_STREAM = 2
 """The members' bootstraps are drawn from ``default_rng((seed, BOOTSTRAP_STREAM))``, a stream apart
 from the minibatch order's ``default_rng(seed)``, so an ensemble of one trains as a single model."""
 
@@ -765,9 +792,31 @@ def listener_bootstrap(n_listeners: int, ensemble_size: int, seed: int) -> np.nd
     return rng.poisson(1.0, (n_listeners, ensemble_size)).astype(np.float32)
 
 
-def _metrics(probs: np.ndarray, sessions: SessionTable) -> dict[str, float]:
+def member_validation(n_sessions: int, n_validation: int, ensemble_size: int, seed: int) -> np.ndarray:
+    """``(n_sessions, E)`` bool: the sessions each member holds out for validation.
+
+    ``n_validation`` sessions per member, drawn without replacement for each member apart from
+    ``default_rng((seed, VALIDATION_STREAM))`` (:attr:`UserModelConfig.member_holdout`).
+    """
+    rng = np.random.default_rng((seed, VALIDATION_STREAM))
+    held_out = np.zeros((n_sessions, ensemble_size), dtype=bool)
+    for member in range(ensemble_size):
+        held_out[rng.choice(n_sessions, n_validation, replace=False), member] = True
+    return held_out
+
+
+def _metrics(probs: np.ndarray, sessions: SessionTable, held_out: np.ndarray | None = None) -> dict[str, float]:
+    """Response metrics of ``probs`` on ``sessions``' plays: ``(S, L, 3)`` the model's; with
+    ``held_out`` (``(S, E)`` bool), ``(S, L, E, 3)`` the members', each member scored on its own
+    held-out sessions and the metrics averaged over the members."""
     mask = sessions.play_mask()
-    return response_metrics(probs[mask], sessions.responses[mask])
+    if held_out is None:
+        return response_metrics(probs[mask], sessions.responses[mask])
+    members = [
+        response_metrics(probs[own][mask[own]][:, member], sessions.responses[own][mask[own]])
+        for member, own in enumerate(held_out.T)
+    ]
+    return {name: float(np.mean([metrics[name] for metrics in members])) for name in members[0]}
 
 
 @contextlib.contextmanager
@@ -853,6 +902,16 @@ def train_user_model(
         raise ValueError(
             f"too few train users' sessions to train on ({len(split.train)} train, {len(split.validation)} validation)"
         )
+    # With member holdout every member trains on the train and validation sessions but its own
+    # held-out ones; validation reads the sessions some member holds out, each by its holders.
+    held_out: np.ndarray | None = None
+    train_held_out = np.zeros((len(split.train), config.ensemble_size), dtype=bool)
+    if config.member_holdout and config.ensemble_size > 1:
+        pool = np.sort(np.concatenate([split.train, split.validation]))
+        train_held_out = member_validation(len(pool), len(split.validation), config.ensemble_size, config.seed)
+        some_member = train_held_out.any(axis=1)
+        held_out = train_held_out[some_member]
+        split = dataclasses.replace(split, train=pool, validation=pool[some_member])
     if config.history:
         # Every play's history with its track, from all logged sessions but its own.
         history_table = ListeningHistory.from_sessions(sessions, len(track_features), track_artists)
@@ -903,7 +962,7 @@ def train_user_model(
     history_t = None if train_history is None else torch.as_tensor(train_history, device=device)
     weights = torch.as_tensor(_session_weights(train, config.shuffled_handling), dtype=torch.float32, device=device)
     bootstrap = listener_bootstrap(len(sessions.listener_ids), config.ensemble_size, config.seed)
-    member_weights = torch.as_tensor(bootstrap[train.listeners], device=device)
+    member_weights = torch.as_tensor(bootstrap[train.listeners] * ~train_held_out, device=device)
     rng = np.random.default_rng(config.seed)
 
     writer = None
@@ -959,8 +1018,10 @@ def train_user_model(
                 device=device,
                 session_user_features=session_users[split.validation],
                 session_history=history_of(split.validation),
+                members=held_out is not None,
             ),
             validation,
+            held_out,
         )
         record = {"epoch": epoch, "train_loss": loss_sum / weight_sum, "validation_loss": val_metrics["logloss"]}
         record.update({f"validation_{k}": v for k, v in val_metrics.items()})
@@ -984,8 +1045,11 @@ def train_user_model(
     model.load_state_dict(best_state)
     model.to("cpu").eval()
 
-    def held_out_metrics(sessions: SessionTable, rows: np.ndarray) -> dict[str, float]:
-        """The trained model's metrics on held-out ``sessions`` (rows ``rows`` of the table)."""
+    def held_out_metrics(
+        sessions: SessionTable, rows: np.ndarray, held_out: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """The trained model's metrics on held-out ``sessions`` (rows ``rows`` of the table;
+        ``held_out``: each member's own, as :func:`_metrics`)."""
         probs = logged_response_probs(
             model,
             sessions,
@@ -994,8 +1058,9 @@ def train_user_model(
             None,
             session_user_features=session_users[rows],
             session_history=history_of(rows),
+            members=held_out is not None,
         )
-        return _metrics(probs, sessions)
+        return _metrics(probs, sessions, held_out)
 
     report = TrainingReport(
         train_seconds=train_seconds,
@@ -1008,7 +1073,7 @@ def train_user_model(
             "evaluation": len(split.evaluation),
         },
         history=history,
-        validation=held_out_metrics(validation, split.validation),
+        validation=held_out_metrics(validation, split.validation, held_out),
         test=held_out_metrics(test, split.test) if len(test) else {},
     )
     return model, report

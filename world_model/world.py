@@ -125,7 +125,8 @@ class WorldConfig:
     def from_dict(cls, payload: dict[str, Any]) -> WorldConfig:
         return cls(
             retrieval=RetrievalConfig(**payload["retrieval"]),
-            user_model=UserModelConfig(**payload["user_model"]),
+            # Worlds saved before member holdout existed held out shared validation sessions.
+            user_model=UserModelConfig(**{"member_holdout": False, **payload["user_model"]}),
             seed=payload["seed"],
             device=payload["device"],
             leave_session_out=payload.get("leave_session_out", False),
