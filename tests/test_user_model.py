@@ -319,7 +319,9 @@ def test_training_reports_and_learns(trained, sessions: SessionTable) -> None:
     assert counts["train"] + counts["test"] + counts["evaluation"] == len(sessions)
     assert 0 < counts["validation"] < counts["train"]
     assert np.isfinite(report.validation["logloss"]) and report.validation["logloss"] < np.log(3)
-    assert set(report.to_dict()) >= {"history", "validation", "test"}
+    assert set(report.to_dict()) >= {"history", "validation", "test", "evaluation"}
+    assert report.test == {} and counts["test"] == 0, "the default holds out no test sessions"
+    assert counts["evaluation"] > 0 and report.evaluation["logloss"] < np.log(3)
 
 
 def test_training_is_deterministic(sessions: SessionTable, features) -> None:
