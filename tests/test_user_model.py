@@ -790,6 +790,15 @@ def test_training_keeps_independent_members_apart(log: ListeningLog, features) -
     assert shared.shared_trunk and shared.hidden_size == SMALL_MODEL.hidden_size and member_blocks(shared) == []
 
 
+def test_a_shared_trunk_holds_out_the_same_sessions_for_every_member(sessions: SessionTable, features) -> None:
+    """The trunk learns from every member's sessions, so member holdout would leak: a shared trunk
+    keeps the shared split."""
+    config = dataclasses.replace(SMALL_MODEL, shared_trunk=True, max_epochs=1)
+    _, report = train_user_model(sessions, features.track_features, features.user_features, config, progress=False)
+    split = SessionSplit.of(sessions, config.validation_share, config.test_share, config.seed)
+    assert report.sessions["train"] == len(split.train) and report.sessions["validation"] == len(split.validation)
+
+
 def test_each_member_holds_out_sessions_of_its_own() -> None:
     held_out = member_validation(500, 50, 4, seed=3)
     assert held_out.shape == (500, 4) and held_out.dtype == bool

@@ -187,12 +187,13 @@ class UserModelConfig:
     fraction of the mean's error (the trunk's errors are common to all of them); independent
     members cost more (``benchmarks/RESULTS.md``)."""
     member_holdout: bool = True
-    """Each member holds out validation sessions of its own (with more than one member).
+    """Each member holds out validation sessions of its own (with more than one independent member).
 
     ``validation_share`` of the train users' non-test sessions, drawn for each member apart
     (:func:`member_validation`); the member trains on all the others and is validated on its own,
-    and early stopping reads the members' mean of those log-losses. ``False``: every member
-    holds out the same sessions, which none trains on.
+    and early stopping reads the members' mean of those log-losses. ``False``, and always with
+    ``shared_trunk`` (the trunk learns from every member's sessions, so no member's are held out
+    from it): every member holds out the same sessions, which none trains on.
 
     Held-out sessions the members share are a common perturbation of all of them, and the
     ensemble's mean cannot average it away: rebuilding the default world with only the split
@@ -919,7 +920,7 @@ def train_user_model(
     # held-out ones; validation reads the sessions some member holds out, each by its holders.
     held_out: np.ndarray | None = None
     train_held_out = np.zeros((len(split.train), config.ensemble_size), dtype=bool)
-    if config.member_holdout and config.ensemble_size > 1:
+    if config.member_holdout and config.ensemble_size > 1 and not config.shared_trunk:
         pool = np.sort(np.concatenate([split.train, split.validation]))
         train_held_out = member_validation(len(pool), len(split.validation), config.ensemble_size, config.seed)
         some_member = train_held_out.any(axis=1)
