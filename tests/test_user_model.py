@@ -831,6 +831,29 @@ def test_a_member_learns_nothing_from_its_held_out_sessions(sessions: SessionTab
     assert not torch.equal(after[1], before[1])
 
 
+def test_members_are_validated_on_their_own_held_out_sessions(sessions: SessionTable, features) -> None:
+    """The report's validation log-loss is each member's on the sessions it held out, averaged; the
+    ensemble's mean on the same sessions (which other members trained on) reads lower."""
+    config = dataclasses.replace(SMALL_MODEL, history=False, max_epochs=1)
+    model, report = train_user_model(sessions, features.track_features, features.user_features, config, progress=False)
+    split = SessionSplit.of(sessions, config.validation_share, config.test_share, config.seed)
+    pool = np.sort(np.concatenate([split.train, split.validation]))
+    held_out = member_validation(len(pool), len(split.validation), config.ensemble_size, config.seed)
+    validation = sessions.take(pool[held_out.any(axis=1)])
+    own = held_out[held_out.any(axis=1)]
+    probs = logged_response_probs(
+        model, validation, features.track_features, features.user_features, shuffled=None, members=True
+    )
+    mask = validation.play_mask()
+    losses = [
+        log_loss(probs[rows][mask[rows]][:, member], validation.responses[rows][mask[rows]])
+        for member, rows in enumerate(own.T)
+    ]
+    assert report.validation["logloss"] == pytest.approx(np.mean(losses), rel=1e-9)
+    leaked = log_loss(probs.mean(axis=2)[mask], validation.responses[mask])
+    assert leaked < report.validation["logloss"]
+
+
 def test_member_holdout_does_not_touch_an_ensemble_of_one(sessions: SessionTable, features) -> None:
     single = dataclasses.replace(SMALL_MODEL, ensemble_size=1, max_epochs=1)
     models = [

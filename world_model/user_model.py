@@ -50,13 +50,13 @@ Architecture (:class:`UserResponseModel`)
 Training (:func:`train_user_model`)
     Users are split by :func:`musicenv.world.is_eval_user`: evaluation users' sessions are never
     trained on. The train users' sessions are split by a seeded permutation into train,
-    validation and test sessions; with an ensemble each member holds out validation sessions of
-    its own instead (``member_holdout``, :func:`member_validation`). Minibatches are whole
-    sessions, padded to the length cap, with teacher forcing (the GRU reads the logged plays;
-    every play is a training example of the response to its track given the plays before it).
-    A play's listening history (with
-    ``history=True``) counts the listener's *other* sessions only, as the environment's sessions
-    are in no log either; with ``WorldConfig.leave_session_out``
+    validation and test sessions; with an ensemble of independent members each member holds out
+    validation sessions of its own instead (``member_holdout``, :func:`member_validation`).
+    Minibatches are whole sessions, padded to the length cap, with teacher forcing (the GRU reads
+    the logged plays; every play is a training example of the response to its track given the
+    plays before it). A play's listening history (with ``history=True``) counts the listener's
+    *other* sessions only, as the environment's sessions are in no log either; with
+    ``WorldConfig.leave_session_out``
     :func:`~world_model.world.build_world` does the same for the listener's ALS vector
     (:func:`~world_model.exact_als.held_out_user_vectors`). Adam, cross-entropy, early stopping on
     the validation log-loss (of each member on its own held-out sessions, averaged over the
@@ -162,8 +162,8 @@ class UserModelConfig:
 
     0 by default: the evaluation users' sessions, which no member trains on, give the report's
     held-out metrics (:attr:`TrainingReport.evaluation`). Test sessions held out of the train
-    users' are, like a shared validation split, one perturbation common to every member and data
-    none of them learns from: dropping the 10% share the model used to hold out, on top of
+    users' are data no member learns from and, like a shared validation split, the same for every
+    member: dropping the 10% share the model used to hold out, on top of
     ``member_holdout``, lowered ``greedy_pick_bias`` on two builds of the default world from 0.031
     and 0.029 to 0.017 and 0.024, greedy_learned's relative return gap from +0.30 and +0.21 to
     +0.23 and +0.17, and the largest gap from 0.45 and 0.38 to 0.30 and 0.35
@@ -189,19 +189,20 @@ class UserModelConfig:
     member_holdout: bool = True
     """Each member holds out validation sessions of its own (with more than one independent member).
 
-    ``validation_share`` of the train users' non-test sessions, drawn for each member apart
+    As many sessions as ``validation_share`` of the train users' sessions, drawn from the
+    non-test ones for each member apart
     (:func:`member_validation`); the member trains on all the others and is validated on its own,
     and early stopping reads the members' mean of those log-losses. ``False``, and always with
     ``shared_trunk`` (the trunk learns from every member's sessions, so no member's are held out
     from it): every member holds out the same sessions, which none trains on.
 
     Held-out sessions the members share are a common perturbation of all of them, and the
-    ensemble's mean cannot average it away: rebuilding the default world with only the split
-    reseeded rated the first build's ``greedy_learned`` picks +0.026 over the truth's
-    P(complete) against that build's own +0.066, so most of what the agent selects on was that
-    one choice of held-out sessions (``benchmarks/pick_bias.py``; the ALS seed, the bootstraps,
-    and the initial weights with the minibatch order each carried a share too: +0.040, +0.046,
-    +0.041). Holding out per member made the default world on two builds (world seeds 0 and 1)
+    ensemble's mean cannot average it away. Rebuilding the default world with one seed changed at
+    a time (a script not kept), the rebuild rated the first build's ``greedy_learned`` picks over
+    the truth's P(complete) by +0.026 with only the split reseeded, against that build's own
+    +0.066: every source carried a share of the noise the agent selects on (the ALS seed +0.040,
+    the bootstraps +0.046, the initial weights with the minibatch order +0.041), the split the
+    largest. Holding out per member made the default world on two builds (world seeds 0 and 1)
     clearly less optimistic (``benchmarks/fidelity.py``; ``benchmarks/RESULTS.md``, "Each member
     holds out its own sessions"): ``greedy_pick_bias`` 0.059 to 0.031 and 0.051 to 0.029, the
     largest relative return gap 0.72 to 0.45 and 0.64 to 0.38, at the same AUC, for about one
@@ -787,9 +788,11 @@ def _session_weights(sessions: SessionTable, handling: ShuffledHandling) -> np.n
 
 
 BOOTSTRAP_STREAM = 1
-VALIDATION_STREAM = 2
 """The members' bootstraps are drawn from ``default_rng((seed, BOOTSTRAP_STREAM))``, a stream apart
 from the minibatch order's ``default_rng(seed)``, so an ensemble of one trains as a single model."""
+VALIDATION_STREAM = 2
+"""The members' held-out sessions are drawn from ``default_rng((seed, VALIDATION_STREAM))``
+(:func:`member_validation`)."""
 
 
 def listener_bootstrap(n_listeners: int, ensemble_size: int, seed: int) -> np.ndarray:
@@ -830,7 +833,8 @@ def _metrics(probs: np.ndarray, sessions: SessionTable, held_out: np.ndarray | N
         response_metrics(probs[own][mask[own]][:, member], sessions.responses[own][mask[own]])
         for member, own in enumerate(held_out.T)
     ]
-    return {name: float(np.mean([metrics[name] for metrics in members])) for name in members[0]}
+    # A member whose few held-out plays show one response class has no AUC; the others still count.
+    return {name: float(np.nanmean([metrics[name] for metrics in members])) for name in members[0]}
 
 
 @contextlib.contextmanager
@@ -1060,10 +1064,10 @@ def train_user_model(
     model.to("cpu").eval()
 
     def held_out_metrics(
-        sessions: SessionTable, rows: np.ndarray, held_out: np.ndarray | None = None
+        sessions: SessionTable, rows: np.ndarray, members_held_out: np.ndarray | None = None
     ) -> dict[str, float]:
         """The trained model's metrics on held-out ``sessions`` (rows ``rows`` of the table;
-        ``held_out``: each member's own, as :func:`_metrics`)."""
+        ``members_held_out``: each member's own, as :func:`_metrics`)."""
         probs = logged_response_probs(
             model,
             sessions,
@@ -1072,9 +1076,9 @@ def train_user_model(
             None,
             session_user_features=session_users[rows],
             session_history=history_of(rows),
-            members=held_out is not None,
+            members=members_held_out is not None,
         )
-        return _metrics(probs, sessions, held_out)
+        return _metrics(probs, sessions, members_held_out)
 
     report = TrainingReport(
         train_seconds=train_seconds,
