@@ -1056,6 +1056,24 @@ def test_scalar_leave_probability_equals_the_batched_one(sessions: SessionTable)
     assert extreme.leave_prob(5, 0, 2, [0, 0, 5]) == 0.0  # exp overflow reads as probability 0, as expit
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("member_holdout", "no"),
+        ("member_holdout", 1),
+        ("validation_share", float("nan")),
+        ("validation_share", -0.1),
+        ("test_share", float("inf")),
+        ("test_share", 1.0),
+        ("test_share", "0.1"),
+        ("test_share", 0.95),
+    ],
+)
+def test_holdout_settings_out_of_range_are_refused_by_name(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        UserModelConfig(**{field: value})  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("size", [0, -1, 2.5, True, "5"])
 def test_an_ensemble_size_that_is_not_a_positive_whole_number_is_refused(size: object) -> None:
     with pytest.raises(ValueError, match="ensemble_size"):

@@ -214,6 +214,17 @@ class UserModelConfig:
         size = self.ensemble_size
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ValueError(f"UserModelConfig.ensemble_size must be a whole number of at least 1, got {size!r}")
+        if not isinstance(self.member_holdout, (bool, np.bool_)):
+            raise ValueError(f"UserModelConfig.member_holdout must be True or False, got {self.member_holdout!r}")
+        for name in ("validation_share", "test_share"):
+            share = getattr(self, name)
+            if isinstance(share, bool) or not isinstance(share, (int, float, np.number)) or not 0 <= share < 1:
+                raise ValueError(f"UserModelConfig.{name} must be a number in [0, 1), got {share!r}")
+        if self.validation_share + self.test_share >= 1:
+            raise ValueError(
+                f"UserModelConfig.validation_share + test_share must be below 1 (some sessions must be trained on), "
+                f"got {self.validation_share} + {self.test_share}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
