@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 from agents.base import Agent, Observation, masked_argmax, read_json, write_json
+from musicenv.familiarity import torch_recent_artists, torch_session_familiarity
+from musicenv.observation import N_LOGGED
 from musicenv.rewards import RewardConfig
 from musicenv.world import World, member_disagreement
 
@@ -202,6 +204,8 @@ def response_probs_after(
     familiarity: torch.Tensor | None = None,
     history_familiarity: torch.Tensor | None = None,
     members: bool = False,
+    pool_artists: torch.Tensor | None = None,
+    history_artists: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """The model's ``(N, M, 3)`` float32 probabilities of the candidates after each prefix of the sessions.
 
@@ -212,8 +216,11 @@ def response_probs_after(
     AH-DQN's learner asks for the states before and after each replayed play).
     ``familiarity`` ``(N, M, k)`` and ``history_familiarity`` ``(N, L, k)``: the observation's
     familiarity rows of the candidates and of the played tracks (None: never played). The
-    probabilities are the ensemble members' mean, or with ``members=True`` each member's,
-    ``(N, M, E, 3)``.
+    candidates' rows are the observation's, whose in-session columns follow its whole history:
+    to score after a shorter prefix, pass ``pool_artists`` ``(N, M)`` and ``history_artists``
+    ``(N, L)`` (artist codes, ``-1`` for padding; :meth:`~agents.networks.FeatureTables.tensors`
+    gives them) and those columns are recomputed for each prefix. The probabilities are the
+    ensemble members' mean, or with ``members=True`` each member's, ``(N, M, E, 3)``.
     """
     prefixes = [n for n in lengths if n.numel()]
     needed = int(torch.cat(prefixes).max()) if prefixes else 0
@@ -224,8 +231,15 @@ def response_probs_after(
     static = model.static_input(user, context)
     hidden = model.encode(static, history[..., :-3], responses, history_familiarity)
     rows = torch.arange(len(user), device=user.device)
+
+    def familiarity_after(n: torch.Tensor) -> torch.Tensor | None:
+        if familiarity is None or pool_artists is None or history_artists is None:
+            return familiarity
+        in_session = torch_session_familiarity(pool_artists, torch_recent_artists(history_artists, n)[:, None, :])
+        return torch.cat([familiarity[..., :N_LOGGED], in_session.to(familiarity.dtype)], dim=-1)
+
     member_probs = [
-        torch.softmax(model(static, hidden[rows, n], n + 1, candidates, familiarity, members=True), dim=-1)
+        torch.softmax(model(static, hidden[rows, n], n + 1, candidates, familiarity_after(n), members=True), dim=-1)
         for n in lengths
     ]
     return member_probs if members else [probs.mean(dim=-2) for probs in member_probs]

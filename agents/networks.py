@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.base import Observation
-from musicenv.observation import familiarity_rows
+from musicenv.observation import candidate_familiarity, played_familiarity, track_artists
 from musicenv.world import Familiarity
 
 N_RESPONSES = 3
@@ -108,7 +108,12 @@ class FeatureTables:
         history_responses: np.ndarray,
         played: np.ndarray,
     ) -> dict[str, torch.Tensor]:
-        """What :func:`observation_tensors` gives for the same sessions (arguments as for ``build_observations``)."""
+        """What :func:`observation_tensors` gives for the same sessions (arguments as for ``build_observations``).
+
+        Also ``"pool_artists"`` ``(N, M)`` and ``"history_artists"`` ``(N, L)``, the artist codes
+        (``-1``: padding) with which :func:`~agents.baselines.response_probs_after` rescores the
+        candidates after a shorter prefix than the history.
+        """
         device = self.device
         pools_t = torch.as_tensor(pools, device=device)
         tracks_t = torch.as_tensor(history_tracks, device=device)
@@ -129,10 +134,15 @@ class FeatureTables:
             "candidates": self.tracks[torch.where(pools_t >= 0, pools_t, padding)],
             "lengths": in_history.sum(dim=1),
             "action_mask": (pools_t >= 0) & ~torch.as_tensor(played, device=device),
-            "familiarity": torch.as_tensor(familiarity_rows(self.familiarity, users, pools), device=device),
-            "history_familiarity": torch.as_tensor(
-                familiarity_rows(self.familiarity, users, history_tracks), device=device
+            "familiarity": torch.as_tensor(
+                candidate_familiarity(self.familiarity, users, pools, history_tracks), device=device
             ),
+            "history_familiarity": torch.as_tensor(
+                played_familiarity(self.familiarity, users, history_tracks), device=device
+            ),
+            # Artist codes (-1: padding), to rescore the candidates after a shorter prefix.
+            "pool_artists": torch.as_tensor(track_artists(self.familiarity, pools), device=device),
+            "history_artists": torch.as_tensor(track_artists(self.familiarity, history_tracks), device=device),
         }
 
 

@@ -120,17 +120,12 @@ class ReplayBatch:
 
     def observations(self) -> Observation:
         """The observations before the actions (materialised; the learner reads ``lengths`` instead)."""
-        positions = np.arange(self.next_observations["history_mask"].shape[1])
+        positions = np.arange(self.next_state["history_tracks"].shape[1])
         keep = positions[None, :] < self.lengths[:, None]
-        return {
-            **self.next_observations,
-            "history": np.where(keep[..., None], self.next_observations["history"], 0.0).astype(np.float32),
-            "history_mask": keep.astype(np.float32),
-            "history_familiarity": np.where(keep[..., None], self.next_observations["history_familiarity"], 0.0).astype(
-                np.float32
-            ),
-            "action_mask": self.action_masks,
-        }
+        before = {**self.next_state, "history_tracks": np.where(keep, self.next_state["history_tracks"], -1)}
+        obs = build_observations(self.track_features, self.user_features, **before, familiarity=self.familiarity)
+        obs["action_mask"] = self.action_masks
+        return obs
 
 
 class ReplayBuffer:

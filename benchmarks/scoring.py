@@ -82,7 +82,9 @@ def batch_timings(model: LearnedSessionModel, state: SessionState, tracks: np.nd
     features = torch.as_tensor(model.track_features[tracks])
     history = None
     if model.history is not None:
-        history = torch.as_tensor(model.history.features(state["users"][:, None], tracks))
+        history = torch.as_tensor(
+            model.history.familiarity(state["users"][:, None], tracks, state["recent_artists"][:, None])
+        )
     device_model = model.torch_session_model("cpu")
     device_state, device_tracks = device_model.from_numpy(state), torch.as_tensor(tracks)
     with torch.inference_mode():

@@ -44,6 +44,7 @@ import torch
 from scipy.stats import spearmanr
 
 from musicenv.data import ListeningLog, load_mssd
+from musicenv.familiarity import played_session_familiarity
 from musicenv.groundtruth import GroundTruthWorld
 from musicenv.groundtruth.simulate import SimulatedSessions, log_frames
 from musicenv.rewards import RewardConfig
@@ -120,10 +121,15 @@ def held_out_sessions(
 
 
 def held_out_familiarity(history: ListeningHistory, held_out: SessionTable) -> np.ndarray:
-    """``(S, L, 7)`` what a world knows of each held-out play's (listener, track): its logged plays
-    (the held-out sessions themselves are in no log); zeros where nothing was played."""
-    features = history.features(held_out.listeners[:, None], np.maximum(held_out.tracks, 0))
-    features[~held_out.play_mask()] = 0.0
+    """``(S, L, 10)`` what a world knows of each held-out play's (listener, track): its logged plays
+    (the held-out sessions themselves are in no log), then its artist's earlier plays in the
+    session; zeros where nothing was played."""
+    mask = held_out.play_mask()
+    tracks = np.maximum(held_out.tracks, 0)
+    logged = history.features(held_out.listeners[:, None], tracks)
+    in_session = played_session_familiarity(np.where(mask, history.track_artists[tracks], -1))
+    features = np.concatenate([logged, in_session], axis=-1)
+    features[~mask] = 0.0
     return features
 
 
@@ -188,7 +194,9 @@ def path_timings(session_model: LearnedSessionModel) -> None:
     emit("numpy_us_advance_b1", call_microseconds(lambda: session_model.advance(state, track, response)))
     emit(
         "torch_us_advance_b1",
-        call_microseconds(lambda: session_model._torch_step(state["hidden"], track, response, users)),
+        call_microseconds(
+            lambda: session_model._torch_step(state["hidden"], track, response, users, state["recent_artists"])
+        ),
     )
     emit("numpy_us_leave_probs_b1", call_microseconds(lambda: session_model.leave_probs(state)))
     rng = np.random.default_rng(0)

@@ -13,9 +13,11 @@ import pandas as pd
 from gymnasium import error, spaces
 
 from musicenv.observation import (
+    N_LOGGED,
     OBSERVATION_LAYOUTS,
     ObservationLayout,
     build_observations,
+    candidate_session_familiarity,
     compact_observation_space,
     observation_space,
 )
@@ -594,6 +596,11 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
             row[self._d_track + response] = 1.0
             obs["history_mask"][position] = 1.0
             obs["history_familiarity"][position] = obs["familiarity"][slot]
+            if self.catalogue.familiarity is not None:
+                # The candidates' in-session columns follow the artists just played.
+                obs["familiarity"][:, N_LOGGED:] = candidate_session_familiarity(
+                    self.catalogue.familiarity, self._pool[None], self._history_tracks[None]
+                )[0]
         obs["action_mask"][slot] = 0
 
         info = {

@@ -17,19 +17,23 @@ key                 shape                   dtype      content
 ``action_mask``     ``(M,)``                int8       1 where the slot can be played: not padding
                                                        and not played yet
 ``familiarity``     ``(M, k)``              float32    the listener's familiarity with each candidate
-                                                       (k = 7 :data:`~musicenv.world.FAMILIARITY_FEATURES`:
+                                                       (k = 10 :data:`~musicenv.world.FAMILIARITY_FEATURES`:
                                                        past plays, completions and skips of the track
                                                        and of its artist in the logs the world was
-                                                       learned from); zero rows for padding
-``history_familiarity`` ``(L, k)``          float32    the same for each played track; zero rows
-                                                       after the last play
+                                                       learned from, then whether its artist played
+                                                       one or two plays ago and how often in the
+                                                       last 8); zero rows for padding
+``history_familiarity`` ``(L, k)``          float32    the same for each played track, as it was
+                                                       when it was played; zero rows after the last
+                                                       play
 ==================  ======================  =========  ==============================================
 
 ``familiarity`` is exactly what the learned user model reads of each (listener, track) pair, so
 an agent sees what the world sees (the world's own table, :func:`musicenv.world.world_familiarity`,
-stored sparse; a world without one gives zeros). It is the logs' count, fixed within a session:
-what the listener did with a track earlier in *this* session reaches the model, and the agent,
-through the played history (``history``), not through these columns.
+stored sparse; a world without one gives zeros). Its logged columns are fixed within a session;
+its last three (:mod:`musicenv.familiarity`) follow the session's artists and change after every
+play. What the listener did with a track earlier in *this* session otherwise reaches the model,
+and the agent, through the played history (``history``).
 
 Every one of them is a function of a few integers per session: the user, the context, the pool's
 track indices, the history's track indices and responses, and which slots were played. That is
@@ -56,8 +60,8 @@ Compact observations
 
     :func:`expand_observations` turns them into the full layout (equal to what the environment
     would have returned, tested). The familiarity columns are not copied into compact
-    observations: an agent gathers them from the world's sparse table,
-    ``world_familiarity(world).features(user[:, None], pool)``.
+    observations: an agent builds them from the world's sparse table,
+    ``candidate_familiarity(world_familiarity(world), user, pool, history_tracks)``.
 """
 
 from __future__ import annotations
@@ -67,7 +71,17 @@ from typing import Literal
 import numpy as np
 from gymnasium import spaces
 
-from musicenv.world import CONTEXT_FEATURES_DIM, FAMILIARITY_FEATURES, RESPONSES, Familiarity
+from musicenv.familiarity import RECENT_ARTISTS, played_session_familiarity, recent_artists, session_familiarity
+from musicenv.world import (
+    CONTEXT_FEATURES_DIM,
+    FAMILIARITY_FEATURES,
+    LOGGED_FAMILIARITY_FEATURES,
+    RESPONSES,
+    Familiarity,
+)
+
+N_LOGGED = len(LOGGED_FAMILIARITY_FEATURES)
+"""The first columns of a familiarity row come from the logs; the rest from the session so far."""
 
 ObservationLayout = Literal["full", "compact"]
 OBSERVATION_LAYOUTS: tuple[str, ...] = ("full", "compact")
@@ -117,27 +131,67 @@ def observation_space(
 
 
 def familiarity_space(rows: int) -> spaces.Box:
-    """The box of ``rows`` familiarity rows: a played flag and shares in [0, 1], log counts >= 0."""
+    """The box of ``rows`` familiarity rows: flags and shares in [0, 1], log counts >= 0."""
     high = np.ones(len(FAMILIARITY_FEATURES), dtype=np.float32)
     high[[FAMILIARITY_FEATURES.index("log_plays"), FAMILIARITY_FEATURES.index("artist_log_plays")]] = np.inf
+    high[FAMILIARITY_FEATURES.index("artist_recent_plays")] = np.log1p(RECENT_ARTISTS)
     return spaces.Box(
         np.zeros((rows, len(high)), np.float32), np.broadcast_to(high, (rows, len(high))), dtype=np.float32
     )
 
 
-def familiarity_rows(familiarity: Familiarity | None, users: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-    """``(N, K, k)`` float32 familiarity of ``users`` ``(N,)`` with ``tracks`` ``(N, K)`` (``-1``: zero rows).
-
-    ``familiarity`` is the world's table (:func:`musicenv.world.world_familiarity`); None gives zeros.
-    """
+def track_artists(familiarity: Familiarity | None, tracks: np.ndarray) -> np.ndarray:
+    """Artist codes of ``tracks`` (any shape), ``-1`` for padding or without a familiarity table."""
     tracks = np.asarray(tracks)
-    valid = tracks >= 0
+    if familiarity is None:
+        return np.full(tracks.shape, -1, dtype=np.int64)
+    return np.where(tracks >= 0, familiarity.track_artists[np.maximum(tracks, 0)], -1)
+
+
+def candidate_familiarity(
+    familiarity: Familiarity | None, users: np.ndarray, pools: np.ndarray, history_tracks: np.ndarray
+) -> np.ndarray:
+    """``(N, M, k)`` float32 ``"familiarity"`` of ``users`` ``(N,)`` with ``pools`` ``(N, M)`` (``-1``: zero rows).
+
+    The logged columns, then the in-session ones against the plays in ``history_tracks``
+    ``(N, L)`` (in order, ``-1`` after the last). ``familiarity`` is the world's table
+    (:func:`musicenv.world.world_familiarity`); None gives zeros.
+    """
+    pools = np.asarray(pools)
+    valid = pools >= 0
+    out = np.zeros((*pools.shape, len(FAMILIARITY_FEATURES)), dtype=np.float32)
+    if familiarity is None or not valid.any():
+        return out
+    out[..., :N_LOGGED] = familiarity.features(np.asarray(users)[:, None], np.where(valid, pools, 0))
+    out[~valid] = 0.0
+    out[..., N_LOGGED:] = candidate_session_familiarity(familiarity, pools, history_tracks)
+    return out
+
+
+def played_familiarity(familiarity: Familiarity | None, users: np.ndarray, history_tracks: np.ndarray) -> np.ndarray:
+    """``(N, L, k)`` float32 ``"history_familiarity"``: each played track's row as it was played (``-1``: zero rows)."""
+    history_tracks = np.asarray(history_tracks)
+    valid = history_tracks >= 0
     # A new session's empty history, the common case at a reset, needs no lookup.
     if familiarity is None or not valid.any():
-        return np.zeros((*tracks.shape, len(FAMILIARITY_FEATURES)), dtype=np.float32)
-    rows = familiarity.features(np.asarray(users)[:, None], np.where(valid, tracks, 0))
-    rows[~valid] = 0.0
-    return rows
+        return np.zeros((*history_tracks.shape, len(FAMILIARITY_FEATURES)), dtype=np.float32)
+    logged = familiarity.features(np.asarray(users)[:, None], np.where(valid, history_tracks, 0))
+    out = np.concatenate([logged, played_session_familiarity(track_artists(familiarity, history_tracks))], axis=-1)
+    out[~valid] = 0.0
+    return out
+
+
+def candidate_session_familiarity(
+    familiarity: Familiarity | None, pools: np.ndarray, history_tracks: np.ndarray
+) -> np.ndarray:
+    """``(N, M, 3)`` float32: the candidates' in-session familiarity after the plays in ``history_tracks``.
+
+    ``pools`` ``(N, M)`` (``-1``: zeros) and ``history_tracks`` ``(N, L)`` (in order, ``-1`` after
+    the last). The logged columns do not change within a session, so the environments rewrite
+    only these after each play.
+    """
+    recent = recent_artists(track_artists(familiarity, history_tracks))
+    return session_familiarity(track_artists(familiarity, pools), recent[:, None, :])
 
 
 def compact_observation_space(n_users: int, n_tracks: int, playlist_length: int, pool_size: int) -> spaces.Dict:
@@ -264,6 +318,6 @@ def build_observations(
         "history_mask": in_history.astype(np.float32),
         "candidates": candidates,
         "action_mask": (in_pool & ~played).astype(np.int8),
-        "familiarity": familiarity_rows(familiarity, users, pools),
-        "history_familiarity": familiarity_rows(familiarity, users, history_tracks),
+        "familiarity": candidate_familiarity(familiarity, users, pools, history_tracks),
+        "history_familiarity": played_familiarity(familiarity, users, history_tracks),
     }

@@ -15,7 +15,13 @@ import numpy as np
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
-from musicenv.observation import build_observations, familiarity_rows, write_history_plays
+from musicenv.observation import (
+    N_LOGGED,
+    build_observations,
+    candidate_familiarity,
+    candidate_session_familiarity,
+    write_history_plays,
+)
 from musicenv.rewards import new_artists, play_rewards
 from musicenv.validation import check_actions
 from musicenv.vector_base import RESPONSE_NAMES, ListeningSessionVectorEnvBase, session_model_state
@@ -213,7 +219,8 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         obs["history"][rows] = 0.0
         obs["history_mask"][rows] = 0.0
         obs["candidates"][rows] = catalogue.candidate_features.take(pools, axis=0)
-        obs["familiarity"][rows] = familiarity_rows(catalogue.familiarity, self.users[rows], pools)
+        no_history = np.full((len(rows), self.playlist_length), -1, dtype=np.int64)
+        obs["familiarity"][rows] = candidate_familiarity(catalogue.familiarity, self.users[rows], pools, no_history)
         obs["history_familiarity"][rows] = 0.0
 
     def step(
@@ -333,6 +340,11 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             self._obs["history_mask"].reshape(-1)[at] = 1.0
             familiarity = self._obs["history_familiarity"]
             familiarity.reshape(-1, familiarity.shape[-1])[at] = self._obs["familiarity"][rows, slots]
+            if self.catalogue.familiarity is not None:
+                # The candidates' in-session columns follow the artists just played.
+                self._obs["familiarity"][rows, :, N_LOGGED:] = candidate_session_familiarity(
+                    self.catalogue.familiarity, self.pools[rows], self.history_tracks[rows]
+                )
         self._obs["action_mask"][rows, slots] = 0
 
     def _end(self, rows: np.ndarray, ended: np.ndarray) -> dict[str, Any]:

@@ -35,6 +35,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from musicenv.familiarity import SESSION_FAMILIARITY_FEATURES
+
 RESPONSES: tuple[str, str, str] = ("skip", "listen", "complete")
 """Response names; their position is the integer code used in arrays."""
 SKIP, LISTEN, COMPLETE = 0, 1, 2
@@ -345,7 +347,7 @@ def single_session(model: SessionModel, state: SessionState) -> SingleSession:
     return own(state) if own is not None else BatchedSingleSession(model, state)
 
 
-FAMILIARITY_FEATURES: tuple[str, ...] = (
+LOGGED_FAMILIARITY_FEATURES: tuple[str, ...] = (
     "played_before",
     "log_plays",
     "complete_share",
@@ -354,17 +356,29 @@ FAMILIARITY_FEATURES: tuple[str, ...] = (
     "artist_complete_share",
     "artist_skip_share",
 )
-"""A listener's familiarity with a track, from the logs a world was learned from, in column order:
+"""A listener's familiarity with a track from the logs a world was learned from, in column order:
 whether and how often (``log(1 + plays)``) they played the track and the shares of those plays
 completed and skipped, then the same over every track of its artist
-(:class:`world_model.history.ListeningHistory`). The observations' ``"familiarity"`` columns."""
+(:class:`world_model.history.ListeningHistory`). Fixed within a session."""
+
+FAMILIARITY_FEATURES: tuple[str, ...] = (*LOGGED_FAMILIARITY_FEATURES, *SESSION_FAMILIARITY_FEATURES)
+"""The observations' ``"familiarity"`` columns: :data:`LOGGED_FAMILIARITY_FEATURES`, then how
+recently the session played the track's artist (:data:`musicenv.familiarity.SESSION_FAMILIARITY_FEATURES`),
+which change as the session goes on."""
 
 
 class Familiarity(Protocol):
-    """A sparse (listener, track) table of :data:`FAMILIARITY_FEATURES` (the learned world's listening history)."""
+    """A sparse (listener, track) table of :data:`LOGGED_FAMILIARITY_FEATURES` (the learned world's listening history).
+
+    Attributes:
+        track_artists: ``(n_tracks,)`` int64 artist code of every track index (the in-session
+            columns of :data:`FAMILIARITY_FEATURES` compare them).
+    """
+
+    track_artists: np.ndarray
 
     def features(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-        """``(..., len(FAMILIARITY_FEATURES))`` float32 of each (listener, track) pair (broadcast shapes)."""
+        """``(..., len(LOGGED_FAMILIARITY_FEATURES))`` float32 of each (listener, track) pair (broadcast shapes)."""
         ...
 
 

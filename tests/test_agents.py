@@ -24,8 +24,9 @@ from agents.replay import ReplayBatch, ReplayBuffer
 from agents.rollout import evaluation_seed, rollout
 from musicenv.artifacts import ArtifactError
 from musicenv.env import ListeningSessionEnv
+from musicenv.familiarity import RECENT_ARTISTS
 from musicenv.vector_env import ListeningSessionVectorEnv
-from musicenv.world import Contexts, SessionState
+from musicenv.world import FAMILIARITY_FEATURES, Contexts, SessionState
 
 POOL, LENGTH = 24, 8
 
@@ -292,7 +293,7 @@ def test_batch_tensors_gathered_from_indices_equal_the_rebuilt_observations() ->
     assert (batch.next_state["pools"] < 0).any() and (batch.next_state["history_tracks"] < 0).any()
     expected = observation_tensors(batch.next_observations, "cpu")
     gathered = learner.tables.tensors(**batch.next_state)
-    assert gathered.keys() == expected.keys()
+    assert gathered.keys() == expected.keys() | {"pool_artists", "history_artists"}
     for key, value in expected.items():
         assert gathered[key].dtype == value.dtype and torch.equal(gathered[key], value), key
 
@@ -438,29 +439,47 @@ def test_agent_interface_is_small() -> None:
 
 
 def test_the_observation_carries_the_familiarity_the_learned_world_reads(real_worlds) -> None:
-    """``familiarity`` rows are the world's table for the pool, ``history_familiarity`` the played
-    tracks' rows, and greedy_learned's probabilities from the observation are the world's own."""
+    """``familiarity`` rows are the world's table for the pool with the session's artists so far,
+    ``history_familiarity`` the played tracks' rows as they were played, and greedy_learned's
+    probabilities from the observation are the world's own, along a session that plays one
+    artist again whenever it can (the in-session columns are exercised)."""
     from agents.baselines import learned_response_probs
 
     world, _ = real_worlds
     table = world.familiarity
     model = world.session_model
-    assert table is not None and model.response_model.history_dim == obs_width(table)
+    assert table is not None and model.response_model.history_dim == len(FAMILIARITY_FEATURES)
     env = ListeningSessionEnv(world=world)
     obs, _ = env.reset(seed=4)
     pool = env.pool
-    np.testing.assert_array_equal(obs["familiarity"], table.features(np.full(len(pool), env.user), pool))
+    artists = table.track_artists
+
+    def recent_before(plays: list[int]) -> np.ndarray:
+        """The artists of ``plays`` newest first, padded with -1 (counted here, not by the library)."""
+        newest_first = [int(artists[track]) for track in reversed(plays)][:RECENT_ARTISTS]
+        return np.array(newest_first + [-1] * (RECENT_ARTISTS - len(newest_first)))
+
+    users = np.full(len(pool), env.user)
+    np.testing.assert_array_equal(obs["familiarity"], table.familiarity(users, pool, recent_before([])))
     assert obs["familiarity"][:, 0].any(), "some pool tracks were played in the logs"
     rng = np.random.default_rng(0)
-    for step in range(1, 5):
+    plays: list[int] = []
+    for _ in range(10):
         expected = model.response_probs(env._session(), pool[None])[0]
         got = learned_response_probs(model.response_model, {key: value[None] for key, value in obs.items()})[0]
         np.testing.assert_allclose(got, expected, atol=1e-5)
-        obs, _, terminated, _, _ = env.step(int(rng.choice(np.flatnonzero(obs["action_mask"]))))
-        played = table.features(np.full(step, env.user), env._history_tracks[:step])
-        np.testing.assert_array_equal(obs["history_familiarity"][:step], played)
+        valid = np.flatnonzero(obs["action_mask"])
+        again = valid[artists[pool[valid]] == artists[plays[-1]]] if plays else valid[:0]
+        obs, _, terminated, _, _ = env.step(int(again[0] if len(again) else rng.choice(valid)))
+        plays.append(int(env._history_tracks[len(plays)]))
+        np.testing.assert_array_equal(obs["familiarity"], table.familiarity(users, pool, recent_before(plays)))
+        for t, track in enumerate(plays):
+            row = table.familiarity(np.array([env.user]), np.array([track]), recent_before(plays[:t]))[0]
+            np.testing.assert_array_equal(obs["history_familiarity"][t], row)
         if terminated:
             break
+    in_session = obs["history_familiarity"][: len(plays), FAMILIARITY_FEATURES.index("artist_just_played")]
+    assert in_session.any(), "the session played an artist twice in a row"
 
 
 def test_response_probs_after_each_prefix_read_only_the_plays_before_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ import torch
 
 from musicenv.artifacts import ArtifactError, write_manifest
 from musicenv.data import ListeningLog
+from musicenv.familiarity import RECENT_ARTISTS
 from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
 from musicenv.torch_session import HostSessionModel, torch_session_model
 from musicenv.world import (
@@ -235,10 +236,16 @@ def test_listening_history_counts_and_leaves_out_the_own_session() -> None:
     s3 = int(np.flatnonzero(table.session_ids == "s3")[0])
     # In s1, t0's history is s2's skip only (and of artist a, that skip); t1 was never played by
     # u1 elsewhere, but its artist was (s2's skip of t0).
-    np.testing.assert_allclose(held_out[s1, 0], [1.0, np.log(2.0), 0.0, 1.0, np.log(2.0), 0.0, 1.0], rtol=1e-6)
-    np.testing.assert_allclose(held_out[s1, 1], [0.0, 0.0, 0.0, 0.0, np.log(2.0), 0.0, 1.0], rtol=1e-6)
+    # The last three columns are the session's own: s1's second play (t1) follows t0, also by a.
+    nothing_before, a_just_played = [0.0, 0.0, 0.0], [1.0, 0.0, np.log(2.0)]
+    np.testing.assert_allclose(
+        held_out[s1, 0], [1.0, np.log(2.0), 0.0, 1.0, np.log(2.0), 0.0, 1.0, *nothing_before], rtol=1e-6
+    )
+    np.testing.assert_allclose(held_out[s1, 1], [0.0, 0.0, 0.0, 0.0, np.log(2.0), 0.0, 1.0, *a_just_played], rtol=1e-6)
     # In s2, t2 (artist b) was never played elsewhere; t0's history is s1's complete, a's is s1's two plays.
-    np.testing.assert_allclose(held_out[s2, 0], [1.0, np.log(2.0), 1.0, 0.0, np.log(3.0), 0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(
+        held_out[s2, 0], [1.0, np.log(2.0), 1.0, 0.0, np.log(3.0), 0.5, 0.5, *nothing_before], rtol=1e-6
+    )
     np.testing.assert_allclose(held_out[s2, 1], 0.0)
     np.testing.assert_allclose(held_out[s3], 0.0)
     # Without artists every track is its own artist: the artist columns repeat the track's.
@@ -408,7 +415,8 @@ LEARNED_PATHS = ("numpy", "torch_module", "single_session", "torch_session")
 
 
 def _script(session_model: LearnedSessionModel, n: int = 6, plays: int = 25, seed: int = 3):
-    """Listeners, contexts, the tracks they play (every other one heard before) and the response uniforms.
+    """Listeners, contexts, the tracks they play (every other one heard before, every fourth one by the
+    artist just played) and the response uniforms.
 
     25 plays run past the MSSD's cap of 20, where the session-end tables clamp.
     """
@@ -423,6 +431,9 @@ def _script(session_model: LearnedSessionModel, n: int = 6, plays: int = 25, see
     for b, user in enumerate(users):
         heard = history.keys[history.keys // history.n_tracks == user] % history.n_tracks
         tracks[b, ::2] = heard[np.arange(len(tracks[b, ::2])) % len(heard)]
+        # Every fourth play repeats the one before: its artist just played (the in-session columns).
+        repeats = tracks[b, 3::4]
+        tracks[b, 3::4] = tracks[b, 2::4][: len(repeats)]
     return users, contexts, tracks, rng.random((n, plays))
 
 
@@ -443,10 +454,12 @@ def _module_trace(session_model: LearnedSessionModel, users, contexts, tracks, u
         )
         hidden = model.initial_hidden(static)
         static_base, static_query = model.static_context(static)
+        recent = np.full((n, RECENT_ARTISTS), -1)  # the sessions' artists, newest first
         for t in range(plays):
             base, query = model.session_context(static_base, static_query, hidden, torch.full((n,), t + 1))
             played = torch.as_tensor(session_model.track_features[tracks[:, t]])
-            heard = torch.as_tensor(history.features(users, tracks[:, t]))
+            heard = torch.as_tensor(history.familiarity(users, tracks[:, t], recent))
+            recent = np.concatenate([history.track_artists[tracks[:, t]][:, None], recent[:, :-1]], axis=1)
             logits = model.score(base, query, played[:, None], heard[:, None], members=True)
             members[:, t] = torch.softmax(logits.double(), -1)[:, 0].numpy()
             probs[:, t] = members[:, t].mean(axis=-2)
@@ -952,7 +965,7 @@ def test_models_of_earlier_formats_are_refused(
     folder = save_models(tmp_path / "models", session_model)
     config = json.loads((folder / "manifest.json").read_text())["config"]
     write_manifest(folder, MODELS_FORMAT, version, config)
-    with pytest.raises(ArtifactError, match=rf"format version {version}, this musicenv reads version 3; rebuild"):
+    with pytest.raises(ArtifactError, match=rf"format version {version}, this musicenv reads version 4; rebuild"):
         load_models(folder)
 
 

@@ -15,14 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from musicenv.world import FAMILIARITY_FEATURES
+from musicenv.familiarity import played_session_familiarity, session_familiarity
+from musicenv.world import FAMILIARITY_FEATURES, LOGGED_FAMILIARITY_FEATURES
 
 if TYPE_CHECKING:
     from world_model.sessions import SessionTable
 
 
 HISTORY_FEATURES: tuple[str, ...] = FAMILIARITY_FEATURES
-"""The listener's familiarity with a track and its artist (:class:`ListeningHistory`), in column order."""
+"""What the user-response model reads of a listener and a track, in column order: the logged
+familiarity (:meth:`ListeningHistory.features`), then how recently the session played the track's
+artist (:mod:`musicenv.familiarity`; :meth:`ListeningHistory.session_features` and
+:meth:`ListeningHistory.familiarity` give both)."""
+
+N_LOGGED = len(LOGGED_FAMILIARITY_FEATURES)
+"""The first columns of :data:`HISTORY_FEATURES` come from the logs; the rest from the session so far."""
 
 N_TRACK_COLUMNS = 4
 """The first columns of :data:`HISTORY_FEATURES` are the track's; the rest its artist's."""
@@ -101,11 +108,23 @@ class ListeningHistory:
         return _lookup(self.artist_keys, self.artist_counts, np.asarray(listeners, np.int64) * self.n_artists + artists)
 
     def features(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-        """``(..., len(HISTORY_FEATURES))`` float32 of each (listener, track) pair (broadcast shapes)."""
+        """``(..., N_LOGGED)`` float32 logged familiarity of each (listener, track) pair (broadcast shapes)."""
         return history_features(self.pair_counts(listeners, tracks), self.artist_pair_counts(listeners, tracks))
 
+    def familiarity(self, listeners: np.ndarray, tracks: np.ndarray, recent_artists: np.ndarray) -> np.ndarray:
+        """``(..., len(HISTORY_FEATURES))`` float32: :meth:`features`, then the in-session columns.
+
+        ``recent_artists`` ``(..., R)``: each session's last plays' artists, newest first (``-1``
+        for none; :func:`musicenv.familiarity.session_familiarity`), its leading axes broadcast
+        against ``tracks``'.
+        """
+        tracks = np.asarray(tracks, dtype=np.int64)
+        return np.concatenate(
+            [self.features(listeners, tracks), session_familiarity(self.track_artists[tracks], recent_artists)], axis=-1
+        )
+
     def pair_features(self, listener: int, track: int) -> np.ndarray:
-        """``(len(HISTORY_FEATURES),)`` float32 of one pair: :meth:`features`' numbers, bit for bit.
+        """``(N_LOGGED,)`` float32 of one pair: :meth:`features`' numbers, bit for bit.
 
         The single-session kernel's form: two scalar lookups and Python arithmetic instead of
         array operations, about a tenth of :meth:`features`' cost on one pair (the single env's
@@ -131,10 +150,12 @@ class ListeningHistory:
         )
 
     def session_features(self, sessions: SessionTable) -> np.ndarray:
-        """``(S, L, len(HISTORY_FEATURES))`` float32: each play's history without its own session.
+        """``(S, L, len(HISTORY_FEATURES))`` float32: each play's familiarity as the model reads it.
 
-        ``sessions`` must be (a subset of) the sessions the history was built from; padding rows
-        are zeros.
+        The logged columns count the listener's plays without the play's own session; the
+        in-session ones compare the play's artist with the plays before it in its session
+        (:func:`musicenv.familiarity.played_session_familiarity`). ``sessions`` must be (a subset
+        of) the sessions the history was built from; padding rows are zeros.
         """
         mask = sessions.play_mask()
         tracks = np.maximum(sessions.tracks, 0)
@@ -151,7 +172,9 @@ class ListeningHistory:
             own = np.zeros((len(unique), 3))
             np.add.at(own, (inverse, sessions.responses[mask]), 1.0)
             total[mask] -= own[inverse]
-        out = history_features(np.maximum(counts, 0.0), np.maximum(artist_counts, 0.0))
+        logged = history_features(np.maximum(counts, 0.0), np.maximum(artist_counts, 0.0))
+        in_session = played_session_familiarity(np.where(mask, self.track_artists[tracks], -1))
+        out = np.concatenate([logged, in_session], axis=-1)
         out[~mask] = 0.0
         return out
 
@@ -207,7 +230,7 @@ def _lookup(sorted_keys: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np
 
 
 def history_features(counts: np.ndarray, artist_counts: np.ndarray) -> np.ndarray:
-    """:data:`HISTORY_FEATURES` ``(..., 7)`` float32 of the track's and its artist's plays per response ``(..., 3)``."""
+    """The logged columns ``(..., N_LOGGED)`` float32, of the track's and its artist's plays by response."""
     counts = np.asarray(counts, dtype=np.float64)
     artist_counts = np.asarray(artist_counts, dtype=np.float64)
     total = counts.sum(axis=-1)

@@ -55,6 +55,9 @@ Session state
     ``skip_run``        (B,) int64    consecutive skips ending at the last play
     ``last_response``   (B,) int64    the last response, -1 before any play
     ``response_counts`` (B, 3) int64  plays so far per response
+    ``recent_artists``  (B, R) int64  the last ``R`` plays' artists, newest first, ``-1`` for none
+                                      (:data:`musicenv.familiarity.RECENT_ARTISTS`; what the
+                                      in-session familiarity columns compare)
     ==================  ============  =============================================================
 
     ``context`` is a cache of the others (recomputed by :meth:`advance`), kept in the state so that
@@ -80,6 +83,12 @@ import torch
 from scipy.special import expit
 
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
+from musicenv.familiarity import (
+    RECENT_ARTISTS,
+    advance_recent_artists,
+    torch_advance_recent_artists,
+    torch_session_familiarity,
+)
 from musicenv.torch_session import TorchSessionState, context_feature_tensor
 from musicenv.world import SKIP, Contexts, SessionState, context_features, draw_response
 from world_model.features import STANDARDISED_COLUMNS, FeatureStats, track_feature_layout, user_feature_layout
@@ -93,10 +102,11 @@ DEFAULT_NUMPY_THRESHOLD = 256
 ``benchmarks/user_model.py`` on a 2-core CPU)."""
 
 MODELS_FORMAT = "musicenv.user_models"
-MODELS_FORMAT_VERSION = 3
-"""3: the ensemble's members may be independent (``shared_trunk`` in ``response_model.json``, the
-members side by side in wider layers); 2: every ensemble shared its trunk; 1: a single model.
-Earlier versions are refused (rebuild the world)."""
+MODELS_FORMAT_VERSION = 4
+"""4: the familiarity the response model reads ends with the in-session artist columns
+(:mod:`musicenv.familiarity`); 3: the ensemble's members may be independent (``shared_trunk``
+in ``response_model.json``, the members side by side in wider layers); 2: every ensemble shared
+its trunk; 1: a single model. Earlier versions are refused (rebuild the world)."""
 
 
 class LearnedSessionModel:
@@ -265,6 +275,7 @@ class LearnedSessionModel:
             "skip_run": np.zeros(n, dtype=np.int64),
             "last_response": np.full(n, -1, dtype=np.int64),
             "response_counts": np.zeros((n, 3), dtype=np.int64),
+            "recent_artists": np.full((n, RECENT_ARTISTS), -1, dtype=np.int64),
         }
 
     def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
@@ -283,7 +294,8 @@ class LearnedSessionModel:
         mlp = self.response_model.mlp_size
         rows = self._track_table.take(tracks, axis=0)
         if self.history is not None:
-            rows += self.history.features(state["users"][:, None], tracks) @ self._history_w
+            familiarity = self.history.familiarity(state["users"][:, None], tracks, state["recent_artists"][:, None])
+            rows += familiarity @ self._history_w
         context = state["context"][:, None, :]
         pre = rows[..., :mlp] + context[..., :mlp]
         pre += (rows[..., mlp:] * context[..., mlp:]) @ self._interaction
@@ -300,10 +312,8 @@ class LearnedSessionModel:
         responses = np.asarray(responses, dtype=np.int64)
         hidden = state["hidden"]
         if self.response_model.sequential:
-            if len(tracks) <= self.numpy_threshold:
-                hidden = self._numpy_step(hidden, tracks, responses, state["users"])
-            else:
-                hidden = self._torch_step(hidden, tracks, responses, state["users"])
+            step = self._numpy_step if len(tracks) <= self.numpy_threshold else self._torch_step
+            hidden = step(hidden, tracks, responses, state["users"], state["recent_artists"])
         position = state["position"] + 1
         return {
             "users": state["users"],
@@ -314,7 +324,14 @@ class LearnedSessionModel:
             "skip_run": (state["skip_run"] + 1) * (responses == SKIP),
             "last_response": responses,
             "response_counts": state["response_counts"] + self._response_one_hot[responses],
+            "recent_artists": advance_recent_artists(state["recent_artists"], self._played_artists(tracks)),
         }
+
+    def _played_artists(self, tracks: np.ndarray) -> np.ndarray:
+        """Artist codes of played ``tracks`` (``-1``, never matching, for a model without a history)."""
+        if self.history is None:
+            return np.full(len(tracks), -1, dtype=np.int64)
+        return self.history.track_artists[tracks]
 
     def leave_probs(self, state: SessionState) -> np.ndarray:
         """``(B,)`` float64 probability that each listener leaves now (the session-end model)."""
@@ -383,16 +400,22 @@ class LearnedSessionModel:
         return context
 
     def _numpy_step(
-        self, hidden: np.ndarray, tracks: np.ndarray, responses: np.ndarray, users: np.ndarray | None = None
+        self,
+        hidden: np.ndarray,
+        tracks: np.ndarray,
+        responses: np.ndarray,
+        users: np.ndarray | None = None,
+        recent_artists: np.ndarray | None = None,
     ) -> np.ndarray:
         """One GRU step in numpy (PyTorch's GRU equations, gates in its order: reset, update, new).
 
-        ``users`` (needed with a history) are the sessions' listeners.
+        ``users`` and ``recent_artists`` (needed with a history) are the sessions' listeners and
+        their recent artists before the play.
         """
         size = self.response_model.hidden_size
         gate_input = self._gate_table[tracks, responses]
         if self.history is not None:
-            gate_input = gate_input + self.history.features(users, tracks) @ self._history_gates
+            gate_input = gate_input + self.history.familiarity(users, tracks, recent_artists) @ self._history_gates
         gate_hidden = hidden @ self._w_hh
         gate_hidden += self._b_hh
         reset_update = expit(gate_input[:, : 2 * size] + gate_hidden[:, : 2 * size])
@@ -412,7 +435,8 @@ class LearnedSessionModel:
         tracks_t = torch.as_tensor(tracks, device=self.device)
         history = None
         if self.history is not None:
-            history = torch.as_tensor(self.history.features(state["users"][:, None], tracks), device=self.device)
+            familiarity = self.history.familiarity(state["users"][:, None], tracks, state["recent_artists"][:, None])
+            history = torch.as_tensor(familiarity, device=self.device)
         logits = self.response_model.score(
             context[:, :mlp], context[:, mlp:], self._torch_tracks[tracks_t], history, members=True
         )
@@ -420,13 +444,18 @@ class LearnedSessionModel:
 
     @torch.inference_mode()
     def _torch_step(
-        self, hidden: np.ndarray, tracks: np.ndarray, responses: np.ndarray, users: np.ndarray | None = None
+        self,
+        hidden: np.ndarray,
+        tracks: np.ndarray,
+        responses: np.ndarray,
+        users: np.ndarray | None = None,
+        recent_artists: np.ndarray | None = None,
     ) -> np.ndarray:
-        """:meth:`_numpy_step` through the torch module (``users`` needed with a history)."""
+        """:meth:`_numpy_step` through the torch module (``users`` and ``recent_artists`` needed with a history)."""
         tracks_t = torch.as_tensor(tracks, device=self.device)
         history = None
         if self.history is not None:
-            history = torch.as_tensor(self.history.features(users, tracks), device=self.device)
+            history = torch.as_tensor(self.history.familiarity(users, tracks, recent_artists), device=self.device)
         out = self.response_model.step(
             torch.as_tensor(hidden, device=self.device),
             self._torch_tracks[tracks_t],
@@ -560,6 +589,7 @@ class LearnedSingleSession:
         self._skip_run = int(state["skip_run"][0])
         self._last_response = int(state["last_response"][0])
         self._counts = [int(count) for count in state["response_counts"][0]]
+        self._recent = [int(artist) for artist in state["recent_artists"][0]]
         self._member_probs: np.ndarray | list[float] = np.full((model.ensemble_size, 3), np.nan)
 
     def play(self, track: int, uniform: float) -> tuple[list[float], int]:
@@ -576,7 +606,7 @@ class LearnedSingleSession:
         familiarity = None
         if model.history is not None:
             # One lookup serves the head and the GRU step.
-            familiarity = model.history.pair_features(self._user, track)
+            familiarity = self._familiarity(track)
             row = row + familiarity @ model._history_w
         context = self._context
         pre = row[:mlp] + context[:mlp]
@@ -612,7 +642,22 @@ class LearnedSingleSession:
         self._skip_run = self._skip_run + 1 if response == SKIP else 0
         self._last_response = response
         self._counts[response] += 1
+        self._recent = [self._played_artist(track), *self._recent[:-1]]
         return probs, response
+
+    def _played_artist(self, track: int) -> int:
+        """The artist code of ``track`` (``-1`` for a model without a history)."""
+        history = self.model.history
+        return -1 if history is None else int(history.track_artists[track])
+
+    def _familiarity(self, track: int) -> np.ndarray:
+        """``ListeningHistory.familiarity`` of the listener with ``track`` now, bit for bit, on Python numbers."""
+        history = self.model.history
+        artist = int(history.track_artists[track])
+        recent = self._recent
+        n_recent = sum(1 for played in recent[:RECENT_ARTISTS] if played == artist and played >= 0)
+        in_session = [float(recent[0] == artist >= 0), float(recent[1] == artist >= 0), math.log1p(n_recent)]
+        return np.concatenate([history.pair_features(self._user, track), np.array(in_session, dtype=np.float32)])
 
     def _gru_step(self, track: int, response: int, familiarity: np.ndarray | None) -> np.ndarray:
         """LearnedSessionModel._numpy_step for one session (``familiarity``: the played track's history row)."""
@@ -649,6 +694,7 @@ class LearnedSingleSession:
             "skip_run": np.array([self._skip_run]),
             "last_response": np.array([self._last_response]),
             "response_counts": np.array([self._counts]),
+            "recent_artists": np.array([self._recent], dtype=np.int64),
         }
 
 
@@ -668,7 +714,8 @@ class TorchLearnedSessionModel:
         device: where the state lives and the model runs.
 
     The state has the keys of the numpy model (``users``, ``hidden``, ``static_context``,
-    ``context``, ``position``, ``skip_run``, ``last_response``, ``response_counts``), so
+    ``context``, ``position``, ``skip_run``, ``last_response``, ``response_counts``,
+    ``recent_artists``), so
     :meth:`to_numpy` / :meth:`from_numpy` convert one into the other exactly.
 
     Like the numpy model it is an ensemble: :meth:`response_probs` is the members' mean,
@@ -709,6 +756,8 @@ class TorchLearnedSessionModel:
                 np.asarray(model.history.artist_counts, np.float64), device=self.device
             )
             self.history_w = tensor(model._history_w)
+        else:
+            self.history_track_artists = torch.full((len(model.track_features),), -1, device=self.device)
         if self.sequential:
             self.initial_w, self.initial_b = tensor(model._initial_w), tensor(model._initial_b)
             self.hidden_w = _on_device(model._hidden_w, self.device)
@@ -763,6 +812,7 @@ class TorchLearnedSessionModel:
             "skip_run": torch.zeros(n, dtype=torch.int64, device=self.device),
             "last_response": torch.full((n,), -1, dtype=torch.int64, device=self.device),
             "response_counts": torch.zeros((n, 3), dtype=torch.int64, device=self.device),
+            "recent_artists": torch.full((n, RECENT_ARTISTS), -1, dtype=torch.int64, device=self.device),
         }
 
     @property
@@ -792,7 +842,8 @@ class TorchLearnedSessionModel:
         tracks = tracks.clamp(min=0)
         rows = self.track_table[tracks]
         if self.history_keys is not None:
-            rows = rows + self.history_features(state["users"][:, None], tracks) @ self.history_w
+            familiarity = self.familiarity(state["users"][:, None], tracks, state["recent_artists"][:, None])
+            rows = rows + familiarity @ self.history_w
         context = state["context"][:, None, :]
         pre = rows[..., :mlp] + context[..., :mlp] + (rows[..., mlp:] * context[..., mlp:]) @ self.interaction
         hidden = torch.relu(torch.relu(pre) @ self.hidden_layer_w + self.hidden_layer_b)
@@ -804,7 +855,7 @@ class TorchLearnedSessionModel:
         responses = responses.long()
         hidden = state["hidden"]
         if self.sequential:
-            hidden = self._gru_step(hidden, tracks, responses, state["users"])
+            hidden = self._gru_step(hidden, tracks, responses, state["users"], state["recent_artists"])
         position = state["position"] + 1
         skipped = responses == SKIP
         return {
@@ -817,6 +868,7 @@ class TorchLearnedSessionModel:
             "last_response": responses,
             "response_counts": state["response_counts"]
             + torch.nn.functional.one_hot(responses.clamp(min=0), 3) * (responses >= 0)[:, None],
+            "recent_artists": torch_advance_recent_artists(state["recent_artists"], self.history_track_artists[tracks]),
         }
 
     def leave_probs(self, state: TorchSessionState) -> torch.Tensor:
@@ -864,14 +916,24 @@ class TorchLearnedSessionModel:
         )
         return features.to(torch.float32)
 
+    def familiarity(self, users: torch.Tensor, tracks: torch.Tensor, recent_artists: torch.Tensor) -> torch.Tensor:
+        """``ListeningHistory.familiarity`` on the device: :meth:`history_features`, then the in-session columns."""
+        in_session = torch_session_familiarity(self.history_track_artists[tracks.long()], recent_artists)
+        return torch.cat([self.history_features(users, tracks), in_session], dim=-1)
+
     def _gru_step(
-        self, hidden: torch.Tensor, tracks: torch.Tensor, responses: torch.Tensor, users: torch.Tensor
+        self,
+        hidden: torch.Tensor,
+        tracks: torch.Tensor,
+        responses: torch.Tensor,
+        users: torch.Tensor,
+        recent_artists: torch.Tensor,
     ) -> torch.Tensor:
         """One GRU step (PyTorch's GRU equations, gates in its order: reset, update, new)."""
         size = self.hidden_size
         gate_input = self.track_gates[tracks] + self.response_gates[responses.clamp(min=0)]
         if self.history_keys is not None:
-            gate_input = gate_input + self.history_features(users, tracks) @ self.history_gates
+            gate_input = gate_input + self.familiarity(users, tracks, recent_artists) @ self.history_gates
         gate_hidden = hidden @ self.w_hh + self.b_hh
         reset_update = torch.sigmoid(gate_input[:, : 2 * size] + gate_hidden[:, : 2 * size])
         candidate = torch.tanh(gate_input[:, 2 * size :] + reset_update[:, :size] * gate_hidden[:, 2 * size :])

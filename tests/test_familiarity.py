@@ -1,0 +1,120 @@
+"""The in-session familiarity columns: counted by hand, the same in numpy and torch, and in every environment."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium.utils.env_checker import data_equivalence
+
+from musicenv.env import ListeningSessionEnv
+from musicenv.familiarity import (
+    RECENT_ARTISTS,
+    advance_recent_artists,
+    played_session_familiarity,
+    recent_artists,
+    session_familiarity,
+    torch_advance_recent_artists,
+    torch_recent_artists,
+    torch_session_familiarity,
+)
+from musicenv.observation import build_observations
+from musicenv.vector_env import ListeningSessionVectorEnv
+from musicenv.world import FAMILIARITY_FEATURES, context_features
+
+# One session's artists in play order: 5, 5, 7, 5, then a padded slot.
+HISTORY = np.array([[5, 5, 7, 5, -1]])
+
+
+def test_the_columns_against_a_session_counted_by_hand() -> None:
+    """After the plays 5, 5, 7, 5: artist 5 just played and three times in all, 7 two plays ago, 9 never."""
+    recent = recent_artists(HISTORY)
+    np.testing.assert_array_equal(recent, [[5, 7, 5, 5, -1, -1, -1, -1]])
+    got = session_familiarity(np.array([[5, 7, 9, -1]]), recent[:, None, :])
+    np.testing.assert_allclose(got[0], [[1, 0, np.log(4)], [0, 1, np.log(2)], [0, 0, 0], [0, 0, 0]], rtol=1e-6)
+    # Each play against the plays before it: none, 5, 5 5, 5 5 7; the padded slot is zeros.
+    played = played_session_familiarity(HISTORY)[0]
+    np.testing.assert_allclose(
+        played, [[0, 0, 0], [1, 0, np.log(2)], [0, 0, 0], [0, 1, np.log(3)], [0, 0, 0]], rtol=1e-6
+    )
+    # Only the last RECENT_ARTISTS plays count.
+    long = np.array([[3] + [4] * RECENT_ARTISTS])
+    assert session_familiarity(np.array([[3]]), recent_artists(long)[:, None, :])[0, 0, 2] == 0.0
+
+
+def test_a_state_advanced_play_by_play_equals_the_one_read_from_the_history() -> None:
+    state = np.full((1, RECENT_ARTISTS), -1)
+    for length, artist in enumerate(HISTORY[0, :4], start=1):
+        state = advance_recent_artists(state, np.array([artist]))
+        np.testing.assert_array_equal(state, recent_artists(HISTORY, np.array([length])))
+    torch_state = torch.full((1, RECENT_ARTISTS), -1)
+    for artist in HISTORY[0, :4]:
+        torch_state = torch_advance_recent_artists(torch_state, torch.tensor([artist]))
+    np.testing.assert_array_equal(torch_state.numpy(), state)
+
+
+def test_torch_twins_equal_numpy() -> None:
+    rng = np.random.default_rng(0)
+    history = rng.integers(0, 4, (30, 12))
+    lengths = rng.integers(0, 13, 30)
+    history[np.arange(12)[None, :] >= lengths[:, None]] = -1
+    candidates = rng.integers(-1, 4, (30, 9))
+    recent = recent_artists(history, lengths)
+    np.testing.assert_array_equal(
+        torch_recent_artists(torch.as_tensor(history), torch.as_tensor(lengths)).numpy(), recent
+    )
+    expected = session_familiarity(candidates, recent[:, None, :])
+    got = torch_session_familiarity(torch.as_tensor(candidates), torch.as_tensor(recent)[:, None, :])
+    assert got.dtype == torch.float32
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def repeat_artist_policy(artists: np.ndarray, pools: np.ndarray, history: np.ndarray, masks: np.ndarray, rng):
+    """Per session, a slot by the artist just played when the pool has one, else a random valid slot."""
+    actions = []
+    for pool, played, mask in zip(pools, history, masks, strict=True):
+        valid = np.flatnonzero(mask)
+        last = played[played >= 0]
+        again = valid[artists[pool[valid]] == artists[last[-1]]] if len(last) else valid[:0]
+        actions.append(int(again[0]) if len(again) else int(rng.choice(valid)))
+    return np.array(actions)
+
+
+def test_the_vector_env_updates_the_columns_as_build_observations_would(real_worlds) -> None:
+    """On the default learned world, sessions that play one artist again whenever they can: the
+    vector env's observations after every step equal those rebuilt from its compact state, and the
+    single env's equal a vector env of one."""
+    world, _ = real_worlds
+    artists = world.familiarity.track_artists
+    envs = ListeningSessionVectorEnv(4, world=world)
+    single = ListeningSessionEnv(world=world)
+    lone = ListeningSessionVectorEnv(1, world=world)
+    obs, _ = envs.reset(seed=1)
+    single_obs, _ = single.reset(seed=2)
+    lone_obs, _ = lone.reset(seed=2)
+    rng = np.random.default_rng(0)
+    repeats = 0
+    for _ in range(30):
+        actions = repeat_artist_policy(artists, envs.pools, envs.history_tracks, obs["action_mask"], rng)
+        obs, *_ = envs.step(actions)
+        rebuilt = build_observations(
+            world.track_features,
+            world.user_features,
+            envs.users,
+            context_features(envs.contexts),
+            envs.pools,
+            envs.history_tracks,
+            envs.history_responses,
+            envs.played,
+            world.familiarity,
+        )
+        assert data_equivalence(rebuilt, obs, exact=True)
+        repeats += int(obs["history_familiarity"][..., FAMILIARITY_FEATURES.index("artist_just_played")].sum())
+        assert data_equivalence({key: value[0] for key, value in lone_obs.items()}, single_obs, exact=True)
+        action = repeat_artist_policy(
+            artists, single.pool[None], single._history_tracks[None], single_obs["action_mask"][None], rng
+        )
+        single_obs, _, terminated, truncated, _ = single.step(int(action[0]))
+        lone_obs, *_ = lone.step(action)
+        if terminated or truncated:
+            single_obs, _ = single.reset()
+    assert repeats > 0, "some plays followed their artist"
