@@ -12,14 +12,15 @@ import numpy as np
 import pandas as pd
 from gymnasium import error, spaces
 
+from musicenv.familiarity import RECENT_ARTISTS, recent_artists
 from musicenv.observation import (
     N_LOGGED,
     OBSERVATION_LAYOUTS,
     ObservationLayout,
     build_observations,
-    candidate_session_familiarity,
     compact_observation_space,
     observation_space,
+    track_artists,
 )
 from musicenv.responders import (
     DEFAULT_PESSIMISM,
@@ -276,11 +277,16 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
     | `history_mask` | `(L,)`             | float32 | 1.0 where a track was played                         |
     | `candidates`   | `(M, d_track)`     | float32 | the pool's track features, zero rows for padding     |
     | `action_mask`  | `(M,)`             | int8    | 1 where the slot can be played                       |
-    | `familiarity`  | `(M, 7)`           | float32 | the listener's past plays, completions and skips of  |
+    | `familiarity`  | `(M, 10)`          | float32 | the listener's past plays, completions and skips of  |
     |                |                    |         | each candidate and of its artist in the world's logs |
-    |                |                    |         | (:data:`musicenv.world.FAMILIARITY_FEATURES`): what  |
-    |                |                    |         | the learned user model reads; zero rows for padding  |
-    | `history_familiarity` | `(L, 7)`    | float32 | the same for each played track, in order             |
+    |                |                    |         | (7 columns), then whether its artist made the last   |
+    |                |                    |         | play, the one before, and how many of the last 8     |
+    |                |                    |         | (3, :mod:`musicenv.familiarity`, refreshed after each|
+    |                |                    |         | play): what the learned user model reads             |
+    |                |                    |         | (:data:`musicenv.world.FAMILIARITY_FEATURES`); zero  |
+    |                |                    |         | rows for padding                                     |
+    | `history_familiarity` | `(L, 10)`   | float32 | the same for each played track, in order, as it was  |
+    |                |                    |         | when the track was picked                            |
 
     The feature boxes are bounded by the world's feature tables (and 0). Every call returns new
     arrays. With `observation="compact"` the observation holds indices instead (the user, the
@@ -550,7 +556,29 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
             self._played[None],
             self.catalogue.familiarity,
         )
+        if self.catalogue.familiarity is not None:
+            # What _advance_session_familiarity updates play by play.
+            self._pool_artists = track_artists(self.catalogue.familiarity, self._pool)
+            recent = recent_artists(track_artists(self.catalogue.familiarity, self._history_tracks[None]))[0]
+            self._recent_artist_plays = ((self._pool_artists[:, None] == recent) & (recent >= 0)).sum(axis=1)
         return {key: value[0] for key, value in batch.items()}
+
+    def _advance_session_familiarity(self, columns: np.ndarray, position: int) -> None:
+        """Update the candidates' in-session familiarity ``columns`` ``(M, 3)`` in place after play ``position``.
+
+        :func:`musicenv.familiarity.session_familiarity`'s numbers, kept up to date instead of
+        recomputed: "two ago" is the last "just played", and each candidate's count of recent
+        plays by its artist gains the new play and loses the one that left the window.
+        """
+        artists = self.catalogue.familiarity.track_artists
+        just_played = self._pool_artists == artists[self._history_tracks[position]]
+        columns[:, 1] = columns[:, 0]
+        columns[:, 0] = just_played
+        self._recent_artist_plays += just_played
+        if position >= RECENT_ARTISTS:
+            left = artists[self._history_tracks[position - RECENT_ARTISTS]]
+            self._recent_artist_plays -= self._pool_artists == left
+        columns[:, 2] = np.log1p(self._recent_artist_plays)
 
     def step(self, action: np.int64 | int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._done:
@@ -597,10 +625,7 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
             obs["history_mask"][position] = 1.0
             obs["history_familiarity"][position] = obs["familiarity"][slot]
             if self.catalogue.familiarity is not None:
-                # The candidates' in-session columns follow the artists just played.
-                obs["familiarity"][:, N_LOGGED:] = candidate_session_familiarity(
-                    self.catalogue.familiarity, self._pool[None], self._history_tracks[None]
-                )[0]
+                self._advance_session_familiarity(obs["familiarity"][:, N_LOGGED:], position)
         obs["action_mask"][slot] = 0
 
         info = {

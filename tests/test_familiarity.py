@@ -82,7 +82,8 @@ def repeat_artist_policy(artists: np.ndarray, pools: np.ndarray, history: np.nda
 def test_the_vector_env_updates_the_columns_as_build_observations_would(real_worlds) -> None:
     """On the default learned world, sessions that play one artist again whenever they can: the
     vector env's observations after every step equal those rebuilt from its compact state, and the
-    single env's equal a vector env of one."""
+    single env's equal a vector env of one (whose columns it updates play by play, past the
+    window of recent artists and across a snapshot restored mid-session)."""
     world, _ = real_worlds
     artists = world.familiarity.track_artists
     envs = ListeningSessionVectorEnv(4, world=world)
@@ -92,8 +93,8 @@ def test_the_vector_env_updates_the_columns_as_build_observations_would(real_wor
     single_obs, _ = single.reset(seed=2)
     lone_obs, _ = lone.reset(seed=2)
     rng = np.random.default_rng(0)
-    repeats = 0
-    for _ in range(30):
+    repeats, longest, restored = 0, 0, False
+    for _ in range(60):
         actions = repeat_artist_policy(artists, envs.pools, envs.history_tracks, obs["action_mask"], rng)
         obs, *_ = envs.step(actions)
         rebuilt = build_observations(
@@ -113,8 +114,15 @@ def test_the_vector_env_updates_the_columns_as_build_observations_would(real_wor
         action = repeat_artist_policy(
             artists, single.pool[None], single._history_tracks[None], single_obs["action_mask"][None], rng
         )
-        single_obs, _, terminated, truncated, _ = single.step(int(action[0]))
+        single_obs, _, terminated, truncated, info = single.step(int(action[0]))
         lone_obs, *_ = lone.step(action)
+        longest = max(longest, info["position"])
+        if not restored and info["position"] == RECENT_ARTISTS // 2 and not (terminated or truncated):
+            single_state = single.get_state()
+            single = ListeningSessionEnv(world=world)
+            single.set_state(single_state)
+            restored = True
         if terminated or truncated:
             single_obs, _ = single.reset()
     assert repeats > 0, "some plays followed their artist"
+    assert restored and longest > RECENT_ARTISTS + 1, "a session was restored and one ran past the window"

@@ -31,9 +31,6 @@ artist (:mod:`musicenv.familiarity`; :meth:`ListeningHistory.session_features` a
 N_LOGGED = len(LOGGED_FAMILIARITY_FEATURES)
 """The first columns of :data:`HISTORY_FEATURES` come from the logs; the rest from the session so far."""
 
-N_TRACK_COLUMNS = 4
-"""The first columns of :data:`HISTORY_FEATURES` are the track's; the rest its artist's."""
-
 
 @dataclass(frozen=True)
 class ListeningHistory:
@@ -48,7 +45,10 @@ class ListeningHistory:
     each (listener, track), :data:`HISTORY_FEATURES`: ``played_before`` (0 or 1), ``log_plays``
     (``log(1 + plays)``) and the shares of those plays completed and skipped (0 when never
     played), then the same counts over every track of the track's artist (``artist_log_plays``,
-    ``artist_complete_share``, ``artist_skip_share``; the track's own plays included).
+    ``artist_complete_share``, ``artist_skip_share``; the track's own plays included). Those
+    are :meth:`features`; :meth:`familiarity` and :meth:`session_features` append the columns
+    that depend on the session so far (:mod:`musicenv.familiarity`: whether the track's artist
+    made the last play, the one before, and how many of the last eight).
 
     Storage is sparse, as the log is: sorted ``listener * n_tracks + track`` and
     ``listener * n_artists + artist`` keys of the pairs with plays and their per-response counts,

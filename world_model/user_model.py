@@ -32,8 +32,11 @@ Architecture (:class:`UserResponseModel`)
       enter beside the track's features (``+ G g`` in the first layer, ``+ J g`` in the key).
       Listeners answer tracks they know differently from new ones, ALS vectors cannot tell the
       two apart, and a candidate pool holds far more new tracks than the logs did
-      (``benchmarks/user_model.py``'s ``no_history_*`` figures). The environments put the same
-      rows in the observation (``"familiarity"``, ``"history_familiarity"``).
+      (``benchmarks/user_model.py``'s ``no_history_*`` figures). Three more columns say how
+      recently the session itself played the track's artist (:mod:`musicenv.familiarity`: the
+      last play, the one before, how many of the last eight); the session state keeps the recent
+      artists (``"recent_artists"``) to compute them. The environments put the same rows in the
+      observation (``"familiarity"``, ``"history_familiarity"``).
     - ``sequential=False`` drops the GRU (no ``B h``, no ``R h``): the non-sequential baseline.
     - *Ensemble* (``ensemble_size`` ``E``, :class:`UserModelConfig`): ``E`` members, and the
       model's answer is their mean probability (:func:`ensemble_logits`). By default
@@ -136,7 +139,10 @@ class UserModelConfig:
     Without it the model cannot tell a track the listener knows from a new one near their taste
     (in the default ground truth a known track is skipped less: 0.541 against 0.641), and a
     candidate pool holds far more new tracks than the logs did, so the world was optimistic for
-    the agents that exploit it. The environments put the same features in the observation
+    the agents that exploit it. The same switch adds how recently the session played the
+    candidate's artist (:mod:`musicenv.familiarity`: in the default ground truth's logs a play
+    whose artist made the previous play is skipped 70% of the time against 57%, which no logged
+    count can show). The environments put the same features in the observation
     (``"familiarity"``, ``"history_familiarity"``), so agents that compute the learned model's
     probabilities from their observations (``greedy_learned``, AH-DQN's model features) see what
     the world answers."""
