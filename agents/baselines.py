@@ -219,9 +219,17 @@ def response_probs_after(
     candidates' rows are the observation's, whose in-session columns follow its whole history:
     to score after a shorter prefix, pass ``pool_artists`` ``(N, M)`` and ``history_artists``
     ``(N, L)`` (artist codes, ``-1`` for padding; :meth:`~agents.networks.FeatureTables.tensors`
-    gives them) and those columns are recomputed for each prefix. The probabilities are the
+    gives them) and those columns are recomputed for each prefix; without them a prefix shorter
+    than the history is refused (the columns would be the whole history's). The probabilities are the
     ensemble members' mean, or with ``members=True`` each member's, ``(N, M, E, 3)``.
     """
+    if familiarity is not None and (pool_artists is None or history_artists is None):
+        plays = played.sum(dim=1)
+        if any(not torch.equal(n, plays) for n in lengths):
+            raise ValueError(
+                "response_probs_after: lengths shorter than the history need pool_artists and history_artists "
+                "(the observation's in-session familiarity columns follow its whole history)"
+            )
     prefixes = [n for n in lengths if n.numel()]
     needed = int(torch.cat(prefixes).max()) if prefixes else 0
     history, played = history[:, :needed], played[:, :needed]

@@ -27,8 +27,12 @@ the same numbers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 SESSION_FAMILIARITY_FEATURES: tuple[str, ...] = ("artist_just_played", "artist_played_two_ago", "artist_recent_plays")
 """The in-session columns of a familiarity row, in order (the module docstring)."""
@@ -93,6 +97,8 @@ def advance_recent_artists(recent: np.ndarray, played_artists: np.ndarray) -> np
 
 def torch_session_familiarity(artists: torch.Tensor, recent_artists: torch.Tensor) -> torch.Tensor:
     """:func:`session_familiarity` on tensors (same shapes, float32 on ``artists``' device)."""
+    import torch  # here: the numpy half of this module serves environments that never load torch
+
     recent = recent_artists[..., :RECENT_ARTISTS]
     match = (artists[..., None] == recent) & (recent >= 0)
     return torch.stack(
@@ -102,11 +108,15 @@ def torch_session_familiarity(artists: torch.Tensor, recent_artists: torch.Tenso
 
 def torch_advance_recent_artists(recent: torch.Tensor, played_artists: torch.Tensor) -> torch.Tensor:
     """:func:`advance_recent_artists` on tensors."""
+    import torch  # here: the numpy half of this module serves environments that never load torch
+
     return torch.cat([played_artists.long()[:, None], recent[:, :-1]], dim=1)
 
 
 def torch_recent_artists(history_artists: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """:func:`recent_artists` on tensors, of ``history_artists`` ``(N, L)`` and ``lengths`` ``(N,)``."""
+    import torch  # here: the numpy half of this module serves environments that never load torch
+
     length = history_artists.shape[1]
     back = lengths.long()[:, None] - 1 - torch.arange(RECENT_ARTISTS, device=history_artists.device)
     picked = history_artists.gather(1, back.clamp(0, max(length - 1, 0)))

@@ -60,8 +60,11 @@ Compact observations
 
     :func:`expand_observations` turns them into the full layout (equal to what the environment
     would have returned, tested). The familiarity columns are not copied into compact
-    observations: an agent builds them from the world's sparse table,
-    ``candidate_familiarity(world_familiarity(world), user, pool, history_tracks)``.
+    observations: an agent builds them from the world's sparse table and the history, for a batch
+    of compact observations (``user`` ``(N,)``, ``pool`` ``(N, M)``, ``history_tracks`` ``(N, L)``):
+    ``candidate_familiarity(world_familiarity(world), user, pool, history_tracks)`` for
+    ``"familiarity"`` and ``played_familiarity(world_familiarity(world), user, history_tracks)`` for
+    ``"history_familiarity"`` (one observation: add the batch axis, ``user[None]`` and so on).
 """
 
 from __future__ import annotations

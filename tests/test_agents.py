@@ -25,6 +25,7 @@ from agents.rollout import evaluation_seed, rollout
 from musicenv.artifacts import ArtifactError
 from musicenv.env import ListeningSessionEnv
 from musicenv.familiarity import RECENT_ARTISTS
+from musicenv.observation import N_LOGGED
 from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import FAMILIARITY_FEATURES, Contexts, SessionState
 
@@ -497,6 +498,9 @@ def test_response_probs_after_each_prefix_read_only_the_plays_before_it(monkeypa
     user, context = torch.randn(n, 6), torch.randn(n, 8)
     history = torch.cat([torch.randn(n, length, 5), torch.eye(3)[torch.randint(0, 3, (n, length))]], dim=-1)
     history_familiarity, candidates, familiarity = torch.randn(n, length, h), torch.randn(n, k, 5), torch.randn(n, k, h)
+    # No artist codes: every prefix's in-session columns are recomputed as zeros.
+    familiarity[..., N_LOGGED:] = 0.0
+    artists = {"pool_artists": torch.full((n, k), -1), "history_artists": torch.full((n, length), -1)}
     played = torch.ones(n, length, dtype=torch.bool)
     with torch.no_grad():
         static = model.static_input(user, context)
@@ -519,16 +523,19 @@ def test_response_probs_after_each_prefix_read_only_the_plays_before_it(monkeypa
         encoded.clear()
         with torch.no_grad():
             got = response_probs_after(
-                model, user, context, history, played, candidates, prefixes, familiarity, history_familiarity
+                model, user, context, history, played, candidates, prefixes, familiarity, history_familiarity, **artists
             )
             again = response_probs_after(
-                model, user, context, noisy, played, candidates, prefixes, familiarity, noisy_familiarity
+                model, user, context, noisy, played, candidates, prefixes, familiarity, noisy_familiarity, **artists
             )
             assert encoded == [runs, runs]
             for prefix, probs, probs_again in zip(prefixes, got, again, strict=True):
                 logits = model(static, hidden[torch.arange(n), prefix], prefix + 1, candidates, familiarity)
                 torch.testing.assert_close(probs, torch.softmax(logits, dim=-1), atol=1e-6, rtol=0)
                 assert torch.equal(probs, probs_again)
+    # Without the artists the observation's in-session columns hold for the whole history only.
+    with pytest.raises(ValueError, match="pool_artists and history_artists"):
+        response_probs_after(model, user, context, history, played, candidates, [prefixes[0]], familiarity)
 
 
 @pytest.fixture(scope="module")

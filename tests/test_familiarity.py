@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import torch
 from gymnasium.utils.env_checker import data_equivalence
@@ -126,3 +129,10 @@ def test_the_vector_env_updates_the_columns_as_build_observations_would(real_wor
             single_obs, _ = single.reset()
     assert repeats > 0, "some plays followed their artist"
     assert restored and longest > RECENT_ARTISTS + 1, "a session was restored and one ran past the window"
+
+
+def test_the_environment_modules_load_without_torch() -> None:
+    """The numpy environment and its observations never import torch (only the torch twins do, when called)."""
+    code = "import sys, musicenv.env, musicenv.vector_env, musicenv.familiarity; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

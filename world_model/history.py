@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from musicenv.familiarity import played_session_familiarity, session_familiarity
-from musicenv.world import FAMILIARITY_FEATURES, LOGGED_FAMILIARITY_FEATURES
+from musicenv.world import FAMILIARITY_FEATURES
 
 if TYPE_CHECKING:
     from world_model.sessions import SessionTable
@@ -27,9 +27,6 @@ HISTORY_FEATURES: tuple[str, ...] = FAMILIARITY_FEATURES
 familiarity (:meth:`ListeningHistory.features`), then how recently the session played the track's
 artist (:mod:`musicenv.familiarity`; :meth:`ListeningHistory.session_features` and
 :meth:`ListeningHistory.familiarity` give both)."""
-
-N_LOGGED = len(LOGGED_FAMILIARITY_FEATURES)
-"""The first columns of :data:`HISTORY_FEATURES` come from the logs; the rest from the session so far."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,7 @@ class ListeningHistory:
         return _lookup(self.artist_keys, self.artist_counts, np.asarray(listeners, np.int64) * self.n_artists + artists)
 
     def features(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-        """``(..., N_LOGGED)`` float32 logged familiarity of each (listener, track) pair (broadcast shapes)."""
+        """``(..., 7)`` float32 logged familiarity of each (listener, track) pair (broadcast shapes)."""
         return history_features(self.pair_counts(listeners, tracks), self.artist_pair_counts(listeners, tracks))
 
     def familiarity(self, listeners: np.ndarray, tracks: np.ndarray, recent_artists: np.ndarray) -> np.ndarray:
@@ -124,7 +121,7 @@ class ListeningHistory:
         )
 
     def pair_features(self, listener: int, track: int) -> np.ndarray:
-        """``(N_LOGGED,)`` float32 of one pair: :meth:`features`' numbers, bit for bit.
+        """``(7,)`` float32 of one pair: :meth:`features`' numbers, bit for bit.
 
         The single-session kernel's form: two scalar lookups and Python arithmetic instead of
         array operations, about a tenth of :meth:`features`' cost on one pair (the single env's
@@ -230,7 +227,7 @@ def _lookup(sorted_keys: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np
 
 
 def history_features(counts: np.ndarray, artist_counts: np.ndarray) -> np.ndarray:
-    """The logged columns ``(..., N_LOGGED)`` float32, of the track's and its artist's plays by response."""
+    """The logged columns ``(..., 7)`` float32 of the track's and its artist's plays by response (see the class)."""
     counts = np.asarray(counts, dtype=np.float64)
     artist_counts = np.asarray(artist_counts, dtype=np.float64)
     total = counts.sum(axis=-1)

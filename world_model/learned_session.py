@@ -891,7 +891,7 @@ class TorchLearnedSessionModel:
         return context
 
     def history_features(self, users: torch.Tensor, tracks: torch.Tensor) -> torch.Tensor:
-        """``ListeningHistory.features`` on the device: ``(..., 7)`` float32 of (listener, track) pairs."""
+        """``ListeningHistory.features`` on the device: ``(..., N_LOGGED)`` float32 of (listener, track) pairs."""
         if self.history_keys is None:
             raise ValueError("this model reads no listening history")
         shape = torch.broadcast_shapes(users.shape, tracks.shape)
