@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import error, spaces
 
-from musicenv.familiarity import RECENT_ARTISTS, recent_artists
+from musicenv.familiarity import RECENT_ARTISTS, advance_session_familiarity, recent_artist_plays, recent_artists
 from musicenv.observation import (
     N_LOGGED,
     OBSERVATION_LAYOUTS,
@@ -557,28 +557,11 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
             self.catalogue.familiarity,
         )
         if self.catalogue.familiarity is not None:
-            # What _advance_session_familiarity updates play by play.
+            # What advance_session_familiarity updates play by play.
             self._pool_artists = track_artists(self.catalogue.familiarity, self._pool)
             recent = recent_artists(track_artists(self.catalogue.familiarity, self._history_tracks[None]))[0]
-            self._recent_artist_plays = ((self._pool_artists[:, None] == recent) & (recent >= 0)).sum(axis=1)
+            self._recent_artist_plays = recent_artist_plays(self._pool_artists, recent)
         return {key: value[0] for key, value in batch.items()}
-
-    def _advance_session_familiarity(self, columns: np.ndarray, position: int) -> None:
-        """Update the candidates' in-session familiarity ``columns`` ``(M, 3)`` in place after play ``position``.
-
-        :func:`musicenv.familiarity.session_familiarity`'s numbers, kept up to date instead of
-        recomputed: "two ago" is the last "just played", and each candidate's count of recent
-        plays by its artist gains the new play and loses the one that left the window.
-        """
-        artists = self.catalogue.familiarity.track_artists
-        just_played = self._pool_artists == artists[self._history_tracks[position]]
-        columns[:, 1] = columns[:, 0]
-        columns[:, 0] = just_played
-        self._recent_artist_plays += just_played
-        if position >= RECENT_ARTISTS:
-            left = artists[self._history_tracks[position - RECENT_ARTISTS]]
-            self._recent_artist_plays -= self._pool_artists == left
-        columns[:, 2] = np.log1p(self._recent_artist_plays)
 
     def step(self, action: np.int64 | int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._done:
@@ -625,7 +608,11 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
             obs["history_mask"][position] = 1.0
             obs["history_familiarity"][position] = obs["familiarity"][slot]
             if self.catalogue.familiarity is not None:
-                self._advance_session_familiarity(obs["familiarity"][:, N_LOGGED:], position)
+                artists = self.catalogue.familiarity.track_artists
+                left = artists[self._history_tracks[position - RECENT_ARTISTS]] if position >= RECENT_ARTISTS else -1
+                # The candidates' in-session columns (a view, updated in place) follow the artist just played.
+                columns, counts = obs["familiarity"][:, N_LOGGED:], self._recent_artist_plays
+                advance_session_familiarity(columns, counts, self._pool_artists, artists[track], left)
         obs["action_mask"][slot] = 0
 
         info = {

@@ -57,6 +57,42 @@ def session_familiarity(artists: np.ndarray, recent_artists: np.ndarray) -> np.n
     return out
 
 
+def recent_artist_plays(artists: np.ndarray, recent_artists: np.ndarray) -> np.ndarray:
+    """``(...)`` int64 plays of each candidate's artist among ``recent_artists`` (``artist_recent_plays``'s count).
+
+    Shapes as for :func:`session_familiarity`.
+    """
+    recent = np.asarray(recent_artists)[..., :RECENT_ARTISTS]
+    return ((np.asarray(artists)[..., None] == recent) & (recent >= 0)).sum(axis=-1)
+
+
+def advance_session_familiarity(
+    columns: np.ndarray,
+    recent_plays: np.ndarray,
+    artists: np.ndarray,
+    played_artists: np.ndarray,
+    left_artists: np.ndarray,
+) -> None:
+    """Update the candidates' in-session ``columns`` ``(..., M, 3)`` in place after one more play of each session.
+
+    :func:`session_familiarity`'s numbers kept up to date instead of recomputed, which an
+    environment's step can afford: the old "just played" becomes "two ago", and the count of each
+    candidate's artist among the recent plays (``recent_plays`` ``(..., M)``, updated in place,
+    :func:`recent_artist_plays` at the start) gains the play and loses the one that left the window.
+    ``artists`` ``(..., M)``: the candidates' artists (``-1`` for padding); ``played_artists``
+    ``(...)``: the artist just played; ``left_artists`` ``(...)``: the artist of the play
+    :data:`RECENT_ARTISTS` plays before it (``-1`` while the session is shorter).
+    """
+    played = np.asarray(played_artists)[..., None]
+    left = np.asarray(left_artists)[..., None]
+    just_played = artists == played
+    columns[..., 1] = columns[..., 0]
+    columns[..., 0] = just_played
+    recent_plays += just_played
+    recent_plays -= (artists == left) & (left >= 0)
+    columns[..., 2] = np.log1p(recent_plays)
+
+
 def recent_artists(history_artists: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
     """``(N, RECENT_ARTISTS)`` int64: the last plays' artists, newest first.
 

@@ -15,11 +15,12 @@ import numpy as np
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
+from musicenv.familiarity import RECENT_ARTISTS, advance_session_familiarity, recent_artist_plays, recent_artists
 from musicenv.observation import (
     N_LOGGED,
     build_observations,
     candidate_familiarity,
-    candidate_session_familiarity,
+    track_artists,
     write_history_plays,
 )
 from musicenv.rewards import new_artists, play_rewards
@@ -159,6 +160,10 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         self._returns = np.zeros(n, dtype=np.float64)
         self._counts = np.zeros((n, len(COUNTS)), dtype=np.int64)
         self._members = np.zeros(n, dtype=np.int64)
+        # The pool's artists and how often each played in the last RECENT_ARTISTS plays: what the
+        # candidates' in-session familiarity columns are updated from, play by play.
+        self._pool_artists = np.full((n, size), -1, dtype=np.int64)
+        self._recent_artist_plays = np.zeros((n, size), dtype=np.int64)
         self._state: SessionState = {}
         self._obs = {
             key: np.zeros(space.shape, dtype=space.dtype) for key, space in self.observation_space.spaces.items()
@@ -222,6 +227,8 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         no_history = np.full((len(rows), self.playlist_length), -1, dtype=np.int64)
         obs["familiarity"][rows] = candidate_familiarity(catalogue.familiarity, self.users[rows], pools, no_history)
         obs["history_familiarity"][rows] = 0.0
+        self._pool_artists[rows] = track_artists(catalogue.familiarity, pools)
+        self._recent_artist_plays[rows] = 0
 
     def step(
         self, actions: np.ndarray
@@ -342,9 +349,15 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             familiarity.reshape(-1, familiarity.shape[-1])[at] = self._obs["familiarity"][rows, slots]
             if self.catalogue.familiarity is not None:
                 # The candidates' in-session columns follow the artists just played.
-                self._obs["familiarity"][rows, :, N_LOGGED:] = candidate_session_familiarity(
-                    self.catalogue.familiarity, self.pools[rows], self.history_tracks[rows]
-                )
+                artists = self.catalogue.familiarity.track_artists
+                left = np.full(len(rows), -1, dtype=np.int64)
+                full = positions >= RECENT_ARTISTS
+                left[full] = artists[self.history_tracks[rows[full], positions[full] - RECENT_ARTISTS]]
+                columns = self._obs["familiarity"][rows, :, N_LOGGED:]
+                counts = self._recent_artist_plays[rows]
+                advance_session_familiarity(columns, counts, self._pool_artists[rows], artists[tracks], left)
+                self._obs["familiarity"][rows, :, N_LOGGED:] = columns
+                self._recent_artist_plays[rows] = counts
         self._obs["action_mask"][rows, slots] = 0
 
     def _end(self, rows: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
@@ -451,6 +464,9 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             self.played,
             self.catalogue.familiarity,
         )
+        self._pool_artists = track_artists(self.catalogue.familiarity, self.pools)
+        recent = recent_artists(track_artists(self.catalogue.familiarity, self.history_tracks))
+        self._recent_artist_plays = recent_artist_plays(self._pool_artists, recent[:, None, :])
 
 
 def _state_with_rows(

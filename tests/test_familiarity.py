@@ -13,7 +13,9 @@ from musicenv.env import ListeningSessionEnv
 from musicenv.familiarity import (
     RECENT_ARTISTS,
     advance_recent_artists,
+    advance_session_familiarity,
     played_session_familiarity,
+    recent_artist_plays,
     recent_artists,
     session_familiarity,
     torch_advance_recent_artists,
@@ -97,9 +99,14 @@ def test_the_vector_env_updates_the_columns_as_build_observations_would(real_wor
     lone_obs, _ = lone.reset(seed=2)
     rng = np.random.default_rng(0)
     repeats, longest, restored = 0, 0, False
-    for _ in range(60):
+    for step in range(60):
         actions = repeat_artist_policy(artists, envs.pools, envs.history_tracks, obs["action_mask"], rng)
         obs, *_ = envs.step(actions)
+        longest = max(longest, int(envs.lengths.max()))
+        if step == 12:
+            vector_state = envs.get_state()
+            envs = ListeningSessionVectorEnv(4, world=world)
+            envs.set_state(vector_state)
         rebuilt = build_observations(
             world.track_features,
             world.user_features,
@@ -136,3 +143,20 @@ def test_the_environment_modules_load_without_torch() -> None:
     code = "import sys, musicenv.env, musicenv.vector_env, musicenv.familiarity; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_incremental_update_equals_the_columns_recomputed_after_every_play() -> None:
+    """advance_session_familiarity, play after play past the window, on pools with padding: what
+    session_familiarity gives against the recent artists after each play, bit for bit."""
+    rng = np.random.default_rng(3)
+    pools = rng.integers(0, 4, size=(3, 6))
+    pools[:, -1] = -1  # padding
+    plays = rng.integers(0, 4, size=(3, 2 * RECENT_ARTISTS))
+    recent = np.full((3, RECENT_ARTISTS), -1)
+    columns = session_familiarity(pools, recent[:, None, :])
+    counts = recent_artist_plays(pools, recent[:, None, :])
+    for t in range(plays.shape[1]):
+        left = plays[:, t - RECENT_ARTISTS] if t >= RECENT_ARTISTS else np.full(3, -1)
+        advance_session_familiarity(columns, counts, pools, plays[:, t], left)
+        recent = advance_recent_artists(recent, plays[:, t])
+        np.testing.assert_array_equal(columns, session_familiarity(pools, recent[:, None, :]))

@@ -120,8 +120,8 @@ class ListeningHistory:
             [self.features(listeners, tracks), session_familiarity(self.track_artists[tracks], recent_artists)], axis=-1
         )
 
-    def pair_features(self, listener: int, track: int) -> np.ndarray:
-        """``(7,)`` float32 of one pair: :meth:`features`' numbers, bit for bit.
+    def pair_features(self, listener: int, track: int) -> list[float]:
+        """The 7 logged columns of one pair as Python floats: :meth:`features`' numbers, bit for bit once float32.
 
         The single-session kernel's form: two scalar lookups and Python arithmetic instead of
         array operations, about a tenth of :meth:`features`' cost on one pair (the single env's
@@ -133,18 +133,15 @@ class ListeningHistory:
         )
         total, artist_total = c0 + c1 + c2, a0 + a1 + a2
         scale, artist_scale = max(total, 1.0), max(artist_total, 1.0)
-        return np.array(
-            [
-                float(total > 0),
-                math.log1p(total),
-                c2 / scale,
-                c0 / scale,
-                math.log1p(artist_total),
-                a2 / artist_scale,
-                a0 / artist_scale,
-            ],
-            dtype=np.float32,
-        )
+        return [
+            float(total > 0),
+            math.log1p(total),
+            c2 / scale,
+            c0 / scale,
+            math.log1p(artist_total),
+            a2 / artist_scale,
+            a0 / artist_scale,
+        ]
 
     def session_features(self, sessions: SessionTable) -> np.ndarray:
         """``(S, L, len(HISTORY_FEATURES))`` float32: each play's familiarity as the model reads it.

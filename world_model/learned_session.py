@@ -653,11 +653,10 @@ class LearnedSingleSession:
     def _familiarity(self, track: int) -> np.ndarray:
         """``ListeningHistory.familiarity`` of the listener with ``track`` now, bit for bit, on Python numbers."""
         history = self.model.history
-        artist = int(history.track_artists[track])
+        artist = int(history.track_artists[track])  # a code >= 0: never the -1 of an empty slot
         recent = self._recent
-        n_recent = sum(1 for played in recent[:RECENT_ARTISTS] if played == artist and played >= 0)
-        in_session = [float(recent[0] == artist >= 0), float(recent[1] == artist >= 0), math.log1p(n_recent)]
-        return np.concatenate([history.pair_features(self._user, track), np.array(in_session, dtype=np.float32)])
+        in_session = [float(recent[0] == artist), float(recent[1] == artist), math.log1p(recent.count(artist))]
+        return np.array(history.pair_features(self._user, track) + in_session, dtype=np.float32)
 
     def _gru_step(self, track: int, response: int, familiarity: np.ndarray | None) -> np.ndarray:
         """LearnedSessionModel._numpy_step for one session (``familiarity``: the played track's history row)."""
