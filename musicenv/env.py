@@ -559,8 +559,11 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
         if self.catalogue.familiarity is not None:
             # What advance_session_familiarity updates play by play.
             self._pool_artists = track_artists(self.catalogue.familiarity, self._pool)
-            recent = recent_artists(track_artists(self.catalogue.familiarity, self._history_tracks[None]))[0]
-            self._recent_artist_plays = recent_artist_plays(self._pool_artists, recent)
+            if self._length:
+                recent = recent_artists(track_artists(self.catalogue.familiarity, self._history_tracks[None]))[0]
+                self._recent_artist_plays = recent_artist_plays(self._pool_artists, recent)
+            else:
+                self._recent_artist_plays = np.zeros(self.pool_size, dtype=np.int64)
         return {key: value[0] for key, value in batch.items()}
 
     def step(self, action: np.int64 | int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:

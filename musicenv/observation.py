@@ -167,7 +167,9 @@ def candidate_familiarity(
         return out
     out[..., :N_LOGGED] = familiarity.features(np.asarray(users)[:, None], np.where(valid, pools, 0))
     out[~valid] = 0.0
-    out[..., N_LOGGED:] = candidate_session_familiarity(familiarity, pools, history_tracks)
+    # Before the first play (every reset) the in-session columns are zeros.
+    if (np.asarray(history_tracks) >= 0).any():
+        out[..., N_LOGGED:] = candidate_session_familiarity(familiarity, pools, history_tracks)
     return out
 
 
