@@ -14,7 +14,7 @@ from fakes import FakeGroundTruth, LayoutWorld
 from agents.ahdqn import AHDQN, AHDQNLearner
 from agents.base import make_agent
 from agents.config import SELECTION_SEED, AHDQNConfig, TrainConfig
-from agents.networks import ActionHeadQNetwork, observation_tensors
+from agents.networks import ActionHeadQNetwork
 from agents.rollout import rollout
 from musicenv.vector_env import ListeningSessionVectorEnv
 
@@ -92,7 +92,7 @@ def test_action_value_penalty_is_the_mean_square_of_the_action_head(world: Layou
     batch = plain.replay.batch(np.arange(16))
     loss, _ = plain.td_loss(batch)
     penalised_loss, _ = penalised.td_loss(batch)
-    tensors = observation_tensors(batch.next_observations, "cpu")
+    tensors = plain.tables.tensors(**batch.next_state)  # with the artist codes a shorter prefix needs
     lengths = torch.as_tensor(batch.lengths)
     ((candidates, _),) = plain.agent.candidate_inputs(tensors, [lengths])
     (state,) = plain.online.states(tensors["user"], tensors["context"], tensors["history"], lengths)
