@@ -61,6 +61,15 @@ ensemble (:class:`~world_model.user_model.UserModelConfig`), to compare ensemble
 logs: how far two builds' figures are from each other is the smallest difference a comparison of
 one build against another can resolve (lines of another build than 0 end their prefix with
 ``world_seed=<w>``, and the table gets a ``world_seed`` column).
+
+``--truth-ablate`` switches effects of the ground truth's response model off
+(:meth:`~musicenv.groundtruth.config.GroundTruthConfig.ablate`, names from
+:data:`~musicenv.groundtruth.config.EFFECTS`), for every case: the world is then learned from,
+and judged against, a ground truth without them. Comparing a case with and without an effect
+measures how much of the learned world's error that effect causes (the ablated truth is no longer
+calibrated to the MSSD; it is a diagnostic, not a default world)::
+
+    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --truth-ablate satiation,acoustic_transitions
 """
 
 from __future__ import annotations
@@ -90,6 +99,7 @@ from agents.report import markdown_table
 from agents.train import make_learner
 from musicenv.artifacts import write_atomic, write_json_atomic
 from musicenv.groundtruth import GroundTruthWorld
+from musicenv.groundtruth.config import EFFECTS, GroundTruthConfig
 from world_model.cross_fit import cross_log_seed, cross_responder
 from world_model.metrics import lift_ratio, response_metrics
 from world_model.user_model import UserModelConfig, logged_response_probs
@@ -209,7 +219,7 @@ def case_figures(
         ensemble_size=args.ensemble_size, shared_trunk=args.shared_trunk, member_holdout=not args.shared_holdout
     )
     config = WorldConfig(user_model=user_model, seed=world_seed)
-    truth = GroundTruthWorld(seed=seed)
+    truth = GroundTruthWorld(seed=seed, config=GroundTruthConfig().ablate(*args.truth_ablate))
     bar.set_postfix_str(f"seed {seed}, {sessions:,} sessions: learning the world")
     log = truth.simulate_logs(sessions, seed=DEFAULT_LOG_SEED)
     started = time.perf_counter()
@@ -245,6 +255,7 @@ def case_figures(
         "world_seed": world_seed,
         "ensemble_size": args.ensemble_size,
         "shared_trunk": args.shared_trunk,
+        "truth_ablated": ",".join(args.truth_ablate) or "none",
     }
     true, predicted = evaluation.fidelity, evaluation.cross_fidelity
     assert true is not None and predicted is not None
@@ -338,6 +349,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="every member holds out the same validation sessions (UserModelConfig.member_holdout off)",
     )
+    parser.add_argument(
+        "--truth-ablate",
+        type=names,
+        default=[],
+        help=f"ground-truth effects switched off in every case (a diagnostic; of {', '.join(EFFECTS)})",
+    )
     parser.add_argument("--out", type=Path, default=Path("fidelity_out/figures.csv"), help="CSV of every figure")
     args = parser.parse_args(argv)
     if args.out.is_dir():
@@ -354,6 +371,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(
             f"--seeds must be non-negative and given, --ahdqn-steps non-negative: {args.seeds}, {args.ahdqn_steps}"
         )
+    unknown = sorted(set(args.truth_ablate) - set(EFFECTS))
+    if unknown:
+        parser.error(f"--truth-ablate: unknown effects {unknown}; known: {', '.join(EFFECTS)}")
     if "greedy_learned" not in args.agents or "random" not in args.agents or "greedy_truth" not in args.agents:
         parser.error("--agents must include random, greedy_learned and greedy_truth (the figures read them)")
     return args
@@ -363,6 +383,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
     cases = [(s, n, w) for s in args.seeds for n in args.sessions for w in args.world_seeds]
+    if args.truth_ablate:
+        print(f"truth_ablated={','.join(args.truth_ablate)}", flush=True)
     rows = []
     started = time.perf_counter()
     with tqdm(cases, unit="case", desc="fidelity") as bar:
@@ -371,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(figures)
             prefix = f"seed={seed} sessions={sessions}" + (f" world_seed={world_seed}" if world_seed else "")
             for name, value in figures.items():
-                if name not in ("seed", "sessions", "world_seed", "ensemble_size", "shared_trunk"):
+                if name not in ("seed", "sessions", "world_seed", "ensemble_size", "shared_trunk", "truth_ablated"):
                     emit(prefix, name, value)
             frame = pd.DataFrame(rows)
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -266,6 +266,7 @@ def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.Capture
         (["--ahdqn-steps", "-5"], "--ahdqn-steps"),
         (["--ensemble-size", "0"], "--ensemble-size"),
         (["--world-seeds", "-1"], "--world-seeds"),
+        (["--truth-ablate", "mood,weather"], "--truth-ablate"),
     ],
 )
 def test_fidelity_benchmark_refuses_bad_arguments_naming_them(
