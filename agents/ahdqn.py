@@ -182,8 +182,8 @@ class AHDQN(Agent):
             prefixes,
             tensors.get("familiarity"),
             tensors.get("history_familiarity"),
-            pool_artists=tensors.get("pool_artists"),
-            history_artists=tensors.get("history_artists"),
+            pool_codes=tensors.get("pool_codes"),
+            history_codes=tensors.get("history_codes"),
         )
 
     def with_probs(self, candidates: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from agents.base import Agent, Observation, masked_argmax, read_json, write_json
-from musicenv.familiarity import torch_recent_artists, torch_session_familiarity
+from musicenv.familiarity import torch_recent_codes, torch_session_familiarity
 from musicenv.observation import N_LOGGED
 from musicenv.rewards import RewardConfig
 from musicenv.world import World, member_disagreement
@@ -204,8 +204,8 @@ def response_probs_after(
     familiarity: torch.Tensor | None = None,
     history_familiarity: torch.Tensor | None = None,
     members: bool = False,
-    pool_artists: torch.Tensor | None = None,
-    history_artists: torch.Tensor | None = None,
+    pool_codes: torch.Tensor | None = None,
+    history_codes: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """The model's ``(N, M, 3)`` float32 probabilities of the candidates after each prefix of the sessions.
 
@@ -217,17 +217,17 @@ def response_probs_after(
     ``familiarity`` ``(N, M, k)`` and ``history_familiarity`` ``(N, L, k)``: the observation's
     familiarity rows of the candidates and of the played tracks (None: never played). The
     candidates' rows are the observation's, whose in-session columns follow its whole history:
-    to score after a shorter prefix, pass ``pool_artists`` ``(N, M)`` and ``history_artists``
-    ``(N, L)`` (artist codes, ``-1`` for padding; :meth:`~agents.networks.FeatureTables.tensors`
+    to score after a shorter prefix, pass ``pool_codes`` ``(N, M)`` and ``history_codes``
+    ``(N, L)`` (play codes, ``-1`` for padding; :meth:`~agents.networks.FeatureTables.tensors`
     gives them) and those columns are recomputed for each prefix; without them a prefix shorter
     than the history is refused (the columns would be the whole history's). The probabilities are the
     ensemble members' mean, or with ``members=True`` each member's, ``(N, M, E, 3)``.
     """
-    if familiarity is not None and (pool_artists is None or history_artists is None):
+    if familiarity is not None and (pool_codes is None or history_codes is None):
         plays = played.sum(dim=1)
         if any(not torch.equal(n, plays) for n in lengths):
             raise ValueError(
-                "response_probs_after: lengths shorter than the history need pool_artists and history_artists "
+                "response_probs_after: lengths shorter than the history need pool_codes and history_codes "
                 "(the observation's in-session familiarity columns follow its whole history)"
             )
     prefixes = [n for n in lengths if n.numel()]
@@ -241,9 +241,9 @@ def response_probs_after(
     rows = torch.arange(len(user), device=user.device)
 
     def familiarity_after(n: torch.Tensor) -> torch.Tensor | None:
-        if familiarity is None or pool_artists is None or history_artists is None:
+        if familiarity is None or pool_codes is None or history_codes is None:
             return familiarity
-        in_session = torch_session_familiarity(pool_artists, torch_recent_artists(history_artists, n)[:, None, :])
+        in_session = torch_session_familiarity(pool_codes, torch_recent_codes(history_codes, n)[:, None, :])
         return torch.cat([familiarity[..., :N_LOGGED], in_session.to(familiarity.dtype)], dim=-1)
 
     member_probs = [

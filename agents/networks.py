@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.base import Observation
-from musicenv.observation import candidate_familiarity, played_familiarity, track_artists
+from musicenv.observation import candidate_familiarity, played_familiarity, track_play_codes
 from musicenv.world import Familiarity
 
 N_RESPONSES = 3
@@ -110,9 +110,10 @@ class FeatureTables:
     ) -> dict[str, torch.Tensor]:
         """What :func:`observation_tensors` gives for the same sessions (arguments as for ``build_observations``).
 
-        Also ``"pool_artists"`` ``(N, M)`` and ``"history_artists"`` ``(N, L)``, the artist codes
-        (``-1``: padding) with which :func:`~agents.baselines.response_probs_after` rescores the
-        candidates after a shorter prefix than the history.
+        Also ``"pool_codes"`` ``(N, M)`` and ``"history_codes"`` ``(N, L)``, the play codes
+        (artist and genre, :func:`musicenv.familiarity.play_codes`; ``-1``: padding) with which
+        :func:`~agents.baselines.response_probs_after` rescores the candidates after a shorter
+        prefix than the history.
         """
         device = self.device
         pools_t = torch.as_tensor(pools, device=device)
@@ -140,9 +141,9 @@ class FeatureTables:
             "history_familiarity": torch.as_tensor(
                 played_familiarity(self.familiarity, users, history_tracks), device=device
             ),
-            # Artist codes (-1: padding), to rescore the candidates after a shorter prefix.
-            "pool_artists": torch.as_tensor(track_artists(self.familiarity, pools), device=device),
-            "history_artists": torch.as_tensor(track_artists(self.familiarity, history_tracks), device=device),
+            # Play codes (-1: padding), to rescore the candidates after a shorter prefix.
+            "pool_codes": torch.as_tensor(track_play_codes(self.familiarity, pools), device=device),
+            "history_codes": torch.as_tensor(track_play_codes(self.familiarity, history_tracks), device=device),
         }
 
 

@@ -11,7 +11,8 @@ stage               what runs
 ``retrieval``       ``Retrieval.fit``: implicit ALS with 64 factors and the Annoy index
                     (``als_seconds`` and ``annoy_seconds`` split its time)
 ``pools``           candidate pools of M = 100 tracks for ``--pool-users`` users
-``features``        the learned world's track and user features (``learn_features``)
+``features``        the learned world's track and user features (``learn_features``) and the
+                    tracks' genres (``track_genres``)
 ``user_model``      the user-response model trained for one epoch (``train_user_model``)
 ==================  ==========================================================================
 
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
+    from world_model.genres import track_genres
     from world_model.retrieval import Retrieval
     from world_model.sessions import SessionTable
     from world_model.user_model import train_user_model
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         features = learn_features(
             log, sessions, retrieval, retrieval_config, config.leave_session_out, config.track_folds, args.seed
         )
+        genres, _ = track_genres(log.tracks, retrieval.track_vectors, args.seed)
     timed(
         "user_model",
         lambda: train_user_model(
@@ -172,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             session_user_features=features.session_user_features,
             session_track_features=features.session_track_features,
             track_artists=log.track_artist_codes(),
+            track_genres=genres,
         ),
     )
     print(f"total_seconds={time.perf_counter() - total:.2f}")

@@ -83,7 +83,7 @@ def batch_timings(model: LearnedSessionModel, state: SessionState, tracks: np.nd
     history = None
     if model.history is not None:
         history = torch.as_tensor(
-            model.history.familiarity(state["users"][:, None], tracks, state["recent_artists"][:, None])
+            model.history.familiarity(state["users"][:, None], tracks, state["recent_codes"][:, None])
         )
     device_model = model.torch_session_model("cpu")
     device_state, device_tracks = device_model.from_numpy(state), torch.as_tensor(tracks)

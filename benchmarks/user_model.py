@@ -49,6 +49,7 @@ from musicenv.groundtruth import GroundTruthWorld
 from musicenv.groundtruth.simulate import SimulatedSessions, log_frames
 from musicenv.rewards import RewardConfig
 from musicenv.world import Contexts, is_eval_user, member_disagreement
+from world_model.genres import track_genres
 from world_model.history import ListeningHistory
 from world_model.learned_session import LearnedSessionModel
 from world_model.metrics import binary_log_loss, lift_ratio, response_metrics
@@ -121,13 +122,13 @@ def held_out_sessions(
 
 
 def held_out_familiarity(history: ListeningHistory, held_out: SessionTable) -> np.ndarray:
-    """``(S, L, 10)`` what a world knows of each held-out play's (listener, track): its logged plays
-    (the held-out sessions themselves are in no log), then its artist's earlier plays in the
-    session; zeros where nothing was played."""
+    """``(S, L, 12)`` what a world knows of each held-out play's (listener, track): its logged plays
+    (the held-out sessions themselves are in no log), then its artist's and genre's earlier plays
+    in the session; zeros where nothing was played."""
     mask = held_out.play_mask()
     tracks = np.maximum(held_out.tracks, 0)
     logged = history.features(held_out.listeners[:, None], tracks)
-    in_session = played_session_familiarity(np.where(mask, history.track_artists[tracks], -1))
+    in_session = played_session_familiarity(np.where(mask, history.play_codes[tracks], -1))
     features = np.concatenate([logged, in_session], axis=-1)
     features[~mask] = 0.0
     return features
@@ -195,7 +196,7 @@ def path_timings(session_model: LearnedSessionModel) -> None:
     emit(
         "torch_us_advance_b1",
         call_microseconds(
-            lambda: session_model._torch_step(state["hidden"], track, response, users, state["recent_artists"])
+            lambda: session_model._torch_step(state["hidden"], track, response, users, state["recent_codes"])
         ),
     )
     emit("numpy_us_leave_probs_b1", call_microseconds(lambda: session_model.leave_probs(state)))
@@ -228,6 +229,7 @@ def mssd_smoke() -> None:
         log = load_mssd(path)
     retrieval_config = RetrievalConfig(factors=8, n_trees=2)
     retrieval = Retrieval.fit(log, retrieval_config)
+    genres, _ = track_genres(log.tracks, retrieval.track_vectors)
     sessions = SessionTable.from_log(log)
     features = features_of(log, sessions, retrieval, retrieval_config)
     track_features, user_features = features.track_features, features.user_features
@@ -243,11 +245,12 @@ def mssd_smoke() -> None:
         session_user_features=features.session_user_features,
         session_track_features=features.session_track_features,
         track_artists=log.track_artist_codes(),
+        track_genres=genres,
     )
     session_history = None
     if model.history_dim:
         session_history = ListeningHistory.from_sessions(
-            sessions, log.n_tracks, log.track_artist_codes()
+            sessions, log.n_tracks, log.track_artist_codes(), genres
         ).session_features(sessions)
     probs = logged_response_probs(
         model,
@@ -284,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     retrieval_config = RetrievalConfig()
     retrieval = Retrieval.fit(log, retrieval_config)
+    genres, _ = track_genres(log.tracks, retrieval.track_vectors)
     emit("retrieval_seconds", time.perf_counter() - started)
     config = UserModelConfig(ensemble_size=args.ensemble_size)
     sessions = SessionTable.from_log(log, config.max_session_length)
@@ -298,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     held_out, oracle_probs, oracle_leave = held_out_sessions(
         gt, future, sessions.listener_ids, config.max_session_length
     )
-    history = ListeningHistory.from_sessions(sessions, log.n_tracks, log.track_artist_codes())
+    history = ListeningHistory.from_sessions(sessions, log.n_tracks, log.track_artist_codes(), genres)
     held_out_history = held_out_familiarity(history, held_out)
     mask = held_out.play_mask()
     responses = held_out.responses[mask]
@@ -322,6 +326,7 @@ def main(argv: list[str] | None = None) -> None:
             session_user_features=features.session_user_features,
             session_track_features=features.session_track_features,
             track_artists=log.track_artist_codes(),
+            track_genres=genres,
         )
         emit(f"{prefix}train_seconds", training.train_seconds)
         emit(f"{prefix}epochs", training.epochs)

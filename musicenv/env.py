@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import error, spaces
 
-from musicenv.familiarity import RECENT_ARTISTS, advance_session_familiarity, recent_artist_plays, recent_artists
+from musicenv.familiarity import RECENT_PLAYS, advance_session_familiarity, recent_codes, recent_matches
 from musicenv.observation import (
     N_LOGGED,
     OBSERVATION_LAYOUTS,
@@ -20,7 +20,7 @@ from musicenv.observation import (
     build_observations,
     compact_observation_space,
     observation_space,
-    track_artists,
+    track_play_codes,
 )
 from musicenv.responders import (
     DEFAULT_PESSIMISM,
@@ -277,15 +277,17 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
     | `history_mask` | `(L,)`             | float32 | 1.0 where a track was played                         |
     | `candidates`   | `(M, d_track)`     | float32 | the pool's track features, zero rows for padding     |
     | `action_mask`  | `(M,)`             | int8    | 1 where the slot can be played                       |
-    | `familiarity`  | `(M, 10)`          | float32 | the listener's past plays, completions and skips of  |
+    | `familiarity`  | `(M, 12)`          | float32 | the listener's past plays, completions and skips of  |
     |                |                    |         | each candidate and of its artist in the world's logs |
     |                |                    |         | (7 columns), then whether its artist made the last   |
-    |                |                    |         | play, the one before, and how many of the last 8     |
-    |                |                    |         | (3, :mod:`musicenv.familiarity`, refreshed after each|
-    |                |                    |         | play): what the learned user model reads             |
+    |                |                    |         | play, the one before, and how many of the last 8,    |
+    |                |                    |         | whether its genre made the last play and how much of |
+    |                |                    |         | it the last 8 held (5, :mod:`musicenv.familiarity`,  |
+    |                |                    |         | refreshed after each play): what the learned user    |
+    |                |                    |         | model reads                                          |
     |                |                    |         | (:data:`musicenv.world.FAMILIARITY_FEATURES`); zero  |
     |                |                    |         | rows for padding                                     |
-    | `history_familiarity` | `(L, 10)`   | float32 | the same for each played track, in order, as it was  |
+    | `history_familiarity` | `(L, 12)`   | float32 | the same for each played track, in order, as it was  |
     |                |                    |         | when the track was picked                            |
 
     The feature boxes are bounded by the world's feature tables (and 0). Every call returns new
@@ -558,12 +560,9 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
         )
         if self.catalogue.familiarity is not None:
             # What advance_session_familiarity updates play by play.
-            self._pool_artists = track_artists(self.catalogue.familiarity, self._pool)
-            if self._length:
-                recent = recent_artists(track_artists(self.catalogue.familiarity, self._history_tracks[None]))[0]
-                self._recent_artist_plays = recent_artist_plays(self._pool_artists, recent)
-            else:
-                self._recent_artist_plays = np.zeros(self.pool_size, dtype=np.int64)
+            self._pool_codes = track_play_codes(self.catalogue.familiarity, self._pool)
+            recent = recent_codes(track_play_codes(self.catalogue.familiarity, self._history_tracks[None]))[0]
+            self._recent_matches = recent_matches(self._pool_codes, recent)
         return {key: value[0] for key, value in batch.items()}
 
     def step(self, action: np.int64 | int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -611,11 +610,11 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
             obs["history_mask"][position] = 1.0
             obs["history_familiarity"][position] = obs["familiarity"][slot]
             if self.catalogue.familiarity is not None:
-                artists = self.catalogue.familiarity.track_artists
-                left = artists[self._history_tracks[position - RECENT_ARTISTS]] if position >= RECENT_ARTISTS else -1
-                # The candidates' in-session columns (a view, updated in place) follow the artist just played.
-                columns, counts = obs["familiarity"][:, N_LOGGED:], self._recent_artist_plays
-                advance_session_familiarity(columns, counts, self._pool_artists, artists[track], left)
+                codes = self.catalogue.familiarity.play_codes
+                left = codes[self._history_tracks[position - RECENT_PLAYS]] if position >= RECENT_PLAYS else -1
+                # The candidates' in-session columns (a view, updated in place) follow the track just played.
+                columns, matches = obs["familiarity"][:, N_LOGGED:], self._recent_matches
+                advance_session_familiarity(columns, matches, self._pool_codes, codes[track], left)
         obs["action_mask"][slot] = 0
 
         info = {

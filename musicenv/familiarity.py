@@ -1,4 +1,4 @@
-"""A listener's familiarity with a candidate *within the session*: how recently its artist played.
+"""A listener's familiarity with a candidate *within the session*: how recently its artist and its genre played.
 
 The observations' ``"familiarity"`` rows (:data:`musicenv.world.FAMILIARITY_FEATURES`) end with
 :data:`SESSION_FAMILIARITY_FEATURES`, the columns that change as the session goes on:
@@ -9,20 +9,34 @@ The observations' ``"familiarity"`` rows (:data:`musicenv.world.FAMILIARITY_FEAT
     1.0 when the play before that was.
 ``artist_recent_plays``
     ``log(1 + n)`` for the ``n`` plays of the candidate's artist among the session's last
-    :data:`RECENT_ARTISTS` plays.
+    :data:`RECENT_PLAYS` plays.
+``genre_just_played``
+    1.0 when the previous play was of the candidate's genre.
+``genre_exposure``
+    the plays of the candidate's genre among the last :data:`RECENT_PLAYS`, each weighted by
+    :data:`GENRE_DECAY` to the power of how many plays ago it was (1 for the previous play, 0.8
+    for the one before, ...): how much of the genre the listener has just heard.
 
-Why: listeners tire of an artist played just before. In the default ground-truth world's logs a
-play whose artist also made the previous play is skipped 70% of the time against 57% otherwise,
-and the logged columns (the listener's past with the track and artist in *other* sessions) cannot
-show it; without these columns the learned world over-rated a greedy agent's picks most where it
-played one artist twice in a row (``benchmarks/RESULTS.md``, "Artist repetition within a
-session").
+Why: listeners tire of an artist played just before, and of a genre heard again and again. In
+the default ground-truth world's logs a play whose artist also made the previous play is skipped
+70% of the time against 57% otherwise, and the logged columns (the listener's past with the track
+and artist in *other* sessions) cannot show it; without the artist columns the learned world
+over-rated a greedy agent's picks most where it played one artist twice in a row, and with them
+it still ranked agents as if a listener never tired of a genre (``benchmarks/RESULTS.md``,
+"Artist repetition within a session" and "Which effects of the truth the learned world misses").
 
-Everything here reads artist codes only (the world's ``track_artists``, one per track index,
-``-1`` never matches): the session's recent artists newest first (``-1`` where the session has
-fewer plays), as the learned world's session state keeps them (``"recent_artists"``), or the played
-tracks' artists in play order, as an observation's history gives them. Numpy and torch twins give
-the same numbers.
+Play codes
+    Everything here reads one integer per track, its *play code*: the artist code shifted left
+    by :data:`GENRE_BITS` bits, or'ed with the genre code (:func:`play_codes`); ``-1`` (padding,
+    an empty slot) never matches. A session's recent plays are kept as their codes newest first
+    (``-1`` where the session has fewer plays), as the learned world's session state keeps them
+    (``"recent_codes"``), or given in play order, as an observation's history gives them. A
+    world's genres are the tracks table's ``genre`` column where every track has one, else
+    clusters of the tracks' ALS vectors (:mod:`world_model.genres`).
+
+Numpy and torch twins give the same numbers: ``genre_exposure`` is read from a table indexed by
+the bit mask of which recent plays matched, so every path (recomputed, updated play by play, on
+Python numbers or on tensors) gives it bit for bit.
 """
 
 from __future__ import annotations
@@ -34,126 +48,202 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-SESSION_FAMILIARITY_FEATURES: tuple[str, ...] = ("artist_just_played", "artist_played_two_ago", "artist_recent_plays")
+SESSION_FAMILIARITY_FEATURES: tuple[str, ...] = (
+    "artist_just_played",
+    "artist_played_two_ago",
+    "artist_recent_plays",
+    "genre_just_played",
+    "genre_exposure",
+)
 """The in-session columns of a familiarity row, in order (the module docstring)."""
 
-RECENT_ARTISTS = 8
-"""Plays back that ``artist_recent_plays`` counts (and a session state remembers)."""
+RECENT_PLAYS = 8
+"""Plays back that the in-session columns look (and a session state remembers)."""
+
+GENRE_BITS = 16
+"""Low bits of a play code that hold the genre: genre codes are below ``2**GENRE_BITS - 1`` (the
+low bits of ``-1``, padding, are all ones, so padding never matches a genre)."""
+
+GENRE_DECAY = 0.8
+"""Weight of a genre play per play since (``genre_exposure``): a half-life of about three plays."""
+
+GENRE_MASK = (1 << GENRE_BITS) - 1
+"""A play code's genre bits: ``code & GENRE_MASK`` is its genre, ``code >> GENRE_BITS`` its artist."""
+
+GENRE_EXPOSURE = (
+    ((np.arange(1 << RECENT_PLAYS)[:, None] >> np.arange(RECENT_PLAYS)) & 1) @ GENRE_DECAY ** np.arange(RECENT_PLAYS)
+).astype(np.float32)
+"""``(2**RECENT_PLAYS,)`` float32 ``genre_exposure`` of every mask of matches (bit j: the play
+j + 1 plays ago was of the candidate's genre)."""
 
 
-def session_familiarity(artists: np.ndarray, recent_artists: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` float32 :data:`SESSION_FAMILIARITY_FEATURES` of candidate ``artists`` ``(...)``.
+def play_codes(artists: np.ndarray, genres: np.ndarray) -> np.ndarray:
+    """``(...)`` int64 play codes of tracks by ``artists`` (codes >= 0) in ``genres`` (codes in
+    ``[0, 2**GENRE_BITS - 1)``)."""
+    artists = np.asarray(artists, dtype=np.int64)
+    genres = np.asarray(genres, dtype=np.int64)
+    if artists.size and artists.min() < 0:
+        raise ValueError(f"artist codes must be >= 0, got {artists.min()}")
+    if genres.size and (genres.min() < 0 or genres.max() >= GENRE_MASK):
+        raise ValueError(f"genre codes must lie in [0, {GENRE_MASK - 1}], got [{genres.min()}, {genres.max()}]")
+    return (artists << GENRE_BITS) | genres
 
-    ``recent_artists`` ``(..., R)``: the session's last ``R`` (at least 2) plays' artists, newest
-    first, ``-1`` for none; its leading axes broadcast against ``artists``' (a session's ``(B, 1,
-    R)`` against its candidates' ``(B, K)``).
+
+def _matches(codes: np.ndarray, recent_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(..., R)`` bool: the recent plays by each candidate's artist, and those of its genre."""
+    codes = np.asarray(codes, dtype=np.int64)[..., None]
+    recent = np.asarray(recent_codes, dtype=np.int64)[..., :RECENT_PLAYS]
+    played = recent >= 0
+    artist = ((codes >> GENRE_BITS) == (recent >> GENRE_BITS)) & played
+    genre = ((codes & GENRE_MASK) == (recent & GENRE_MASK)) & played
+    return artist, genre
+
+
+def _genre_masks(genre_matches: np.ndarray) -> np.ndarray:
+    """``(...)`` int64 bit masks of ``(..., R)`` matches (bit j: the play j + 1 plays ago)."""
+    return (genre_matches.astype(np.int64) << np.arange(genre_matches.shape[-1])).sum(axis=-1)
+
+
+def session_familiarity(codes: np.ndarray, recent_codes: np.ndarray) -> np.ndarray:
+    """``(..., 5)`` float32 :data:`SESSION_FAMILIARITY_FEATURES` of candidates' play ``codes`` ``(...)``.
+
+    ``recent_codes`` ``(..., R)``: the session's last ``R`` (at least 2) plays' codes, newest
+    first, ``-1`` for none; its leading axes broadcast against ``codes``' (a session's ``(B, 1,
+    R)`` against its candidates' ``(B, K)``). A candidate code of ``-1`` (padding) gives zeros
+    only where no play matches it; callers zero padding rows themselves.
     """
-    recent = np.asarray(recent_artists)[..., :RECENT_ARTISTS]
-    match = (np.asarray(artists)[..., None] == recent) & (recent >= 0)
-    out = np.empty((*match.shape[:-1], len(SESSION_FAMILIARITY_FEATURES)), dtype=np.float32)
-    out[..., 0] = match[..., 0]
-    out[..., 1] = match[..., 1]
-    out[..., 2] = np.log1p(match.sum(axis=-1))
+    artist, genre = _matches(codes, recent_codes)
+    return _columns(artist[..., 0], artist[..., 1], artist.sum(axis=-1), _genre_masks(genre))
+
+
+def _columns(just: np.ndarray, two_ago: np.ndarray, artist_plays: np.ndarray, genre_masks: np.ndarray) -> np.ndarray:
+    out = np.empty((*just.shape, len(SESSION_FAMILIARITY_FEATURES)), dtype=np.float32)
+    out[..., 0] = just
+    out[..., 1] = two_ago
+    out[..., 2] = np.log1p(artist_plays)
+    out[..., 3] = genre_masks & 1
+    out[..., 4] = GENRE_EXPOSURE[genre_masks]
     return out
 
 
-def recent_artist_plays(artists: np.ndarray, recent_artists: np.ndarray) -> np.ndarray:
-    """``(...)`` int64 plays of each candidate's artist among ``recent_artists`` (``artist_recent_plays``'s count).
+def recent_matches(codes: np.ndarray, recent_codes: np.ndarray) -> np.ndarray:
+    """``(..., 2)`` int64 of each candidate: the plays of its artist among ``recent_codes``, and
+    the bit mask of which recent plays were of its genre (bit j: the play j + 1 plays ago).
 
-    Shapes as for :func:`session_familiarity`.
+    What :func:`advance_session_familiarity` keeps up to date; shapes as for :func:`session_familiarity`.
     """
-    recent = np.asarray(recent_artists)[..., :RECENT_ARTISTS]
-    return ((np.asarray(artists)[..., None] == recent) & (recent >= 0)).sum(axis=-1)
+    artist, genre = _matches(codes, recent_codes)
+    return np.stack([artist.sum(axis=-1), _genre_masks(genre)], axis=-1)
 
 
 def advance_session_familiarity(
     columns: np.ndarray,
-    recent_plays: np.ndarray,
-    artists: np.ndarray,
-    played_artists: np.ndarray,
-    left_artists: np.ndarray,
+    matches: np.ndarray,
+    codes: np.ndarray,
+    played_codes: np.ndarray,
+    left_codes: np.ndarray,
 ) -> None:
-    """Update the candidates' in-session ``columns`` ``(..., M, 3)`` in place after one more play of each session.
+    """Update the candidates' in-session ``columns`` ``(..., M, 5)`` in place after one more play of each session.
 
     :func:`session_familiarity`'s numbers kept up to date instead of recomputed, which an
-    environment's step can afford: the old "just played" becomes "two ago", and the count of each
-    candidate's artist among the recent plays (``recent_plays`` ``(..., M)``, updated in place,
-    :func:`recent_artist_plays` at the start) gains the play and loses the one that left the window.
-    ``artists`` ``(..., M)``: the candidates' artists (``-1`` for padding); ``played_artists``
-    ``(...)``: the artist just played; ``left_artists`` ``(...)``: the artist of the play
-    :data:`RECENT_ARTISTS` plays before it (``-1`` while the session is shorter).
+    environment's step can afford: the old "just played" becomes "two ago", the count of each
+    candidate's artist among the recent plays gains the play and loses the one that left the
+    window, and the genre's bit mask shifts by one play (``matches`` ``(..., M, 2)``, updated in
+    place, :func:`recent_matches` at the start). ``codes`` ``(..., M)``: the candidates' play
+    codes (``-1`` for padding); ``played_codes`` ``(...)``: the code just played;
+    ``left_codes`` ``(...)``: the code of the play :data:`RECENT_PLAYS` plays before it (``-1``
+    while the session is shorter).
     """
-    played = np.asarray(played_artists)[..., None]
-    left = np.asarray(left_artists)[..., None]
-    just_played = artists == played
+    codes = np.asarray(codes, dtype=np.int64)
+    played = np.asarray(played_codes, dtype=np.int64)[..., None]
+    left = np.asarray(left_codes, dtype=np.int64)[..., None]
+    artists = codes >> GENRE_BITS
+    just_played = artists == played >> GENRE_BITS
+    matches[..., 0] += just_played
+    matches[..., 0] -= (artists == left >> GENRE_BITS) & (left >= 0)
+    same_genre = (codes & GENRE_MASK) == (played & GENRE_MASK)
+    matches[..., 1] = ((matches[..., 1] << 1) | same_genre) & ((1 << RECENT_PLAYS) - 1)
     columns[..., 1] = columns[..., 0]
     columns[..., 0] = just_played
-    recent_plays += just_played
-    recent_plays -= (artists == left) & (left >= 0)
-    columns[..., 2] = np.log1p(recent_plays)
+    columns[..., 2] = np.log1p(matches[..., 0])
+    columns[..., 3] = same_genre
+    columns[..., 4] = GENRE_EXPOSURE[matches[..., 1]]
 
 
-def recent_artists(history_artists: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
-    """``(N, RECENT_ARTISTS)`` int64: the last plays' artists, newest first.
+def recent_codes(history_codes: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """``(N, RECENT_PLAYS)`` int64: the last plays' codes, newest first.
 
-    ``history_artists`` ``(N, L)``: the played tracks' artists in play order.
+    ``history_codes`` ``(N, L)``: the played tracks' play codes in play order.
 
     ``lengths`` ``(N,)``: plays so far (default: the entries that are not ``-1``, which must
     come first). Positions before the first play are ``-1``.
     """
-    history_artists = np.asarray(history_artists, dtype=np.int64)
-    n, length = history_artists.shape
+    history_codes = np.asarray(history_codes, dtype=np.int64)
+    n, length = history_codes.shape
     if lengths is None:
-        lengths = (history_artists >= 0).sum(axis=1)
-    back = np.asarray(lengths, dtype=np.int64)[:, None] - 1 - np.arange(RECENT_ARTISTS)
+        lengths = (history_codes >= 0).sum(axis=1)
+    back = np.asarray(lengths, dtype=np.int64)[:, None] - 1 - np.arange(RECENT_PLAYS)
     found = back >= 0
-    picked = history_artists[np.arange(n)[:, None], np.clip(back, 0, max(length - 1, 0))] if length else back
+    picked = history_codes[np.arange(n)[:, None], np.clip(back, 0, max(length - 1, 0))] if length else back
     return np.where(found, picked, -1)
 
 
-def played_session_familiarity(history_artists: np.ndarray) -> np.ndarray:
-    """``(N, L, 3)`` float32: each played track's :func:`session_familiarity` against the plays before it.
+def played_session_familiarity(history_codes: np.ndarray) -> np.ndarray:
+    """``(N, L, 5)`` float32: each played track's :func:`session_familiarity` against the plays before it.
 
-    ``history_artists`` ``(N, L)`` in play order, ``-1`` after the last play (those rows are zeros).
+    ``history_codes`` ``(N, L)`` in play order, ``-1`` after the last play (those rows are zeros).
     """
-    history_artists = np.asarray(history_artists, dtype=np.int64)
-    length = history_artists.shape[1]
-    # Row t, column j: the artist j + 1 plays before play t (-1 before the first).
-    lag = np.arange(length)[:, None] - 1 - np.arange(RECENT_ARTISTS)[None, :]
-    before = np.where(lag >= 0, history_artists[:, np.clip(lag, 0, None)], -1)
-    out = session_familiarity(history_artists, before)
-    out[history_artists < 0] = 0.0
+    history_codes = np.asarray(history_codes, dtype=np.int64)
+    length = history_codes.shape[1]
+    # Row t, column j: the code j + 1 plays before play t (-1 before the first).
+    lag = np.arange(length)[:, None] - 1 - np.arange(RECENT_PLAYS)[None, :]
+    before = np.where(lag >= 0, history_codes[:, np.clip(lag, 0, None)], -1)
+    out = session_familiarity(history_codes, before)
+    out[history_codes < 0] = 0.0
     return out
 
 
-def advance_recent_artists(recent: np.ndarray, played_artists: np.ndarray) -> np.ndarray:
-    """The recent artists ``(B, R)`` after each session played a track by ``played_artists`` ``(B,)``."""
-    return np.concatenate([np.asarray(played_artists, dtype=np.int64)[:, None], recent[:, :-1]], axis=1)
+def advance_recent_codes(recent: np.ndarray, played_codes: np.ndarray) -> np.ndarray:
+    """The recent codes ``(B, R)`` after each session played a track of code ``played_codes`` ``(B,)``."""
+    return np.concatenate([np.asarray(played_codes, dtype=np.int64)[:, None], recent[:, :-1]], axis=1)
 
 
-def torch_session_familiarity(artists: torch.Tensor, recent_artists: torch.Tensor) -> torch.Tensor:
-    """:func:`session_familiarity` on tensors (same shapes, float32 on ``artists``' device)."""
+def torch_session_familiarity(codes: torch.Tensor, recent_codes: torch.Tensor) -> torch.Tensor:
+    """:func:`session_familiarity` on tensors (same shapes, float32 on ``codes``' device)."""
     import torch  # here: the numpy half of this module serves environments that never load torch
 
-    recent = recent_artists[..., :RECENT_ARTISTS]
-    match = (artists[..., None] == recent) & (recent >= 0)
+    codes = codes.long()[..., None]
+    recent = recent_codes.long()[..., :RECENT_PLAYS]
+    played = recent >= 0
+    artist = ((codes >> GENRE_BITS) == (recent >> GENRE_BITS)) & played
+    genre = ((codes & GENRE_MASK) == (recent & GENRE_MASK)) & played
+    bits = torch.arange(recent.shape[-1], device=codes.device)
+    masks = (genre.long() << bits).sum(dim=-1)
+    exposure = torch.as_tensor(GENRE_EXPOSURE, device=codes.device)[masks]
     return torch.stack(
-        [match[..., 0].float(), match[..., 1].float(), torch.log1p(match.sum(dim=-1).double()).float()], dim=-1
+        [
+            artist[..., 0].float(),
+            artist[..., 1].float(),
+            torch.log1p(artist.sum(dim=-1).double()).float(),
+            (masks & 1).float(),
+            exposure,
+        ],
+        dim=-1,
     )
 
 
-def torch_advance_recent_artists(recent: torch.Tensor, played_artists: torch.Tensor) -> torch.Tensor:
-    """:func:`advance_recent_artists` on tensors."""
+def torch_advance_recent_codes(recent: torch.Tensor, played_codes: torch.Tensor) -> torch.Tensor:
+    """:func:`advance_recent_codes` on tensors."""
     import torch  # here: the numpy half of this module serves environments that never load torch
 
-    return torch.cat([played_artists.long()[:, None], recent[:, :-1]], dim=1)
+    return torch.cat([played_codes.long()[:, None], recent[:, :-1]], dim=1)
 
 
-def torch_recent_artists(history_artists: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """:func:`recent_artists` on tensors, of ``history_artists`` ``(N, L)`` and ``lengths`` ``(N,)``."""
+def torch_recent_codes(history_codes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """:func:`recent_codes` on tensors, of ``history_codes`` ``(N, L)`` and ``lengths`` ``(N,)``."""
     import torch  # here: the numpy half of this module serves environments that never load torch
 
-    length = history_artists.shape[1]
-    back = lengths.long()[:, None] - 1 - torch.arange(RECENT_ARTISTS, device=history_artists.device)
-    picked = history_artists.gather(1, back.clamp(0, max(length - 1, 0)))
+    length = history_codes.shape[1]
+    back = lengths.long()[:, None] - 1 - torch.arange(RECENT_PLAYS, device=history_codes.device)
+    picked = history_codes.gather(1, back.clamp(0, max(length - 1, 0)))
     return torch.where(back >= 0, picked, torch.full_like(picked, -1))

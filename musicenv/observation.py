@@ -17,12 +17,14 @@ key                 shape                   dtype      content
 ``action_mask``     ``(M,)``                int8       1 where the slot can be played: not padding
                                                        and not played yet
 ``familiarity``     ``(M, k)``              float32    the listener's familiarity with each candidate
-                                                       (k = 10 :data:`~musicenv.world.FAMILIARITY_FEATURES`:
+                                                       (k = 12 :data:`~musicenv.world.FAMILIARITY_FEATURES`:
                                                        past plays, completions and skips of the track
                                                        and of its artist in the logs the world was
                                                        learned from, then whether its artist played
                                                        one or two plays ago and how often in the
-                                                       last 8); zero rows for padding
+                                                       last 8, whether its genre played last and
+                                                       how much of it the last 8 held); zero rows
+                                                       for padding
 ``history_familiarity`` ``(L, k)``          float32    the same for each played track, as it was
                                                        when it was played; zero rows after the last
                                                        play
@@ -31,7 +33,7 @@ key                 shape                   dtype      content
 ``familiarity`` is exactly what the learned user model reads of each (listener, track) pair, so
 an agent sees what the world sees (the world's own table, :func:`musicenv.world.world_familiarity`,
 stored sparse; a world without one gives zeros). Its logged columns are fixed within a session;
-its last three (:mod:`musicenv.familiarity`) follow the session's artists and change after every
+its last five (:mod:`musicenv.familiarity`) follow the session's artists and genres and change after every
 play. What the listener did with a track earlier in *this* session otherwise reaches the model,
 and the agent, through the played history (``history``).
 
@@ -74,7 +76,13 @@ from typing import Literal
 import numpy as np
 from gymnasium import spaces
 
-from musicenv.familiarity import RECENT_ARTISTS, played_session_familiarity, recent_artists, session_familiarity
+from musicenv.familiarity import (
+    GENRE_EXPOSURE,
+    RECENT_PLAYS,
+    played_session_familiarity,
+    recent_codes,
+    session_familiarity,
+)
 from musicenv.world import (
     CONTEXT_FEATURES_DIM,
     FAMILIARITY_FEATURES,
@@ -134,21 +142,23 @@ def observation_space(
 
 
 def familiarity_space(rows: int) -> spaces.Box:
-    """The box of ``rows`` familiarity rows: flags and shares in [0, 1], log counts >= 0."""
+    """The box of ``rows`` familiarity rows: flags and shares in [0, 1], log counts and the genre exposure >= 0."""
     high = np.ones(len(FAMILIARITY_FEATURES), dtype=np.float32)
     high[[FAMILIARITY_FEATURES.index("log_plays"), FAMILIARITY_FEATURES.index("artist_log_plays")]] = np.inf
-    high[FAMILIARITY_FEATURES.index("artist_recent_plays")] = np.log1p(RECENT_ARTISTS)
+    high[FAMILIARITY_FEATURES.index("artist_recent_plays")] = np.log1p(RECENT_PLAYS)
+    high[FAMILIARITY_FEATURES.index("genre_exposure")] = GENRE_EXPOSURE.max()
     return spaces.Box(
         np.zeros((rows, len(high)), np.float32), np.broadcast_to(high, (rows, len(high))), dtype=np.float32
     )
 
 
-def track_artists(familiarity: Familiarity | None, tracks: np.ndarray) -> np.ndarray:
-    """Artist codes of ``tracks`` (any shape), ``-1`` for padding or without a familiarity table."""
+def track_play_codes(familiarity: Familiarity | None, tracks: np.ndarray) -> np.ndarray:
+    """Play codes (:func:`musicenv.familiarity.play_codes`) of ``tracks`` (any shape), ``-1`` for
+    padding or without a familiarity table."""
     tracks = np.asarray(tracks)
     if familiarity is None:
         return np.full(tracks.shape, -1, dtype=np.int64)
-    return np.where(tracks >= 0, familiarity.track_artists[np.maximum(tracks, 0)], -1)
+    return np.where(tracks >= 0, familiarity.play_codes[np.maximum(tracks, 0)], -1)
 
 
 def candidate_familiarity(
@@ -181,7 +191,7 @@ def played_familiarity(familiarity: Familiarity | None, users: np.ndarray, histo
     if familiarity is None or not valid.any():
         return np.zeros((*history_tracks.shape, len(FAMILIARITY_FEATURES)), dtype=np.float32)
     logged = familiarity.features(np.asarray(users)[:, None], np.where(valid, history_tracks, 0))
-    out = np.concatenate([logged, played_session_familiarity(track_artists(familiarity, history_tracks))], axis=-1)
+    out = np.concatenate([logged, played_session_familiarity(track_play_codes(familiarity, history_tracks))], axis=-1)
     out[~valid] = 0.0
     return out
 
@@ -189,14 +199,14 @@ def played_familiarity(familiarity: Familiarity | None, users: np.ndarray, histo
 def candidate_session_familiarity(
     familiarity: Familiarity | None, pools: np.ndarray, history_tracks: np.ndarray
 ) -> np.ndarray:
-    """``(N, M, 3)`` float32: the candidates' in-session familiarity after the plays in ``history_tracks``.
+    """``(N, M, 5)`` float32: the candidates' in-session familiarity after the plays in ``history_tracks``.
 
     ``pools`` ``(N, M)`` (``-1``: zeros) and ``history_tracks`` ``(N, L)`` (in order, ``-1`` after
     the last). The logged columns do not change within a session, so the environments rewrite
     only these after each play.
     """
-    recent = recent_artists(track_artists(familiarity, history_tracks))
-    return session_familiarity(track_artists(familiarity, pools), recent[:, None, :])
+    recent = recent_codes(track_play_codes(familiarity, history_tracks))
+    return session_familiarity(track_play_codes(familiarity, pools), recent[:, None, :])
 
 
 def compact_observation_space(n_users: int, n_tracks: int, playlist_length: int, pool_size: int) -> spaces.Dict:

@@ -36,7 +36,7 @@ import torch
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
-from musicenv.familiarity import torch_recent_artists, torch_session_familiarity
+from musicenv.familiarity import torch_recent_codes, torch_session_familiarity
 from musicenv.observation import N_LOGGED, candidate_familiarity, played_familiarity
 from musicenv.rewards import new_artists, play_rewards
 from musicenv.torch_session import TorchSessionState, context_feature_tensor, torch_session_model
@@ -107,11 +107,11 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         self.responder = torch_session_model(self._responder, torch_device)
         catalogue = self.catalogue
         self._track_features = torch.as_tensor(catalogue.track_features, device=torch_device)
-        # Artist codes of the tracks, a last -1 for padding: the familiarity's in-session columns.
-        self._track_artists = (
+        # Play codes of the tracks, a last -1 for padding: the familiarity's in-session columns.
+        self._play_codes = (
             None
             if catalogue.familiarity is None
-            else torch.as_tensor(np.append(catalogue.familiarity.track_artists, -1), device=torch_device)
+            else torch.as_tensor(np.append(catalogue.familiarity.play_codes, -1), device=torch_device)
         )
         self._user_features = torch.as_tensor(catalogue.user_features, device=torch_device)
         self._artist_codes = torch.as_tensor(catalogue.artist_codes, device=torch_device)
@@ -378,11 +378,11 @@ class TorchListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         put(obs["history"], at, history)
         put(obs["history_mask"], at, torch.ones_like(positions, dtype=torch.float32))
         put(obs["history_familiarity"], at, obs["familiarity"][rows, slots.clamp(min=0)])
-        if self._track_artists is not None:
-            # The candidates' in-session columns follow the artists just played, on the device.
-            artists = self._track_artists
-            recent = torch_recent_artists(artists[t["history_tracks"]], t["lengths"])
-            obs["familiarity"][..., N_LOGGED:] = torch_session_familiarity(artists[t["pools"]], recent[:, None, :])
+        if self._play_codes is not None:
+            # The candidates' in-session columns follow the tracks just played, on the device.
+            codes = self._play_codes
+            recent = torch_recent_codes(codes[t["history_tracks"]], t["lengths"])
+            obs["familiarity"][..., N_LOGGED:] = torch_session_familiarity(codes[t["pools"]], recent[:, None, :])
         put(obs["action_mask"], (rows, slots), torch.zeros_like(slots, dtype=torch.int8))
 
     def _end_t(self, rows: np.ndarray, ended: torch.Tensor) -> dict[str, Any]:

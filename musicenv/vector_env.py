@@ -15,12 +15,12 @@ import numpy as np
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
-from musicenv.familiarity import RECENT_ARTISTS, advance_session_familiarity, recent_artist_plays, recent_artists
+from musicenv.familiarity import RECENT_PLAYS, advance_session_familiarity, recent_codes, recent_matches
 from musicenv.observation import (
     N_LOGGED,
     build_observations,
     candidate_familiarity,
-    track_artists,
+    track_play_codes,
     write_history_plays,
 )
 from musicenv.rewards import new_artists, play_rewards
@@ -160,10 +160,10 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         self._returns = np.zeros(n, dtype=np.float64)
         self._counts = np.zeros((n, len(COUNTS)), dtype=np.int64)
         self._members = np.zeros(n, dtype=np.int64)
-        # The pool's artists and how often each played in the last RECENT_ARTISTS plays: what the
-        # candidates' in-session familiarity columns are updated from, play by play.
-        self._pool_artists = np.full((n, size), -1, dtype=np.int64)
-        self._recent_artist_plays = np.zeros((n, size), dtype=np.int64)
+        # The pool's play codes and each candidate's matches among the last RECENT_PLAYS plays
+        # (recent_matches): what its in-session familiarity columns are updated from, play by play.
+        self._pool_codes = np.full((n, size), -1, dtype=np.int64)
+        self._recent_matches = np.zeros((n, size, 2), dtype=np.int64)
         self._state: SessionState = {}
         self._obs = {
             key: np.zeros(space.shape, dtype=space.dtype) for key, space in self.observation_space.spaces.items()
@@ -227,8 +227,8 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         no_history = np.full((len(rows), self.playlist_length), -1, dtype=np.int64)
         obs["familiarity"][rows] = candidate_familiarity(catalogue.familiarity, self.users[rows], pools, no_history)
         obs["history_familiarity"][rows] = 0.0
-        self._pool_artists[rows] = track_artists(catalogue.familiarity, pools)
-        self._recent_artist_plays[rows] = 0
+        self._pool_codes[rows] = track_play_codes(catalogue.familiarity, pools)
+        self._recent_matches[rows] = 0
 
     def step(
         self, actions: np.ndarray
@@ -348,16 +348,16 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             familiarity = self._obs["history_familiarity"]
             familiarity.reshape(-1, familiarity.shape[-1])[at] = self._obs["familiarity"][rows, slots]
             if self.catalogue.familiarity is not None:
-                # The candidates' in-session columns follow the artists just played.
-                artists = self.catalogue.familiarity.track_artists
+                # The candidates' in-session columns follow the tracks just played.
+                codes = self.catalogue.familiarity.play_codes
                 left = np.full(len(rows), -1, dtype=np.int64)
-                full = positions >= RECENT_ARTISTS
-                left[full] = artists[self.history_tracks[rows[full], positions[full] - RECENT_ARTISTS]]
+                full = positions >= RECENT_PLAYS
+                left[full] = codes[self.history_tracks[rows[full], positions[full] - RECENT_PLAYS]]
                 columns = self._obs["familiarity"][rows, :, N_LOGGED:]
-                counts = self._recent_artist_plays[rows]
-                advance_session_familiarity(columns, counts, self._pool_artists[rows], artists[tracks], left)
+                matches = self._recent_matches[rows]
+                advance_session_familiarity(columns, matches, self._pool_codes[rows], codes[tracks], left)
                 self._obs["familiarity"][rows, :, N_LOGGED:] = columns
-                self._recent_artist_plays[rows] = counts
+                self._recent_matches[rows] = matches
         self._obs["action_mask"][rows, slots] = 0
 
     def _end(self, rows: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
@@ -464,9 +464,9 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             self.played,
             self.catalogue.familiarity,
         )
-        self._pool_artists = track_artists(self.catalogue.familiarity, self.pools)
-        recent = recent_artists(track_artists(self.catalogue.familiarity, self.history_tracks))
-        self._recent_artist_plays = recent_artist_plays(self._pool_artists, recent[:, None, :])
+        self._pool_codes = track_play_codes(self.catalogue.familiarity, self.pools)
+        recent = recent_codes(track_play_codes(self.catalogue.familiarity, self.history_tracks))
+        self._recent_matches = recent_matches(self._pool_codes, recent[:, None, :])
 
 
 def _state_with_rows(

@@ -363,7 +363,7 @@ completed and skipped, then the same over every track of its artist
 
 FAMILIARITY_FEATURES: tuple[str, ...] = (*LOGGED_FAMILIARITY_FEATURES, *SESSION_FAMILIARITY_FEATURES)
 """The observations' ``"familiarity"`` columns: :data:`LOGGED_FAMILIARITY_FEATURES`, then how
-recently the session played the track's artist (:data:`musicenv.familiarity.SESSION_FAMILIARITY_FEATURES`),
+recently the session played the track's artist and genre (:data:`musicenv.familiarity.SESSION_FAMILIARITY_FEATURES`),
 which change as the session goes on."""
 
 
@@ -371,11 +371,12 @@ class Familiarity(Protocol):
     """A sparse (listener, track) table of :data:`LOGGED_FAMILIARITY_FEATURES` (the learned world's listening history).
 
     Attributes:
-        track_artists: ``(n_tracks,)`` int64 artist code of every track index (the in-session
-            columns of :data:`FAMILIARITY_FEATURES` compare them).
+        play_codes: ``(n_tracks,)`` int64 play code of every track index, its artist and genre
+            (:func:`musicenv.familiarity.play_codes`; the in-session columns of
+            :data:`FAMILIARITY_FEATURES` compare them).
     """
 
-    track_artists: np.ndarray
+    play_codes: np.ndarray
 
     def features(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """``(..., len(LOGGED_FAMILIARITY_FEATURES))`` float32 of each (listener, track) pair (broadcast shapes)."""

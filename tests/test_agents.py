@@ -24,7 +24,7 @@ from agents.replay import ReplayBatch, ReplayBuffer
 from agents.rollout import evaluation_seed, rollout
 from musicenv.artifacts import ArtifactError
 from musicenv.env import ListeningSessionEnv
-from musicenv.familiarity import RECENT_ARTISTS
+from musicenv.familiarity import RECENT_PLAYS
 from musicenv.observation import N_LOGGED
 from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import FAMILIARITY_FEATURES, Contexts, SessionState
@@ -294,7 +294,7 @@ def test_batch_tensors_gathered_from_indices_equal_the_rebuilt_observations() ->
     assert (batch.next_state["pools"] < 0).any() and (batch.next_state["history_tracks"] < 0).any()
     expected = observation_tensors(batch.next_observations, "cpu")
     gathered = learner.tables.tensors(**batch.next_state)
-    assert gathered.keys() == expected.keys() | {"pool_artists", "history_artists"}
+    assert gathered.keys() == expected.keys() | {"pool_codes", "history_codes"}
     for key, value in expected.items():
         assert gathered[key].dtype == value.dtype and torch.equal(gathered[key], value), key
 
@@ -453,12 +453,12 @@ def test_the_observation_carries_the_familiarity_the_learned_world_reads(real_wo
     env = ListeningSessionEnv(world=world)
     obs, _ = env.reset(seed=4)
     pool = env.pool
-    artists = table.track_artists
+    artists, codes = table.track_artists, table.play_codes
 
     def recent_before(plays: list[int]) -> np.ndarray:
-        """The artists of ``plays`` newest first, padded with -1 (counted here, not by the library)."""
-        newest_first = [int(artists[track]) for track in reversed(plays)][:RECENT_ARTISTS]
-        return np.array(newest_first + [-1] * (RECENT_ARTISTS - len(newest_first)))
+        """The play codes of ``plays`` newest first, padded with -1 (counted here, not by the library)."""
+        newest_first = [int(codes[track]) for track in reversed(plays)][:RECENT_PLAYS]
+        return np.array(newest_first + [-1] * (RECENT_PLAYS - len(newest_first)))
 
     users = np.full(len(pool), env.user)
     np.testing.assert_array_equal(obs["familiarity"], table.familiarity(users, pool, recent_before([])))
@@ -500,7 +500,7 @@ def test_response_probs_after_each_prefix_read_only_the_plays_before_it(monkeypa
     history_familiarity, candidates, familiarity = torch.randn(n, length, h), torch.randn(n, k, 5), torch.randn(n, k, h)
     # No artist codes: every prefix's in-session columns are recomputed as zeros.
     familiarity[..., N_LOGGED:] = 0.0
-    artists = {"pool_artists": torch.full((n, k), -1), "history_artists": torch.full((n, length), -1)}
+    artists = {"pool_codes": torch.full((n, k), -1), "history_codes": torch.full((n, length), -1)}
     played = torch.ones(n, length, dtype=torch.bool)
     with torch.no_grad():
         static = model.static_input(user, context)
@@ -534,7 +534,7 @@ def test_response_probs_after_each_prefix_read_only_the_plays_before_it(monkeypa
                 torch.testing.assert_close(probs, torch.softmax(logits, dim=-1), atol=1e-6, rtol=0)
                 assert torch.equal(probs, probs_again)
     # Without the artists the observation's in-session columns hold for the whole history only.
-    with pytest.raises(ValueError, match="pool_artists and history_artists"):
+    with pytest.raises(ValueError, match="pool_codes and history_codes"):
         response_probs_after(model, user, context, history, played, candidates, [prefixes[0]], familiarity)
 
 

@@ -217,8 +217,8 @@ def test_observation_layout_and_step_info(world):
         "history_mask": (12,),
         "candidates": (40, d_track),
         "action_mask": (40,),
-        "familiarity": (40, 10),
-        "history_familiarity": (12, 10),
+        "familiarity": (40, 12),
+        "history_familiarity": (12, 12),
     }
     assert obs["action_mask"].dtype == np.int8 and all(
         v.dtype == np.float32 for k, v in obs.items() if k != "action_mask"

@@ -6,66 +6,91 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from gymnasium.utils.env_checker import data_equivalence
 
 from musicenv.env import ListeningSessionEnv
 from musicenv.familiarity import (
-    RECENT_ARTISTS,
-    advance_recent_artists,
+    GENRE_BITS,
+    GENRE_DECAY,
+    RECENT_PLAYS,
+    advance_recent_codes,
     advance_session_familiarity,
+    play_codes,
     played_session_familiarity,
-    recent_artist_plays,
-    recent_artists,
+    recent_codes,
+    recent_matches,
     session_familiarity,
-    torch_advance_recent_artists,
-    torch_recent_artists,
+    torch_advance_recent_codes,
+    torch_recent_codes,
     torch_session_familiarity,
 )
 from musicenv.observation import build_observations
 from musicenv.vector_env import ListeningSessionVectorEnv
 from musicenv.world import FAMILIARITY_FEATURES, context_features
 
-# One session's artists in play order: 5, 5, 7, 5, then a padded slot.
-HISTORY = np.array([[5, 5, 7, 5, -1]])
+# One session in play order, as (artist, genre): (5, 1), (5, 1), (7, 2), (6, 1), then a padded slot.
+HISTORY = np.array([[*play_codes([5, 5, 7, 6], [1, 1, 2, 1]), -1]])
 
 
 def test_the_columns_against_a_session_counted_by_hand() -> None:
-    """After the plays 5, 5, 7, 5: artist 5 just played and three times in all, 7 two plays ago, 9 never."""
-    recent = recent_artists(HISTORY)
-    np.testing.assert_array_equal(recent, [[5, 7, 5, 5, -1, -1, -1, -1]])
-    got = session_familiarity(np.array([[5, 7, 9, -1]]), recent[:, None, :])
-    np.testing.assert_allclose(got[0], [[1, 0, np.log(4)], [0, 1, np.log(2)], [0, 0, 0], [0, 0, 0]], rtol=1e-6)
-    # Each play against the plays before it: none, 5, 5 5, 5 5 7; the padded slot is zeros.
+    """After the plays above: artist 5 two and three plays ago, 6 just played; genre 1 just
+    played, one play ago not, then twice; genre 2 one play ago; artist 9 and genre 3 never."""
+    recent = recent_codes(HISTORY)
+    np.testing.assert_array_equal(
+        recent, [[HISTORY[0, 3], HISTORY[0, 2], HISTORY[0, 1], HISTORY[0, 0], -1, -1, -1, -1]]
+    )
+    candidates = play_codes([[5, 7, 6, 9]], [[1, 1, 2, 3]])
+    got = session_familiarity(candidates, recent[:, None, :])
+    d = GENRE_DECAY
+    expected = [
+        [0, 0, np.log(3), 1, 1 + d**2 + d**3],  # artist 5 (two and three ago), genre 1
+        [0, 1, np.log(2), 1, 1 + d**2 + d**3],  # artist 7 one play before the last, genre 1
+        [1, 0, np.log(2), 0, d],  # artist 6 just played, genre 2 one play before the last
+        [0, 0, 0, 0, 0],
+    ]
+    np.testing.assert_allclose(got[0], expected, rtol=1e-6)
+    # Each play against the plays before it; the padded slot is zeros.
     played = played_session_familiarity(HISTORY)[0]
     np.testing.assert_allclose(
-        played, [[0, 0, 0], [1, 0, np.log(2)], [0, 0, 0], [0, 1, np.log(3)], [0, 0, 0]], rtol=1e-6
+        played,
+        [[0, 0, 0, 0, 0], [1, 0, np.log(2), 1, 1], [0, 0, 0, 0, 0], [0, 0, 0, 0, d + d**2], [0, 0, 0, 0, 0]],
+        rtol=1e-6,
     )
-    # Only the last RECENT_ARTISTS plays count.
-    long = np.array([[3] + [4] * RECENT_ARTISTS])
-    assert session_familiarity(np.array([[3]]), recent_artists(long)[:, None, :])[0, 0, 2] == 0.0
+    # Only the last RECENT_PLAYS plays count.
+    long = play_codes([[3] + [4] * RECENT_PLAYS], [[2] + [1] * RECENT_PLAYS])
+    assert not session_familiarity(play_codes([[3]], [[2]]), recent_codes(long)[:, None, :])[0, 0].any()
+
+
+def test_play_codes_refuse_codes_they_cannot_hold() -> None:
+    with pytest.raises(ValueError, match="artist codes must be >= 0"):
+        play_codes([-1], [0])
+    with pytest.raises(ValueError, match="genre codes must lie in"):
+        play_codes([0], [(1 << GENRE_BITS) - 1])
 
 
 def test_a_state_advanced_play_by_play_equals_the_one_read_from_the_history() -> None:
-    state = np.full((1, RECENT_ARTISTS), -1)
-    for length, artist in enumerate(HISTORY[0, :4], start=1):
-        state = advance_recent_artists(state, np.array([artist]))
-        np.testing.assert_array_equal(state, recent_artists(HISTORY, np.array([length])))
-    torch_state = torch.full((1, RECENT_ARTISTS), -1)
-    for artist in HISTORY[0, :4]:
-        torch_state = torch_advance_recent_artists(torch_state, torch.tensor([artist]))
+    state = np.full((1, RECENT_PLAYS), -1)
+    for length, code in enumerate(HISTORY[0, :4], start=1):
+        state = advance_recent_codes(state, np.array([code]))
+        np.testing.assert_array_equal(state, recent_codes(HISTORY, np.array([length])))
+    torch_state = torch.full((1, RECENT_PLAYS), -1)
+    for code in HISTORY[0, :4]:
+        torch_state = torch_advance_recent_codes(torch_state, torch.tensor([code]))
     np.testing.assert_array_equal(torch_state.numpy(), state)
 
 
 def test_torch_twins_equal_numpy() -> None:
     rng = np.random.default_rng(0)
-    history = rng.integers(0, 4, (30, 12))
+    history = play_codes(rng.integers(0, 4, (30, 12)), rng.integers(0, 3, (30, 12)))
     lengths = rng.integers(0, 13, 30)
     history[np.arange(12)[None, :] >= lengths[:, None]] = -1
-    candidates = rng.integers(-1, 4, (30, 9))
-    recent = recent_artists(history, lengths)
+    candidates = play_codes(rng.integers(0, 4, (30, 9)), rng.integers(0, 3, (30, 9)))
+    candidates[:, -1] = -1
+    recent = recent_codes(history, lengths)
     np.testing.assert_array_equal(
-        torch_recent_artists(torch.as_tensor(history), torch.as_tensor(lengths)).numpy(), recent
+        torch_recent_codes(torch.as_tensor(history), torch.as_tensor(lengths)).numpy(), recent
     )
     expected = session_familiarity(candidates, recent[:, None, :])
     got = torch_session_familiarity(torch.as_tensor(candidates), torch.as_tensor(recent)[:, None, :])
@@ -127,7 +152,7 @@ def test_the_vector_env_updates_the_columns_as_build_observations_would(real_wor
         single_obs, _, terminated, truncated, info = single.step(int(action[0]))
         lone_obs, *_ = lone.step(action)
         longest = max(longest, info["position"])
-        if not restored and info["position"] == RECENT_ARTISTS // 2 and not (terminated or truncated):
+        if not restored and info["position"] == RECENT_PLAYS // 2 and not (terminated or truncated):
             single_state = single.get_state()
             single = ListeningSessionEnv(world=world)
             single.set_state(single_state)
@@ -135,7 +160,7 @@ def test_the_vector_env_updates_the_columns_as_build_observations_would(real_wor
         if terminated or truncated:
             single_obs, _ = single.reset()
     assert repeats > 0, "some plays followed their artist"
-    assert restored and longest > RECENT_ARTISTS + 1, "a session was restored and one ran past the window"
+    assert restored and longest > RECENT_PLAYS + 1, "a session was restored and one ran past the window"
 
 
 def test_the_environment_modules_load_without_torch() -> None:
@@ -147,16 +172,17 @@ def test_the_environment_modules_load_without_torch() -> None:
 
 def test_the_incremental_update_equals_the_columns_recomputed_after_every_play() -> None:
     """advance_session_familiarity, play after play past the window, on pools with padding: what
-    session_familiarity gives against the recent artists after each play, bit for bit."""
+    session_familiarity gives against the recent plays after each play, bit for bit."""
     rng = np.random.default_rng(3)
-    pools = rng.integers(0, 4, size=(3, 6))
+    pools = play_codes(rng.integers(0, 4, size=(3, 6)), rng.integers(0, 3, size=(3, 6)))
     pools[:, -1] = -1  # padding
-    plays = rng.integers(0, 4, size=(3, 2 * RECENT_ARTISTS))
-    recent = np.full((3, RECENT_ARTISTS), -1)
+    plays = play_codes(rng.integers(0, 4, size=(3, 2 * RECENT_PLAYS)), rng.integers(0, 3, size=(3, 2 * RECENT_PLAYS)))
+    recent = np.full((3, RECENT_PLAYS), -1)
     columns = session_familiarity(pools, recent[:, None, :])
-    counts = recent_artist_plays(pools, recent[:, None, :])
+    matches = recent_matches(pools, recent[:, None, :])
     for t in range(plays.shape[1]):
-        left = plays[:, t - RECENT_ARTISTS] if t >= RECENT_ARTISTS else np.full(3, -1)
-        advance_session_familiarity(columns, counts, pools, plays[:, t], left)
-        recent = advance_recent_artists(recent, plays[:, t])
+        left = plays[:, t - RECENT_PLAYS] if t >= RECENT_PLAYS else np.full(3, -1)
+        advance_session_familiarity(columns, matches, pools, plays[:, t], left)
+        recent = advance_recent_codes(recent, plays[:, t])
         np.testing.assert_array_equal(columns, session_familiarity(pools, recent[:, None, :]))
+        np.testing.assert_array_equal(matches, recent_matches(pools, recent[:, None, :]))

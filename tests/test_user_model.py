@@ -20,7 +20,7 @@ import torch
 
 from musicenv.artifacts import ArtifactError, write_manifest
 from musicenv.data import ListeningLog
-from musicenv.familiarity import RECENT_ARTISTS
+from musicenv.familiarity import GENRE_MASK, RECENT_PLAYS
 from musicenv.groundtruth import GroundTruthConfig, GroundTruthWorld
 from musicenv.torch_session import HostSessionModel, torch_session_model
 from musicenv.world import (
@@ -210,9 +210,10 @@ def _tiny_log() -> ListeningLog:
 
 
 def test_listening_history_counts_and_leaves_out_the_own_session() -> None:
-    """The familiarity features against the tiny log counted by hand (t0 and t1 by artist a, t2 by b)."""
+    """The familiarity features against the tiny log counted by hand (t0 and t1 by artist a, t2 by
+    b; t0 and t2 of genre 0, t1 of genre 1)."""
     table = SessionTable.from_log(_tiny_log(), 20)
-    history = ListeningHistory.from_sessions(table, 3, np.array([0, 0, 1]))
+    history = ListeningHistory.from_sessions(table, 3, np.array([0, 0, 1]), np.array([0, 1, 0]))
     u1 = int(np.searchsorted(table.listener_ids, "u1"))
     # u1 played t0 twice: completed once, skipped once.
     np.testing.assert_allclose(history.pair_counts(np.array([u1]), np.array([0]))[0], [1.0, 0.0, 1.0])
@@ -236,8 +237,9 @@ def test_listening_history_counts_and_leaves_out_the_own_session() -> None:
     s3 = int(np.flatnonzero(table.session_ids == "s3")[0])
     # In s1, t0's history is s2's skip only (and of artist a, that skip); t1 was never played by
     # u1 elsewhere, but its artist was (s2's skip of t0).
-    # The last three columns are the session's own: s1's second play (t1) follows t0, also by a.
-    nothing_before, a_just_played = [0.0, 0.0, 0.0], [1.0, 0.0, np.log(2.0)]
+    # The last five columns are the session's own: s1's second play (t1) follows t0, also by a
+    # but of another genre.
+    nothing_before, a_just_played = [0.0] * 5, [1.0, 0.0, np.log(2.0), 0.0, 0.0]
     np.testing.assert_allclose(
         held_out[s1, 0], [1.0, np.log(2.0), 0.0, 1.0, np.log(2.0), 0.0, 1.0, *nothing_before], rtol=1e-6
     )
@@ -246,7 +248,8 @@ def test_listening_history_counts_and_leaves_out_the_own_session() -> None:
     np.testing.assert_allclose(
         held_out[s2, 0], [1.0, np.log(2.0), 1.0, 0.0, np.log(3.0), 0.5, 0.5, *nothing_before], rtol=1e-6
     )
-    np.testing.assert_allclose(held_out[s2, 1], 0.0)
+    # t2 (artist b, genre 0) follows t0 (artist a, genre 0): only the genre columns are set.
+    np.testing.assert_allclose(held_out[s2, 1], [0.0] * 10 + [1.0, 1.0])
     np.testing.assert_allclose(held_out[s3], 0.0)
     # Without artists every track is its own artist: the artist columns repeat the track's.
     own = ListeningHistory.from_sessions(table, 3).features(np.array([u1]), np.array([0]))[0]
@@ -254,11 +257,16 @@ def test_listening_history_counts_and_leaves_out_the_own_session() -> None:
 
 
 def test_history_round_trips_through_arrays(sessions: SessionTable) -> None:
-    history = ListeningHistory.from_sessions(sessions, 500)
+    genres = np.arange(500) % 7
+    history = ListeningHistory.from_sessions(sessions, 500, track_genres=genres)
     again = ListeningHistory.from_arrays(history.to_arrays())
     np.testing.assert_array_equal(again.keys, history.keys)
     np.testing.assert_array_equal(again.counts, history.counts)
+    np.testing.assert_array_equal(again.play_codes, history.play_codes)
+    np.testing.assert_array_equal(again.play_codes & GENRE_MASK, genres)
     assert again.n_tracks == history.n_tracks
+    with pytest.raises(ValueError, match=r"track_genres has shape \(3,\), expected \(500,\)"):
+        ListeningHistory.from_sessions(sessions, 500, track_genres=np.zeros(3))
 
 
 def test_held_out_user_vectors(log: ListeningLog, sessions: SessionTable, retrieval: Retrieval) -> None:
@@ -454,12 +462,12 @@ def _module_trace(session_model: LearnedSessionModel, users, contexts, tracks, u
         )
         hidden = model.initial_hidden(static)
         static_base, static_query = model.static_context(static)
-        recent = np.full((n, RECENT_ARTISTS), -1)  # the sessions' artists, newest first
+        recent = np.full((n, RECENT_PLAYS), -1)  # the sessions' play codes, newest first
         for t in range(plays):
             base, query = model.session_context(static_base, static_query, hidden, torch.full((n,), t + 1))
             played = torch.as_tensor(session_model.track_features[tracks[:, t]])
             heard = torch.as_tensor(history.familiarity(users, tracks[:, t], recent))
-            recent = np.concatenate([history.track_artists[tracks[:, t]][:, None], recent[:, :-1]], axis=1)
+            recent = np.concatenate([history.play_codes[tracks[:, t]][:, None], recent[:, :-1]], axis=1)
             logits = model.score(base, query, played[:, None], heard[:, None], members=True)
             members[:, t] = torch.softmax(logits.double(), -1)[:, 0].numpy()
             probs[:, t] = members[:, t].mean(axis=-2)
@@ -965,7 +973,7 @@ def test_models_of_earlier_formats_are_refused(
     folder = save_models(tmp_path / "models", session_model)
     config = json.loads((folder / "manifest.json").read_text())["config"]
     write_manifest(folder, MODELS_FORMAT, version, config)
-    with pytest.raises(ArtifactError, match=rf"format version {version}, this musicenv reads version 4; rebuild"):
+    with pytest.raises(ArtifactError, match=rf"format version {version}, this musicenv reads version 5; rebuild"):
         load_models(folder)
 
 

@@ -237,7 +237,7 @@ def cross_responder(cross: LearnedWorld, learned: LearnedWorld) -> TranslatedRes
 
 
 def _with_new_tracks(history: ListeningHistory, n_new: int) -> ListeningHistory:
-    """``history`` over a catalogue with ``n_new`` more tracks, of one new artist, that nobody played.
+    """``history`` over a catalogue with ``n_new`` more tracks, of one new artist and genre, that nobody played.
 
     Listeners appended after the history's own have no keys, so they need nothing; appended
     tracks change the key stride, so the keys are rewritten.
@@ -252,6 +252,7 @@ def _with_new_tracks(history: ListeningHistory, n_new: int) -> ListeningHistory:
         track_artists=np.append(history.track_artists, np.full(n_new, n_artists, dtype=np.int64)),
         artist_keys=artist_keys,
         n_artists=n_artists + 1,
+        track_genres=np.append(history.track_genres, np.full(n_new, history.track_genres.max(initial=-1) + 1)),
     )
 
 

@@ -10,12 +10,12 @@ the world sees.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from musicenv.familiarity import played_session_familiarity, session_familiarity
+from musicenv.familiarity import play_codes, played_session_familiarity, session_familiarity
 from musicenv.world import FAMILIARITY_FEATURES
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 HISTORY_FEATURES: tuple[str, ...] = FAMILIARITY_FEATURES
 """What the user-response model reads of a listener and a track, in column order: the logged
 familiarity (:meth:`ListeningHistory.features`), then how recently the session played the track's
-artist (:mod:`musicenv.familiarity`; :meth:`ListeningHistory.session_features` and
+artist and genre (:mod:`musicenv.familiarity`; :meth:`ListeningHistory.session_features` and
 :meth:`ListeningHistory.familiarity` give both)."""
 
 
@@ -45,7 +45,9 @@ class ListeningHistory:
     ``artist_complete_share``, ``artist_skip_share``; the track's own plays included). Those
     are :meth:`features`; :meth:`familiarity` and :meth:`session_features` append the columns
     that depend on the session so far (:mod:`musicenv.familiarity`: whether the track's artist
-    made the last play, the one before, and how many of the last eight).
+    made the last play, the one before, and how many of the last eight; whether its genre made
+    the last play, and how much of the genre the last eight plays held, the recent ones weighing
+    more).
 
     Storage is sparse, as the log is: sorted ``listener * n_tracks + track`` and
     ``listener * n_artists + artist`` keys of the pairs with plays and their per-response counts,
@@ -63,6 +65,9 @@ class ListeningHistory:
         artist_keys: ``(Q,)`` int64, sorted ``listener * n_artists + artist`` with plays.
         artist_counts: ``(Q, 3)`` float64 plays of the (listener, artist) pair per response.
         n_artists: number of artist codes (the largest code + 1).
+        track_genres: ``(n_tracks,)`` int64 genre code of every track (:func:`world_model.genres.track_genres`).
+        play_codes: ``(n_tracks,)`` int64 play code of every track, what the in-session columns
+            compare (:func:`musicenv.familiarity.play_codes`; derived).
     """
 
     keys: np.ndarray
@@ -72,19 +77,32 @@ class ListeningHistory:
     artist_keys: np.ndarray
     artist_counts: np.ndarray
     n_artists: int
+    track_genres: np.ndarray
+    play_codes: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "play_codes", play_codes(self.track_artists, self.track_genres))
 
     @classmethod
     def from_sessions(
-        cls, sessions: SessionTable, n_tracks: int, track_artists: np.ndarray | None = None
+        cls,
+        sessions: SessionTable,
+        n_tracks: int,
+        track_artists: np.ndarray | None = None,
+        track_genres: np.ndarray | None = None,
     ) -> ListeningHistory:
         """The history of every play in ``sessions`` (all listeners, evaluation users included).
 
         ``track_artists`` ``(n_tracks,)``: each track's artist code; None makes every track its own
         artist (a log without artists), so the artist columns repeat the track's counts.
+        ``track_genres`` ``(n_tracks,)``: each track's genre code; None puts every track in one
+        genre, so the genre columns only count the session's plays.
         """
         artists = np.arange(n_tracks, dtype=np.int64) if track_artists is None else np.asarray(track_artists, np.int64)
-        if artists.shape != (n_tracks,):
-            raise ValueError(f"track_artists has shape {artists.shape}, expected ({n_tracks},)")
+        genres = np.zeros(n_tracks, dtype=np.int64) if track_genres is None else np.asarray(track_genres, np.int64)
+        for name, codes in (("track_artists", artists), ("track_genres", genres)):
+            if codes.shape != (n_tracks,):
+                raise ValueError(f"{name} has shape {codes.shape}, expected ({n_tracks},)")
         mask = sessions.play_mask()
         listeners = sessions.listeners[:, None].astype(np.int64)
         responses = sessions.responses[mask]
@@ -92,7 +110,7 @@ class ListeningHistory:
         n_artists = int(artists.max()) + 1 if n_tracks else 0
         played_artists = artists[np.maximum(sessions.tracks, 0)]
         artist_keys, artist_counts = _pair_counts((listeners * n_artists + played_artists)[mask], responses)
-        return cls(keys, counts, int(n_tracks), artists, artist_keys, artist_counts, n_artists)
+        return cls(keys, counts, int(n_tracks), artists, artist_keys, artist_counts, n_artists, genres)
 
     def pair_counts(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """``(..., 3)`` plays per response of each (listener, track) pair (broadcast shapes)."""
@@ -108,16 +126,16 @@ class ListeningHistory:
         """``(..., 7)`` float32 logged familiarity of each (listener, track) pair (broadcast shapes)."""
         return history_features(self.pair_counts(listeners, tracks), self.artist_pair_counts(listeners, tracks))
 
-    def familiarity(self, listeners: np.ndarray, tracks: np.ndarray, recent_artists: np.ndarray) -> np.ndarray:
+    def familiarity(self, listeners: np.ndarray, tracks: np.ndarray, recent_codes: np.ndarray) -> np.ndarray:
         """``(..., len(HISTORY_FEATURES))`` float32: :meth:`features`, then the in-session columns.
 
-        ``recent_artists`` ``(..., R)``: each session's last plays' artists, newest first (``-1``
+        ``recent_codes`` ``(..., R)``: each session's last plays' play codes, newest first (``-1``
         for none; :func:`musicenv.familiarity.session_familiarity`), its leading axes broadcast
         against ``tracks``'.
         """
         tracks = np.asarray(tracks, dtype=np.int64)
         return np.concatenate(
-            [self.features(listeners, tracks), session_familiarity(self.track_artists[tracks], recent_artists)], axis=-1
+            [self.features(listeners, tracks), session_familiarity(self.play_codes[tracks], recent_codes)], axis=-1
         )
 
     def pair_features(self, listener: int, track: int) -> list[float]:
@@ -147,7 +165,7 @@ class ListeningHistory:
         """``(S, L, len(HISTORY_FEATURES))`` float32: each play's familiarity as the model reads it.
 
         The logged columns count the listener's plays without the play's own session; the
-        in-session ones compare the play's artist with the plays before it in its session
+        in-session ones compare the play's artist and genre with the plays before it in its session
         (:func:`musicenv.familiarity.played_session_familiarity`). ``sessions`` must be (a subset
         of) the sessions the history was built from; padding rows are zeros.
         """
@@ -167,7 +185,7 @@ class ListeningHistory:
             np.add.at(own, (inverse, sessions.responses[mask]), 1.0)
             total[mask] -= own[inverse]
         logged = history_features(np.maximum(counts, 0.0), np.maximum(artist_counts, 0.0))
-        in_session = played_session_familiarity(np.where(mask, self.track_artists[tracks], -1))
+        in_session = played_session_familiarity(np.where(mask, self.play_codes[tracks], -1))
         out = np.concatenate([logged, in_session], axis=-1)
         out[~mask] = 0.0
         return out
@@ -182,6 +200,7 @@ class ListeningHistory:
             "history_artist_keys": self.artist_keys,
             "history_artist_counts": self.artist_counts,
             "history_n_artists": np.array(self.n_artists),
+            "history_track_genres": self.track_genres,
         }
 
     @classmethod
@@ -195,6 +214,7 @@ class ListeningHistory:
             np.asarray(arrays["history_artist_keys"], dtype=np.int64),
             np.asarray(arrays["history_artist_counts"], dtype=np.float64),
             int(arrays["history_n_artists"]),
+            np.asarray(arrays["history_track_genres"], dtype=np.int64),
         )
 
 

@@ -55,9 +55,9 @@ Session state
     ``skip_run``        (B,) int64    consecutive skips ending at the last play
     ``last_response``   (B,) int64    the last response, -1 before any play
     ``response_counts`` (B, 3) int64  plays so far per response
-    ``recent_artists``  (B, R) int64  the last ``R`` plays' artists, newest first, ``-1`` for none
-                                      (:data:`musicenv.familiarity.RECENT_ARTISTS`; what the
-                                      in-session familiarity columns compare)
+    ``recent_codes``    (B, R) int64  the last ``R`` plays' play codes (artist and genre), newest
+                                      first, ``-1`` for none (:data:`musicenv.familiarity.RECENT_PLAYS`;
+                                      what the in-session familiarity columns compare)
     ==================  ============  =============================================================
 
     ``context`` is a cache of the others (recomputed by :meth:`advance`), kept in the state so that
@@ -84,9 +84,12 @@ from scipy.special import expit
 
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
 from musicenv.familiarity import (
-    RECENT_ARTISTS,
-    advance_recent_artists,
-    torch_advance_recent_artists,
+    GENRE_BITS,
+    GENRE_EXPOSURE,
+    GENRE_MASK,
+    RECENT_PLAYS,
+    advance_recent_codes,
+    torch_advance_recent_codes,
     torch_session_familiarity,
 )
 from musicenv.torch_session import TorchSessionState, context_feature_tensor
@@ -102,9 +105,10 @@ DEFAULT_NUMPY_THRESHOLD = 256
 ``benchmarks/user_model.py`` on a 2-core CPU)."""
 
 MODELS_FORMAT = "musicenv.user_models"
-MODELS_FORMAT_VERSION = 4
-"""4: the familiarity the response model reads ends with the in-session artist columns
-(:mod:`musicenv.familiarity`); 3: the ensemble's members may be independent (``shared_trunk``
+MODELS_FORMAT_VERSION = 5
+"""5: the in-session columns include the genre's (``genre_just_played``, ``genre_exposure``) and
+the history keeps each track's genre; 4: the familiarity the response model reads ends with the
+in-session artist columns (:mod:`musicenv.familiarity`); 3: the ensemble's members may be independent (``shared_trunk``
 in ``response_model.json``, the members side by side in wider layers); 2: every ensemble shared
 its trunk; 1: a single model. Earlier versions are refused (rebuild the world)."""
 
@@ -275,7 +279,7 @@ class LearnedSessionModel:
             "skip_run": np.zeros(n, dtype=np.int64),
             "last_response": np.full(n, -1, dtype=np.int64),
             "response_counts": np.zeros((n, 3), dtype=np.int64),
-            "recent_artists": np.full((n, RECENT_ARTISTS), -1, dtype=np.int64),
+            "recent_codes": np.full((n, RECENT_PLAYS), -1, dtype=np.int64),
         }
 
     def response_probs(self, state: SessionState, tracks: np.ndarray) -> np.ndarray:
@@ -294,7 +298,7 @@ class LearnedSessionModel:
         mlp = self.response_model.mlp_size
         rows = self._track_table.take(tracks, axis=0)
         if self.history is not None:
-            familiarity = self.history.familiarity(state["users"][:, None], tracks, state["recent_artists"][:, None])
+            familiarity = self.history.familiarity(state["users"][:, None], tracks, state["recent_codes"][:, None])
             rows += familiarity @ self._history_w
         context = state["context"][:, None, :]
         pre = rows[..., :mlp] + context[..., :mlp]
@@ -313,7 +317,7 @@ class LearnedSessionModel:
         hidden = state["hidden"]
         if self.response_model.sequential:
             step = self._numpy_step if len(tracks) <= self.numpy_threshold else self._torch_step
-            hidden = step(hidden, tracks, responses, state["users"], state["recent_artists"])
+            hidden = step(hidden, tracks, responses, state["users"], state["recent_codes"])
         position = state["position"] + 1
         return {
             "users": state["users"],
@@ -324,14 +328,14 @@ class LearnedSessionModel:
             "skip_run": (state["skip_run"] + 1) * (responses == SKIP),
             "last_response": responses,
             "response_counts": state["response_counts"] + self._response_one_hot[responses],
-            "recent_artists": advance_recent_artists(state["recent_artists"], self._played_artists(tracks)),
+            "recent_codes": advance_recent_codes(state["recent_codes"], self._played_codes(tracks)),
         }
 
-    def _played_artists(self, tracks: np.ndarray) -> np.ndarray:
-        """Artist codes of played ``tracks`` (``-1``, never matching, for a model without a history)."""
+    def _played_codes(self, tracks: np.ndarray) -> np.ndarray:
+        """Play codes of played ``tracks`` (``-1``, never matching, for a model without a history)."""
         if self.history is None:
             return np.full(len(tracks), -1, dtype=np.int64)
-        return self.history.track_artists[tracks]
+        return self.history.play_codes[tracks]
 
     def leave_probs(self, state: SessionState) -> np.ndarray:
         """``(B,)`` float64 probability that each listener leaves now (the session-end model)."""
@@ -405,17 +409,17 @@ class LearnedSessionModel:
         tracks: np.ndarray,
         responses: np.ndarray,
         users: np.ndarray | None = None,
-        recent_artists: np.ndarray | None = None,
+        recent_codes: np.ndarray | None = None,
     ) -> np.ndarray:
         """One GRU step in numpy (PyTorch's GRU equations, gates in its order: reset, update, new).
 
-        ``users`` and ``recent_artists`` (needed with a history) are the sessions' listeners and
-        their recent artists before the play.
+        ``users`` and ``recent_codes`` (needed with a history) are the sessions' listeners and
+        their recent plays' codes before the play.
         """
         size = self.response_model.hidden_size
         gate_input = self._gate_table[tracks, responses]
         if self.history is not None:
-            gate_input = gate_input + self.history.familiarity(users, tracks, recent_artists) @ self._history_gates
+            gate_input = gate_input + self.history.familiarity(users, tracks, recent_codes) @ self._history_gates
         gate_hidden = hidden @ self._w_hh
         gate_hidden += self._b_hh
         reset_update = expit(gate_input[:, : 2 * size] + gate_hidden[:, : 2 * size])
@@ -435,7 +439,7 @@ class LearnedSessionModel:
         tracks_t = torch.as_tensor(tracks, device=self.device)
         history = None
         if self.history is not None:
-            familiarity = self.history.familiarity(state["users"][:, None], tracks, state["recent_artists"][:, None])
+            familiarity = self.history.familiarity(state["users"][:, None], tracks, state["recent_codes"][:, None])
             history = torch.as_tensor(familiarity, device=self.device)
         logits = self.response_model.score(
             context[:, :mlp], context[:, mlp:], self._torch_tracks[tracks_t], history, members=True
@@ -449,13 +453,13 @@ class LearnedSessionModel:
         tracks: np.ndarray,
         responses: np.ndarray,
         users: np.ndarray | None = None,
-        recent_artists: np.ndarray | None = None,
+        recent_codes: np.ndarray | None = None,
     ) -> np.ndarray:
-        """:meth:`_numpy_step` through the torch module (``users`` and ``recent_artists`` needed with a history)."""
+        """:meth:`_numpy_step` through the torch module (``users`` and ``recent_codes`` needed with a history)."""
         tracks_t = torch.as_tensor(tracks, device=self.device)
         history = None
         if self.history is not None:
-            history = torch.as_tensor(self.history.familiarity(users, tracks, recent_artists), device=self.device)
+            history = torch.as_tensor(self.history.familiarity(users, tracks, recent_codes), device=self.device)
         out = self.response_model.step(
             torch.as_tensor(hidden, device=self.device),
             self._torch_tracks[tracks_t],
@@ -589,7 +593,7 @@ class LearnedSingleSession:
         self._skip_run = int(state["skip_run"][0])
         self._last_response = int(state["last_response"][0])
         self._counts = [int(count) for count in state["response_counts"][0]]
-        self._recent = [int(artist) for artist in state["recent_artists"][0]]
+        self._recent = [int(code) for code in state["recent_codes"][0]]
         self._member_probs: np.ndarray | list[float] = np.full((model.ensemble_size, 3), np.nan)
 
     def play(self, track: int, uniform: float) -> tuple[list[float], int]:
@@ -642,20 +646,29 @@ class LearnedSingleSession:
         self._skip_run = self._skip_run + 1 if response == SKIP else 0
         self._last_response = response
         self._counts[response] += 1
-        self._recent = [self._played_artist(track), *self._recent[:-1]]
+        self._recent = [self._played_code(track), *self._recent[:-1]]
         return probs, response
 
-    def _played_artist(self, track: int) -> int:
-        """The artist code of ``track`` (``-1`` for a model without a history)."""
+    def _played_code(self, track: int) -> int:
+        """The play code of ``track`` (``-1`` for a model without a history)."""
         history = self.model.history
-        return -1 if history is None else int(history.track_artists[track])
+        return -1 if history is None else int(history.play_codes[track])
 
     def _familiarity(self, track: int) -> np.ndarray:
         """``ListeningHistory.familiarity`` of the listener with ``track`` now, bit for bit, on Python numbers."""
         history = self.model.history
-        artist = int(history.track_artists[track])  # a code >= 0: never the -1 of an empty slot
+        code = int(history.play_codes[track])  # a code >= 0: never the -1 of an empty slot
+        artist, genre = code >> GENRE_BITS, code & GENRE_MASK
+        artists = [played >> GENRE_BITS for played in self._recent]  # an empty slot's -1 stays -1
         recent = self._recent
-        in_session = [float(recent[0] == artist), float(recent[1] == artist), math.log1p(recent.count(artist))]
+        genre_mask = sum(1 << j for j, played in enumerate(recent) if played >= 0 and played & GENRE_MASK == genre)
+        in_session = [
+            float(artists[0] == artist),
+            float(artists[1] == artist),
+            math.log1p(artists.count(artist)),
+            float(genre_mask & 1),
+            float(GENRE_EXPOSURE[genre_mask]),
+        ]
         return np.array(history.pair_features(self._user, track) + in_session, dtype=np.float32)
 
     def _gru_step(self, track: int, response: int, familiarity: np.ndarray | None) -> np.ndarray:
@@ -693,7 +706,7 @@ class LearnedSingleSession:
             "skip_run": np.array([self._skip_run]),
             "last_response": np.array([self._last_response]),
             "response_counts": np.array([self._counts]),
-            "recent_artists": np.array([self._recent], dtype=np.int64),
+            "recent_codes": np.array([self._recent], dtype=np.int64),
         }
 
 
@@ -714,7 +727,7 @@ class TorchLearnedSessionModel:
 
     The state has the keys of the numpy model (``users``, ``hidden``, ``static_context``,
     ``context``, ``position``, ``skip_run``, ``last_response``, ``response_counts``,
-    ``recent_artists``), so
+    ``recent_codes``), so
     :meth:`to_numpy` / :meth:`from_numpy` convert one into the other exactly.
 
     Like the numpy model it is an ensemble: :meth:`response_probs` is the members' mean,
@@ -750,13 +763,14 @@ class TorchLearnedSessionModel:
             self.history_n_tracks = int(model.history.n_tracks)
             self.history_n_artists = int(model.history.n_artists)
             self.history_track_artists = torch.as_tensor(model.history.track_artists, device=self.device)
+            self.history_play_codes = torch.as_tensor(model.history.play_codes, device=self.device)
             self.history_artist_keys = torch.as_tensor(model.history.artist_keys, device=self.device)
             self.history_artist_counts = torch.as_tensor(
                 np.asarray(model.history.artist_counts, np.float64), device=self.device
             )
             self.history_w = tensor(model._history_w)
         else:
-            self.history_track_artists = torch.full((len(model.track_features),), -1, device=self.device)
+            self.history_play_codes = torch.full((len(model.track_features),), -1, device=self.device)
         if self.sequential:
             self.initial_w, self.initial_b = tensor(model._initial_w), tensor(model._initial_b)
             self.hidden_w = _on_device(model._hidden_w, self.device)
@@ -811,7 +825,7 @@ class TorchLearnedSessionModel:
             "skip_run": torch.zeros(n, dtype=torch.int64, device=self.device),
             "last_response": torch.full((n,), -1, dtype=torch.int64, device=self.device),
             "response_counts": torch.zeros((n, 3), dtype=torch.int64, device=self.device),
-            "recent_artists": torch.full((n, RECENT_ARTISTS), -1, dtype=torch.int64, device=self.device),
+            "recent_codes": torch.full((n, RECENT_PLAYS), -1, dtype=torch.int64, device=self.device),
         }
 
     @property
@@ -841,7 +855,7 @@ class TorchLearnedSessionModel:
         tracks = tracks.clamp(min=0)
         rows = self.track_table[tracks]
         if self.history_keys is not None:
-            familiarity = self.familiarity(state["users"][:, None], tracks, state["recent_artists"][:, None])
+            familiarity = self.familiarity(state["users"][:, None], tracks, state["recent_codes"][:, None])
             rows = rows + familiarity @ self.history_w
         context = state["context"][:, None, :]
         pre = rows[..., :mlp] + context[..., :mlp] + (rows[..., mlp:] * context[..., mlp:]) @ self.interaction
@@ -854,7 +868,7 @@ class TorchLearnedSessionModel:
         responses = responses.long()
         hidden = state["hidden"]
         if self.sequential:
-            hidden = self._gru_step(hidden, tracks, responses, state["users"], state["recent_artists"])
+            hidden = self._gru_step(hidden, tracks, responses, state["users"], state["recent_codes"])
         position = state["position"] + 1
         skipped = responses == SKIP
         return {
@@ -867,7 +881,7 @@ class TorchLearnedSessionModel:
             "last_response": responses,
             "response_counts": state["response_counts"]
             + torch.nn.functional.one_hot(responses.clamp(min=0), 3) * (responses >= 0)[:, None],
-            "recent_artists": torch_advance_recent_artists(state["recent_artists"], self.history_track_artists[tracks]),
+            "recent_codes": torch_advance_recent_codes(state["recent_codes"], self.history_play_codes[tracks]),
         }
 
     def leave_probs(self, state: TorchSessionState) -> torch.Tensor:
@@ -915,9 +929,9 @@ class TorchLearnedSessionModel:
         )
         return features.to(torch.float32)
 
-    def familiarity(self, users: torch.Tensor, tracks: torch.Tensor, recent_artists: torch.Tensor) -> torch.Tensor:
+    def familiarity(self, users: torch.Tensor, tracks: torch.Tensor, recent_codes: torch.Tensor) -> torch.Tensor:
         """``ListeningHistory.familiarity`` on the device: :meth:`history_features`, then the in-session columns."""
-        in_session = torch_session_familiarity(self.history_track_artists[tracks.long()], recent_artists)
+        in_session = torch_session_familiarity(self.history_play_codes[tracks.long()], recent_codes)
         return torch.cat([self.history_features(users, tracks), in_session], dim=-1)
 
     def _gru_step(
@@ -926,13 +940,13 @@ class TorchLearnedSessionModel:
         tracks: torch.Tensor,
         responses: torch.Tensor,
         users: torch.Tensor,
-        recent_artists: torch.Tensor,
+        recent_codes: torch.Tensor,
     ) -> torch.Tensor:
         """One GRU step (PyTorch's GRU equations, gates in its order: reset, update, new)."""
         size = self.hidden_size
         gate_input = self.track_gates[tracks] + self.response_gates[responses.clamp(min=0)]
         if self.history_keys is not None:
-            gate_input = gate_input + self.familiarity(users, tracks, recent_artists) @ self.history_gates
+            gate_input = gate_input + self.familiarity(users, tracks, recent_codes) @ self.history_gates
         gate_hidden = hidden @ self.w_hh + self.b_hh
         reset_update = torch.sigmoid(gate_input[:, : 2 * size] + gate_hidden[:, : 2 * size])
         candidate = torch.tanh(gate_input[:, 2 * size :] + reset_update[:, :size] * gate_hidden[:, 2 * size :])

@@ -32,10 +32,11 @@ Architecture (:class:`UserResponseModel`)
       enter beside the track's features (``+ G g`` in the first layer, ``+ J g`` in the key).
       Listeners answer tracks they know differently from new ones, ALS vectors cannot tell the
       two apart, and a candidate pool holds far more new tracks than the logs did
-      (``benchmarks/user_model.py``'s ``no_history_*`` figures). Three more columns say how
-      recently the session itself played the track's artist (:mod:`musicenv.familiarity`: the
-      last play, the one before, how many of the last eight); the session state keeps the recent
-      artists (``"recent_artists"``) to compute them. The environments put the same rows in the
+      (``benchmarks/user_model.py``'s ``no_history_*`` figures). Five more columns say how
+      recently the session itself played the track's artist and genre (:mod:`musicenv.familiarity`:
+      the artist's last play, the one before, how many of the last eight; the genre's last play,
+      and its decayed count over the last eight); the session state keeps the recent plays' codes
+      (``"recent_codes"``) to compute them. The environments put the same rows in the
       observation (``"familiarity"``, ``"history_familiarity"``).
     - ``sequential=False`` drops the GRU (no ``B h``, no ``R h``): the non-sequential baseline.
     - *Ensemble* (``ensemble_size`` ``E``, :class:`UserModelConfig`): ``E`` members, and the
@@ -884,6 +885,7 @@ def train_user_model(
     session_user_features: np.ndarray | None = None,
     session_track_features: tuple[np.ndarray, np.ndarray] | None = None,
     track_artists: np.ndarray | None = None,
+    track_genres: np.ndarray | None = None,
 ) -> tuple[UserResponseModel, TrainingReport]:
     """Train a :class:`UserResponseModel` on the train users' sessions of ``log``.
 
@@ -909,6 +911,8 @@ def train_user_model(
         track_artists: ``(n_tracks,)`` artist code of every track, for the history's artist
             columns (:class:`~world_model.history.ListeningHistory`); None: every track is its own
             artist.
+        track_genres: ``(n_tracks,)`` genre code of every track, for the history's genre columns
+            (:func:`~world_model.genres.track_genres`); None: one genre for every track.
 
     Torch runs on one CPU thread while it trains (:func:`one_torch_thread`): the same inputs and
     seed give the same model bit for bit, whatever thread count the caller set.
@@ -949,7 +953,7 @@ def train_user_model(
         split = dataclasses.replace(split, train=pool, validation=pool[some_member])
     if config.history:
         # Every play's history with its track, from all logged sessions but its own.
-        history_table = ListeningHistory.from_sessions(sessions, len(track_features), track_artists)
+        history_table = ListeningHistory.from_sessions(sessions, len(track_features), track_artists, track_genres)
         session_history = history_table.session_features(sessions)
     else:
         session_history = None

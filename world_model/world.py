@@ -69,6 +69,7 @@ from world_model.features import (
     track_play_counts,
     user_feature_matrix,
 )
+from world_model.genres import track_genres
 from world_model.history import ListeningHistory
 from world_model.interactions import interaction_matrix, listener_codes
 from world_model.learned_session import LearnedSessionModel, load_models, save_models
@@ -408,6 +409,7 @@ def build_world(
     )
     stats, track_features, user_features = features.stats, features.track_features, features.user_features
     track_artists = log.track_artist_codes()
+    genres, _ = track_genres(log.tracks, retrieval.track_vectors, config.seed)
     session_user_features = features.session_user_features
     response_model, report = train_user_model(
         sessions,
@@ -419,10 +421,11 @@ def build_world(
         session_user_features=session_user_features,
         session_track_features=features.session_track_features,
         track_artists=track_artists,
+        track_genres=genres,
     )
     session_end = SessionEndModel.fit(sessions)
     history = (
-        ListeningHistory.from_sessions(sessions, len(track_features), track_artists)
+        ListeningHistory.from_sessions(sessions, len(track_features), track_artists, genres)
         if response_model.history_dim
         else None
     )
