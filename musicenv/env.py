@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from gymnasium import error, spaces
 
-from musicenv.familiarity import RECENT_PLAYS, advance_session_familiarity, recent_codes, recent_matches
+from musicenv.familiarity import advance_session_familiarity, match_masks, recent_codes
 from musicenv.observation import (
     N_LOGGED,
     OBSERVATION_LAYOUTS,
@@ -562,7 +562,7 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
             # What advance_session_familiarity updates play by play.
             self._pool_codes = track_play_codes(self.catalogue.familiarity, self._pool)
             recent = recent_codes(track_play_codes(self.catalogue.familiarity, self._history_tracks[None]))[0]
-            self._recent_matches = recent_matches(self._pool_codes, recent)
+            self._match_masks = match_masks(self._pool_codes, recent)
         return {key: value[0] for key, value in batch.items()}
 
     def step(self, action: np.int64 | int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -610,11 +610,9 @@ class ListeningSessionEnv(SessionEnvSetup, gym.Env[dict[str, np.ndarray], np.int
             obs["history_mask"][position] = 1.0
             obs["history_familiarity"][position] = obs["familiarity"][slot]
             if self.catalogue.familiarity is not None:
-                codes = self.catalogue.familiarity.play_codes
-                left = codes[self._history_tracks[position - RECENT_PLAYS]] if position >= RECENT_PLAYS else -1
                 # The candidates' in-session columns (a view, updated in place) follow the track just played.
-                columns, matches = obs["familiarity"][:, N_LOGGED:], self._recent_matches
-                advance_session_familiarity(columns, matches, self._pool_codes, codes[track], left)
+                columns, played = obs["familiarity"][:, N_LOGGED:], self.catalogue.familiarity.play_codes[track]
+                advance_session_familiarity(columns, self._match_masks, self._pool_codes, played)
         obs["action_mask"][slot] = 0
 
         info = {

@@ -34,9 +34,13 @@ Play codes
     world's genres are the tracks table's ``genre`` column where every track has one, else
     clusters of the tracks' ALS vectors (:mod:`world_model.genres`).
 
-Numpy and torch twins give the same numbers: ``genre_exposure`` is read from a table indexed by
-the bit mask of which recent plays matched, so every path (recomputed, updated play by play, on
-Python numbers or on tensors) gives it bit for bit.
+Match masks
+    What the columns are computed from is, per candidate, one 16-bit *match mask*: bit j set
+    when the play j + 1 plays ago was by the candidate's artist, bit 8 + j when it was of its
+    genre. The five columns are a function of the mask alone, tabulated once
+    (:data:`SESSION_COLUMNS`), so every path (recomputed from the recent plays, updated play by
+    play by shifting the mask, on Python numbers or on tensors) reads the same numbers bit for
+    bit, and an environment's step costs a shift, a comparison and one table lookup.
 """
 
 from __future__ import annotations
@@ -70,11 +74,31 @@ GENRE_DECAY = 0.8
 GENRE_MASK = (1 << GENRE_BITS) - 1
 """A play code's genre bits: ``code & GENRE_MASK`` is its genre, ``code >> GENRE_BITS`` its artist."""
 
-GENRE_EXPOSURE = (
-    ((np.arange(1 << RECENT_PLAYS)[:, None] >> np.arange(RECENT_PLAYS)) & 1) @ GENRE_DECAY ** np.arange(RECENT_PLAYS)
-).astype(np.float32)
-"""``(2**RECENT_PLAYS,)`` float32 ``genre_exposure`` of every mask of matches (bit j: the play
-j + 1 plays ago was of the candidate's genre)."""
+_RECENT_BITS = (1 << RECENT_PLAYS) - 1
+_DECAY_WEIGHTS = GENRE_DECAY ** np.arange(RECENT_PLAYS)
+_KEEP = ~(1 << RECENT_PLAYS | 1 << (2 * RECENT_PLAYS))  # a shifted mask's bits that stay in the window
+
+
+def _bits(masks: np.ndarray) -> np.ndarray:
+    """``(..., RECENT_PLAYS)`` 0/1 of ``RECENT_PLAYS``-bit ``masks``, bit j first."""
+    return (np.asarray(masks)[..., None] >> np.arange(RECENT_PLAYS)) & 1
+
+
+def _column_table() -> np.ndarray:
+    """:data:`SESSION_COLUMNS`: the five columns of every match mask, in float64 rounded to float32 once."""
+    masks = np.arange(1 << (2 * RECENT_PLAYS))
+    artist, genre = _bits(masks & _RECENT_BITS), _bits(masks >> RECENT_PLAYS)
+    columns = np.stack(
+        [artist[:, 0], artist[:, 1], np.log1p(artist.sum(axis=1)), genre[:, 0], genre @ _DECAY_WEIGHTS], axis=1
+    )
+    return columns.astype(np.float32)
+
+
+SESSION_COLUMNS = _column_table()
+"""``(2**16, 5)`` float32: :data:`SESSION_FAMILIARITY_FEATURES` of every *match mask*, the 16-bit
+integer whose bit j says that the play j + 1 plays ago was by the candidate's artist and whose
+bit 8 + j says that it was of the candidate's genre. Every path reads the columns from here, so
+they agree bit for bit."""
 
 
 def play_codes(artists: np.ndarray, genres: np.ndarray) -> np.ndarray:
@@ -89,85 +113,55 @@ def play_codes(artists: np.ndarray, genres: np.ndarray) -> np.ndarray:
     return (artists << GENRE_BITS) | genres
 
 
-def _matches(codes: np.ndarray, recent_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(..., R)`` bool: the recent plays by each candidate's artist, and those of its genre."""
+def _hits(codes: np.ndarray, played_codes: np.ndarray) -> np.ndarray:
+    """``(...)`` int64: 1 where the play of ``played_codes`` was by the candidate's artist, plus
+    ``2**RECENT_PLAYS`` where it was of its genre (``-1``, an empty slot or padding, matches nothing)."""
+    played = played_codes >= 0
+    artist = ((codes >> GENRE_BITS) == (played_codes >> GENRE_BITS)) & played
+    genre = ((codes & GENRE_MASK) == (played_codes & GENRE_MASK)) & played
+    return artist.astype(np.int64) | (genre.astype(np.int64) << RECENT_PLAYS)
+
+
+def match_masks(codes: np.ndarray, recent_codes: np.ndarray) -> np.ndarray:
+    """``(...)`` int64 match masks (:data:`SESSION_COLUMNS`) of candidates' play ``codes`` ``(...)``.
+
+    ``recent_codes`` ``(..., R)``: the session's last ``R`` plays' codes, newest first, ``-1`` for
+    none; its leading axes broadcast against ``codes``' (a session's ``(B, 1, R)`` against its
+    candidates' ``(B, K)``). What :func:`advance_session_familiarity` keeps up to date.
+    """
     codes = np.asarray(codes, dtype=np.int64)[..., None]
     recent = np.asarray(recent_codes, dtype=np.int64)[..., :RECENT_PLAYS]
-    played = recent >= 0
-    artist = ((codes >> GENRE_BITS) == (recent >> GENRE_BITS)) & played
-    genre = ((codes & GENRE_MASK) == (recent & GENRE_MASK)) & played
-    return artist, genre
-
-
-def _genre_masks(genre_matches: np.ndarray) -> np.ndarray:
-    """``(...)`` int64 bit masks of ``(..., R)`` matches (bit j: the play j + 1 plays ago)."""
-    return (genre_matches.astype(np.int64) << np.arange(genre_matches.shape[-1])).sum(axis=-1)
+    return (_hits(codes, recent) << np.arange(recent.shape[-1])).sum(axis=-1)
 
 
 def session_familiarity(codes: np.ndarray, recent_codes: np.ndarray) -> np.ndarray:
     """``(..., 5)`` float32 :data:`SESSION_FAMILIARITY_FEATURES` of candidates' play ``codes`` ``(...)``.
 
-    ``recent_codes`` ``(..., R)``: the session's last ``R`` (at least 2) plays' codes, newest
-    first, ``-1`` for none; its leading axes broadcast against ``codes``' (a session's ``(B, 1,
-    R)`` against its candidates' ``(B, K)``). A candidate code of ``-1`` (padding) gives zeros
-    only where no play matches it; callers zero padding rows themselves.
+    Shapes as for :func:`match_masks`. Padding (code ``-1``) gets zeros.
     """
-    artist, genre = _matches(codes, recent_codes)
-    return _columns(artist[..., 0], artist[..., 1], artist.sum(axis=-1), _genre_masks(genre))
-
-
-def _columns(just: np.ndarray, two_ago: np.ndarray, artist_plays: np.ndarray, genre_masks: np.ndarray) -> np.ndarray:
-    out = np.empty((*just.shape, len(SESSION_FAMILIARITY_FEATURES)), dtype=np.float32)
-    out[..., 0] = just
-    out[..., 1] = two_ago
-    out[..., 2] = np.log1p(artist_plays)
-    out[..., 3] = genre_masks & 1
-    out[..., 4] = GENRE_EXPOSURE[genre_masks]
-    return out
-
-
-def recent_matches(codes: np.ndarray, recent_codes: np.ndarray) -> np.ndarray:
-    """``(..., 2)`` int64 of each candidate: the plays of its artist among ``recent_codes``, and
-    the bit mask of which recent plays were of its genre (bit j: the play j + 1 plays ago).
-
-    What :func:`advance_session_familiarity` keeps up to date; shapes as for :func:`session_familiarity`.
-    """
-    artist, genre = _matches(codes, recent_codes)
-    return np.stack([artist.sum(axis=-1), _genre_masks(genre)], axis=-1)
+    return SESSION_COLUMNS[match_masks(codes, recent_codes)]
 
 
 def advance_session_familiarity(
-    columns: np.ndarray,
-    matches: np.ndarray,
-    codes: np.ndarray,
-    played_codes: np.ndarray,
-    left_codes: np.ndarray,
+    columns: np.ndarray, masks: np.ndarray, codes: np.ndarray, played_codes: np.ndarray
 ) -> None:
     """Update the candidates' in-session ``columns`` ``(..., M, 5)`` in place after one more play of each session.
 
     :func:`session_familiarity`'s numbers kept up to date instead of recomputed, which an
-    environment's step can afford: the old "just played" becomes "two ago", the count of each
-    candidate's artist among the recent plays gains the play and loses the one that left the
-    window, and the genre's bit mask shifts by one play (``matches`` ``(..., M, 2)``, updated in
-    place, :func:`recent_matches` at the start). ``codes`` ``(..., M)``: the candidates' play
-    codes (``-1`` for padding); ``played_codes`` ``(...)``: the code just played;
-    ``left_codes`` ``(...)``: the code of the play :data:`RECENT_PLAYS` plays before it (``-1``
-    while the session is shorter).
+    environment's step can afford: each candidate's match mask (``masks`` ``(..., M)``, updated
+    in place, :func:`match_masks` at the start) moves one play back, forgets the play that left
+    the window and records whether the new one was by its artist and of its genre; the columns
+    are read from :data:`SESSION_COLUMNS`. ``codes`` ``(..., M)``: the candidates' play codes
+    (``-1`` for padding); ``played_codes`` ``(...)``: the code just played.
     """
-    codes = np.asarray(codes, dtype=np.int64)
-    played = np.asarray(played_codes, dtype=np.int64)[..., None]
-    left = np.asarray(left_codes, dtype=np.int64)[..., None]
-    artists = codes >> GENRE_BITS
-    just_played = artists == played >> GENRE_BITS
-    matches[..., 0] += just_played
-    matches[..., 0] -= (artists == left >> GENRE_BITS) & (left >= 0)
-    same_genre = (codes & GENRE_MASK) == (played & GENRE_MASK)
-    matches[..., 1] = ((matches[..., 1] << 1) | same_genre) & ((1 << RECENT_PLAYS) - 1)
-    columns[..., 1] = columns[..., 0]
-    columns[..., 0] = just_played
-    columns[..., 2] = np.log1p(matches[..., 0])
-    columns[..., 3] = same_genre
-    columns[..., 4] = GENRE_EXPOSURE[matches[..., 1]]
+    # The fewest array operations (an environment's step): a played track is never padding, and a
+    # candidate shares its artist (genre) with it when their codes' high (low) bits agree.
+    differ = np.bitwise_xor(codes, np.asarray(played_codes, dtype=np.int64)[..., None])
+    masks <<= 1
+    masks &= _KEEP
+    masks |= (differ >> GENRE_BITS) == 0
+    masks |= ((differ & GENRE_MASK) == 0).astype(np.int64) << RECENT_PLAYS
+    columns[...] = SESSION_COLUMNS[masks]
 
 
 def recent_codes(history_codes: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
@@ -218,16 +212,12 @@ def torch_session_familiarity(codes: torch.Tensor, recent_codes: torch.Tensor) -
     artist = ((codes >> GENRE_BITS) == (recent >> GENRE_BITS)) & played
     genre = ((codes & GENRE_MASK) == (recent & GENRE_MASK)) & played
     bits = torch.arange(recent.shape[-1], device=codes.device)
-    masks = (genre.long() << bits).sum(dim=-1)
-    exposure = torch.as_tensor(GENRE_EXPOSURE, device=codes.device)[masks]
-    return torch.stack(
-        [
-            artist[..., 0].float(),
-            artist[..., 1].float(),
-            torch.log1p(artist.sum(dim=-1).double()).float(),
-            (masks & 1).float(),
-            exposure,
-        ],
+    # The artist's columns depend on the artist bits alone, the genre's on the genre bits: two
+    # small slices of SESSION_COLUMNS instead of the whole table on the device.
+    artist_columns = torch.as_tensor(SESSION_COLUMNS[: 1 << RECENT_PLAYS, :3], device=codes.device)
+    genre_columns = torch.as_tensor(SESSION_COLUMNS[:: 1 << RECENT_PLAYS, 3:], device=codes.device)
+    return torch.cat(
+        [artist_columns[(artist.long() << bits).sum(dim=-1)], genre_columns[(genre.long() << bits).sum(dim=-1)]],
         dim=-1,
     )
 

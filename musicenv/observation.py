@@ -77,8 +77,8 @@ import numpy as np
 from gymnasium import spaces
 
 from musicenv.familiarity import (
-    GENRE_EXPOSURE,
     RECENT_PLAYS,
+    SESSION_COLUMNS,
     played_session_familiarity,
     recent_codes,
     session_familiarity,
@@ -146,7 +146,7 @@ def familiarity_space(rows: int) -> spaces.Box:
     high = np.ones(len(FAMILIARITY_FEATURES), dtype=np.float32)
     high[[FAMILIARITY_FEATURES.index("log_plays"), FAMILIARITY_FEATURES.index("artist_log_plays")]] = np.inf
     high[FAMILIARITY_FEATURES.index("artist_recent_plays")] = np.log1p(RECENT_PLAYS)
-    high[FAMILIARITY_FEATURES.index("genre_exposure")] = GENRE_EXPOSURE.max()
+    high[FAMILIARITY_FEATURES.index("genre_exposure")] = SESSION_COLUMNS[:, -1].max()
     return spaces.Box(
         np.zeros((rows, len(high)), np.float32), np.broadcast_to(high, (rows, len(high))), dtype=np.float32
     )

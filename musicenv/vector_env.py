@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import error
 
 from musicenv.env import COUNTS, RESPONSE_COUNTS
-from musicenv.familiarity import RECENT_PLAYS, advance_session_familiarity, recent_codes, recent_matches
+from musicenv.familiarity import advance_session_familiarity, match_masks, recent_codes
 from musicenv.observation import (
     N_LOGGED,
     build_observations,
@@ -160,10 +160,10 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         self._returns = np.zeros(n, dtype=np.float64)
         self._counts = np.zeros((n, len(COUNTS)), dtype=np.int64)
         self._members = np.zeros(n, dtype=np.int64)
-        # The pool's play codes and each candidate's matches among the last RECENT_PLAYS plays
-        # (recent_matches): what its in-session familiarity columns are updated from, play by play.
+        # The pool's play codes and each candidate's match mask (musicenv.familiarity.match_masks):
+        # what its in-session familiarity columns are updated from, play by play.
         self._pool_codes = np.full((n, size), -1, dtype=np.int64)
-        self._recent_matches = np.zeros((n, size, 2), dtype=np.int64)
+        self._match_masks = np.zeros((n, size), dtype=np.int64)
         self._state: SessionState = {}
         self._obs = {
             key: np.zeros(space.shape, dtype=space.dtype) for key, space in self.observation_space.spaces.items()
@@ -228,7 +228,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         obs["familiarity"][rows] = candidate_familiarity(catalogue.familiarity, self.users[rows], pools, no_history)
         obs["history_familiarity"][rows] = 0.0
         self._pool_codes[rows] = track_play_codes(catalogue.familiarity, pools)
-        self._recent_matches[rows] = 0
+        self._match_masks[rows] = 0
 
     def step(
         self, actions: np.ndarray
@@ -349,15 +349,12 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
             familiarity.reshape(-1, familiarity.shape[-1])[at] = self._obs["familiarity"][rows, slots]
             if self.catalogue.familiarity is not None:
                 # The candidates' in-session columns follow the tracks just played.
-                codes = self.catalogue.familiarity.play_codes
-                left = np.full(len(rows), -1, dtype=np.int64)
-                full = positions >= RECENT_PLAYS
-                left[full] = codes[self.history_tracks[rows[full], positions[full] - RECENT_PLAYS]]
+                played = self.catalogue.familiarity.play_codes[tracks]
                 columns = self._obs["familiarity"][rows, :, N_LOGGED:]
-                matches = self._recent_matches[rows]
-                advance_session_familiarity(columns, matches, self._pool_codes[rows], codes[tracks], left)
+                masks = self._match_masks[rows]
+                advance_session_familiarity(columns, masks, self._pool_codes[rows], played)
                 self._obs["familiarity"][rows, :, N_LOGGED:] = columns
-                self._recent_matches[rows] = matches
+                self._match_masks[rows] = masks
         self._obs["action_mask"][rows, slots] = 0
 
     def _end(self, rows: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
@@ -466,7 +463,7 @@ class ListeningSessionVectorEnv(ListeningSessionVectorEnvBase):
         )
         self._pool_codes = track_play_codes(self.catalogue.familiarity, self.pools)
         recent = recent_codes(track_play_codes(self.catalogue.familiarity, self.history_tracks))
-        self._recent_matches = recent_matches(self._pool_codes, recent[:, None, :])
+        self._match_masks = match_masks(self._pool_codes, recent[:, None, :])
 
 
 def _state_with_rows(

@@ -17,10 +17,10 @@ from musicenv.familiarity import (
     RECENT_PLAYS,
     advance_recent_codes,
     advance_session_familiarity,
+    match_masks,
     play_codes,
     played_session_familiarity,
     recent_codes,
-    recent_matches,
     session_familiarity,
     torch_advance_recent_codes,
     torch_recent_codes,
@@ -51,6 +51,8 @@ def test_the_columns_against_a_session_counted_by_hand() -> None:
         [0, 0, 0, 0, 0],
     ]
     np.testing.assert_allclose(got[0], expected, rtol=1e-6)
+    # Artist 5's mask: artist bits 2 and 3, genre bits 0, 2 and 3 (from bit 8).
+    assert match_masks(candidates, recent[:, None, :])[0, 0] == 0b1101 << RECENT_PLAYS | 0b1100
     # Each play against the plays before it; the padded slot is zeros.
     played = played_session_familiarity(HISTORY)[0]
     np.testing.assert_allclose(
@@ -179,10 +181,10 @@ def test_the_incremental_update_equals_the_columns_recomputed_after_every_play()
     plays = play_codes(rng.integers(0, 4, size=(3, 2 * RECENT_PLAYS)), rng.integers(0, 3, size=(3, 2 * RECENT_PLAYS)))
     recent = np.full((3, RECENT_PLAYS), -1)
     columns = session_familiarity(pools, recent[:, None, :])
-    matches = recent_matches(pools, recent[:, None, :])
+    masks = match_masks(pools, recent[:, None, :])
     for t in range(plays.shape[1]):
-        left = plays[:, t - RECENT_PLAYS] if t >= RECENT_PLAYS else np.full(3, -1)
-        advance_session_familiarity(columns, matches, pools, plays[:, t], left)
+        advance_session_familiarity(columns, masks, pools, plays[:, t])
         recent = advance_recent_codes(recent, plays[:, t])
         np.testing.assert_array_equal(columns, session_familiarity(pools, recent[:, None, :]))
-        np.testing.assert_array_equal(matches, recent_matches(pools, recent[:, None, :]))
+        np.testing.assert_array_equal(masks, match_masks(pools, recent[:, None, :]))
+    assert not columns[:, -1].any(), "padding stays zeros"

@@ -85,9 +85,9 @@ from scipy.special import expit
 from musicenv.artifacts import ArtifactError, atomic_folder, read_manifest, write_manifest
 from musicenv.familiarity import (
     GENRE_BITS,
-    GENRE_EXPOSURE,
     GENRE_MASK,
     RECENT_PLAYS,
+    SESSION_COLUMNS,
     advance_recent_codes,
     torch_advance_recent_codes,
     torch_session_familiarity,
@@ -659,17 +659,11 @@ class LearnedSingleSession:
         history = self.model.history
         code = int(history.play_codes[track])  # a code >= 0: never the -1 of an empty slot
         artist, genre = code >> GENRE_BITS, code & GENRE_MASK
-        artists = [played >> GENRE_BITS for played in self._recent]  # an empty slot's -1 stays -1
-        recent = self._recent
-        genre_mask = sum(1 << j for j, played in enumerate(recent) if played >= 0 and played & GENRE_MASK == genre)
-        in_session = [
-            float(artists[0] == artist),
-            float(artists[1] == artist),
-            math.log1p(artists.count(artist)),
-            float(genre_mask & 1),
-            float(GENRE_EXPOSURE[genre_mask]),
-        ]
-        return np.array(history.pair_features(self._user, track) + in_session, dtype=np.float32)
+        mask = 0  # musicenv.familiarity.match_masks, on Python numbers
+        for j, played in enumerate(self._recent):
+            if played >= 0:
+                mask |= ((played >> GENRE_BITS) == artist) << j | ((played & GENRE_MASK) == genre) << (RECENT_PLAYS + j)
+        return np.array(history.pair_features(self._user, track) + SESSION_COLUMNS[mask].tolist(), dtype=np.float32)
 
     def _gru_step(self, track: int, response: int, familiarity: np.ndarray | None) -> np.ndarray:
         """LearnedSessionModel._numpy_step for one session (``familiarity``: the played track's history row)."""
