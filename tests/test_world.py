@@ -101,6 +101,9 @@ def test_world_round_trip(world: LearnedWorld, saved: Path) -> None:
     np.testing.assert_array_equal(loaded.track_features, world.track_features)
     np.testing.assert_array_equal(loaded.user_features, world.user_features)
     assert loaded.tracks["track_id"].tolist() == world.tracks["track_id"].tolist()
+    # The ground truth's log names every track's genre: the genre columns read it.
+    assert world.familiarity.genre_source == loaded.familiarity.genre_source == "genre column"
+    np.testing.assert_array_equal(loaded.familiarity.play_codes, world.familiarity.play_codes)
     users, pools, probabilities = episode_probabilities(world)
     loaded_users, loaded_pools, loaded_probabilities = episode_probabilities(loaded)
     np.testing.assert_array_equal(loaded_users, users)
@@ -198,6 +201,8 @@ def test_world_from_mssd_rows(shared_dir: Path, tmp_path: Path) -> None:
     state = world.session_model.advance(state, np.maximum(pools[:, 0], 0), np.zeros(4, dtype=np.int64))
     assert np.isfinite(world.session_model.leave_probs(state)).all()
     loaded = load_world(world.save(tmp_path / "mssd"))
+    # The MSSD has no genres: the genre columns read clusters of the ALS vectors.
+    assert world.familiarity.genre_source == loaded.familiarity.genre_source == "ALS clusters"
     np.testing.assert_array_equal(
         loaded.session_model.response_probs(loaded.session_model.initial_state(users, contexts), pools),
         world.session_model.response_probs(world.session_model.initial_state(users, contexts), pools),

@@ -66,6 +66,9 @@ class ListeningHistory:
         artist_counts: ``(Q, 3)`` float64 plays of the (listener, artist) pair per response.
         n_artists: number of artist codes (the largest code + 1).
         track_genres: ``(n_tracks,)`` int64 genre code of every track (:func:`world_model.genres.track_genres`).
+        genre_source: where the genres came from: ``"genre column"`` or ``"ALS clusters"``
+            (:func:`world_model.genres.track_genres`), ``"given"`` (by the caller) or ``"none"``
+            (one genre for every track).
         play_codes: ``(n_tracks,)`` int64 play code of every track, what the in-session columns
             compare (:func:`musicenv.familiarity.play_codes`; derived).
     """
@@ -78,6 +81,7 @@ class ListeningHistory:
     artist_counts: np.ndarray
     n_artists: int
     track_genres: np.ndarray
+    genre_source: str
     play_codes: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -90,13 +94,15 @@ class ListeningHistory:
         n_tracks: int,
         track_artists: np.ndarray | None = None,
         track_genres: np.ndarray | None = None,
+        genre_source: str | None = None,
     ) -> ListeningHistory:
         """The history of every play in ``sessions`` (all listeners, evaluation users included).
 
         ``track_artists`` ``(n_tracks,)``: each track's artist code; None makes every track its own
         artist (a log without artists), so the artist columns repeat the track's counts.
         ``track_genres`` ``(n_tracks,)``: each track's genre code; None puts every track in one
-        genre, so the genre columns only count the session's plays.
+        genre, so the genre columns only count the session's plays. ``genre_source``: where they
+        came from (default ``"given"``, or ``"none"`` without genres).
         """
         artists = np.arange(n_tracks, dtype=np.int64) if track_artists is None else np.asarray(track_artists, np.int64)
         genres = np.zeros(n_tracks, dtype=np.int64) if track_genres is None else np.asarray(track_genres, np.int64)
@@ -110,7 +116,8 @@ class ListeningHistory:
         n_artists = int(artists.max()) + 1 if n_tracks else 0
         played_artists = artists[np.maximum(sessions.tracks, 0)]
         artist_keys, artist_counts = _pair_counts((listeners * n_artists + played_artists)[mask], responses)
-        return cls(keys, counts, int(n_tracks), artists, artist_keys, artist_counts, n_artists, genres)
+        source = genre_source or ("none" if track_genres is None else "given")
+        return cls(keys, counts, int(n_tracks), artists, artist_keys, artist_counts, n_artists, genres, source)
 
     def pair_counts(self, listeners: np.ndarray, tracks: np.ndarray) -> np.ndarray:
         """``(..., 3)`` plays per response of each (listener, track) pair (broadcast shapes)."""
@@ -201,6 +208,7 @@ class ListeningHistory:
             "history_artist_counts": self.artist_counts,
             "history_n_artists": np.array(self.n_artists),
             "history_track_genres": self.track_genres,
+            "history_genre_source": np.array(self.genre_source),
         }
 
     @classmethod
@@ -215,6 +223,7 @@ class ListeningHistory:
             np.asarray(arrays["history_artist_counts"], dtype=np.float64),
             int(arrays["history_n_artists"]),
             np.asarray(arrays["history_track_genres"], dtype=np.int64),
+            str(arrays["history_genre_source"]),
         )
 
 

@@ -206,7 +206,11 @@ class LearnedWorld:
 
     @property
     def familiarity(self) -> ListeningHistory | None:
-        """The listeners' familiarity with tracks and artists the user model reads (None if it reads none)."""
+        """The listeners' familiarity with tracks and artists the user model reads (None if it reads none).
+
+        Its ``genre_source`` says where the genres of the in-session genre columns came from: the
+        log's ``"genre column"``, or ``"ALS clusters"`` when the log has none (the MSSD).
+        """
         return self.session_model.history
 
     def sample_sessions(self, rng: np.random.Generator, n: int, split: Split) -> tuple[np.ndarray, Contexts]:
@@ -409,7 +413,7 @@ def build_world(
     )
     stats, track_features, user_features = features.stats, features.track_features, features.user_features
     track_artists = log.track_artist_codes()
-    genres, _ = track_genres(log.tracks, retrieval.track_vectors, config.seed)
+    genres, genre_source = track_genres(log.tracks, retrieval.track_vectors, config.seed)
     session_user_features = features.session_user_features
     response_model, report = train_user_model(
         sessions,
@@ -425,7 +429,7 @@ def build_world(
     )
     session_end = SessionEndModel.fit(sessions)
     history = (
-        ListeningHistory.from_sessions(sessions, len(track_features), track_artists, genres)
+        ListeningHistory.from_sessions(sessions, len(track_features), track_artists, genres, genre_source)
         if response_model.history_dim
         else None
     )
