@@ -116,9 +116,11 @@ def play_codes(artists: np.ndarray, genres: np.ndarray) -> np.ndarray:
 def _hits(codes: np.ndarray, played_codes: np.ndarray) -> np.ndarray:
     """``(...)`` int64: 1 where the play of ``played_codes`` was by the candidate's artist, plus
     ``2**RECENT_PLAYS`` where it was of its genre (``-1``, an empty slot or padding, matches nothing)."""
+    # Two codes share their artist (genre) when their high (low) bits agree: their xor has none set.
+    differ = np.bitwise_xor(codes, played_codes)
     played = played_codes >= 0
-    artist = ((codes >> GENRE_BITS) == (played_codes >> GENRE_BITS)) & played
-    genre = ((codes & GENRE_MASK) == (played_codes & GENRE_MASK)) & played
+    artist = ((differ >> GENRE_BITS) == 0) & played
+    genre = ((differ & GENRE_MASK) == 0) & played
     return artist.astype(np.int64) | (genre.astype(np.int64) << RECENT_PLAYS)
 
 
@@ -154,8 +156,8 @@ def advance_session_familiarity(
     are read from :data:`SESSION_COLUMNS`. ``codes`` ``(..., M)``: the candidates' play codes
     (``-1`` for padding); ``played_codes`` ``(...)``: the code just played.
     """
-    # The fewest array operations (an environment's step): a played track is never padding, and a
-    # candidate shares its artist (genre) with it when their codes' high (low) bits agree.
+    # _hits without its guard against empty slots (a played track is never one): the fewest array
+    # operations for an environment's step.
     differ = np.bitwise_xor(codes, np.asarray(played_codes, dtype=np.int64)[..., None])
     masks <<= 1
     masks &= _KEEP
