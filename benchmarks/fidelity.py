@@ -33,6 +33,11 @@ Figures (``seed=<s> sessions=<n> name=value`` lines, and per case in ``--out``)
                                     (oracle_auc - 0.5)`` of the learned model against the truth's
                                     exact probabilities (``benchmarks/user_model.py``'s protocol);
                                     ``auc_lift_ratio`` the smaller (goal >= 0.95)
+    ``observable_oracle_lift_ratio`` the same ratio of the oracle that does not know the session's
+                                    latent attention (``benchmarks/user_model.py``'s
+                                    ``observable_oracle_replay``): the most any model of the logs
+                                    can reach; ``observable_auc_lift_ratio`` the learned model's
+                                    lift ratio against that oracle
     ``ece``                         three-class expected calibration error on those plays (goal
                                     <= 0.02)
     ``build_seconds``               the world's build (``build_world``: ALS, features, the models;
@@ -178,7 +183,7 @@ def response_figures(world: LearnedWorld, truth: GroundTruthWorld, future: Any) 
     """The learned model's AUC lift ratios and ECE on the held-out plays of ``future`` (simulated sessions
     the world never saw), against the truth's exact probabilities (``benchmarks/user_model.py``)."""
     model = world.session_model
-    held_out, oracle_probs, _ = held_out_sessions(
+    held_out, oracle_probs, _, observable_probs = held_out_sessions(
         truth, future, np.asarray(world.user_ids), world.config.user_model.max_session_length
     )
     history = None if model.history is None else held_out_familiarity(model.history, held_out)
@@ -193,8 +198,19 @@ def response_figures(world: LearnedWorld, truth: GroundTruthWorld, future: Any) 
     mask = held_out.play_mask()
     responses = held_out.responses[mask]
     learned, oracle = response_metrics(probs[mask], responses), response_metrics(oracle_probs[mask], responses)
-    figures = {f"{name}_lift_ratio": lift_ratio(learned[name], oracle[name]) for name in ("auc_skip", "auc_complete")}
-    figures["auc_lift_ratio"] = min(figures.values())
+    observable = response_metrics(observable_probs[mask], responses)
+    figures = {}
+    for name in ("auc_skip", "auc_complete"):
+        figures[f"{name}_lift_ratio"] = lift_ratio(learned[name], oracle[name])
+        figures[f"{name}_observable_lift_ratio"] = lift_ratio(learned[name], observable[name])
+        figures[f"observable_oracle_{name}_lift_ratio"] = lift_ratio(observable[name], oracle[name])
+    figures["auc_lift_ratio"] = min(figures["auc_skip_lift_ratio"], figures["auc_complete_lift_ratio"])
+    figures["observable_auc_lift_ratio"] = min(
+        figures["auc_skip_observable_lift_ratio"], figures["auc_complete_observable_lift_ratio"]
+    )
+    figures["observable_oracle_lift_ratio"] = min(
+        figures["observable_oracle_auc_skip_lift_ratio"], figures["observable_oracle_auc_complete_lift_ratio"]
+    )
     figures["ece"] = learned["ece"]
     figures["held_out_plays"] = int(mask.sum())
     return figures

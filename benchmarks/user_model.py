@@ -9,7 +9,11 @@ What it measures (one ``name=value`` per line on stdout):
    truth's exact probabilities of the same play (``oracle_*``, from replaying each session
    through ``gt.session_model``): AUC of skip and of complete, log-loss, ECE, the ratios
    ``auc / oracle_auc`` and the lift ratios ``(auc - 0.5) / (oracle_auc - 0.5)``, and the mean
-   KL divergence from the truth (``kl_to_oracle``, nats per play).
+   KL divergence from the truth (``kl_to_oracle``, nats per play). The oracle knows each
+   session's latent attention, which nothing observable shows; ``observable_oracle_*`` is the
+   truth with it integrated out given the session's earlier responses
+   (:func:`observable_oracle_replay`, the best a model of the logs can do), and
+   ``*_observable_lift_ratio`` the lift ratios against it.
 3. Baselines on the same plays: the track's historical response rates from training plays
    (``track_rate_*``, smoothed towards the global rates), the non-sequential model
    (``nonsequential_*``), and the model with the listener-track history switched the other way
@@ -68,6 +72,8 @@ from world_model.world import WorldConfig, learn_features
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TRACK_RATE_PRIOR = 20.0
 """Pseudo-plays of the global response mix added to every track's counts (the baseline's smoothing)."""
+ATTENTION_NODES = 24
+"""Quadrature nodes over a session's latent attention (:func:`observable_oracle_replay`)."""
 
 
 def emit(name: str, value: float | int | str) -> None:
@@ -81,15 +87,19 @@ def features_of(log: ListeningLog, sessions: SessionTable, retrieval: Retrieval,
 
 
 def oracle_replay(
-    gt: GroundTruthWorld, sims, rows: np.ndarray, sessions: SessionTable
+    gt: GroundTruthWorld, sims, rows: np.ndarray, sessions: SessionTable, attention: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Replay ``sessions`` (rows ``rows`` of the simulation) through ``gt.session_model``.
 
     Returns the exact response probabilities ``(S, L, 3)`` of each logged play and the exact
-    leaving probabilities ``(S, L)`` after it.
+    leaving probabilities ``(S, L)`` after it. ``attention``: every session's latent attention
+    set to this value instead of the one it was simulated with.
     """
     model = gt.session_model
-    state = model.initial_state(sims.users[rows], sims.contexts.take(rows))
+    contexts = sims.contexts.take(rows)
+    if attention is not None:
+        contexts = dataclasses.replace(contexts, attention=np.full(len(rows), attention, dtype=np.float32))
+    state = model.initial_state(sims.users[rows], contexts)
     n, length = sessions.tracks.shape
     probs = np.zeros((n, length, 3))
     leave = np.zeros((n, length))
@@ -101,15 +111,42 @@ def oracle_replay(
     return probs, leave
 
 
+def observable_oracle_replay(gt: GroundTruthWorld, sims, rows: np.ndarray, sessions: SessionTable) -> np.ndarray:
+    """``(S, L, 3)``: the truth's probabilities of each logged play with the session's latent attention
+    integrated out, given the responses before it in the session.
+
+    The oracle of :func:`oracle_replay` knows each session's attention draw, which no log and no
+    observation shows (:class:`musicenv.world.Contexts`); a model can only infer it from how the
+    session has gone so far. This is the best any such model can do: the truth's probabilities
+    averaged over the attention's posterior, its standard-normal prior (on
+    :data:`ATTENTION_NODES` Gauss-Hermite nodes) times the likelihood of the session's earlier
+    responses. Leaving does not depend on the attention, so the session's length tells nothing
+    more. Everything else (the listener's taste and bias, the catalogue) it still knows exactly,
+    as a model learned from unlimited logs could.
+    """
+    nodes, weights = np.polynomial.hermite_e.hermegauss(ATTENTION_NODES)
+    node_probs = np.stack([oracle_replay(gt, sims, rows, sessions, attention=float(a))[0] for a in nodes])
+    played = sessions.responses >= 0
+    observed = np.take_along_axis(node_probs, np.maximum(sessions.responses, 0)[None, :, :, None], axis=-1)[..., 0]
+    log_likelihood = np.where(played, np.log(np.clip(observed, 1e-300, 1.0)), 0.0)
+    # Play t is predicted from the responses before it: the likelihood summed over plays 0..t-1.
+    before = np.cumsum(log_likelihood, axis=-1) - log_likelihood
+    log_posterior = np.log(weights)[:, None, None] + before
+    posterior = np.exp(log_posterior - log_posterior.max(axis=0, keepdims=True))
+    posterior /= posterior.sum(axis=0, keepdims=True)
+    return np.einsum("ksl,kslr->slr", posterior, node_probs)
+
+
 def held_out_sessions(
     gt: GroundTruthWorld, future: SimulatedSessions, listener_ids: np.ndarray, max_session_length: int
-) -> tuple[SessionTable, np.ndarray, np.ndarray]:
+) -> tuple[SessionTable, np.ndarray, np.ndarray, np.ndarray]:
     """The evaluation users' sessions of ``future``, simulated apart from a world's log, as held-out plays.
 
     Only listeners the world knows (``listener_ids``, its sorted listener ids) are kept: the model
     scores a play with its listener's vector. Returns the sessions indexed by ``listener_ids``,
-    and the exact response ``(S, L, 3)`` and leaving ``(S, L)`` probabilities of each play
-    (:func:`oracle_replay`).
+    the exact response ``(S, L, 3)`` and leaving ``(S, L)`` probabilities of each play
+    (:func:`oracle_replay`), and the response probabilities of the oracle that does not know the
+    session's attention (:func:`observable_oracle_replay`).
     """
     plays = log_frames(future, gt.config, gt.user_ids, gt.track_ids, gt.catalogue.premium)
     user_ids = plays["user_id"].to_numpy(dtype=str)
@@ -118,7 +155,8 @@ def held_out_sessions(
     held_out = SessionTable.from_log(future_log, max_session_length, listener_ids=listener_ids)
     sim_rows = np.char.lstrip(held_out.session_ids.astype(str), "s").astype(np.int64)
     oracle_probs, oracle_leave = oracle_replay(gt, future, sim_rows, held_out)
-    return held_out, oracle_probs, oracle_leave
+    observable_probs = observable_oracle_replay(gt, future, sim_rows, held_out)
+    return held_out, oracle_probs, oracle_leave, observable_probs
 
 
 def held_out_familiarity(history: ListeningHistory, held_out: SessionTable) -> np.ndarray:
@@ -134,7 +172,18 @@ def held_out_familiarity(history: ListeningHistory, held_out: SessionTable) -> n
     return features
 
 
-def report(prefix: str, probs: np.ndarray, responses: np.ndarray, oracle: dict[str, float], truth: np.ndarray) -> dict:
+def report(
+    prefix: str,
+    probs: np.ndarray,
+    responses: np.ndarray,
+    oracle: dict[str, float],
+    truth: np.ndarray,
+    observable: dict[str, float] | None = None,
+) -> dict:
+    """Emit ``probs``' metrics on the plays, their lift ratios against the ``oracle``'s metrics and, given
+    the metrics of :func:`observable_oracle_replay`'s probabilities (``observable``), against those
+    (``*_observable_lift_ratio``: the share of what a model that cannot see the session's
+    attention could gain)."""
     metrics = response_metrics(probs, responses)
     metrics["kl_to_oracle"] = float(
         np.mean(np.sum(truth * (np.log(np.clip(truth, 1e-12, 1)) - np.log(np.clip(probs, 1e-12, 1))), axis=1))
@@ -142,6 +191,8 @@ def report(prefix: str, probs: np.ndarray, responses: np.ndarray, oracle: dict[s
     for name in ("auc_skip", "auc_complete"):
         metrics[f"{name}_ratio"] = metrics[name] / oracle[name]
         metrics[f"{name}_lift_ratio"] = lift_ratio(metrics[name], oracle[name])
+        if observable is not None:
+            metrics[f"{name}_observable_lift_ratio"] = lift_ratio(metrics[name], observable[name])
     for name, value in metrics.items():
         emit(f"{prefix}{name}", value)
     return metrics
@@ -299,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     # are in no log the world saw (ALS reads every logged play, outcomes included, so scoring
     # logged plays would let the ALS vectors leak the answers).
     future = gt.simulate(args.eval_sessions, seed=args.seed + 1)
-    held_out, oracle_probs, oracle_leave = held_out_sessions(
+    held_out, oracle_probs, oracle_leave, observable_probs = held_out_sessions(
         gt, future, sessions.listener_ids, config.max_session_length
     )
     history = ListeningHistory.from_sessions(sessions, log.n_tracks, log.track_artist_codes(), genres)
@@ -315,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
         emit(f"oracle_{name}", value)
     for name, value in oracle_shuffled.items():
         emit(f"oracle_{name}_shuffled", value)
+    observable = report("observable_oracle_", observable_probs[mask], responses, oracle, truth)
 
     def evaluate(prefix: str, model_config: UserModelConfig) -> UserResponseModel:
         model, training = train_user_model(
@@ -340,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
             members=True,
         )
         probs = member_probs.mean(axis=-2)
-        report(prefix, probs[mask], responses, oracle, truth)
+        report(prefix, probs[mask], responses, oracle, truth, observable)
         if model.ensemble_size > 1:
             ensemble_report(prefix, member_probs[mask], responses, truth, held_out_history[mask][:, 0] > 0)
         shuffled_metrics = response_metrics(probs[shuffled_mask], held_out.responses[shuffled_mask])
@@ -367,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
             responses,
             oracle,
             truth,
+            observable,
         )
         evaluate("nonsequential_", dataclasses.replace(config, sequential=False))
         evaluate(

@@ -236,6 +236,41 @@ def test_fidelity_figures_on_hand_made_numbers(fidelity_benchmark) -> None:
     assert [line.split("|")[3].strip() for line in builds.splitlines()[2:]] == ["0", "1"]
 
 
+def test_the_observable_oracle_learns_the_attention_from_the_responses_before(truth_log) -> None:
+    """benchmarks/user_model.py's oracle without the session's latent attention: the exact oracle
+    when the truth ignores attention, the same first-play answer whatever the attention drawn, and
+    after a completion (a skip) more (less) likely to predict a completion than before any play."""
+    bench = load_benchmark("user_model")
+    truth, _ = truth_log
+    future = truth.simulate(400, seed=5)
+    held_out, oracle, _, observable = bench.held_out_sessions(truth, future, np.sort(truth.user_ids), 20)
+    played = held_out.play_mask()
+    assert played.sum() > 200
+    np.testing.assert_allclose(observable[played].sum(axis=-1), 1.0)
+    assert not np.allclose(observable[played], oracle[played])
+
+    blind = GroundTruthWorld(seed=1, config=dataclasses.replace(SMALL_TRUTH, attention_weight=0.0))
+    _, blind_oracle, _, blind_observable = bench.held_out_sessions(blind, future, np.sort(truth.user_ids), 20)
+    np.testing.assert_allclose(blind_observable[played], blind_oracle[played], rtol=1e-10)
+
+    rows = np.char.lstrip(held_out.session_ids.astype(str), "s").astype(np.int64)
+    attention = np.zeros_like(future.contexts.attention)
+    calm = SimpleNamespace(users=future.users, contexts=dataclasses.replace(future.contexts, attention=attention))
+    np.testing.assert_allclose(bench.observable_oracle_replay(truth, calm, rows, held_out)[:, 0], observable[:, 0])
+
+    # The second play's answer averaged over the attention's prior, as if nothing had been heard.
+    nodes, weights = np.polynomial.hermite_e.hermegauss(bench.ATTENTION_NODES)
+    prior = sum(
+        w * bench.oracle_replay(truth, future, rows, held_out, attention=float(a))[0][:, 1]
+        for a, w in zip(nodes, weights / weights.sum(), strict=True)
+    )
+    second = played[:, 1]
+    completed, skipped = second & (held_out.responses[:, 0] == 2), second & (held_out.responses[:, 0] == 0)
+    assert completed.any() and skipped.any()
+    assert (observable[completed, 1, 2] > prior[completed, 2]).all()
+    assert (observable[skipped, 1, 2] < prior[skipped, 2]).all()
+
+
 def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from agents.evaluate import parse_config, run
 
