@@ -62,6 +62,12 @@ Run::
 
 ``--ensemble-size``, ``--shared-trunk`` and ``--shared-holdout`` set the user-response model's
 ensemble (:class:`~world_model.user_model.UserModelConfig`), to compare ensembles on the same cases.
+``--world NAME=VALUE`` (repeatable) sets any other field of :class:`~world_model.world.WorldConfig`
+by its dotted name, for the world and its cross world alike, to measure a setting before it becomes a
+default (the figures' ``world_settings`` records them)::
+
+    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --world retrieval.factors=8
+    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --world user_model.weight_decay=1e-4
 ``--world-seeds`` builds each world (and its cross world) once per ``WorldConfig.seed``, from the same
 logs: how far two builds' figures are from each other is the smallest difference a comparison of
 one build against another can resolve (lines of another build than 0 end their prefix with
@@ -80,6 +86,7 @@ calibrated to the MSSD; it is a diagnostic, not a default world)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import tempfile
@@ -97,7 +104,7 @@ from pick_bias import record as record_plays
 from tqdm.auto import tqdm
 from user_model import held_out_familiarity, held_out_sessions
 
-from agents.config import TrainConfig
+from agents.config import TrainConfig, apply_overrides
 from agents.evaluate import DEFAULT_AGENTS, AgentSpec, Evaluation, checkpoint_spec, evaluate
 from agents.metrics import Fidelity
 from agents.report import markdown_table
@@ -121,6 +128,8 @@ GOALS: dict[str, tuple[str, float]] = {
 }
 """Each figure's goal (docs/design.md, "An honest learned world"), checked on every case;
 ``build_seconds`` < 120 only at the default size."""
+SETTINGS = ("seed", "sessions", "world_seed", "ensemble_size", "shared_trunk", "truth_ablated", "world_settings")
+"""What a case was run with: in its prefix or printed once, not among its ``name=value`` figure lines."""
 BUILD_SECONDS_GOAL = 120.0
 DEFAULT_SESSIONS = 20_000
 SUMMARY_COLUMNS = (
@@ -226,6 +235,30 @@ def trained_ahdqn(world: LearnedWorld, steps: int, seed: int, folder: Path) -> A
     return checkpoint_spec(folder)
 
 
+def world_setting(text: str) -> tuple[str, Any]:
+    """``--world``'s ``NAME=VALUE``: a dotted field of :class:`WorldConfig` (``user_model.weight_decay``)
+    and its value, read as the type of the field's default (``true``/``false`` for a flag)."""
+    name, equals, value = text.partition("=")
+    *path, field = name.split(".")
+    node: Any = WorldConfig()
+    for part in path:
+        node = getattr(node, part, None)
+    if not equals or not dataclasses.is_dataclass(node) or field not in {f.name for f in dataclasses.fields(node)}:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME a field of WorldConfig, got {text!r}")
+    current = getattr(node, field)
+    if isinstance(current, bool):
+        if value.lower() not in ("true", "false"):
+            raise argparse.ArgumentTypeError(f"{name} is a flag: true or false, got {value!r}")
+        return name, value.lower() == "true"
+    if not isinstance(current, int | float | str):
+        raise argparse.ArgumentTypeError(f"--world cannot set {name} (a {type(current).__name__})")
+    try:
+        return name, type(current)(value)
+    except ValueError:
+        kind = type(current).__name__
+        raise argparse.ArgumentTypeError(f"{name} needs a value of type {kind}, got {value!r}") from None
+
+
 def case_figures(
     seed: int, sessions: int, args: argparse.Namespace, bar: Any, world_seed: int = 0
 ) -> tuple[dict[str, Any], Evaluation]:
@@ -234,7 +267,7 @@ def case_figures(
     user_model = UserModelConfig(
         ensemble_size=args.ensemble_size, shared_trunk=args.shared_trunk, member_holdout=not args.shared_holdout
     )
-    config = WorldConfig(user_model=user_model, seed=world_seed)
+    config = apply_overrides(WorldConfig(user_model=user_model, seed=world_seed), dict(args.world))
     truth = GroundTruthWorld(seed=seed, config=GroundTruthConfig().ablate(*args.truth_ablate))
     bar.set_postfix_str(f"seed {seed}, {sessions:,} sessions: learning the world")
     log = truth.simulate_logs(sessions, seed=DEFAULT_LOG_SEED)
@@ -272,6 +305,7 @@ def case_figures(
         "ensemble_size": args.ensemble_size,
         "shared_trunk": args.shared_trunk,
         "truth_ablated": ",".join(args.truth_ablate) or "none",
+        "world_settings": " ".join(f"{name}={value}" for name, value in args.world) or "default",
     }
     true, predicted = evaluation.fidelity, evaluation.cross_fidelity
     assert true is not None and predicted is not None
@@ -371,8 +405,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help=f"ground-truth effects switched off in every case (a diagnostic; of {', '.join(EFFECTS)})",
     )
+    parser.add_argument(
+        "--world",
+        type=world_setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a WorldConfig field by dotted name, e.g. retrieval.factors=8 (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=Path("fidelity_out/figures.csv"), help="CSV of every figure")
     args = parser.parse_args(argv)
+    try:
+        apply_overrides(WorldConfig(), dict(args.world))
+    except ValueError as error:
+        parser.error(f"--world: {error}")
     if args.out.is_dir():
         parser.error(f"--out must name a CSV file, not the folder {args.out}")
     if args.ensemble_size < 1:
@@ -401,6 +447,8 @@ def main(argv: list[str] | None = None) -> None:
     cases = [(s, n, w) for s in args.seeds for n in args.sessions for w in args.world_seeds]
     if args.truth_ablate:
         print(f"truth_ablated={','.join(args.truth_ablate)}", flush=True)
+    if args.world:
+        print(f"world_settings={' '.join(f'{name}={value}' for name, value in args.world)}", flush=True)
     rows = []
     started = time.perf_counter()
     with tqdm(cases, unit="case", desc="fidelity") as bar:
@@ -409,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(figures)
             prefix = f"seed={seed} sessions={sessions}" + (f" world_seed={world_seed}" if world_seed else "")
             for name, value in figures.items():
-                if name not in ("seed", "sessions", "world_seed", "ensemble_size", "shared_trunk", "truth_ablated"):
+                if name not in SETTINGS:
                     emit(prefix, name, value)
             frame = pd.DataFrame(rows)
             args.out.parent.mkdir(parents=True, exist_ok=True)

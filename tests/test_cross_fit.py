@@ -236,6 +236,23 @@ def test_fidelity_figures_on_hand_made_numbers(fidelity_benchmark) -> None:
     assert [line.split("|")[3].strip() for line in builds.splitlines()[2:]] == ["0", "1"]
 
 
+def test_fidelity_sets_world_fields_by_dotted_name(fidelity_benchmark, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = fidelity_benchmark
+    args = bench.parse_args(["--world", "retrieval.factors=8", "--world", "user_model.history=false"])
+    config = bench.apply_overrides(bench.WorldConfig(), dict(args.world))
+    assert config.retrieval.factors == 8 and config.user_model.history is False
+    assert config.user_model.weight_decay == bench.WorldConfig().user_model.weight_decay
+    for bad, message in (
+        ("retrieval.factor=8", "a field of WorldConfig"),
+        ("retrieval.factors=eight", "type int"),
+        ("user_model.history=yes", "true or false"),
+        ("user_model.ensemble_size=0", "ensemble_size"),
+    ):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--world", bad])
+        assert message in capsys.readouterr().err
+
+
 def test_the_observable_oracle_learns_the_attention_from_the_responses_before(truth_log) -> None:
     """benchmarks/user_model.py's oracle without the session's latent attention: the exact oracle
     when the truth ignores attention, the same first-play answer whatever the attention drawn, and
