@@ -86,7 +86,6 @@ calibrated to the MSSD; it is a diagnostic, not a default world)::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 import tempfile
@@ -102,7 +101,7 @@ import torch
 # The sibling benchmark (this folder is first on sys.path when run as a script): its held-out protocol.
 from pick_bias import record as record_plays
 from tqdm.auto import tqdm
-from user_model import held_out_familiarity, held_out_sessions
+from user_model import held_out_familiarity, held_out_sessions, world_setting
 
 from agents.config import TrainConfig, apply_overrides
 from agents.evaluate import DEFAULT_AGENTS, AgentSpec, Evaluation, checkpoint_spec, evaluate
@@ -233,30 +232,6 @@ def trained_ahdqn(world: LearnedWorld, steps: int, seed: int, folder: Path) -> A
     learner.finish()
     learner.agent.save(folder)
     return checkpoint_spec(folder)
-
-
-def world_setting(text: str) -> tuple[str, Any]:
-    """``--world``'s ``NAME=VALUE``: a dotted field of :class:`WorldConfig` (``user_model.weight_decay``)
-    and its value, read as the type of the field's default (``true``/``false`` for a flag)."""
-    name, equals, value = text.partition("=")
-    *path, field = name.split(".")
-    node: Any = WorldConfig()
-    for part in path:
-        node = getattr(node, part, None)
-    if not equals or not dataclasses.is_dataclass(node) or field not in {f.name for f in dataclasses.fields(node)}:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME a field of WorldConfig, got {text!r}")
-    current = getattr(node, field)
-    if isinstance(current, bool):
-        if value.lower() not in ("true", "false"):
-            raise argparse.ArgumentTypeError(f"{name} is a flag: true or false, got {value!r}")
-        return name, value.lower() == "true"
-    if not isinstance(current, int | float | str):
-        raise argparse.ArgumentTypeError(f"--world cannot set {name} (a {type(current).__name__})")
-    try:
-        return name, type(current)(value)
-    except ValueError:
-        kind = type(current).__name__
-        raise argparse.ArgumentTypeError(f"{name} needs a value of type {kind}, got {value!r}") from None
 
 
 def case_figures(

@@ -31,6 +31,10 @@ Run::
 
     python benchmarks/user_model.py            # about five minutes on a 2-core CPU
     python benchmarks/user_model.py --quick    # default model only, no variants
+    python benchmarks/user_model.py --quick --world retrieval.factors=8 --world user_model.weight_decay=1e-4
+
+``--world NAME=VALUE`` (repeatable) sets a field of :class:`~world_model.world.WorldConfig` by its
+dotted name (:func:`world_setting`), as ``benchmarks/fidelity.py --world`` does.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ import time
 import timeit
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from agents.config import apply_overrides
 from musicenv.data import ListeningLog, load_mssd
 from musicenv.familiarity import played_session_familiarity
 from musicenv.groundtruth import GroundTruthWorld
@@ -80,10 +86,37 @@ def emit(name: str, value: float | int | str) -> None:
     print(f"{name}={value:.6g}" if isinstance(value, float) else f"{name}={value}", flush=True)
 
 
-def features_of(log: ListeningLog, sessions: SessionTable, retrieval: Retrieval, config: RetrievalConfig):
-    """Track and user features as the default learned world builds them (:func:`world_model.world.learn_features`)."""
-    world = WorldConfig()
-    return learn_features(log, sessions, retrieval, config, world.leave_session_out, world.track_folds, world.seed)
+def features_of(log: ListeningLog, sessions: SessionTable, retrieval: Retrieval, world: WorldConfig | None = None):
+    """Track and user features as a learned world of ``world`` (default settings) builds them
+    (:func:`world_model.world.learn_features`)."""
+    world = world or WorldConfig()
+    return learn_features(
+        log, sessions, retrieval, world.retrieval, world.leave_session_out, world.track_folds, world.seed
+    )
+
+
+def world_setting(text: str) -> tuple[str, Any]:
+    """``--world``'s ``NAME=VALUE``: a dotted field of :class:`WorldConfig` (``user_model.weight_decay``)
+    and its value, read as the type of the field's default (``true``/``false`` for a flag)."""
+    name, equals, value = text.partition("=")
+    *path, field = name.split(".")
+    node: Any = WorldConfig()
+    for part in path:
+        node = getattr(node, part, None)
+    if not equals or not dataclasses.is_dataclass(node) or field not in {f.name for f in dataclasses.fields(node)}:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME a field of WorldConfig, got {text!r}")
+    current = getattr(node, field)
+    if isinstance(current, bool):
+        if value.lower() not in ("true", "false"):
+            raise argparse.ArgumentTypeError(f"{name} is a flag: true or false, got {value!r}")
+        return name, value.lower() == "true"
+    if not isinstance(current, int | float | str):
+        raise argparse.ArgumentTypeError(f"--world cannot set {name} (a {type(current).__name__})")
+    try:
+        return name, type(current)(value)
+    except ValueError:
+        kind = type(current).__name__
+        raise argparse.ArgumentTypeError(f"{name} needs a value of type {kind}, got {value!r}") from None
 
 
 def oracle_replay(
@@ -282,7 +315,7 @@ def mssd_smoke() -> None:
     retrieval = Retrieval.fit(log, retrieval_config)
     genres, _ = track_genres(log.tracks, retrieval.track_vectors)
     sessions = SessionTable.from_log(log)
-    features = features_of(log, sessions, retrieval, retrieval_config)
+    features = features_of(log, sessions, retrieval, WorldConfig(retrieval=retrieval_config))
     track_features, user_features = features.track_features, features.user_features
     # Eleven sessions: no evaluation split can be held out of so few, so the smoke run trains on
     # all of them (the validation split is what early stopping reads) and scores them back.
@@ -326,9 +359,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-sessions", type=int, default=20_000, help="later sessions simulated to hold out")
     parser.add_argument("--quick", action="store_true", help="only the default model (no variants, no baselines)")
     parser.add_argument(
-        "--ensemble-size", type=int, default=UserModelConfig.ensemble_size, help="members of the default model"
+        "--ensemble-size", type=int, default=None, help="members of the default model (default: UserModelConfig's)"
+    )
+    parser.add_argument(
+        "--world",
+        type=world_setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a WorldConfig field by dotted name, e.g. retrieval.factors=8 (repeatable)",
     )
     args = parser.parse_args(argv)
+    try:
+        world = apply_overrides(WorldConfig(), dict(args.world))
+        if args.ensemble_size is not None:
+            world = apply_overrides(world, {"user_model.ensemble_size": args.ensemble_size})
+    except ValueError as error:
+        parser.error(str(error))
     torch.set_num_threads(1)
 
     gt = GroundTruthWorld(seed=args.seed)
@@ -336,14 +383,14 @@ def main(argv: list[str] | None = None) -> None:
     emit("plays", log.n_plays)
     emit("shuffled_share", float(log.plays["shuffled"].mean()))
     started = time.perf_counter()
-    retrieval_config = RetrievalConfig()
+    retrieval_config = world.retrieval
     retrieval = Retrieval.fit(log, retrieval_config)
     genres, _ = track_genres(log.tracks, retrieval.track_vectors)
     emit("retrieval_seconds", time.perf_counter() - started)
-    config = UserModelConfig(ensemble_size=args.ensemble_size)
+    config = world.user_model
     sessions = SessionTable.from_log(log, config.max_session_length)
     started = time.perf_counter()
-    features = features_of(log, sessions, retrieval, retrieval_config)
+    features = features_of(log, sessions, retrieval, world)
     emit("feature_seconds", time.perf_counter() - started)
     track_features, user_features = features.track_features, features.user_features
     # Held out: later sessions of the evaluation users, simulated with another seed. Their plays
