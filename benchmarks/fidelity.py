@@ -101,7 +101,7 @@ import torch
 # The sibling benchmark (this folder is first on sys.path when run as a script): its held-out protocol.
 from pick_bias import record as record_plays
 from tqdm.auto import tqdm
-from user_model import held_out_familiarity, held_out_sessions, world_setting
+from user_model import add_world_option, chosen_world, held_out_familiarity, held_out_sessions
 
 from agents.config import TrainConfig, apply_overrides
 from agents.evaluate import DEFAULT_AGENTS, AgentSpec, Evaluation, checkpoint_spec, evaluate
@@ -380,20 +380,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help=f"ground-truth effects switched off in every case (a diagnostic; of {', '.join(EFFECTS)})",
     )
-    parser.add_argument(
-        "--world",
-        type=world_setting,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a WorldConfig field by dotted name, e.g. retrieval.factors=8 (repeatable)",
-    )
+    add_world_option(parser)
     parser.add_argument("--out", type=Path, default=Path("fidelity_out/figures.csv"), help="CSV of every figure")
     args = parser.parse_args(argv)
-    try:
-        apply_overrides(WorldConfig(), dict(args.world))
-    except ValueError as error:
-        parser.error(f"--world: {error}")
+    chosen_world(parser, args.world)
     if args.out.is_dir():
         parser.error(f"--out must name a CSV file, not the folder {args.out}")
     if args.ensemble_size < 1:

@@ -119,6 +119,27 @@ def world_setting(text: str) -> tuple[str, Any]:
         raise argparse.ArgumentTypeError(f"{name} needs a value of type {kind}, got {value!r}") from None
 
 
+def add_world_option(parser: argparse.ArgumentParser) -> None:
+    """``--world NAME=VALUE`` (repeatable, :func:`world_setting`) on ``parser``: a list of (name, value)."""
+    parser.add_argument(
+        "--world",
+        type=world_setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a WorldConfig field by dotted name, e.g. retrieval.factors=8 (repeatable)",
+    )
+
+
+def chosen_world(parser: argparse.ArgumentParser, settings: list[tuple[str, Any]]) -> WorldConfig:
+    """The default :class:`WorldConfig` with ``--world``'s ``settings``; a value the config refuses
+    ends the run through ``parser`` with the config's message."""
+    try:
+        return apply_overrides(WorldConfig(), dict(settings))
+    except ValueError as error:
+        parser.error(f"--world: {error}")
+
+
 def oracle_replay(
     gt: GroundTruthWorld, sims, rows: np.ndarray, sessions: SessionTable, attention: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -361,21 +382,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ensemble-size", type=int, default=None, help="members of the default model (default: UserModelConfig's)"
     )
-    parser.add_argument(
-        "--world",
-        type=world_setting,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a WorldConfig field by dotted name, e.g. retrieval.factors=8 (repeatable)",
-    )
+    add_world_option(parser)
     args = parser.parse_args(argv)
-    try:
-        world = apply_overrides(WorldConfig(), dict(args.world))
-        if args.ensemble_size is not None:
-            world = apply_overrides(world, {"user_model.ensemble_size": args.ensemble_size})
-    except ValueError as error:
-        parser.error(str(error))
+    if args.ensemble_size is not None:
+        args.world.append(("user_model.ensemble_size", args.ensemble_size))
+    world = chosen_world(parser, args.world)
     torch.set_num_threads(1)
 
     gt = GroundTruthWorld(seed=args.seed)
