@@ -312,14 +312,19 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """One flag per field of the config tree ``cls`` on ``parser``: ``--<prefix><field>`` (nested configs
+    as ``<name>.``, underscores of the last name as hyphens), typed by the field's annotation (a flag
+    pair for a bool, choices for a ``Literal``), documented by the field's docstring; an option not
+    given is absent from the parsed namespace (its ``dest`` is ``<prefix><field>``), ready for
+    :func:`apply_overrides`."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     group = parser.add_argument_group(cls.__name__, (cls.__doc__ or "").strip().splitlines()[0]) if prefix else parser
     for item in dataclasses.fields(cls):
         kind = hints[item.name]
         if dataclasses.is_dataclass(kind):
-            _add_arguments(parser, kind, f"{prefix}{item.name}.")
+            add_config_arguments(parser, kind, f"{prefix}{item.name}.")
             continue
         flag = "--" + prefix + item.name.replace("_", "-")
         default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
@@ -351,7 +356,7 @@ def _add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "")
 def build_parser(cls: type = TrainConfig, prog: str = "train.py") -> argparse.ArgumentParser:
     """An ``argparse`` parser with one flag per field of the config tree ``cls``."""
     parser = argparse.ArgumentParser(prog=prog, description=(cls.__doc__ or "").strip())
-    _add_arguments(parser, cls)
+    add_config_arguments(parser, cls)
     return parser
 
 

@@ -62,12 +62,13 @@ Run::
 
 ``--ensemble-size``, ``--shared-trunk`` and ``--shared-holdout`` set the user-response model's
 ensemble (:class:`~world_model.user_model.UserModelConfig`), to compare ensembles on the same cases.
-``--world NAME=VALUE`` (repeatable) sets any other field of :class:`~world_model.world.WorldConfig`
-by its dotted name, for the world and its cross world alike, to measure a setting before it becomes a
-default (the figures' ``world_settings`` records them)::
+The ``--world.*`` options set any other field of :class:`~world_model.world.WorldConfig` (one flag
+per field, as ``train.py``'s options; ``--help`` lists them), for the world and its cross world
+alike, to measure a setting before it becomes a default (the figures' ``world_settings`` records
+them)::
 
-    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --world retrieval.factors=8
-    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --world user_model.weight_decay=1e-4
+    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --world.retrieval.factors 8
+    python benchmarks/fidelity.py --seeds 0 --sessions 20000 --world.user_model.weight-decay 1e-4
 ``--world-seeds`` builds each world (and its cross world) once per ``WorldConfig.seed``, from the same
 logs: how far two builds' figures are from each other is the smallest difference a comparison of
 one build against another can resolve (lines of another build than 0 end their prefix with
@@ -101,7 +102,7 @@ import torch
 # The sibling benchmark (this folder is first on sys.path when run as a script): its held-out protocol.
 from pick_bias import record as record_plays
 from tqdm.auto import tqdm
-from user_model import add_world_option, chosen_world, held_out_familiarity, held_out_sessions
+from user_model import add_world_options, chosen_world, held_out_familiarity, held_out_sessions
 
 from agents.config import TrainConfig, apply_overrides
 from agents.evaluate import DEFAULT_AGENTS, AgentSpec, Evaluation, checkpoint_spec, evaluate
@@ -242,7 +243,7 @@ def case_figures(
     user_model = UserModelConfig(
         ensemble_size=args.ensemble_size, shared_trunk=args.shared_trunk, member_holdout=not args.shared_holdout
     )
-    config = apply_overrides(WorldConfig(user_model=user_model, seed=world_seed), dict(args.world))
+    config = apply_overrides(WorldConfig(user_model=user_model, seed=world_seed), args.world)
     truth = GroundTruthWorld(seed=seed, config=GroundTruthConfig().ablate(*args.truth_ablate))
     bar.set_postfix_str(f"seed {seed}, {sessions:,} sessions: learning the world")
     log = truth.simulate_logs(sessions, seed=DEFAULT_LOG_SEED)
@@ -280,7 +281,7 @@ def case_figures(
         "ensemble_size": args.ensemble_size,
         "shared_trunk": args.shared_trunk,
         "truth_ablated": ",".join(args.truth_ablate) or "none",
-        "world_settings": " ".join(f"{name}={value}" for name, value in args.world) or "default",
+        "world_settings": " ".join(f"{name}={value}" for name, value in args.world.items()) or "default",
     }
     true, predicted = evaluation.fidelity, evaluation.cross_fidelity
     assert true is not None and predicted is not None
@@ -380,10 +381,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help=f"ground-truth effects switched off in every case (a diagnostic; of {', '.join(EFFECTS)})",
     )
-    add_world_option(parser)
+    add_world_options(parser)
     parser.add_argument("--out", type=Path, default=Path("fidelity_out/figures.csv"), help="CSV of every figure")
     args = parser.parse_args(argv)
-    chosen_world(parser, args.world)
+    _, args.world = chosen_world(parser, args)
     if args.out.is_dir():
         parser.error(f"--out must name a CSV file, not the folder {args.out}")
     if args.ensemble_size < 1:
@@ -413,7 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.truth_ablate:
         print(f"truth_ablated={','.join(args.truth_ablate)}", flush=True)
     if args.world:
-        print(f"world_settings={' '.join(f'{name}={value}' for name, value in args.world)}", flush=True)
+        print(f"world_settings={' '.join(f'{name}={value}' for name, value in args.world.items())}", flush=True)
     rows = []
     started = time.perf_counter()
     with tqdm(cases, unit="case", desc="fidelity") as bar:

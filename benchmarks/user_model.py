@@ -31,10 +31,10 @@ Run::
 
     python benchmarks/user_model.py            # about five minutes on a 2-core CPU
     python benchmarks/user_model.py --quick    # default model only, no variants
-    python benchmarks/user_model.py --quick --world retrieval.factors=8 --world user_model.weight_decay=1e-4
+    python benchmarks/user_model.py --quick --world.retrieval.factors 8 --world.user_model.weight-decay 1e-4
 
-``--world NAME=VALUE`` (repeatable) sets a field of :class:`~world_model.world.WorldConfig` by its
-dotted name (:func:`world_setting`), as ``benchmarks/fidelity.py --world`` does.
+The ``--world.*`` options set fields of :class:`~world_model.world.WorldConfig` (:func:`add_world_options`),
+as ``benchmarks/fidelity.py``'s do.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from agents.config import apply_overrides
+from agents.config import add_config_arguments, apply_overrides
 from musicenv.data import ListeningLog, load_mssd
 from musicenv.familiarity import played_session_familiarity
 from musicenv.groundtruth import GroundTruthWorld
@@ -95,49 +95,21 @@ def features_of(log: ListeningLog, sessions: SessionTable, retrieval: Retrieval,
     )
 
 
-def world_setting(text: str) -> tuple[str, Any]:
-    """``--world``'s ``NAME=VALUE``: a dotted field of :class:`WorldConfig` (``user_model.weight_decay``)
-    and its value, read as the type of the field's default (``true``/``false`` for a flag)."""
-    name, equals, value = text.partition("=")
-    *path, field = name.split(".")
-    node: Any = WorldConfig()
-    for part in path:
-        node = getattr(node, part, None)
-    if not equals or not dataclasses.is_dataclass(node) or field not in {f.name for f in dataclasses.fields(node)}:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME a field of WorldConfig, got {text!r}")
-    current = getattr(node, field)
-    if isinstance(current, bool):
-        if value.lower() not in ("true", "false"):
-            raise argparse.ArgumentTypeError(f"{name} is a flag: true or false, got {value!r}")
-        return name, value.lower() == "true"
-    if not isinstance(current, int | float | str):
-        raise argparse.ArgumentTypeError(f"--world cannot set {name} (a {type(current).__name__})")
+def add_world_options(parser: argparse.ArgumentParser) -> None:
+    """One ``--world.<field>`` flag per field of :class:`WorldConfig` on ``parser``
+    (:func:`agents.config.add_config_arguments`: ``--world.retrieval.factors 8``,
+    ``--world.user_model.weight-decay 1e-4``, ``--no-world.user_model.history``)."""
+    add_config_arguments(parser, WorldConfig, "world.")
+
+
+def chosen_world(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[WorldConfig, dict[str, Any]]:
+    """The default :class:`WorldConfig` with the ``--world.*`` options given, and those options by
+    dotted field name; a value the config refuses ends the run through ``parser`` with its message."""
+    settings = {name.removeprefix("world."): value for name, value in vars(args).items() if name.startswith("world.")}
     try:
-        return name, type(current)(value)
-    except ValueError:
-        kind = type(current).__name__
-        raise argparse.ArgumentTypeError(f"{name} needs a value of type {kind}, got {value!r}") from None
-
-
-def add_world_option(parser: argparse.ArgumentParser) -> None:
-    """``--world NAME=VALUE`` (repeatable, :func:`world_setting`) on ``parser``: a list of (name, value)."""
-    parser.add_argument(
-        "--world",
-        type=world_setting,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a WorldConfig field by dotted name, e.g. retrieval.factors=8 (repeatable)",
-    )
-
-
-def chosen_world(parser: argparse.ArgumentParser, settings: list[tuple[str, Any]]) -> WorldConfig:
-    """The default :class:`WorldConfig` with ``--world``'s ``settings``; a value the config refuses
-    ends the run through ``parser`` with the config's message."""
-    try:
-        return apply_overrides(WorldConfig(), dict(settings))
+        return apply_overrides(WorldConfig(), settings), settings
     except ValueError as error:
-        parser.error(f"--world: {error}")
+        parser.error(str(error))
 
 
 def oracle_replay(
@@ -382,11 +354,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ensemble-size", type=int, default=None, help="members of the default model (default: UserModelConfig's)"
     )
-    add_world_option(parser)
+    add_world_options(parser)
     args = parser.parse_args(argv)
     if args.ensemble_size is not None:
-        args.world.append(("user_model.ensemble_size", args.ensemble_size))
-    world = chosen_world(parser, args.world)
+        setattr(args, "world.user_model.ensemble_size", args.ensemble_size)
+    world, _ = chosen_world(parser, args)
     torch.set_num_threads(1)
 
     gt = GroundTruthWorld(seed=args.seed)

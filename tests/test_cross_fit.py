@@ -238,18 +238,19 @@ def test_fidelity_figures_on_hand_made_numbers(fidelity_benchmark) -> None:
 
 def test_fidelity_sets_world_fields_by_dotted_name(fidelity_benchmark, capsys: pytest.CaptureFixture[str]) -> None:
     bench = fidelity_benchmark
-    args = bench.parse_args(["--world", "retrieval.factors=8", "--world", "user_model.history=false"])
-    config = bench.apply_overrides(bench.WorldConfig(), dict(args.world))
+    args = bench.parse_args(["--world.retrieval.factors", "8", "--no-world.user_model.history"])
+    assert args.world == {"retrieval.factors": 8, "user_model.history": False}
+    config = bench.apply_overrides(bench.WorldConfig(), args.world)
     assert config.retrieval.factors == 8 and config.user_model.history is False
     assert config.user_model.weight_decay == bench.WorldConfig().user_model.weight_decay
     for bad, message in (
-        ("retrieval.factor=8", "a field of WorldConfig"),
-        ("retrieval.factors=eight", "type int"),
-        ("user_model.history=yes", "true or false"),
-        ("user_model.ensemble_size=0", "ensemble_size"),
+        (["--world.retrieval.colour", "8"], "unrecognized arguments: --world.retrieval.colour"),
+        (["--world.retrieval.factors", "eight"], "--world.retrieval.factors: invalid int value"),
+        (["--world.user_model.shuffled-handling", "ignore"], "invalid choice: 'ignore'"),
+        (["--world.user_model.ensemble-size", "0"], "ensemble_size"),
     ):
         with pytest.raises(SystemExit):
-            bench.parse_args(["--world", bad])
+            bench.parse_args(bad)
         assert message in capsys.readouterr().err
 
 
