@@ -1099,3 +1099,24 @@ def test_holdout_settings_out_of_range_are_refused_by_name(field: str, value: ob
 def test_an_ensemble_size_that_is_not_a_positive_whole_number_is_refused(size: object) -> None:
     with pytest.raises(ValueError, match="ensemble_size"):
         UserModelConfig(ensemble_size=size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        (lambda: UserModelConfig(learning_rate=float("nan")), "UserModelConfig.learning_rate"),
+        (lambda: UserModelConfig(learning_rate=0.0), "UserModelConfig.learning_rate"),
+        (lambda: UserModelConfig(weight_decay=-1e-4), "UserModelConfig.weight_decay"),
+        (lambda: UserModelConfig(max_epochs=2.5), "UserModelConfig.max_epochs"),
+        (lambda: UserModelConfig(hidden_size=0), "UserModelConfig.hidden_size"),
+        (lambda: UserModelConfig(patience=-1), "UserModelConfig.patience"),
+        (lambda: RetrievalConfig(alpha=float("inf")), "RetrievalConfig.alpha"),
+        (lambda: RetrievalConfig(regularization=-1.0), "RetrievalConfig.regularization"),
+        (lambda: RetrievalConfig(skip_weight=float("nan")), "weights must be finite"),
+        (lambda: RetrievalConfig(exploration_share=1.5), "RetrievalConfig.exploration_share"),
+    ],
+)
+def test_world_settings_out_of_range_are_refused_by_name(config, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        config()
+    assert RetrievalConfig(skip_weight=-0.5).skip_weight == -0.5  # a skip as a confident dislike is allowed

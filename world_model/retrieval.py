@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -161,6 +162,14 @@ class RetrievalConfig:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if min(self.factors, self.iterations, self.n_trees, self.n_bands) < 1 or self.pool_size < 0:
             raise ValueError("factors, iterations, n_trees and n_bands must be positive, pool_size non-negative")
+        for name in ("regularization", "alpha"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"RetrievalConfig.{name} must be finite and at least 0, got {getattr(self, name)!r}")
+        if not all(math.isfinite(weight) for weight in self.response_weights):
+            weights = self.response_weights
+            raise ValueError(f"RetrievalConfig's skip, listen and complete weights must be finite, got {weights}")
+        if not 0.0 <= self.exploration_share <= 1.0:
+            raise ValueError(f"RetrievalConfig.exploration_share must lie in [0, 1], got {self.exploration_share!r}")
 
     @property
     def response_weights(self) -> tuple[float, float, float]:

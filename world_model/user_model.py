@@ -227,6 +227,16 @@ class UserModelConfig:
             share = getattr(self, name)
             if isinstance(share, bool) or not isinstance(share, (int, float, np.number)) or not 0 <= share < 1:
                 raise ValueError(f"UserModelConfig.{name} must be a number in [0, 1), got {share!r}")
+        for name in ("hidden_size", "mlp_size", "interaction_size", "max_session_length", "batch_size", "max_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"UserModelConfig.{name} must be a whole number of at least 1, got {value!r}")
+        if not (isinstance(self.patience, (int, np.integer)) and self.patience >= 0):
+            raise ValueError(f"UserModelConfig.patience must be a whole number of at least 0, got {self.patience!r}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"UserModelConfig.learning_rate must be finite and positive, got {self.learning_rate!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"UserModelConfig.weight_decay must be finite and at least 0, got {self.weight_decay!r}")
         if self.validation_share + self.test_share >= 1:
             raise ValueError(
                 f"UserModelConfig.validation_share + test_share must be below 1 (some sessions must be trained on), "
