@@ -13,7 +13,10 @@ What it measures (one ``name=value`` per line on stdout):
    session's latent attention, which nothing observable shows; ``observable_oracle_*`` is the
    truth with it integrated out given the session's earlier responses
    (:func:`observable_oracle_replay`, the best a model of the logs can do), and
-   ``*_observable_lift_ratio`` the lift ratios against it.
+   ``*_observable_lift_ratio`` the lift ratios against it; and by how the session has gone so
+   far (the share of skips among its earlier plays), the observed rates beside the model's and the
+   observable oracle's (``streak_*``, and ``streak_shuffled_*`` on the shuffled sessions alone;
+   :func:`streak_calibration`).
 3. Baselines on the same plays: the track's historical response rates from training plays
    (``track_rate_*``, smoothed towards the global rates), the non-sequential model
    (``nonsequential_*``), and the model with the listener-track history switched the other way
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import sys
 import time
 import timeit
@@ -58,7 +62,7 @@ from musicenv.familiarity import played_session_familiarity
 from musicenv.groundtruth import GroundTruthWorld
 from musicenv.groundtruth.simulate import SimulatedSessions, log_frames
 from musicenv.rewards import RewardConfig
-from musicenv.world import Contexts, is_eval_user, member_disagreement
+from musicenv.world import COMPLETE, SKIP, Contexts, is_eval_user, member_disagreement
 from world_model.genres import track_genres
 from world_model.history import ListeningHistory
 from world_model.learned_session import LearnedSessionModel
@@ -80,6 +84,10 @@ TRACK_RATE_PRIOR = 20.0
 """Pseudo-plays of the global response mix added to every track's counts (the baseline's smoothing)."""
 ATTENTION_NODES = 24
 """Quadrature nodes over a session's latent attention (:func:`observable_oracle_replay`)."""
+SKIP_SHARE_BANDS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+"""Bands of the share of skips among a session's earlier plays (:func:`streak_calibration`)."""
+STREAK_MIN_PLAYS = 3
+"""Plays before a play for :func:`streak_calibration` to count it (a share of fewer says little)."""
 
 
 def emit(name: str, value: float | int | str) -> None:
@@ -248,6 +256,44 @@ def ensemble_report(
     emit(f"{prefix}member_logloss_mean", float(np.mean(member_loglosses)))
 
 
+def streak_calibration(
+    held_out: SessionTable,
+    probs: np.ndarray,
+    observable: np.ndarray,
+    prefix: str = "streak",
+    shuffled_only: bool = False,
+) -> None:
+    """Emit, by how the session has gone so far, the observed skip and completion rates beside the
+    model's mean probabilities ``probs`` ``(S, L, 3)`` and the observable oracle's (``observable``,
+    :func:`observable_oracle_replay`).
+
+    Plays with at least :data:`STREAK_MIN_PLAYS` earlier plays are banded by the share of skips
+    among those (:data:`SKIP_SHARE_BANDS`; ``<prefix>_<lo>_<hi>_*``), of the shuffled sessions
+    alone with ``shuffled_only`` (responses to choices no recommender made, as an agent's are). The
+    observable oracle reads the earlier responses as the truth does and follows the observed rates
+    in every band; a model that makes too little of a session going well (or badly) is too
+    pessimistic (optimistic) in the low (high) bands, and an agent rolled out in its world meets
+    that error on every play.
+    """
+    played = held_out.play_mask()
+    skipped = np.where(played, held_out.responses == SKIP, False)
+    earlier = np.arange(held_out.tracks.shape[1])[None, :]
+    share = (np.cumsum(skipped, axis=1) - skipped) / np.maximum(earlier, 1)
+    counted = played & (earlier >= STREAK_MIN_PLAYS)
+    if shuffled_only:
+        counted &= held_out.shuffled[:, None]
+    for low, high in itertools.pairwise(SKIP_SHARE_BANDS):
+        band = counted & (share >= low) & ((share < high) | (high == SKIP_SHARE_BANDS[-1]))
+        name = f"{prefix}_{low:.1f}_{high:.1f}"
+        emit(f"{name}_plays", int(band.sum()))
+        if not band.any():
+            continue
+        for response, label in ((SKIP, "skip"), (COMPLETE, "complete")):
+            emit(f"{name}_observed_{label}", float(np.mean(held_out.responses[band] == response)))
+            emit(f"{name}_learned_{label}", float(probs[band][:, response].mean()))
+            emit(f"{name}_observable_{label}", float(observable[band][:, response].mean()))
+
+
 def track_rate_probs(train: SessionTable, n_tracks: int, tracks: np.ndarray) -> np.ndarray:
     """The historical-rate baseline: each track's smoothed response mix in the training plays."""
     mask = train.play_mask()
@@ -398,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
         emit(f"oracle_{name}_shuffled", value)
     observable = report("observable_oracle_", observable_probs[mask], responses, oracle, truth)
 
-    def evaluate(prefix: str, model_config: UserModelConfig) -> UserResponseModel:
+    def evaluate(prefix: str, model_config: UserModelConfig) -> tuple[UserResponseModel, np.ndarray]:
         model, training = train_user_model(
             sessions,
             track_features,
@@ -437,9 +483,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         for name, value in shuffled_metrics.items():
             emit(f"{prefix}{name}_shuffled", value)
-        return model
+        return model, probs
 
-    model = evaluate("", config)
+    model, probs = evaluate("", config)
+    streak_calibration(held_out, probs, observable_probs)
+    streak_calibration(held_out, probs, observable_probs, "streak_shuffled", shuffled_only=True)
     if not args.quick:
         split = SessionSplit.of(sessions, config.validation_share, config.test_share, config.seed)
         train_sessions = sessions.take(split.train)

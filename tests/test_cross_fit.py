@@ -289,6 +289,33 @@ def test_the_observable_oracle_learns_the_attention_from_the_responses_before(tr
     assert (observable[skipped, 1, 2] < prior[skipped, 2]).all()
 
 
+def test_streak_calibration_bands_the_plays_by_the_sessions_earlier_skips(
+    truth_log, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load_benchmark("user_model")
+    truth, _ = truth_log
+    future = truth.simulate(400, seed=5)
+    held_out, _, _, observable = bench.held_out_sessions(truth, future, np.sort(truth.user_ids), 20)
+    played = held_out.play_mask()
+    # "Probabilities" that are the responses themselves: the model's rates equal the observed ones.
+    answered = np.eye(3)[np.maximum(held_out.responses, 0)] * played[..., None]
+    capsys.readouterr()
+    bench.streak_calibration(held_out, answered, observable)
+    lines = dict(line.split("=") for line in capsys.readouterr().out.split())
+    bands = [name.removesuffix("_plays") for name in lines if name.endswith("_plays")]
+    assert len(bands) == len(bench.SKIP_SHARE_BANDS) - 1
+    earlier = np.broadcast_to(np.arange(held_out.tracks.shape[1]), played.shape)
+    assert sum(int(lines[f"{band}_plays"]) for band in bands) == (played & (earlier >= bench.STREAK_MIN_PLAYS)).sum()
+    for band in bands:
+        if int(lines[f"{band}_plays"]):
+            for label in ("skip", "complete"):
+                observed = float(lines[f"{band}_observed_{label}"])
+                assert float(lines[f"{band}_learned_{label}"]) == pytest.approx(observed)
+    # Sessions that went well skip less than sessions that went badly.
+    assert float(lines[f"{bands[0]}_observed_skip"]) < float(lines[f"{bands[-1]}_observed_skip"])
+    assert float(lines[f"{bands[0]}_observable_skip"]) < float(lines[f"{bands[-1]}_observable_skip"])
+
+
 def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from agents.evaluate import parse_config, run
 
