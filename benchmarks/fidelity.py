@@ -72,7 +72,10 @@ them)::
 ``--world-seeds`` builds each world (and its cross world) once per ``WorldConfig.seed``, from the same
 logs: how far two builds' figures are from each other is the smallest difference a comparison of
 one build against another can resolve (lines of another build than 0 end their prefix with
-``world_seed=<w>``, and the table gets a ``world_seed`` column).
+``world_seed=<w>``, and the table gets a ``world_seed`` column). With two builds or more the run ends
+with the spread between them (:func:`build_spread`): for each figure and each agent's gap, its mean,
+min, max and ``spread`` (max minus min) over the builds, also emitted as
+``seed=<s> sessions=<n> builds=<k> <figure>_spread=<value>`` lines.
 
 ``--truth-ablate`` switches effects of the ground truth's response model off
 (:meth:`~musicenv.groundtruth.config.GroundTruthConfig.ablate`, names from
@@ -330,6 +333,69 @@ def summary_table(cases: Sequence[Mapping[str, Any]]) -> str:
     return markdown_table(columns, rows)
 
 
+SPREAD_FIGURES = (
+    "max_abs_gap",
+    "kendall_tau",
+    "greedy_pick_bias",
+    "greedy_learned_truth_share",
+    "max_abs_cross_world_gap_error",
+    "auc_lift_ratio",
+    "ece",
+)
+"""The figures :func:`build_spread` compares between builds, besides every agent's ``gap_<agent>``."""
+
+
+def build_spread(cases: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """How far the builds of one case are from each other (``--world-seeds`` with two or more).
+
+    Cases that differ only in ``world_seed`` are builds of one world from the same logs. For each
+    such group of two or more builds and each figure of :data:`SPREAD_FIGURES` and each agent's
+    relative gap (``gap_<agent>``), one row: the case's settings (:data:`SETTINGS` but the world
+    seed), ``builds``, ``figure``, and the figure's ``mean``, ``min``, ``max`` and ``spread`` (max
+    minus min) over the builds. A difference between two designs smaller than the spread is not
+    resolved by one build of each. Groups of one build give no rows; NaN figures are left out.
+    """
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for case in cases:
+        key = tuple(case.get(name) for name in SETTINGS if name != "world_seed")
+        groups.setdefault(key, []).append(case)
+    rows = []
+    for key, builds in groups.items():
+        if len(builds) < 2:
+            continue
+        settings = dict(zip((name for name in SETTINGS if name != "world_seed"), key, strict=True))
+        gaps = sorted({name for case in builds for name in case if name.startswith("gap_")})
+        for figure in (*SPREAD_FIGURES, *gaps):
+            values = np.array([float(case.get(figure, math.nan)) for case in builds])
+            values = values[~np.isnan(values)]
+            if len(values) < 2:
+                continue
+            low, high = float(values.min()), float(values.max())
+            rows.append(
+                {
+                    **settings,
+                    "builds": len(values),
+                    "figure": figure,
+                    "mean": float(values.mean()),
+                    "min": low,
+                    "max": high,
+                    "spread": high - low,
+                }
+            )
+    return rows
+
+
+def spread_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`build_spread`'s rows as a markdown table (seed, sessions, builds, figure, mean, min, max, spread)."""
+    columns = ["seed", "sessions", "builds", "figure", "mean", "min", "max", "spread"]
+    cells = [
+        [str(row["seed"]), f"{row['sessions']:,}", str(row["builds"]), row["figure"]]
+        + [f"{row[name]:.3f}" for name in ("mean", "min", "max", "spread")]
+        for row in rows
+    ]
+    return markdown_table(columns, cells)
+
+
 def emit(prefix: str, name: str, value: Any) -> None:
     text = f"{value:.4f}" if isinstance(value, float) else str(value)
     print(f"{prefix} {name}={text}", flush=True)
@@ -431,6 +497,13 @@ def main(argv: list[str] | None = None) -> None:
             write_json_atomic(args.out.with_suffix(".json"), rows)
     print()
     print(summary_table(rows))
+    spread = build_spread(rows)
+    if spread:
+        for row in spread:
+            prefix = f"seed={row['seed']} sessions={row['sessions']} builds={row['builds']}"
+            emit(prefix, f"{row['figure']}_spread", row["spread"])
+        print("\nBetween builds (--world-seeds): a difference smaller than the spread is within one build's luck")
+        print(spread_table(spread))
     print(f"total_seconds={time.perf_counter() - started:.0f}")
     print(f"figures of every case in {args.out} and {args.out.with_suffix('.json')}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -234,6 +235,45 @@ def test_fidelity_figures_on_hand_made_numbers(fidelity_benchmark) -> None:
     builds = bench.summary_table([{**figures, "seed": 0, "world_seed": w, "goals_failed": "none"} for w in (0, 1)])
     assert builds.splitlines()[0].startswith("| seed | sessions | world_seed | max_abs_gap")
     assert [line.split("|")[3].strip() for line in builds.splitlines()[2:]] == ["0", "1"]
+
+
+def test_fidelity_spread_between_builds_on_hand_made_numbers(
+    fidelity_benchmark, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bench = fidelity_benchmark
+    settings = {"seed": 0, "sessions": 20_000, "ensemble_size": 5, "shared_trunk": False}
+    settings |= {"truth_ablated": "none", "world_settings": "default"}
+    builds = [
+        {**settings, "world_seed": 0, "max_abs_gap": 0.2, "kendall_tau": 0.9, "gap_popular": -0.1, "ece": 0.01},
+        {**settings, "world_seed": 1, "max_abs_gap": 0.5, "kendall_tau": 0.7, "gap_popular": 0.4, "ece": math.nan},
+        {**settings, "world_seed": 2, "max_abs_gap": 0.3, "kendall_tau": 0.8, "gap_popular": 0.0, "ece": 0.02},
+    ]
+    other_case = {**settings, "seed": 1, "world_seed": 0, "max_abs_gap": 9.0}  # one build: no spread
+    rows = {row["figure"]: row for row in bench.build_spread([*builds, other_case])}
+    assert {row["seed"] for row in rows.values()} == {0}
+    assert rows["max_abs_gap"]["builds"] == 3
+    assert rows["max_abs_gap"]["mean"] == pytest.approx(1 / 3)
+    assert (rows["max_abs_gap"]["min"], rows["max_abs_gap"]["max"]) == (0.2, 0.5)
+    assert rows["max_abs_gap"]["spread"] == pytest.approx(0.3)
+    assert rows["gap_popular"]["spread"] == pytest.approx(0.5) and rows["kendall_tau"]["spread"] == pytest.approx(0.2)
+    assert rows["ece"]["builds"] == 2 and rows["ece"]["spread"] == pytest.approx(0.01)  # the NaN is left out
+    assert "greedy_pick_bias" not in rows  # no build has it
+    assert bench.build_spread(builds[:1]) == []
+    table = bench.spread_table(list(rows.values()))
+    assert table.splitlines()[0] == "| seed | sessions | builds | figure | mean | min | max | spread |"
+    assert "| 0 | 20,000 | 3 | max_abs_gap | 0.333 | 0.200 | 0.500 | 0.300 |" in table
+
+    # main() ends a run of several builds with the spread (the builds' figures stand in for real ones).
+    def fake_case(seed, sessions, args, bar, world_seed=0):
+        return {**builds[world_seed], "seed": seed, "sessions": sessions, "goals_failed": "none"}, None
+
+    monkeypatch.setattr(bench, "case_figures", fake_case)
+    bench.main(["--seeds", "0", "--sessions", "20000", "--world-seeds", "0,1,2", "--out", str(tmp_path / "f.csv")])
+    out = capsys.readouterr().out
+    assert "seed=0 sessions=20000 builds=3 max_abs_gap_spread=0.3000" in out
+    assert "| 0 | 20,000 | 3 | gap_popular | 0.100 | -0.100 | 0.400 | 0.500 |" in out
+    bench.main(["--seeds", "0", "--sessions", "20000", "--out", str(tmp_path / "g.csv")])
+    assert "_spread=" not in capsys.readouterr().out  # one build: nothing to compare
 
 
 def test_fidelity_sets_world_fields_by_dotted_name(fidelity_benchmark, capsys: pytest.CaptureFixture[str]) -> None:
