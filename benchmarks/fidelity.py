@@ -135,9 +135,7 @@ SETTINGS = ("seed", "sessions", "world_seed", "ensemble_size", "shared_trunk", "
 """What a case was run with: in its prefix or printed once, not among its ``name=value`` figure lines."""
 BUILD_SECONDS_GOAL = 120.0
 DEFAULT_SESSIONS = 20_000
-SUMMARY_COLUMNS = (
-    "seed",
-    "sessions",
+FIDELITY_FIGURES = (
     "max_abs_gap",
     "kendall_tau",
     "greedy_pick_bias",
@@ -145,9 +143,10 @@ SUMMARY_COLUMNS = (
     "max_abs_cross_world_gap_error",
     "auc_lift_ratio",
     "ece",
-    "build_seconds",
-    "goals_failed",
 )
+"""The figures with a goal, besides the build's seconds: the README table's columns and what
+:func:`build_spread` compares between builds (with every agent's ``gap_<agent>``)."""
+SUMMARY_COLUMNS = ("seed", "sessions", *FIDELITY_FIGURES, "build_seconds", "goals_failed")
 
 
 def greedy_learned_truth_share(greedy_learned: float, greedy_truth: float, random: float) -> float:
@@ -333,23 +332,11 @@ def summary_table(cases: Sequence[Mapping[str, Any]]) -> str:
     return markdown_table(columns, rows)
 
 
-SPREAD_FIGURES = (
-    "max_abs_gap",
-    "kendall_tau",
-    "greedy_pick_bias",
-    "greedy_learned_truth_share",
-    "max_abs_cross_world_gap_error",
-    "auc_lift_ratio",
-    "ece",
-)
-"""The figures :func:`build_spread` compares between builds, besides every agent's ``gap_<agent>``."""
-
-
 def build_spread(cases: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """How far the builds of one case are from each other (``--world-seeds`` with two or more).
 
     Cases that differ only in ``world_seed`` are builds of one world from the same logs. For each
-    such group of two or more builds and each figure of :data:`SPREAD_FIGURES` and each agent's
+    such group of two or more builds and each figure of :data:`FIDELITY_FIGURES` and each agent's
     relative gap (``gap_<agent>``), one row: the case's settings (:data:`SETTINGS` but the world
     seed), ``builds``, ``figure``, and the figure's ``mean``, ``min``, ``max`` and ``spread`` (max
     minus min) over the builds. A difference between two designs smaller than the spread is not
@@ -365,7 +352,7 @@ def build_spread(cases: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             continue
         settings = dict(zip((name for name in SETTINGS if name != "world_seed"), key, strict=True))
         gaps = sorted({name for case in builds for name in case if name.startswith("gap_")})
-        for figure in (*SPREAD_FIGURES, *gaps):
+        for figure in (*FIDELITY_FIGURES, *gaps):
             values = np.array([float(case.get(figure, math.nan)) for case in builds])
             values = values[~np.isnan(values)]
             if len(values) < 2:
