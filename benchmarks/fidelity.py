@@ -133,6 +133,8 @@ GOALS: dict[str, tuple[str, float]] = {
 ``build_seconds`` < 120 only at the default size."""
 SETTINGS = ("seed", "sessions", "world_seed", "ensemble_size", "shared_trunk", "truth_ablated", "world_settings")
 """What a case was run with: in its prefix or printed once, not among its ``name=value`` figure lines."""
+BUILD_SETTINGS = tuple(name for name in SETTINGS if name != "world_seed")
+"""What the builds of one world share (:func:`build_spread` groups cases by it)."""
 BUILD_SECONDS_GOAL = 120.0
 DEFAULT_SESSIONS = 20_000
 FIDELITY_FIGURES = (
@@ -279,9 +281,10 @@ def case_figures(
     figures: dict[str, Any] = {
         "seed": seed,
         "sessions": sessions,
-        "world_seed": world_seed,
-        "ensemble_size": args.ensemble_size,
-        "shared_trunk": args.shared_trunk,
+        "world_seed": config.seed,
+        # The ensemble built: --world.user_model.* options override --ensemble-size and --shared-trunk.
+        "ensemble_size": config.user_model.ensemble_size,
+        "shared_trunk": config.user_model.shared_trunk,
         "truth_ablated": ",".join(args.truth_ablate) or "none",
         "world_settings": " ".join(f"{name}={value}" for name, value in args.world.items()) or "default",
     }
@@ -344,13 +347,12 @@ def build_spread(cases: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for case in cases:
-        key = tuple(case.get(name) for name in SETTINGS if name != "world_seed")
-        groups.setdefault(key, []).append(case)
+        groups.setdefault(tuple(case.get(name) for name in BUILD_SETTINGS), []).append(case)
     rows = []
     for key, builds in groups.items():
         if len(builds) < 2:
             continue
-        settings = dict(zip((name for name in SETTINGS if name != "world_seed"), key, strict=True))
+        settings = dict(zip(BUILD_SETTINGS, key, strict=True))
         gaps = sorted({name for case in builds for name in case if name.startswith("gap_")})
         for figure in (*FIDELITY_FIGURES, *gaps):
             values = np.array([float(case.get(figure, math.nan)) for case in builds])
@@ -438,6 +440,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("fidelity_out/figures.csv"), help="CSV of every figure")
     args = parser.parse_args(argv)
     _, args.world = chosen_world(parser, args)
+    if "seed" in args.world:
+        parser.error("--world.seed would build every case with one seed: give the builds' seeds with --world-seeds")
     if args.out.is_dir():
         parser.error(f"--out must name a CSV file, not the folder {args.out}")
     if args.ensemble_size < 1:

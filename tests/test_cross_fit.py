@@ -386,6 +386,7 @@ def test_eval_cross_world_command(worlds, tmp_path: Path, capsys: pytest.Capture
         (["--ahdqn-steps", "-5"], "--ahdqn-steps"),
         (["--ensemble-size", "0"], "--ensemble-size"),
         (["--world-seeds", "-1"], "--world-seeds"),
+        (["--world.seed", "3"], "--world.seed"),
         (["--truth-ablate", "mood,weather"], "--truth-ablate"),
     ],
 )
